@@ -1,0 +1,63 @@
+// bus/connection.hpp — a process's attachment to a bus.
+//
+//   auto conn = bus::Connection::connect("default");          // needs a running broker
+//   auto sub  = conn->subscribe("orders.>");                  // pull
+//   conn->publish("orders.eu.new", "{...}");                  // no lock, no syscall once routed
+//   auto msg  = sub->next(std::chrono::seconds(1));
+//
+// publish() may be called from any number of threads at once: each thread gets its own route
+// cache and claim lane (up to 32 publishing threads per connection). The first publish of a
+// subject from a thread asks the broker for its route (one control round trip); afterwards a
+// publish reads one shared word to see whether the route changed and writes straight into each
+// matching subscriber's ring. Control calls (subscribe, unsubscribe, close) are thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "bus/options.hpp"
+#include "bus/result.hpp"
+#include "bus/subscription.hpp"
+
+namespace bus {
+
+namespace detail {
+class ConnectionImpl;
+}
+
+class Connection {
+ public:
+  Connection() noexcept;
+  Connection(Connection&&) noexcept;
+  Connection& operator=(Connection&&) noexcept;
+  ~Connection();
+
+  /// Attaches to bus `bus_name`. Errc::broker_not_running when no broker serves it.
+  static Result<Connection> connect(std::string_view bus_name = "default",
+                                    const ConnectOptions& options = {});
+
+  /// Publishes `data` on the literal `subject`, optionally naming a `reply` subject.
+  /// Errc::invalid_subject, Errc::payload_too_large, Errc::closed are the failures; a message
+  /// that nobody subscribes to is not an error (NATS drops it silently too).
+  Status publish(std::string_view subject, std::string_view data, std::string_view reply = {});
+
+  /// Subscribes to `pattern` (`*` one token, `>` the rest) for pulling with next().
+  Result<Subscription> subscribe(std::string_view pattern, const SubscribeOptions& options = {});
+  /// Subscribes with a handler run on the subscription's own dispatch thread.
+  Result<Subscription> subscribe(std::string_view pattern, MessageHandler handler,
+                                 const SubscribeOptions& options = {});
+
+  /// Largest headers + payload this bus accepts.
+  std::uint64_t max_payload() const noexcept;
+  const std::string& bus_name() const noexcept;
+  bool connected() const noexcept;
+
+  /// Releases routes and detaches. Subscriptions still alive stop receiving.
+  Status close();
+
+ private:
+  std::shared_ptr<detail::ConnectionImpl> impl_;
+};
+
+}  // namespace bus

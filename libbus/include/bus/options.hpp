@@ -1,0 +1,48 @@
+// bus/options.hpp — the knobs of connections, subscriptions and the broker, as aggregates so
+// C++20 designated initializers work: `bus::SubscribeOptions{.wait = WaitStrategy::spin}`.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace bus {
+
+/// How a subscriber waits for messages.
+enum class WaitStrategy {
+  /// Spin for `spin_budget`, then sleep on a futex; a publisher makes the wake-up syscall only
+  /// when the subscriber sleeps. The default: no CPU burnt while idle.
+  spin_then_sleep,
+  /// Never sleep: lowest latency (no wake-up syscall, which costs ~50-100 us on a VM), one core
+  /// spent per subscription. For dedicated cores only.
+  busy_spin,
+};
+
+struct SubscribeOptions {
+  WaitStrategy wait = WaitStrategy::spin_then_sleep;
+  std::chrono::nanoseconds spin_budget = std::chrono::microseconds(50);
+  /// Queue group: each message goes to one member of the group (NATS queue subscription).
+  std::string queue_group;
+};
+
+struct ConnectOptions {
+  std::string name;  ///< label shown by monitoring tools
+  /// How long a control call (subscribe, first publish to a subject) waits for the broker.
+  std::chrono::milliseconds control_timeout = std::chrono::seconds(5);
+};
+
+struct BrokerOptions {
+  std::string bus_name = "default";
+  std::uint32_t max_clients = 64;
+  std::uint32_t max_subscriptions = 256;  ///< also the number of rings
+  std::uint32_t max_routes = 1024;        ///< distinct subjects published to at once
+  std::uint32_t max_fanout = 256;         ///< subscriptions one subject may reach
+  std::uint64_t ring_bytes = 4u << 20;    ///< per subscription; power of two
+  std::uint64_t max_payload = 1u << 20;   ///< headers + payload (NATS default 1 MiB)
+  mode_t mode = 0600;                     ///< permissions of the segment
+  bool log = true;                        ///< log events to stderr
+};
+
+}  // namespace bus

@@ -1,0 +1,93 @@
+// bus/result.hpp — the one error model of libbus.
+//
+// Every libbus call that can fail returns `bus::Result<T>` (or `bus::Status`, which is
+// `Result<void>`): either a value or a `bus::Error` carrying a stable code and a message
+// that names the offending input. libbus throws no exceptions of its own:
+//   * a library linked into other people's processes must work where exceptions are off;
+//   * unwinding in the middle of a shared-memory write would leave state half-written for
+//     *other* processes;
+//   * the codes cross process boundaries (broker replies) unchanged.
+// Normal outcomes on the hot path (a full ring, no subscriber) are not errors.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace bus {
+
+/// Stable error codes. Values never change meaning; new codes are appended.
+enum class Errc : std::uint16_t {
+  ok = 0,
+  invalid_argument = 1,        ///< a bad option, name or size
+  invalid_subject = 2,         ///< a subject or pattern that breaks the NATS subject rules
+  payload_too_large = 3,       ///< payload (+ headers) over the bus's max_payload
+  broker_not_running = 4,      ///< no broker serves this bus name
+  broker_already_running = 5,  ///< a second broker on the same bus
+  broker_gone = 6,             ///< the broker died or closed the control channel
+  segment_corrupt = 7,         ///< a value read from shared memory failed a bounds check
+  version_mismatch = 8,        ///< the segment was made by an incompatible layout version
+  permission_denied = 9,       ///< the segment or broker belongs to another user
+  resource_exhausted = 10,     ///< no free client slot, subscription, ring or route
+  timeout = 11,                ///< nothing arrived within the caller's deadline
+  closed = 12,                 ///< the handle was closed or unsubscribed
+  io_error = 13,               ///< an OS call failed (the message names it and errno)
+  protocol_error = 14,         ///< a malformed control message
+  no_responders = 15,          ///< a request found nobody subscribed (NATS 503)
+};
+
+/// Short fixed name of a code, e.g. "invalid_subject".
+const char* errc_name(Errc code) noexcept;
+
+struct Error {
+  Errc code = Errc::ok;
+  std::string message;  ///< one line, names the input and the rule it broke
+};
+
+/// A value or an Error. Minimal stand-in for C++23 std::expected.
+template <class T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
+  Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
+
+  bool ok() const noexcept { return v_.index() == 0; }
+  explicit operator bool() const noexcept { return ok(); }
+
+  T& value() & { return std::get<0>(v_); }
+  const T& value() const& { return std::get<0>(v_); }
+  T&& value() && { return std::get<0>(std::move(v_)); }
+  T* operator->() { return &std::get<0>(v_); }
+  const T* operator->() const { return &std::get<0>(v_); }
+  T& operator*() & { return std::get<0>(v_); }
+
+  const Error& error() const& { return std::get<1>(v_); }
+  Error&& error() && { return std::get<1>(std::move(v_)); }
+
+ private:
+  std::variant<T, Error> v_;
+};
+
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  Result() = default;
+  Result(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT
+
+  bool ok() const noexcept { return ok_; }
+  explicit operator bool() const noexcept { return ok_; }
+  const Error& error() const& { return error_; }
+  Error&& error() && { return std::move(error_); }
+
+ private:
+  Error error_{};
+  bool ok_ = true;
+};
+
+using Status = Result<void>;
+
+/// Builds an Error; the common way libbus code fails.
+inline Error make_error(Errc code, std::string message) { return Error{code, std::move(message)}; }
+
+}  // namespace bus

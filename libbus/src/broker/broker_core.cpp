@@ -1,0 +1,695 @@
+#include "broker/broker_core.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <map>
+
+#include "os/futex.hpp"
+#include "os/process.hpp"
+#include "proto/control_channel.hpp"
+#include "subject/subject.hpp"
+
+namespace bus::detail {
+
+namespace {
+
+// Event-loop tags: the kind of fd in the top 32 bits of epoll_event.data.u64.
+enum Tag : std::uint64_t { kListen = 1, kClient = 2, kPidfd = 3, kTimer = 4, kStop = 5 };
+std::uint64_t tag(Tag t, int fd) { return (static_cast<std::uint64_t>(t) << 32) | static_cast<std::uint32_t>(fd); }
+
+constexpr std::chrono::milliseconds kTickInterval{100};
+
+// Stop eventfds of the brokers running in this process, for request_stop_all() from a signal
+// handler (which may only touch lock-free atomics and call write()).
+constexpr int kMaxBrokersPerProcess = 16;
+std::atomic<int> g_stop_fds[kMaxBrokersPerProcess] = {};  // value = fd + 1, 0 = empty
+
+int register_stop_fd(int fd) {
+  for (int i = 0; i < kMaxBrokersPerProcess; ++i) {
+    int expected = 0;
+    if (g_stop_fds[i].compare_exchange_strong(expected, fd + 1)) return i;
+  }
+  return -1;
+}
+
+ControlMessage reply_of(ControlType type, const ControlMessage& request) {
+  ControlMessage reply;
+  reply.type = type;
+  reply.request_id = request.request_id;
+  return reply;
+}
+
+}  // namespace
+
+void BrokerCore::request_stop_all() noexcept {
+  for (auto& slot : g_stop_fds) {
+    const int v = slot.load();
+    if (v != 0) {
+      const std::uint64_t one = 1;
+      [[maybe_unused]] const ssize_t n = ::write(v - 1, &one, sizeof one);
+    }
+  }
+}
+
+void BrokerCore::request_stop() noexcept {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(stop_fd_, &one, sizeof one);
+}
+
+void BrokerCore::log(const std::string& line) const {
+  if (!options_.log) return;
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  tm t{};
+  ::localtime_r(&ts.tv_sec, &t);
+  std::fprintf(stderr, "[%02d:%02d:%02d.%03ld] busd[%s] %s\n", t.tm_hour, t.tm_min, t.tm_sec,
+               ts.tv_nsec / 1'000'000, options_.bus_name.c_str(), line.c_str());
+}
+
+Result<std::unique_ptr<BrokerCore>> BrokerCore::create(const BrokerOptions& options) {
+  if (auto st = validate_bus_name(options.bus_name); !st) return std::move(st).error();
+  std::unique_ptr<BrokerCore> core(new BrokerCore());
+  core->options_ = options;
+
+  // 1. The single-broker lock: bind the bus's abstract socket name.
+  core->listen_fd_ = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (core->listen_fd_ < 0) return make_error(Errc::io_error, errno_message("socket", errno));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string name = control_socket_name(options.bus_name);
+  std::memcpy(addr.sun_path, name.data(), name.size());
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
+  if (::bind(core->listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    const int err = errno;
+    if (err == EADDRINUSE) {
+      const auto peek = Segment::peek(options.bus_name);
+      std::string who = peek.broker_pid != 0 ? " (pid " + std::to_string(peek.broker_pid) + ")" : "";
+      return make_error(Errc::broker_already_running,
+                        "a broker is already running for bus '" + options.bus_name + "'" + who);
+    }
+    return make_error(Errc::io_error, errno_message("bind control socket", err));
+  }
+  if (::listen(core->listen_fd_, 128) != 0) {
+    return make_error(Errc::io_error, errno_message("listen", errno));
+  }
+
+  // 2. We hold the lock, so a segment that exists now was left by a broker that died.
+  if (Segment::exists(options.bus_name)) {
+    const auto peek = Segment::peek(options.bus_name);
+    core->log("replacing stale segment /dev/shm/" + segment_object_name(options.bus_name) +
+              (peek.broker_pid != 0 ? " left by dead broker pid " + std::to_string(peek.broker_pid)
+                                    : std::string(" (no valid header)")));
+    Segment::remove(options.bus_name);
+  }
+
+  // 3. The segment.
+  SegmentConfig config;
+  config.max_clients = options.max_clients;
+  config.max_subscriptions = options.max_subscriptions;
+  config.max_routes = options.max_routes;
+  config.max_fanout = options.max_fanout;
+  config.ring_bytes = options.ring_bytes;
+  config.max_payload = options.max_payload;
+  const pid_t self = ::getpid();
+  auto seg = Segment::create(options.bus_name, config, options.mode, self,
+                             process_start_ticks(self).value_or(0));
+  if (!seg) return std::move(seg).error();
+  core->segment_ = std::move(seg).value();
+
+  core->clients_.resize(config.max_clients);
+  core->subscriptions_.resize(config.max_subscriptions);
+  core->routes_.resize(config.max_routes);
+  // LIFO stacks handing out low indices first (keeps the touched part of the segment small).
+  for (std::uint32_t i = config.max_subscriptions; i-- > 0;) core->free_subscriptions_.push_back(i);
+  for (std::uint32_t i = config.max_routes; i-- > 0;) core->free_routes_.push_back(i);
+
+  // 4. Event loop plumbing.
+  core->epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  core->timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  core->stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (core->epoll_fd_ < 0 || core->timer_fd_ < 0 || core->stop_fd_ < 0) {
+    return make_error(Errc::io_error, errno_message("epoll/timerfd/eventfd", errno));
+  }
+  itimerspec its{};
+  its.it_interval.tv_nsec = std::chrono::nanoseconds(kTickInterval).count();
+  its.it_value = its.it_interval;
+  ::timerfd_settime(core->timer_fd_, 0, &its, nullptr);
+  auto add = [&](int fd, Tag t) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tag(t, fd);
+    ::epoll_ctl(core->epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  };
+  add(core->listen_fd_, kListen);
+  add(core->timer_fd_, kTimer);
+  add(core->stop_fd_, kStop);
+  core->stop_registry_slot_ = register_stop_fd(core->stop_fd_);
+
+  core->log("serving bus '" + options.bus_name + "': segment /dev/shm/" +
+            segment_object_name(options.bus_name) + " (" +
+            std::to_string(core->segment_.size() >> 20) + " MiB virtual), max_clients=" +
+            std::to_string(config.max_clients) + " max_subscriptions=" +
+            std::to_string(config.max_subscriptions) + " ring_bytes=" + std::to_string(config.ring_bytes) +
+            " max_payload=" + std::to_string(config.max_payload));
+  return core;
+}
+
+BrokerCore::~BrokerCore() {
+  if (stop_registry_slot_ >= 0) g_stop_fds[stop_registry_slot_].store(0);
+  for (auto& [fd, slot] : connections_) ::close(fd);
+  for (auto& [fd, slot] : pidfds_) ::close(fd);
+  for (int fd : {listen_fd_, epoll_fd_, timer_fd_, stop_fd_}) {
+    if (fd >= 0) ::close(fd);
+  }
+  if (segment_.base() != nullptr) {
+    // Clients keep their mappings; only the name goes, so a new broker starts clean.
+    Segment::remove(options_.bus_name);
+    log("stopped; segment removed");
+  }
+}
+
+Status BrokerCore::run() {
+  epoll_event events[64];
+  for (;;) {
+    const int n = ::epoll_wait(epoll_fd_, events, 64, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return make_error(Errc::io_error, errno_message("epoll_wait", errno));
+    }
+    for (int i = 0; i < n; ++i) {
+      const auto kind = static_cast<Tag>(events[i].data.u64 >> 32);
+      const int fd = static_cast<int>(events[i].data.u64 & 0xFFFF'FFFFu);
+      switch (kind) {
+        case kListen:
+          accept_clients();
+          break;
+        case kClient:
+          if (events[i].events & EPOLLIN) {
+            on_readable(fd);
+          } else {
+            drop_connection(fd, "closed its connection");
+          }
+          break;
+        case kPidfd: {
+          auto it = pidfds_.find(fd);
+          if (it != pidfds_.end()) reap_client(it->second, "exited");
+          break;
+        }
+        case kTimer: {
+          std::uint64_t expirations = 0;
+          [[maybe_unused]] ssize_t r = ::read(timer_fd_, &expirations, sizeof expirations);
+          on_tick();
+          break;
+        }
+        case kStop:
+          return {};
+      }
+    }
+  }
+}
+
+void BrokerCore::accept_clients() {
+  for (;;) {
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = tag(kClient, fd);
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    connections_[fd] = -1;
+  }
+}
+
+void BrokerCore::on_readable(int fd) {
+  for (;;) {
+    ControlMessage request;
+    const ssize_t n = ::recv(fd, &request, sizeof request, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      drop_connection(fd, "closed its connection");
+      return;
+    }
+    if (n != static_cast<ssize_t>(sizeof request) || !request.well_formed()) {
+      drop_connection(fd, "sent a malformed control message");
+      return;
+    }
+    const ControlMessage reply = handle(fd, request);
+    if (!send_control(fd, reply)) {
+      drop_connection(fd, "stopped reading its connection");
+      return;
+    }
+  }
+}
+
+ControlMessage BrokerCore::handle(int fd, const ControlMessage& request) {
+  auto it = connections_.find(fd);
+  const std::int64_t slot = it == connections_.end() ? -1 : it->second;
+  Result<ControlMessage> result = make_error(Errc::protocol_error, "unknown request");
+  if (request.type == ControlType::hello) {
+    result = slot < 0 ? on_hello(fd, request)
+                      : Result<ControlMessage>(make_error(Errc::protocol_error, "duplicate hello"));
+  } else if (slot < 0) {
+    result = make_error(Errc::protocol_error, "hello expected first");
+  } else {
+    const auto client = static_cast<std::uint32_t>(slot);
+    switch (request.type) {
+      case ControlType::subscribe: result = on_subscribe(client, request); break;
+      case ControlType::unsubscribe: result = on_unsubscribe(client, request); break;
+      case ControlType::resolve: result = on_resolve(client, request); break;
+      case ControlType::release: result = on_release(client, request); break;
+      default: break;
+    }
+  }
+  if (!result) return make_error_reply(request, result.error());
+  return std::move(result).value();
+}
+
+Result<ControlMessage> BrokerCore::on_hello(int fd, const ControlMessage& request) {
+  ucred cred{};
+  socklen_t cred_len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0) {
+    return make_error(Errc::io_error, errno_message("SO_PEERCRED", errno));
+  }
+  if (cred.uid != ::geteuid() && cred.uid != 0) {
+    return make_error(Errc::permission_denied,
+                      "uid " + std::to_string(cred.uid) + " may not attach to this bus");
+  }
+  std::uint32_t slot = 0;
+  while (slot < clients_.size() && clients_[slot].in_use) ++slot;
+  if (slot == clients_.size()) {
+    return make_error(Errc::resource_exhausted,
+                      "bus is full: all " + std::to_string(clients_.size()) +
+                          " client slots are in use (busd --max-clients)");
+  }
+  // Identity = pid + start time; the pidfd pins that exact process (no pid-reuse race once the
+  // start time read after opening it still matches).
+  const int pidfd = open_pidfd(cred.pid);
+  const auto ticks = process_start_ticks(cred.pid);
+  if (!ticks) {
+    if (pidfd >= 0) ::close(pidfd);
+    return make_error(Errc::io_error, "client process vanished during hello");
+  }
+  ClientRecord& rec = clients_[slot];
+  rec = ClientRecord{};
+  rec.in_use = true;
+  rec.fd = fd;
+  rec.pidfd = pidfd;
+  rec.pid = cred.pid;
+  rec.start_ticks = *ticks;
+  rec.name = std::string(request.s1());
+  connections_[fd] = slot;
+  if (pidfd >= 0) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tag(kPidfd, pidfd);
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, pidfd, &ev);
+    pidfds_[pidfd] = slot;
+  }
+
+  ClientLayout* layout = segment_.client(slot);
+  for (auto& lane : layout->claim_lanes) lane.active_subscription_plus1.store(0, std::memory_order_relaxed);
+  // Relaxed: only the broker writes the epoch; clients learn it from the welcome reply.
+  const std::uint32_t epoch = layout->epoch.load(std::memory_order_relaxed) + 1;
+  layout->epoch.store(epoch, std::memory_order_relaxed);
+  layout->pid = static_cast<std::uint32_t>(cred.pid);
+  layout->uid = cred.uid;
+  layout->start_ticks = *ticks;
+  layout->connected_unix_ns = realtime_ns();
+  std::memset(layout->name, 0, sizeof layout->name);
+  std::memcpy(layout->name, rec.name.data(), std::min(rec.name.size(), sizeof layout->name - 1));
+  // [R8] release: identity fields and epoch are visible to anyone who sees state == live
+  // (consumers judging whether a record's writer is alive, [A8] in subscription.cpp).
+  layout->state.store(static_cast<std::uint32_t>(ClientState::live), std::memory_order_release);
+
+  log("client " + std::to_string(slot) + " attached: pid " + std::to_string(cred.pid) +
+      (rec.name.empty() ? "" : " (" + rec.name + ")"));
+  ControlMessage reply = reply_of(ControlType::welcome, request);
+  reply.a = slot;
+  reply.b = epoch;
+  return reply;
+}
+
+void BrokerCore::drop_connection(int fd, const char* reason) {
+  auto it = connections_.find(fd);
+  if (it == connections_.end()) return;
+  const std::int64_t slot = it->second;
+  if (slot >= 0) {
+    reap_client(static_cast<std::uint32_t>(slot), reason);  // closes fd
+    return;
+  }
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  ::close(fd);
+  connections_.erase(it);
+}
+
+void BrokerCore::reap_client(std::uint32_t slot, const char* reason) {
+  if (slot >= clients_.size() || !clients_[slot].in_use) return;
+  ClientRecord& rec = clients_[slot];
+  ClientLayout* layout = segment_.client(slot);
+
+  // A claim the client never committed may block a consumer at that record: tell the ring.
+  for (auto& lane : layout->claim_lanes) {
+    // Acquire: the process is gone, its last stores are final; pairs with nothing live.
+    const std::uint32_t v = lane.active_subscription_plus1.load(std::memory_order_acquire);
+    if (v == 0) continue;
+    lane.active_subscription_plus1.store(0, std::memory_order_relaxed);
+    if (SubscriptionLayout* sub = segment_.subscription(v - 1)) {
+      // [R9] release: pairs with [A9] in the consumer's dead-claim check.
+      sub->dead_claim_hints.fetch_add(1, std::memory_order_release);
+      futex_wake_all(segment_.ring(v - 1).futex_word());
+    }
+  }
+  const std::size_t subs = rec.subscriptions.size();
+  for (std::uint32_t index : std::vector<std::uint32_t>(rec.subscriptions)) remove_subscription(index);
+  for (auto [route, refs] : rec.route_refs) release_route(route, refs);
+  // Release: a consumer that sees `free` also sees nothing newer from this slot ([A8]).
+  layout->state.store(static_cast<std::uint32_t>(ClientState::free), std::memory_order_release);
+
+  log("client " + std::to_string(slot) + " (pid " + std::to_string(rec.pid) + ") " + reason +
+      ": reclaimed its slot, " + std::to_string(subs) + " subscription(s) and " +
+      std::to_string(rec.route_refs.size()) + " route(s)");
+  if (rec.fd >= 0) {
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, rec.fd, nullptr);
+    ::close(rec.fd);
+    connections_.erase(rec.fd);
+  }
+  if (rec.pidfd >= 0) {
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, rec.pidfd, nullptr);
+    ::close(rec.pidfd);
+    pidfds_.erase(rec.pidfd);
+  }
+  rec = ClientRecord{};
+  recycle_quarantined();
+}
+
+void BrokerCore::on_tick() {
+  // Relaxed: a liveness hint for monitors; nothing is published with it.
+  segment_.header()->broker_heartbeat_ns.store(monotonic_ns(), std::memory_order_relaxed);
+  // Backstop for kernels without pidfd: a client whose process is gone is reaped.
+  for (std::uint32_t slot = 0; slot < clients_.size(); ++slot) {
+    const ClientRecord& rec = clients_[slot];
+    if (rec.in_use && rec.pidfd < 0 && !process_alive(rec.pid, rec.start_ticks)) {
+      reap_client(slot, "is no longer running");
+    }
+  }
+  if (!quarantine_.empty()) recycle_quarantined();
+}
+
+// ------------------------------------------------------------------------------- subscriptions
+
+Result<ControlMessage> BrokerCore::on_subscribe(std::uint32_t client, const ControlMessage& request) {
+  const std::string_view pattern = request.s1();
+  const std::string_view group = request.s2();
+  if (auto st = validate_subscribe_subject(pattern); !st) return std::move(st).error();
+  if (!group.empty()) {
+    if (auto st = validate_queue_group(group); !st) return std::move(st).error();
+  }
+  // Every route the pattern matches gains a target: check max_fanout before changing anything.
+  std::vector<std::uint32_t> matching_routes;
+  for (std::uint32_t r = 0; r < routes_.size(); ++r) {
+    if (!routes_[r].active || !subject_matches(pattern, routes_[r].subject)) continue;
+    if (routes_[r].targets.size() >= segment_.config().max_fanout) {
+      return make_error(Errc::resource_exhausted,
+                        "subscribing to '" + std::string(pattern) + "' would give subject '" +
+                            routes_[r].subject + "' more than max_fanout " +
+                            std::to_string(segment_.config().max_fanout) + " subscribers");
+    }
+    matching_routes.push_back(r);
+  }
+  auto allocated = allocate_subscription();
+  if (!allocated) return std::move(allocated).error();
+  const std::uint32_t index = allocated.value();
+  SubscriptionRecord& rec = subscriptions_[index];
+  if (!rec.ring_reserved) {
+    if (auto st = segment_.reserve_ring(index); !st) {
+      free_subscriptions_.push_back(index);
+      return std::move(st).error();
+    }
+    rec.ring_reserved = true;
+  }
+  rec.active = true;
+  rec.quarantined = false;
+  rec.owner = client;
+  rec.pattern = std::string(pattern);
+  rec.group = std::string(group);
+
+  SubscriptionLayout* layout = segment_.subscription(index);
+  layout->owner_client = client;
+  layout->owner_epoch = segment_.client(client)->epoch.load(std::memory_order_relaxed);
+  layout->pattern_len = static_cast<std::uint32_t>(pattern.size());
+  std::memset(layout->pattern, 0, sizeof layout->pattern);
+  std::memcpy(layout->pattern, pattern.data(), pattern.size());
+  layout->group_len = static_cast<std::uint32_t>(group.size());
+  std::memset(layout->group, 0, sizeof layout->group);
+  std::memcpy(layout->group, group.data(), group.size());
+  layout->dropped_msgs.store(0, std::memory_order_relaxed);
+  layout->delivered_msgs.store(0, std::memory_order_relaxed);
+  // Release: the identity fields above are visible to monitors that see `active`.
+  layout->state.store(static_cast<std::uint32_t>(SubscriptionState::active), std::memory_order_release);
+  const std::uint32_t incarnation = layout->incarnation.load(std::memory_order_relaxed);
+
+  sublist_.insert(pattern, index);
+  clients_[client].subscriptions.push_back(index);
+  for (std::uint32_t r : matching_routes) {
+    routes_[r].targets.push_back(index);
+    publish_route(r);
+  }
+  bump_generation();
+  // The reply is sent only now: every route already lists this subscription, so any publish
+  // that starts after subscribe() returns sees it (publishers re-read a route whose version
+  // changed, [A6]).
+  ControlMessage reply = reply_of(ControlType::subscribed, request);
+  reply.a = index;
+  reply.b = incarnation;
+  return reply;
+}
+
+Result<ControlMessage> BrokerCore::on_unsubscribe(std::uint32_t client, const ControlMessage& request) {
+  const std::uint32_t index = request.a;
+  auto& owned = clients_[client].subscriptions;
+  if (index >= subscriptions_.size() || subscriptions_[index].owner != client ||
+      std::find(owned.begin(), owned.end(), index) == owned.end()) {
+    return make_error(Errc::invalid_argument, "no such subscription");
+  }
+  const bool keep_ring = request.c != 0;  // drain: stop routing, the owner still reads the ring
+  stop_routing(index);
+  if (!keep_ring) {
+    owned.erase(std::remove(owned.begin(), owned.end(), index), owned.end());
+    quarantine(index);
+  }
+  return reply_of(ControlType::unsubscribed, request);
+}
+
+Result<std::uint32_t> BrokerCore::allocate_subscription() {
+  if (free_subscriptions_.empty()) recycle_quarantined();
+  if (free_subscriptions_.empty()) {
+    return make_error(Errc::resource_exhausted,
+                      "all " + std::to_string(subscriptions_.size()) +
+                          " subscription slots are in use (busd --max-subscriptions)");
+  }
+  const std::uint32_t index = free_subscriptions_.back();
+  free_subscriptions_.pop_back();
+  return index;
+}
+
+void BrokerCore::remove_subscription(std::uint32_t index) {
+  stop_routing(index);
+  quarantine(index);
+}
+
+void BrokerCore::quarantine(std::uint32_t index) {
+  SubscriptionRecord& rec = subscriptions_[index];
+  if (rec.quarantined) return;
+  segment_.subscription(index)->state.store(static_cast<std::uint32_t>(SubscriptionState::quarantined),
+                                            std::memory_order_release);
+  rec.quarantined = true;
+  quarantine_.push_back(index);
+}
+
+void BrokerCore::stop_routing(std::uint32_t index) {
+  SubscriptionRecord& rec = subscriptions_[index];
+  if (!rec.active) return;
+  sublist_.remove(rec.pattern, index);
+  for (std::uint32_t r = 0; r < routes_.size(); ++r) {
+    auto& targets = routes_[r].targets;
+    auto it = std::find(targets.begin(), targets.end(), index);
+    if (it == targets.end()) continue;
+    targets.erase(it);
+    publish_route(r);
+  }
+  SubscriptionLayout* layout = segment_.subscription(index);
+  // New incarnation, then move the tail: a publisher still holding the old route either reads
+  // the moved tail (and, through [A3], the new incarnation) or fails its claim CAS.
+  std::uint32_t next_incarnation = layout->incarnation.load(std::memory_order_relaxed) + 1;
+  if (next_incarnation == 0) next_incarnation = 1;  // 0 is never a valid incarnation
+  layout->incarnation.store(next_incarnation, std::memory_order_relaxed);
+  // [A7] acq_rel RMW: release publishes the incarnation to [A3]; acquire pairs with [R3], so a
+  // claim that precedes this RMW in the tail's modification order has its claim-lane store
+  // visible to claimed_by_live_client().
+  layout->tail_word.fetch_add(segment_.config().ring_bytes, std::memory_order_acq_rel);
+  futex_wake_all(segment_.ring(index).futex_word());
+  rec.active = false;
+  bump_generation();
+}
+
+bool BrokerCore::claimed_by_live_client(std::uint32_t subscription) const noexcept {
+  for (std::uint32_t slot = 0; slot < clients_.size(); ++slot) {
+    if (!clients_[slot].in_use) continue;
+    const ClientLayout* layout = segment_.client(slot);
+    for (const auto& lane : layout->claim_lanes) {
+      // Acquire: pairs with the publisher's release store of 0 after its commit; when we see 0
+      // the publisher's writes into the old ring are finished.
+      if (lane.active_subscription_plus1.load(std::memory_order_acquire) == subscription + 1) return true;
+    }
+  }
+  return false;
+}
+
+void BrokerCore::recycle_quarantined() {
+  for (std::size_t i = 0; i < quarantine_.size();) {
+    const std::uint32_t index = quarantine_[i];
+    if (claimed_by_live_client(index)) {
+      ++i;
+      continue;
+    }
+    SubscriptionLayout* layout = segment_.subscription(index);
+    std::memset(static_cast<void*>(segment_.ring_data(index)), 0, segment_.config().ring_bytes);
+    const std::uint64_t position = tail_position(layout->tail_word.load(std::memory_order_relaxed));
+    layout->head_position.store(position, std::memory_order_relaxed);
+    layout->dead_claim_hints.store(0, std::memory_order_relaxed);
+    // [R7] release: pairs with [A3]; the zeroed ring and the head are visible to every claim
+    // made from this tail on (the incarnation was bumped at removal).
+    layout->tail_word.store(position, std::memory_order_release);
+    layout->state.store(static_cast<std::uint32_t>(SubscriptionState::free), std::memory_order_release);
+    subscriptions_[index].quarantined = false;
+    free_subscriptions_.push_back(index);
+    quarantine_[i] = quarantine_.back();
+    quarantine_.pop_back();
+  }
+}
+
+// ------------------------------------------------------------------------------------- routes
+
+Result<ControlMessage> BrokerCore::on_resolve(std::uint32_t client, const ControlMessage& request) {
+  const std::string_view subject = request.s1();
+  if (auto st = validate_publish_subject(subject); !st) return std::move(st).error();
+  std::uint32_t index = 0;
+  if (auto it = route_by_subject_.find(std::string(subject)); it != route_by_subject_.end()) {
+    index = it->second;
+  } else {
+    match_scratch_.clear();
+    sublist_.match(subject, match_scratch_);
+    if (match_scratch_.size() > segment_.config().max_fanout) {
+      return make_error(Errc::resource_exhausted,
+                        "subject '" + std::string(subject) + "' matches " +
+                            std::to_string(match_scratch_.size()) + " subscriptions, more than max_fanout " +
+                            std::to_string(segment_.config().max_fanout));
+    }
+    if (free_routes_.empty()) {
+      return make_error(Errc::resource_exhausted,
+                        "route table full: " + std::to_string(routes_.size()) +
+                            " subjects are being published to (busd --max-routes)");
+    }
+    index = free_routes_.back();
+    free_routes_.pop_back();
+    RouteRecord& route = routes_[index];
+    route.active = true;
+    route.subject = std::string(subject);
+    route.refs = 0;
+    route.targets = match_scratch_;
+    RouteLayout* layout = segment_.route(index);
+    layout->subject_len = static_cast<std::uint32_t>(subject.size());
+    std::memset(layout->subject, 0, sizeof layout->subject);
+    std::memcpy(layout->subject, subject.data(), subject.size());
+    publish_route(index);
+    layout->state.store(static_cast<std::uint32_t>(RouteState::active), std::memory_order_release);
+    route_by_subject_.emplace(route.subject, index);
+  }
+  routes_[index].refs += 1;
+  clients_[client].route_refs[index] += 1;
+  ControlMessage reply = reply_of(ControlType::route, request);
+  reply.a = index;
+  return reply;
+}
+
+Result<ControlMessage> BrokerCore::on_release(std::uint32_t client, const ControlMessage& request) {
+  auto& held = clients_[client].route_refs;
+  auto it = held.find(request.a);
+  if (it == held.end()) return make_error(Errc::invalid_argument, "route not held");
+  if (--it->second == 0) held.erase(it);
+  release_route(request.a, 1);
+  return reply_of(ControlType::released, request);
+}
+
+void BrokerCore::release_route(std::uint32_t index, std::uint32_t refs) {
+  if (index >= routes_.size() || !routes_[index].active) return;
+  RouteRecord& route = routes_[index];
+  route.refs = refs >= route.refs ? 0 : route.refs - refs;
+  if (route.refs != 0) return;
+  route_by_subject_.erase(route.subject);
+  route.active = false;
+  route.subject.clear();
+  route.targets.clear();
+  segment_.route(index)->state.store(static_cast<std::uint32_t>(RouteState::free), std::memory_order_release);
+  publish_route(index);
+  free_routes_.push_back(index);
+}
+
+void BrokerCore::publish_route(std::uint32_t index) {
+  RouteRecord& route = routes_[index];
+  // Order: plain subscriptions first, then queue-group members, each group contiguous and
+  // numbered 1..k, so a publisher can pick one member per run.
+  std::vector<std::uint32_t> plain;
+  std::map<std::string, std::vector<std::uint32_t>> groups;
+  for (std::uint32_t sub : route.targets) {
+    if (subscriptions_[sub].group.empty()) {
+      plain.push_back(sub);
+    } else {
+      groups[subscriptions_[sub].group].push_back(sub);
+    }
+  }
+  RouteLayout* layout = segment_.route(index);
+  RouteTarget* targets = segment_.route_targets(layout);
+  const std::uint32_t version = layout->version.load(std::memory_order_relaxed);
+  // Seqlock write (single writer: the broker). Odd version first; the release fence orders it
+  // before every target store below, so a reader that sees a new target also sees odd/changed.
+  layout->version.store(version + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  std::uint32_t n = 0;
+  auto put = [&](std::uint32_t sub, std::uint32_t group) {
+    const std::uint32_t incarnation =
+        segment_.subscription(sub)->incarnation.load(std::memory_order_relaxed);
+    targets[n].subscription.store(sub, std::memory_order_relaxed);
+    targets[n].incarnation.store(incarnation, std::memory_order_relaxed);
+    targets[n].group.store(group, std::memory_order_relaxed);
+    ++n;
+  };
+  for (std::uint32_t sub : plain) put(sub, 0);
+  std::uint32_t ordinal = 0;
+  for (auto& [name, members] : groups) {
+    ++ordinal;
+    for (std::uint32_t sub : members) put(sub, ordinal);
+  }
+  layout->target_count.store(n, std::memory_order_relaxed);
+  // [R6] release: the new targets are visible to a publisher that acquires this even version
+  // ([A6] in client/route_cache.hpp).
+  layout->version.store(version + 2, std::memory_order_release);
+}
+
+void BrokerCore::bump_generation() noexcept {
+  // Relaxed: a change counter for monitors; routes carry their own versions ([R6]).
+  segment_.header()->registry_generation.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace bus::detail

@@ -1,0 +1,116 @@
+// broker/broker_core.hpp — the broker's state machine and event loop.
+//
+// Single-threaded: one epoll loop owns every table, so the broker needs no locks and is the
+// single writer of the segment's control tables (subscriptions, routes, client identities).
+// It is never on the data path. Events: control requests, client sockets closing, client
+// pidfds becoming readable (the process died), a 100 ms tick (heartbeat, ring recycling, a
+// /proc liveness backstop) and a stop eventfd.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "bus/options.hpp"
+#include "bus/result.hpp"
+#include "proto/control.hpp"
+#include "shm/segment.hpp"
+#include "subject/sublist.hpp"
+
+namespace bus::detail {
+
+class BrokerCore {
+ public:
+  /// Takes the bus name (socket lock), replaces a stale segment, creates the segment.
+  static Result<std::unique_ptr<BrokerCore>> create(const BrokerOptions& options);
+  ~BrokerCore();
+
+  /// Serves until request_stop(). Returns an error only if the event loop itself failed.
+  Status run();
+  /// Thread-safe and async-signal-safe.
+  void request_stop() noexcept;
+
+  /// Asks every BrokerCore running in this process to stop (signal handlers).
+  static void request_stop_all() noexcept;
+
+ private:
+  struct ClientRecord {
+    bool in_use = false;
+    int fd = -1;
+    int pidfd = -1;
+    pid_t pid = 0;
+    std::uint64_t start_ticks = 0;
+    std::string name;
+    std::vector<std::uint32_t> subscriptions;
+    std::unordered_map<std::uint32_t, std::uint32_t> route_refs;  // route slot -> refs held
+  };
+  struct SubscriptionRecord {
+    bool active = false;
+    bool quarantined = false;
+    bool ring_reserved = false;
+    std::uint32_t owner = 0;
+    std::string pattern;
+    std::string group;
+  };
+  struct RouteRecord {
+    bool active = false;
+    std::string subject;
+    std::uint32_t refs = 0;
+    std::vector<std::uint32_t> targets;  // subscription slots
+  };
+
+  BrokerCore() = default;
+  void log(const std::string& line) const;
+
+  void accept_clients();
+  void on_readable(int fd);
+  void drop_connection(int fd, const char* reason);
+  void reap_client(std::uint32_t slot, const char* reason);
+  void on_tick();
+
+  ControlMessage handle(int fd, const ControlMessage& request);
+  Result<ControlMessage> on_hello(int fd, const ControlMessage& request);
+  Result<ControlMessage> on_subscribe(std::uint32_t client, const ControlMessage& request);
+  Result<ControlMessage> on_unsubscribe(std::uint32_t client, const ControlMessage& request);
+  Result<ControlMessage> on_resolve(std::uint32_t client, const ControlMessage& request);
+  Result<ControlMessage> on_release(std::uint32_t client, const ControlMessage& request);
+
+  Result<std::uint32_t> allocate_subscription();
+  /// Removes a subscription from every route and invalidates its ring's incarnation.
+  void stop_routing(std::uint32_t index);
+  /// Hands the ring to the recycler (its owner no longer reads it).
+  void quarantine(std::uint32_t index);
+  void remove_subscription(std::uint32_t index);  // stop_routing + quarantine
+  bool claimed_by_live_client(std::uint32_t subscription) const noexcept;
+  void recycle_quarantined();
+  void release_route(std::uint32_t route, std::uint32_t refs);
+  /// Rewrites a route's targets in the segment under its seqlock.
+  void publish_route(std::uint32_t route);
+  void bump_generation() noexcept;
+
+  BrokerOptions options_;
+  Segment segment_;
+  Sublist sublist_;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int timer_fd_ = -1;
+  int stop_fd_ = -1;
+  int stop_registry_slot_ = -1;
+  std::vector<ClientRecord> clients_;
+  std::unordered_map<int, std::int64_t> connections_;  // socket fd -> client slot (-1 before hello)
+  std::unordered_map<int, std::uint32_t> pidfds_;      // pidfd -> client slot
+  std::vector<SubscriptionRecord> subscriptions_;
+  std::vector<std::uint32_t> free_subscriptions_;  // LIFO stack of free slots
+  std::vector<std::uint32_t> quarantine_;          // unsubscribed, ring not yet recyclable
+  std::vector<RouteRecord> routes_;
+  std::vector<std::uint32_t> free_routes_;
+  std::unordered_map<std::string, std::uint32_t> route_by_subject_;
+  std::vector<std::uint32_t> match_scratch_;
+};
+
+}  // namespace bus::detail

@@ -1,0 +1,391 @@
+// client/connection.cpp — attaching to a bus, resolving routes, and the publish hot path.
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "bus/connection.hpp"
+#include "client/connection_impl.hpp"
+#include "client/subscription_impl.hpp"
+#include "os/futex.hpp"
+#include "os/process.hpp"
+#include "subject/subject.hpp"
+
+namespace bus::detail {
+
+namespace {
+
+std::atomic<std::uint64_t> g_next_serial{1};
+
+// The ThreadPublishers of the calling thread, one per connection it has published on.
+thread_local std::vector<std::unique_ptr<ThreadPublisher>> t_publishers;
+
+}  // namespace
+
+ThreadPublisher::~ThreadPublisher() {
+  // Give the lane back; the LaneSet outlives the connection if we do.
+  if (lanes) lanes->in_use.fetch_and(~(1u << lane), std::memory_order_acq_rel);
+}
+
+Result<std::shared_ptr<ConnectionImpl>> ConnectionImpl::connect(std::string_view bus_name,
+                                                                 const ConnectOptions& options) {
+  if (auto st = validate_bus_name(bus_name); !st) return std::move(st).error();
+  std::shared_ptr<ConnectionImpl> impl(new ConnectionImpl());
+  impl->bus_name_ = std::string(bus_name);
+  impl->options_ = options;
+  impl->serial_ = g_next_serial.fetch_add(1, std::memory_order_relaxed);
+  if (const char* pause = std::getenv("BUS_TEST_PAUSE_AFTER_CLAIM")) impl->test_pause_after_claim_ = std::atoi(pause);
+
+  if (auto st = impl->control_.connect(bus_name); !st) return std::move(st).error();
+  ControlMessage hello;
+  hello.type = ControlType::hello;
+  hello.a = static_cast<std::uint32_t>(::getpid());
+  hello.u64 = process_start_ticks(::getpid()).value_or(0);
+  hello.set_s1(options.name);
+  auto welcome = impl->control_.call(hello, options.control_timeout);
+  if (!welcome) return std::move(welcome).error();
+  impl->slot_ = welcome->a;
+  impl->epoch_ = welcome->b;
+
+  auto segment = Segment::open(bus_name);
+  if (!segment) return std::move(segment).error();
+  impl->segment_ = std::move(segment).value();
+  if (impl->segment_.client(impl->slot_) == nullptr) {
+    return make_error(Errc::protocol_error, "broker assigned a client slot outside the segment");
+  }
+  return impl;
+}
+
+ConnectionImpl::~ConnectionImpl() { (void)close(); }
+
+bool ConnectionImpl::is_dead(std::uint32_t client, std::uint32_t epoch) const noexcept {
+  const ClientLayout* layout = segment_.client(client);
+  if (layout == nullptr) return true;  // a scribbled owner: nobody will ever finish that record
+  // [A8] acquire: pairs with the broker's release of `state` ([R8]); the epoch read is current.
+  if (layout->state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(ClientState::live)) {
+    return true;
+  }
+  return layout->epoch.load(std::memory_order_relaxed) != epoch;
+}
+
+// ------------------------------------------------------------------------------------ publish
+
+ThreadPublisher* ConnectionImpl::thread_publisher() {
+  for (auto& tp : t_publishers) {
+    if (tp->connection_serial == serial_) return tp.get();
+  }
+  // First publish from this thread on this connection: sweep entries of closed connections,
+  // then take a free lane.
+  std::erase_if(t_publishers, [](const auto& tp) { return tp->connection_alive.expired(); });
+  std::uint32_t used = lanes_->in_use.load(std::memory_order_relaxed);
+  for (;;) {
+    if (used == 0xFFFF'FFFFu) return nullptr;
+    const std::uint32_t lane = static_cast<std::uint32_t>(__builtin_ctz(~used));
+    if (lanes_->in_use.compare_exchange_weak(used, used | (1u << lane), std::memory_order_acq_rel)) {
+      auto tp = std::make_unique<ThreadPublisher>();
+      tp->connection_serial = serial_;
+      tp->connection_alive = alive_token_;
+      tp->lanes = lanes_;
+      tp->lane = lane;
+      tp->claim_marker = &segment_.client(slot_)->claim_lanes[lane].active_subscription_plus1;
+      t_publishers.push_back(std::move(tp));
+      return t_publishers.back().get();
+    }
+  }
+}
+
+Result<std::uint32_t> ConnectionImpl::acquire_route(std::string_view subject) {
+  std::lock_guard lock(routes_mutex_);
+  if (auto it = held_routes_.find(subject); it != held_routes_.end()) return it->second;
+  ControlMessage request;
+  request.type = ControlType::resolve;
+  request.set_s1(subject);
+  auto reply = control_.call(request, options_.control_timeout);
+  if (!reply) return std::move(reply).error();
+  if (segment_.route(reply->a) == nullptr) {
+    return make_error(Errc::protocol_error, "broker returned a route outside the segment");
+  }
+  held_routes_.emplace(std::string(subject), reply->a);
+  return reply->a;
+}
+
+Result<LocalRoute*> ConnectionImpl::route_for(ThreadPublisher& tp, std::string_view subject) {
+  if (auto it = tp.routes.find(subject); it != tp.routes.end()) return &it->second;
+  // Slow path, once per (thread, subject): validate, ask the broker, copy the route.
+  if (auto st = validate_publish_subject(subject); !st) return std::move(st).error();
+  auto index = acquire_route(subject);
+  if (!index) return std::move(index).error();
+  LocalRoute route;
+  route.layout = segment_.route(index.value());
+  route.version = 1;  // never even: forces the first refresh
+  route.targets.reserve(segment_.config().max_fanout);
+  route.scratch.reserve(segment_.config().max_fanout);
+  auto [it, inserted] = tp.routes.emplace(std::string(subject), std::move(route));
+  if (auto st = refresh(it->second); !st) {
+    tp.routes.erase(it);
+    return std::move(st).error();
+  }
+  return &it->second;
+}
+
+Status ConnectionImpl::refresh(LocalRoute& route) {
+  RouteLayout* layout = route.layout;
+  RouteTarget* targets = segment_.route_targets(layout);
+  const std::uint32_t max_fanout = segment_.config().max_fanout;
+  // Seqlock read. The broker never holds the version odd for more than a few microseconds; a
+  // version stuck odd means the broker died mid-write, so the wait is bounded.
+  const std::uint64_t deadline = monotonic_ns() + 1'000'000'000ull;
+  struct Raw {
+    std::uint32_t subscription, incarnation, group;
+  };
+  std::vector<LocalRoute::Target>& next = route.scratch;  // reserved once: no allocation here
+  for (;;) {
+    // [A6] acquire: pairs with [R6]; the targets read below are at least this version's.
+    const std::uint32_t v1 = layout->version.load(std::memory_order_acquire);
+    if ((v1 & 1u) == 0) {
+      std::uint32_t count = layout->target_count.load(std::memory_order_relaxed);
+      if (count > max_fanout) count = 0;  // torn or scribbled; the version check decides
+      next.clear();
+      bool valid = true;
+      for (std::uint32_t i = 0; i < count; ++i) {
+        // Relaxed: inside the seqlock; validated by the version re-check below.
+        const Raw t{targets[i].subscription.load(std::memory_order_relaxed),
+                    targets[i].incarnation.load(std::memory_order_relaxed),
+                    targets[i].group.load(std::memory_order_relaxed)};
+        LocalRoute::Target target;
+        target.ring = segment_.ring(t.subscription);
+        if (target.ring.control() == nullptr) {
+          valid = false;
+          break;
+        }
+        target.subscription = t.subscription;
+        target.group = t.group;
+        target.cursor.incarnation = t.incarnation;
+        next.push_back(target);
+      }
+      // Acquire fence: the target loads above complete before the version is re-read.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (layout->version.load(std::memory_order_relaxed) == v1) {
+        if (!valid) {
+          return make_error(Errc::segment_corrupt, "route lists a subscription outside the segment");
+        }
+        // A fresh head for every ring: a cached head must never be ahead of the real one.
+        for (auto& target : next) {
+          target.cursor.cached_head =
+              target.ring.control()->head_position.load(std::memory_order_acquire);  // [A2]
+        }
+        route.targets.swap(next);
+        route.version = v1;
+        return {};
+      }
+    }
+    if (monotonic_ns() > deadline) {
+      return make_error(Errc::broker_gone, "route stayed locked by the broker for a second");
+    }
+    std::this_thread::yield();
+  }
+}
+
+bool ConnectionImpl::deliver(LocalRoute::Target& target, ThreadPublisher& tp, std::uint32_t bytes,
+                             std::string_view subject, std::string_view reply,
+                             std::string_view headers, std::string_view data) {
+  // Relaxed: ordered before the claim by the claim CAS's release ([R3]).
+  tp.claim_marker->store(target.subscription + 1, std::memory_order_relaxed);
+  Claim claim;
+  const ClaimStatus status = target.ring.try_claim(target.cursor, bytes, claim);
+  if (status != ClaimStatus::claimed) {
+    if (status == ClaimStatus::full) {
+      // Relaxed: a statistic; the consumer reads it as a count only.
+      target.ring.control()->dropped_msgs.fetch_add(1, std::memory_order_relaxed);
+    }
+    return false;
+  }
+  if (test_pause_after_claim_ == 1) [[unlikely]] ::raise(SIGSTOP);
+  MpscRing::begin_write(claim, slot_, epoch_);
+  if (test_pause_after_claim_ == 2) [[unlikely]] ::raise(SIGSTOP);
+  RecordHeader* rec = claim.record;
+  rec->subject_len = static_cast<std::uint16_t>(subject.size());
+  rec->reply_len = static_cast<std::uint16_t>(reply.size());
+  rec->headers_len = static_cast<std::uint32_t>(headers.size());
+  rec->payload_len = static_cast<std::uint32_t>(data.size());
+  char* out = reinterpret_cast<char*>(MpscRing::body(claim));
+  std::memcpy(out, subject.data(), subject.size());
+  out += subject.size();
+  if (!reply.empty()) std::memcpy(out, reply.data(), reply.size());
+  out += reply.size();
+  if (!headers.empty()) std::memcpy(out, headers.data(), headers.size());
+  out += headers.size();
+  if (!data.empty()) std::memcpy(out, data.data(), data.size());
+  MpscRing::commit(claim);
+  if (claim.consumer_sleeping) futex_wake_all(target.ring.futex_word());
+  return true;
+}
+
+Status ConnectionImpl::publish(std::string_view subject, std::string_view reply,
+                               std::string_view headers, std::string_view data) {
+  if (closed_.load(std::memory_order_relaxed)) return make_error(Errc::closed, "connection is closed");
+  const std::uint64_t max_payload = segment_.config().max_payload;
+  if (headers.size() + data.size() > max_payload) {
+    return make_error(Errc::payload_too_large,
+                      "message of " + std::to_string(headers.size() + data.size()) +
+                          " bytes exceeds the bus's max_payload of " + std::to_string(max_payload) + " bytes");
+  }
+  if (!reply.empty()) {
+    if (auto st = validate_publish_subject(reply); !st) return std::move(st).error();
+  }
+  ThreadPublisher* tp = thread_publisher();
+  if (tp == nullptr) {
+    return make_error(Errc::resource_exhausted, "more than 32 threads publish on one connection");
+  }
+  auto found = route_for(*tp, subject);
+  if (!found) return std::move(found).error();
+  LocalRoute& route = *found.value();
+  // [A6] acquire: pairs with [R6]; one shared load per publish tells whether the route changed.
+  if (route.layout->version.load(std::memory_order_acquire) != route.version) {
+    if (auto st = refresh(route); !st) return st;
+  }
+  const auto bytes = static_cast<std::uint32_t>(
+      record_bytes(subject.size(), reply.size(), headers.size(), data.size()));
+  auto& targets = route.targets;
+  const std::size_t n = targets.size();
+  std::size_t i = 0;
+  while (i < n && targets[i].group == 0) {
+    deliver(targets[i], *tp, bytes, subject, reply, headers, data);
+    ++i;
+  }
+  // Queue groups: one member each. Start round-robin at a rotating member and take the first
+  // that accepts (skipping full and stale rings); drop for the group only if all refuse.
+  while (i < n) {
+    std::size_t end = i;
+    while (end < n && targets[end].group == targets[i].group) ++end;
+    const std::size_t members = end - i;
+    const std::size_t first = route.next_member++ % members;
+    for (std::size_t k = 0; k < members; ++k) {
+      if (deliver(targets[i + (first + k) % members], *tp, bytes, subject, reply, headers, data)) break;
+    }
+    i = end;
+  }
+  // Release: pairs with the broker's acquire scan in claimed_by_live_client(); all our record
+  // bytes are written before the broker may see the lane empty and recycle a ring.
+  tp->claim_marker->store(0, std::memory_order_release);
+  return {};
+}
+
+// ------------------------------------------------------------------------------ subscriptions
+
+Result<std::unique_ptr<SubscriptionImpl>> ConnectionImpl::subscribe(std::string_view pattern,
+                                                                    const SubscribeOptions& options) {
+  if (closed()) return make_error(Errc::closed, "connection is closed");
+  if (auto st = validate_subscribe_subject(pattern); !st) return std::move(st).error();
+  if (!options.queue_group.empty()) {
+    if (auto st = validate_queue_group(options.queue_group); !st) return std::move(st).error();
+  }
+  ControlMessage request;
+  request.type = ControlType::subscribe;
+  request.set_s1(pattern);
+  request.set_s2(options.queue_group);
+  auto reply = control_.call(request, options_.control_timeout);
+  if (!reply) return std::move(reply).error();
+  if (segment_.subscription(reply->a) == nullptr) {
+    return make_error(Errc::protocol_error, "broker returned a subscription outside the segment");
+  }
+  auto sub = std::make_unique<SubscriptionImpl>(shared_from_this(), reply->a, reply->b,
+                                                std::string(pattern), options);
+  std::lock_guard lock(subscriptions_mutex_);
+  subscriptions_.insert(sub.get());
+  return sub;
+}
+
+Status ConnectionImpl::unsubscribe(std::uint32_t subscription, std::uint32_t incarnation,
+                                   bool keep_ring) {
+  ControlMessage request;
+  request.type = ControlType::unsubscribe;
+  request.a = subscription;
+  request.b = incarnation;
+  request.c = keep_ring ? 1 : 0;
+  auto reply = control_.call(request, options_.control_timeout);
+  if (!reply) return std::move(reply).error();
+  return {};
+}
+
+void ConnectionImpl::forget(SubscriptionImpl* subscription) {
+  std::lock_guard lock(subscriptions_mutex_);
+  subscriptions_.erase(subscription);
+}
+
+Status ConnectionImpl::close() {
+  if (closed_.exchange(true, std::memory_order_acq_rel)) return {};
+  {
+    std::lock_guard lock(subscriptions_mutex_);
+    for (SubscriptionImpl* sub : subscriptions_) sub->detach();
+    subscriptions_.clear();
+  }
+  // Closing the socket is the goodbye: the broker reclaims the slot, subscriptions and routes.
+  control_.close();
+  alive_token_.reset();
+  return {};
+}
+
+}  // namespace bus::detail
+
+// ------------------------------------------------------------------------------ public facade
+
+namespace bus {
+
+Connection::Connection() noexcept = default;
+Connection::Connection(Connection&&) noexcept = default;
+Connection& Connection::operator=(Connection&&) noexcept = default;
+Connection::~Connection() {
+  if (impl_) (void)impl_->close();
+}
+
+Result<Connection> Connection::connect(std::string_view bus_name, const ConnectOptions& options) {
+  auto impl = detail::ConnectionImpl::connect(bus_name, options);
+  if (!impl) return std::move(impl).error();
+  Connection c;
+  c.impl_ = std::move(impl).value();
+  return c;
+}
+
+Status Connection::publish(std::string_view subject, std::string_view data, std::string_view reply) {
+  if (!impl_) return make_error(Errc::closed, "connection is closed");
+  return impl_->publish(subject, reply, {}, data);
+}
+
+Result<Subscription> Connection::subscribe(std::string_view pattern, const SubscribeOptions& options) {
+  if (!impl_) return make_error(Errc::closed, "connection is closed");
+  auto sub = impl_->subscribe(pattern, options);
+  if (!sub) return std::move(sub).error();
+  return Subscription(std::move(sub).value());
+}
+
+Result<Subscription> Connection::subscribe(std::string_view pattern, MessageHandler handler,
+                                           const SubscribeOptions& options) {
+  if (!handler) return make_error(Errc::invalid_argument, "handler is empty");
+  if (!impl_) return make_error(Errc::closed, "connection is closed");
+  auto sub = impl_->subscribe(pattern, options);
+  if (!sub) return std::move(sub).error();
+  sub.value()->start_dispatch(std::move(handler));
+  return Subscription(std::move(sub).value());
+}
+
+std::uint64_t Connection::max_payload() const noexcept {
+  return impl_ ? impl_->segment().config().max_payload : 0;
+}
+
+const std::string& Connection::bus_name() const noexcept {
+  static const std::string kEmpty;
+  return impl_ ? impl_->bus_name() : kEmpty;
+}
+
+bool Connection::connected() const noexcept { return impl_ && !impl_->closed(); }
+
+Status Connection::close() {
+  if (!impl_) return {};
+  return impl_->close();
+}
+
+}  // namespace bus

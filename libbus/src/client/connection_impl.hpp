@@ -1,0 +1,119 @@
+// client/connection_impl.hpp — what a Connection is made of, and the publish hot path.
+//
+// A connection = a mapped segment + a control channel to the broker + a client slot. Publishing
+// threads each get a ThreadPublisher (thread-local): their own claim lane in the client slot and
+// their own cache of routes, so publish() needs no lock. The connection-wide route table (which
+// routes this connection holds a broker reference to) is touched only on a thread's first
+// publish to a subject.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "bus/options.hpp"
+#include "bus/result.hpp"
+#include "proto/control_channel.hpp"
+#include "ring/mpsc_ring.hpp"
+#include "shm/segment.hpp"
+
+namespace bus::detail {
+
+class SubscriptionImpl;
+
+/// Heterogeneous lookup: find(std::string_view) without building a std::string.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+/// One route as a publishing thread sees it: a private copy of the broker's RouteLayout.
+struct LocalRoute {
+  struct Target {
+    MpscRing ring;
+    ProducerCursor cursor;
+    std::uint32_t subscription = 0;
+    std::uint32_t group = 0;  // 0 = plain; else queue-group ordinal (members are contiguous)
+  };
+  RouteLayout* layout = nullptr;
+  std::uint32_t version = 0;      // layout->version the targets were copied at
+  std::vector<Target> targets;    // capacity max_fanout, reserved once: refresh never allocates
+  std::vector<Target> scratch;    // refresh() fills this, then swaps it with targets
+  std::uint32_t next_member = 0;  // round-robin start for queue groups (process-local, no sharing)
+};
+
+/// Claim lanes of one connection, shared with the ThreadPublishers that hold one, so a thread
+/// that outlives the connection can still give its lane back.
+struct LaneSet {
+  std::atomic<std::uint32_t> in_use{0};  // bit i = lane i taken
+};
+
+struct ThreadPublisher {
+  std::uint64_t connection_serial = 0;
+  std::weak_ptr<void> connection_alive;  // expired once the ConnectionImpl is gone
+  std::shared_ptr<LaneSet> lanes;
+  std::uint32_t lane = 0;
+  std::atomic<std::uint32_t>* claim_marker = nullptr;
+  std::unordered_map<std::string, LocalRoute, StringHash, std::equal_to<>> routes;
+  ~ThreadPublisher();
+};
+
+class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
+ public:
+  static Result<std::shared_ptr<ConnectionImpl>> connect(std::string_view bus_name,
+                                                         const ConnectOptions& options);
+  ~ConnectionImpl();
+
+  Status publish(std::string_view subject, std::string_view reply, std::string_view headers,
+                 std::string_view data);
+  Result<std::unique_ptr<SubscriptionImpl>> subscribe(std::string_view pattern,
+                                                      const SubscribeOptions& options);
+  /// Called by a subscription that unsubscribes itself. keep_ring: stop routing only (drain).
+  Status unsubscribe(std::uint32_t subscription, std::uint32_t incarnation, bool keep_ring);
+  void forget(SubscriptionImpl* subscription);
+  Status close();
+
+  bool is_dead(std::uint32_t client, std::uint32_t epoch) const noexcept;
+
+  const Segment& segment() const noexcept { return segment_; }
+  const std::string& bus_name() const noexcept { return bus_name_; }
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  std::uint32_t slot() const noexcept { return slot_; }
+  std::uint32_t epoch() const noexcept { return epoch_; }
+
+ private:
+  ConnectionImpl() = default;
+  ThreadPublisher* thread_publisher();
+  Result<LocalRoute*> route_for(ThreadPublisher& tp, std::string_view subject);
+  Result<std::uint32_t> acquire_route(std::string_view subject);
+  Status refresh(LocalRoute& route);
+  bool deliver(LocalRoute::Target& target, ThreadPublisher& tp, std::uint32_t bytes,
+               std::string_view subject, std::string_view reply, std::string_view headers,
+               std::string_view data);
+
+  std::string bus_name_;
+  ConnectOptions options_;
+  Segment segment_;
+  ControlChannel control_;
+  std::uint32_t slot_ = 0;
+  std::uint32_t epoch_ = 0;
+  std::uint64_t serial_ = 0;
+  std::atomic<bool> closed_{false};
+  std::shared_ptr<LaneSet> lanes_ = std::make_shared<LaneSet>();
+  std::shared_ptr<int> alive_token_ = std::make_shared<int>(0);
+  int test_pause_after_claim_ = 0;  // BUS_TEST_PAUSE_AFTER_CLAIM: crash-injection tests only
+
+  std::mutex routes_mutex_;
+  std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> held_routes_;
+
+  std::mutex subscriptions_mutex_;
+  std::set<SubscriptionImpl*> subscriptions_;
+};
+
+}  // namespace bus::detail

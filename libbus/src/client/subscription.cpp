@@ -1,0 +1,300 @@
+// client/subscription.cpp — consuming a subscription ring: poll, wait, recover, dispatch.
+#include <atomic>
+#include <thread>
+
+#include "bus/subscription.hpp"
+#include "client/connection_impl.hpp"
+#include "client/subscription_impl.hpp"
+#include "os/futex.hpp"
+#include "os/process.hpp"
+
+namespace bus::detail {
+
+namespace {
+
+// A record left unfinished at the head for this long makes the consumer ask whether its writer
+// is dead (cheap: two loads from the client table).
+constexpr std::uint64_t kStuckCheckNs = 20'000'000;
+// A claim whose writer died before writing a single byte can only be inferred. The consumer
+// does so only after the broker reported a dead client that was claiming in this ring, and only
+// once the gap has stayed untouched this long (a live writer fills it in nanoseconds).
+constexpr std::uint64_t kZeroGapGraceNs = 500'000'000;
+// Longest single sleep: bounds how long a lost wake-up (which the protocol rules out) or a
+// close could go unnoticed, at one wake-up per second per idle subscription.
+constexpr std::uint64_t kMaxSleepNs = 1'000'000'000;
+// A claim is outstanding but not committed: sleep briefly, nobody will wake us.
+constexpr std::uint64_t kOutstandingSleepNs = 200'000;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+std::uint64_t deadline_after(std::chrono::nanoseconds timeout) {
+  const std::uint64_t now = monotonic_ns();
+  if (timeout.count() < 0) return now;
+  const auto t = static_cast<std::uint64_t>(timeout.count());
+  return t > UINT64_MAX - now ? UINT64_MAX : now + t;
+}
+
+}  // namespace
+
+SubscriptionImpl::SubscriptionImpl(std::shared_ptr<ConnectionImpl> connection, std::uint32_t index,
+                                   std::uint32_t incarnation, std::string pattern,
+                                   SubscribeOptions options)
+    : connection_(std::move(connection)),
+      ring_(connection_->segment().ring(index)),
+      index_(index),
+      incarnation_(incarnation),
+      pattern_(std::move(pattern)),
+      options_(std::move(options)) {
+  // Acquire: pairs with the broker's [R7] release of a recycled ring's tail; head is current.
+  head_ = ring_.control()->head_position.load(std::memory_order_acquire);
+  hints_handled_ = ring_.control()->dead_claim_hints.load(std::memory_order_acquire);
+}
+
+SubscriptionImpl::~SubscriptionImpl() { (void)unsubscribe(); }
+
+std::uint64_t SubscriptionImpl::dropped_count() const noexcept {
+  return ring_.control()->dropped_msgs.load(std::memory_order_relaxed);  // a statistic
+}
+
+std::uint64_t SubscriptionImpl::delivered_count() const noexcept {
+  return ring_.control()->delivered_msgs.load(std::memory_order_relaxed);  // a statistic
+}
+
+Result<std::size_t> SubscriptionImpl::poll_locked(const MessageHandler& handler, std::size_t max) {
+  if (corrupt_) {
+    return make_error(Errc::segment_corrupt, "subscription '" + pattern_ + "': ring is corrupt");
+  }
+  std::uint32_t delivered = 0;
+  const PollStatus status = ring_.poll(
+      head_, static_cast<std::uint32_t>(max), delivered, [&](const RecordView& r) {
+        const RecordHeader& h = *r.header;
+        handler(MessageView{std::string_view(r.subject, h.subject_len),
+                            std::string_view(r.reply, h.reply_len),
+                            std::string_view(reinterpret_cast<const char*>(r.headers), h.headers_len),
+                            std::string_view(reinterpret_cast<const char*>(r.payload), h.payload_len)});
+      });
+  if (status == PollStatus::corrupt) {
+    corrupt_ = true;
+    return make_error(Errc::segment_corrupt,
+                      "subscription '" + pattern_ + "': record at ring position " +
+                          std::to_string(head_) + " fails its bounds checks");
+  }
+  if (status != PollStatus::in_progress || delivered != 0) {
+    stuck_since_ns_ = 0;
+    return std::size_t{delivered};
+  }
+  // The head record is claimed but unfinished. Normally its writer is mid-copy; if the writer
+  // died, skip the record so that this subscription does not wait forever (hazard 4).
+  const std::uint64_t now = monotonic_ns();
+  if (stuck_since_ns_ == 0) {
+    stuck_since_ns_ = now;
+  } else if (now - stuck_since_ns_ > kStuckCheckNs) {
+    // [A9] acquire: pairs with the broker's [R9] release when it reaped a claiming client.
+    const std::uint32_t hints = ring_.control()->dead_claim_hints.load(std::memory_order_acquire);
+    const bool zero_gap_allowed = hints != hints_handled_ && now - stuck_since_ns_ > kZeroGapGraceNs;
+    const bool unblocked = ring_.try_unblock(head_, zero_gap_allowed, [&](std::uint32_t client, std::uint32_t epoch) {
+      return connection_->is_dead(client, epoch);
+    });
+    if (unblocked) {
+      if (zero_gap_allowed) hints_handled_ = hints;
+      stuck_since_ns_ = 0;
+    }
+  }
+  return std::size_t{0};
+}
+
+void SubscriptionImpl::wait_locked(std::uint64_t deadline_ns) {
+  const bool busy = options_.wait == WaitStrategy::busy_spin;
+  std::uint64_t now = monotonic_ns();
+  const std::uint64_t spin_ns = static_cast<std::uint64_t>(std::max<std::int64_t>(0, options_.spin_budget.count()));
+  const std::uint64_t spin_end = busy ? deadline_ns : std::min(deadline_ns, now + spin_ns);
+  // Spin: watch the head record's length word (a line the producer will write).
+  for (unsigned i = 0; now < spin_end; ++i) {
+    if (ring_.committed_at(head_) || closing_.load(std::memory_order_relaxed)) return;
+    cpu_relax();
+    if ((i & 63) == 63) now = monotonic_ns();
+  }
+  if (busy || now >= deadline_ns) return;
+  const std::uint64_t slice = std::min(deadline_ns - now, kMaxSleepNs);
+  std::uint32_t futex_value = 0;
+  if (ring_.prepare_sleep(head_, futex_value)) {
+    // Full fence: orders our sleeping-bit CAS before the closing_ load, against close's store
+    // of closing_ before its cancel_sleep() (store-buffer pattern; both sides fence).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!closing_.load(std::memory_order_relaxed)) {
+      futex_wait(ring_.futex_word(), futex_value, std::chrono::nanoseconds(slice));
+    }
+    ring_.cancel_sleep();
+  } else {
+    // A claim is outstanding: its writer will commit without waking us (it saw no sleeping bit).
+    futex_wait(ring_.futex_word(), 0xFFFF'FFFFu,
+               std::chrono::nanoseconds(std::min(slice, kOutstandingSleepNs)));
+  }
+}
+
+Result<Message> SubscriptionImpl::next(std::chrono::nanoseconds timeout) {
+  std::lock_guard lock(consume_mutex_);
+  if (unsubscribed_) return make_error(Errc::closed, "subscription '" + pattern_ + "' is closed");
+  const std::uint64_t deadline = deadline_after(timeout);
+  Message out;
+  bool got = false;
+  const MessageHandler take = [&](const MessageView& v) {
+    out = Message::from(v);
+    got = true;
+  };
+  for (;;) {
+    auto polled = poll_locked(take, 1);
+    if (!polled) return std::move(polled).error();
+    if (got) return out;
+    if (closing_.load(std::memory_order_relaxed)) {
+      if (draining_.load(std::memory_order_relaxed) && ring_.claimed_beyond(head_)) {
+        // drain(): claims made before routing stopped are still being finished.
+      } else {
+        return make_error(Errc::closed, "subscription '" + pattern_ + "' is closed");
+      }
+    }
+    if (monotonic_ns() >= deadline) {
+      return make_error(Errc::timeout, "no message on '" + pattern_ + "' within the timeout");
+    }
+    wait_locked(deadline);
+  }
+}
+
+Result<std::size_t> SubscriptionImpl::try_poll(const MessageHandler& handler, std::size_t max) {
+  std::lock_guard lock(consume_mutex_);
+  if (unsubscribed_) return make_error(Errc::closed, "subscription '" + pattern_ + "' is closed");
+  return poll_locked(handler, max);
+}
+
+void SubscriptionImpl::start_dispatch(MessageHandler handler) {
+  dispatch_ = std::thread([this, handler = std::move(handler)] {
+    // Drops messages still in a batch once unsubscribe() began: nothing is delivered after it.
+    const MessageHandler guarded = [&](const MessageView& v) {
+      if (!closing_.load(std::memory_order_relaxed) || draining_.load(std::memory_order_relaxed)) handler(v);
+    };
+    std::unique_lock lock(consume_mutex_);
+    std::uint64_t drain_deadline = 0;
+    for (;;) {
+      auto polled = poll_locked(guarded, 64);
+      if (!polled) break;  // corrupt ring: stop; next()/unsubscribe report it
+      if (polled.value() != 0) continue;
+      if (closing_.load(std::memory_order_relaxed)) {
+        if (!draining_.load(std::memory_order_relaxed)) break;
+        // Draining: finish claims made before routing stopped, bounded by one second.
+        if (!ring_.claimed_beyond(head_)) break;
+        if (drain_deadline == 0) drain_deadline = monotonic_ns() + 1'000'000'000ull;
+        if (monotonic_ns() > drain_deadline) break;
+      }
+      wait_locked(monotonic_ns() + kMaxSleepNs);
+    }
+  });
+}
+
+void SubscriptionImpl::stop_dispatch() noexcept {
+  closing_.store(true, std::memory_order_relaxed);
+  // Full fence: pairs with the one in wait_locked() (store-buffer pattern).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  ring_.cancel_sleep();
+  futex_wake_all(ring_.futex_word());
+  if (dispatch_.joinable() && dispatch_.get_id() != std::this_thread::get_id()) dispatch_.join();
+}
+
+void SubscriptionImpl::detach() noexcept {
+  stop_dispatch();
+  std::lock_guard lock(consume_mutex_);  // waits for a next() in progress to leave
+  unsubscribed_ = true;
+}
+
+Status SubscriptionImpl::unsubscribe() {
+  const bool on_dispatch_thread = dispatch_.joinable() && dispatch_.get_id() == std::this_thread::get_id();
+  if (on_dispatch_thread) {
+    // Called from our own handler: the dispatch loop holds consume_mutex_. Stop delivery now;
+    // the loop exits after this batch and the destructor finishes the job.
+    closing_.store(true, std::memory_order_relaxed);
+    draining_.store(false, std::memory_order_relaxed);
+    return {};
+  }
+  draining_.store(false, std::memory_order_relaxed);
+  stop_dispatch();
+  std::lock_guard lock(consume_mutex_);
+  if (unsubscribed_) return {};
+  unsubscribed_ = true;
+  if (dispatch_.joinable()) dispatch_.detach();  // only reachable from the handler's own thread
+  connection_->forget(this);
+  if (connection_->closed()) return {};
+  // Nobody in this process reads the ring any more: the broker may recycle it.
+  return connection_->unsubscribe(index_, incarnation_, /*keep_ring=*/false);
+}
+
+Status SubscriptionImpl::drain() {
+  {
+    std::lock_guard lock(consume_mutex_);
+    if (unsubscribed_) return {};
+  }
+  // 1. No new messages: the broker drops us from every route and invalidates the incarnation.
+  if (!connection_->closed()) {
+    if (auto st = connection_->unsubscribe(index_, incarnation_, /*keep_ring=*/true); !st) return st;
+  }
+  // 2. Let the dispatch thread deliver what is already in the ring.
+  draining_.store(true, std::memory_order_relaxed);
+  closing_.store(true, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  ring_.cancel_sleep();
+  futex_wake_all(ring_.futex_word());
+  if (dispatch_.joinable() && dispatch_.get_id() != std::this_thread::get_id()) dispatch_.join();
+  // 3. Release the ring.
+  return unsubscribe();
+}
+
+}  // namespace bus::detail
+
+// ------------------------------------------------------------------------------ public facade
+
+namespace bus {
+
+Subscription::Subscription() noexcept = default;
+Subscription::Subscription(std::unique_ptr<detail::SubscriptionImpl> impl) noexcept : impl_(std::move(impl)) {}
+Subscription::Subscription(Subscription&&) noexcept = default;
+Subscription& Subscription::operator=(Subscription&&) noexcept = default;
+Subscription::~Subscription() = default;
+
+Result<Message> Subscription::next(std::chrono::nanoseconds timeout) {
+  if (!impl_) return make_error(Errc::closed, "subscription is closed");
+  return impl_->next(timeout);
+}
+
+Result<std::size_t> Subscription::try_poll(const MessageHandler& handler, std::size_t max) {
+  if (!impl_) return make_error(Errc::closed, "subscription is closed");
+  return impl_->try_poll(handler, max);
+}
+
+Status Subscription::unsubscribe() {
+  if (!impl_) return {};
+  return impl_->unsubscribe();
+}
+
+Status Subscription::drain() {
+  if (!impl_) return {};
+  return impl_->drain();
+}
+
+const std::string& Subscription::pattern() const noexcept {
+  static const std::string kEmpty;
+  return impl_ ? impl_->pattern() : kEmpty;
+}
+
+const std::string& Subscription::queue_group() const noexcept {
+  static const std::string kEmpty;
+  return impl_ ? impl_->queue_group() : kEmpty;
+}
+
+std::uint64_t Subscription::dropped_count() const noexcept { return impl_ ? impl_->dropped_count() : 0; }
+std::uint64_t Subscription::delivered_count() const noexcept { return impl_ ? impl_->delivered_count() : 0; }
+
+}  // namespace bus

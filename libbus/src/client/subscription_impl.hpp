@@ -1,0 +1,72 @@
+// client/subscription_impl.hpp — the consumer side of one subscription ring.
+//
+// Owns the ring's head, the wait strategy (spin, then futex sleep), recovery from records left
+// unfinished by dead publishers, and the optional dispatch thread. Consumer operations hold
+// consume_mutex_, so unsubscribe() can be sure nobody in this process still reads the ring
+// before it lets the broker recycle it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "bus/message.hpp"
+#include "bus/options.hpp"
+#include "bus/result.hpp"
+#include "bus/subscription.hpp"
+#include "ring/mpsc_ring.hpp"
+
+namespace bus::detail {
+
+class ConnectionImpl;
+
+class SubscriptionImpl {
+ public:
+  SubscriptionImpl(std::shared_ptr<ConnectionImpl> connection, std::uint32_t index,
+                   std::uint32_t incarnation, std::string pattern, SubscribeOptions options);
+  ~SubscriptionImpl();
+
+  Result<Message> next(std::chrono::nanoseconds timeout);
+  Result<std::size_t> try_poll(const MessageHandler& handler, std::size_t max);
+  void start_dispatch(MessageHandler handler);
+  Status unsubscribe();
+  Status drain();
+  /// The connection is closing: stop consuming (the broker reclaims the ring).
+  void detach() noexcept;
+
+  const std::string& pattern() const noexcept { return pattern_; }
+  const std::string& queue_group() const noexcept { return options_.queue_group; }
+  std::uint64_t dropped_count() const noexcept;
+  std::uint64_t delivered_count() const noexcept;
+
+ private:
+  /// Delivers what is committed; handles dead writers' records. Caller holds consume_mutex_.
+  Result<std::size_t> poll_locked(const MessageHandler& handler, std::size_t max);
+  /// Waits until a record may be ready, the deadline passes or we are closing.
+  void wait_locked(std::uint64_t deadline_ns);
+  void stop_dispatch() noexcept;
+
+  std::shared_ptr<ConnectionImpl> connection_;
+  MpscRing ring_;
+  std::uint32_t index_;
+  std::uint32_t incarnation_;
+  std::string pattern_;
+  SubscribeOptions options_;
+
+  std::mutex consume_mutex_;
+  std::uint64_t head_ = 0;                 // own position; single writer (under consume_mutex_)
+  std::uint64_t stuck_since_ns_ = 0;       // when the head record was first seen unfinished
+  std::uint32_t hints_handled_ = 0;        // dead_claim_hints value already acted upon
+  bool corrupt_ = false;
+
+  std::atomic<bool> closing_{false};
+  std::atomic<bool> draining_{false};
+  bool unsubscribed_ = false;  // under consume_mutex_
+  std::thread dispatch_;
+};
+
+}  // namespace bus::detail

@@ -1,0 +1,129 @@
+#include "proto/control_channel.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "os/process.hpp"
+
+namespace bus::detail {
+
+void ControlMessage::set_s1(std::string_view s) noexcept {
+  str1_len = static_cast<std::uint16_t>(std::min(s.size(), sizeof str1 - 1));
+  std::memcpy(str1, s.data(), str1_len);
+  str1[str1_len] = '\0';
+}
+
+void ControlMessage::set_s2(std::string_view s) noexcept {
+  str2_len = static_cast<std::uint16_t>(std::min(s.size(), sizeof str2 - 1));
+  std::memcpy(str2, s.data(), str2_len);
+  str2[str2_len] = '\0';
+}
+
+bool ControlMessage::well_formed() const noexcept {
+  return magic == kControlMagic && version == kControlVersion && str1_len < sizeof str1 &&
+         str2_len < sizeof str2;
+}
+
+ControlMessage make_error_reply(const ControlMessage& request, const Error& error) {
+  ControlMessage reply;
+  reply.type = ControlType::error;
+  reply.request_id = request.request_id;
+  reply.errc = static_cast<std::uint16_t>(error.code);
+  reply.set_s1(error.message);
+  return reply;
+}
+
+Error error_from_reply(const ControlMessage& reply) {
+  return Error{static_cast<Errc>(reply.errc), std::string(reply.s1())};
+}
+
+std::string control_socket_name(std::string_view bus_name) {
+  std::string name(1, '\0');
+  name += "bus/";
+  name += bus_name;
+  return name;
+}
+
+bool send_control(int fd, const ControlMessage& message) noexcept {
+  for (;;) {
+    const ssize_t n = ::send(fd, &message, sizeof message, MSG_NOSIGNAL);
+    if (n == static_cast<ssize_t>(sizeof message)) return true;
+    if (n < 0 && errno == EINTR) continue;
+    return false;
+  }
+}
+
+ControlChannel::~ControlChannel() { close(); }
+
+Status ControlChannel::connect(std::string_view bus_name) {
+  close();
+  const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error(Errc::io_error, errno_message("socket", errno));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string name = control_socket_name(bus_name);
+  if (name.size() > sizeof addr.sun_path) {
+    ::close(fd);
+    return make_error(Errc::invalid_argument, "bus name too long");
+  }
+  std::memcpy(addr.sun_path, name.data(), name.size());
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == ECONNREFUSED || err == ENOENT) {
+      return make_error(Errc::broker_not_running,
+                        "no broker is running for bus '" + std::string(bus_name) +
+                            "' (start one with: busd --bus " + std::string(bus_name) + ")");
+    }
+    return make_error(Errc::io_error, errno_message("connect to broker", err));
+  }
+  fd_ = fd;
+  return {};
+}
+
+Result<ControlMessage> ControlChannel::call(ControlMessage request, std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mutex_);
+  if (fd_ < 0) return make_error(Errc::broker_gone, "not connected to the broker");
+  request.request_id = next_request_id_++;
+  if (!send_control(fd_, request)) {
+    return make_error(Errc::broker_gone, "the broker closed the control connection");
+  }
+  const std::uint64_t deadline = monotonic_ns() + static_cast<std::uint64_t>(timeout.count()) * 1'000'000ull;
+  for (;;) {
+    const std::uint64_t now = monotonic_ns();
+    if (now >= deadline) {
+      return make_error(Errc::timeout, "the broker did not answer within " +
+                                           std::to_string(timeout.count()) + " ms");
+    }
+    pollfd pfd{fd_, POLLIN, 0};
+    const int rc = ::poll(&pfd, 1, static_cast<int>((deadline - now) / 1'000'000ull) + 1);
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc <= 0) continue;
+    ControlMessage reply;
+    const ssize_t n = ::recv(fd_, &reply, sizeof reply, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return make_error(Errc::broker_gone, "the broker closed the control connection");
+    if (n != static_cast<ssize_t>(sizeof reply) || !reply.well_formed()) {
+      return make_error(Errc::protocol_error, "malformed reply from the broker");
+    }
+    if (reply.request_id != request.request_id) continue;  // a late reply to a timed-out call
+    if (reply.type == ControlType::error) return error_from_reply(reply);
+    return reply;
+  }
+}
+
+void ControlChannel::close() noexcept {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+}  // namespace bus::detail

@@ -1,0 +1,37 @@
+// proto/control_channel.hpp — the client's end of the control socket: blocking request/reply
+// calls with a deadline, safe to call from several threads (one call in flight at a time).
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <string_view>
+
+#include "bus/result.hpp"
+#include "proto/control.hpp"
+
+namespace bus::detail {
+
+class ControlChannel {
+ public:
+  ControlChannel() = default;
+  ControlChannel(const ControlChannel&) = delete;
+  ControlChannel& operator=(const ControlChannel&) = delete;
+  ~ControlChannel();
+
+  /// Connects to the broker of `bus_name`. Errc::broker_not_running if nobody listens.
+  Status connect(std::string_view bus_name);
+  /// Sends `request` and waits up to `timeout` for its reply; an error reply becomes an Error.
+  Result<ControlMessage> call(ControlMessage request, std::chrono::milliseconds timeout);
+  void close() noexcept;
+  bool is_open() const noexcept { return fd_ >= 0; }
+
+ private:
+  std::mutex mutex_;
+  int fd_ = -1;
+  std::uint32_t next_request_id_ = 1;
+};
+
+/// Sends one control message on `fd` (broker side too). False on a broken socket.
+bool send_control(int fd, const ControlMessage& message) noexcept;
+
+}  // namespace bus::detail

@@ -1,0 +1,304 @@
+// ring/mpsc_ring.hpp — the lock-free many-producer, single-consumer ring of one subscription.
+//
+// Provides MpscRing, a view over a SubscriptionLayout's ring control words and its data bytes:
+//   producers: try_claim() -> write the record -> commit()       (no lock, no syscall)
+//   consumer:  poll()  /  prepare_sleep() + futex  /  try_unblock() for claims left by the dead
+// Header-only, no OS calls: waking and sleeping are the caller's (client/subscription.cpp).
+//
+// Memory-ordering labels (docs/design/ring.md keeps the table):
+//   [R1] producer commit: release-store of the record length; pairs with [A1] in poll().
+//   [R2] consumer frees space: release-store of head after zeroing; pairs with [A2] in try_claim().
+//   [R3] claim CAS (release half): the claim-lane store is ordered before the claim; pairs with
+//        [A7], the broker's RMW on the tail when it removes a subscription.
+//   [A3] tail loads (acquire): pair with [A7]'s release half (the bumped incarnation) and with
+//        [R7], the broker's store of a recycled ring's fresh tail after zeroing it, so a claim
+//        never sees a stale incarnation together with a new tail, nor stale bytes.
+//   [R4] consumer's sleeping-bit CAS; pairs with [A3]'s read of the bit by the next claimer.
+//
+// Every length read from the ring is checked against the capacity before it is used; a record
+// that fails a check makes poll() return PollStatus::corrupt instead of reading out of bounds.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "ring/record.hpp"
+#include "shm/layout.hpp"
+
+namespace bus::detail {
+
+enum class ClaimStatus { claimed, full, stale, too_large };
+enum class PollStatus { delivered, empty, in_progress, corrupt };
+
+/// What a producer keeps per target ring, in its own process memory.
+struct ProducerCursor {
+  std::uint32_t incarnation = 0;  // the incarnation its route was resolved for
+  std::uint64_t cached_head = 0;  // a head it saw (<= the real one); refreshed when space looks short
+};
+
+struct Claim {
+  RecordHeader* record = nullptr;
+  std::uint32_t bytes = 0;
+  bool consumer_sleeping = false;  // the claim cleared the sleeping bit: wake after commit
+};
+
+/// A committed message as the consumer sees it (points into the ring until poll() returns).
+struct RecordView {
+  const RecordHeader* header;
+  const char* subject;
+  const char* reply;
+  const std::byte* headers;
+  const std::byte* payload;
+};
+
+class MpscRing {
+ public:
+  MpscRing() = default;
+  MpscRing(SubscriptionLayout* control, std::byte* data, std::uint32_t capacity) noexcept
+      : ctl_(control), data_(data), capacity_(capacity), mask_(capacity - 1) {}
+
+  std::uint32_t capacity() const noexcept { return capacity_; }
+  SubscriptionLayout* control() const noexcept { return ctl_; }
+  /// Largest record a ring accepts: half its capacity, so that one always fits in an empty ring
+  /// whatever the wrap point (a record plus the padding before it).
+  std::uint32_t max_record_bytes() const noexcept { return capacity_ / 2; }
+
+  // ------------------------------------------------------------------------------- producers
+
+  /// Claims `bytes` (a multiple of 8) for a record. On success the claim's bytes are zero and
+  /// owned by the caller until commit(). Never blocks: full and stale are normal outcomes.
+  ClaimStatus try_claim(ProducerCursor& cursor, std::uint32_t bytes, Claim& out) noexcept {
+    if (bytes > max_record_bytes() || bytes < kRecordHeaderBytes) return ClaimStatus::too_large;
+    // [A3] acquire: see the header comment.
+    std::uint64_t word = ctl_->tail_word.load(std::memory_order_acquire);
+    std::uint32_t padding = 0;
+    std::uint32_t index = 0;
+    for (;;) {
+      // Relaxed: ordered after the acquire load of `word` that this check belongs to ([A3]).
+      if (ctl_->incarnation.load(std::memory_order_relaxed) != cursor.incarnation) {
+        return ClaimStatus::stale;
+      }
+      const std::uint64_t position = tail_position(word);
+      index = static_cast<std::uint32_t>(position & mask_);
+      const std::uint32_t to_end = capacity_ - index;
+      padding = bytes > to_end ? to_end : 0;
+      const std::uint64_t total = std::uint64_t{padding} + bytes;
+      if (position - cursor.cached_head + total > capacity_) {
+        // [A2] acquire: pairs with [R2]; bytes below head were zeroed before head moved.
+        cursor.cached_head = ctl_->head_position.load(std::memory_order_acquire);
+        // A head ahead of the tail can only be a scribble: treat as full, never write.
+        if (cursor.cached_head > position || position - cursor.cached_head + total > capacity_) {
+          return ClaimStatus::full;
+        }
+      }
+      const std::uint64_t next = position + total;  // sleeping bit cleared: we wake the consumer
+      // [R3] release: our claim-lane store is visible to the broker's [A7] RMW that follows.
+      // [A3] acquire (both outcomes): a retry re-checks the incarnation against a fresh tail.
+      if (ctl_->tail_word.compare_exchange_weak(word, next, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+        break;
+      }
+    }
+    out.consumer_sleeping = tail_sleeping(word);
+    if (padding != 0) {
+      auto* pad = header_at(index);
+      pad->type = static_cast<std::uint16_t>(RecordType::padding);
+      // [R1] release: the padding type is visible before its length commits it.
+      pad->length.store(static_cast<std::int32_t>(padding), std::memory_order_release);
+      index = 0;
+    }
+    out.record = header_at(index);
+    out.bytes = bytes;
+    return ClaimStatus::claimed;
+  }
+
+  /// Marks a claim as being written by (client, epoch): if the writer dies before commit(), the
+  /// consumer can prove it dead and skip the record (try_unblock).
+  static void begin_write(Claim& claim, std::uint32_t client, std::uint32_t epoch) noexcept {
+    claim.record->producer_client = client;
+    claim.record->producer_epoch = epoch;
+    claim.record->type = static_cast<std::uint16_t>(RecordType::message);
+    // Release: the owner fields are visible to a consumer that reads the negative length.
+    claim.record->length.store(-static_cast<std::int32_t>(claim.bytes), std::memory_order_release);
+  }
+
+  static std::byte* body(const Claim& claim) noexcept {
+    return reinterpret_cast<std::byte*>(claim.record) + kRecordHeaderBytes;
+  }
+
+  static void commit(const Claim& claim) noexcept {
+    // [R1] release: every byte of the record is visible before the consumer sees length > 0.
+    claim.record->length.store(static_cast<std::int32_t>(claim.bytes), std::memory_order_release);
+  }
+
+  /// Address of the 32-bit futex word: the high half of tail_word, which holds the sleeping bit.
+  /// A claim that clears the bit changes the word, so a FUTEX_WAIT racing with it returns.
+  std::uint32_t* futex_word() const noexcept {
+    static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "futex word is the high half");
+    return reinterpret_cast<std::uint32_t*>(&ctl_->tail_word) + 1;
+  }
+
+  // -------------------------------------------------------------------------------- consumer
+
+  /// Delivers up to `max_records` committed messages to `on_message(const RecordView&)`, then
+  /// zeroes their bytes and releases the space to producers. `head` is the consumer's own copy
+  /// of its position (single writer).
+  template <class OnMessage>
+  PollStatus poll(std::uint64_t& head, std::uint32_t max_records, std::uint32_t& delivered,
+                  OnMessage&& on_message) noexcept {
+    delivered = 0;
+    PollStatus status = PollStatus::empty;
+    const std::uint64_t start = head;
+    while (delivered < max_records) {
+      const auto index = static_cast<std::uint32_t>(head & mask_);
+      auto* rec = header_at(index);
+      // [A1] acquire: pairs with [R1]; all bytes below a positive length are visible.
+      const std::int32_t length = rec->length.load(std::memory_order_acquire);
+      if (length == 0) break;
+      if (length < 0) {
+        status = PollStatus::in_progress;
+        break;
+      }
+      const std::uint32_t bytes = static_cast<std::uint32_t>(length);
+      if (bytes % kRecordAlign != 0 || bytes > capacity_ - index) {
+        status = PollStatus::corrupt;
+        break;
+      }
+      if (rec->type == static_cast<std::uint16_t>(RecordType::message)) {
+        if (bytes < kRecordHeaderBytes) {
+          status = PollStatus::corrupt;
+          break;
+        }
+        const std::uint64_t used = std::uint64_t{kRecordHeaderBytes} + rec->subject_len +
+                                   rec->reply_len + rec->headers_len + rec->payload_len;
+        if (used > bytes) {
+          status = PollStatus::corrupt;
+          break;
+        }
+        const char* base = reinterpret_cast<const char*>(rec) + kRecordHeaderBytes;
+        RecordView view{rec, base, base + rec->subject_len,
+                        reinterpret_cast<const std::byte*>(base + rec->subject_len + rec->reply_len),
+                        reinterpret_cast<const std::byte*>(base + rec->subject_len + rec->reply_len +
+                                                           rec->headers_len)};
+        on_message(view);
+        ++delivered;
+        status = PollStatus::delivered;
+      } else if (rec->type != static_cast<std::uint16_t>(RecordType::padding)) {
+        status = PollStatus::corrupt;
+        break;
+      }
+      // Zero what we consumed so a later claim of these bytes starts from length == 0.
+      std::memset(static_cast<void*>(rec), 0, bytes);
+      head += bytes;
+    }
+    if (head != start) {
+      // [R2] release: the zeroed bytes are visible before producers may claim them ([A2]).
+      ctl_->head_position.store(head, std::memory_order_release);
+      if (delivered != 0) {
+        // Relaxed: a statistic with one writer (this consumer).
+        ctl_->delivered_msgs.store(ctl_->delivered_msgs.load(std::memory_order_relaxed) + delivered,
+                                   std::memory_order_relaxed);
+      }
+    }
+    if (status == PollStatus::empty && delivered == 0 && claimed_beyond(head)) {
+      status = PollStatus::in_progress;  // claimed, nothing written yet
+    }
+    return status;
+  }
+
+  /// True when the record at `head` is committed (what a spinning consumer watches).
+  bool committed_at(std::uint64_t head) const noexcept {
+    // Relaxed: a hint to stop spinning; poll() re-reads the length with acquire ([A1]).
+    return header_at(static_cast<std::uint32_t>(head & mask_))->length.load(std::memory_order_relaxed) > 0;
+  }
+
+  /// True when producers have claimed space past `head` (committed or not).
+  bool claimed_beyond(std::uint64_t head) const noexcept {
+    // Relaxed: a hint for choosing how to wait; no data is read on its strength.
+    return tail_position(ctl_->tail_word.load(std::memory_order_relaxed)) != head;
+  }
+
+  /// Announces that the consumer is about to sleep. Succeeds only when no claim is outstanding
+  /// (tail == head); then any later claim clears the bit and its producer wakes the consumer.
+  /// Returns the futex value to wait on, or false if the consumer must not sleep now.
+  bool prepare_sleep(std::uint64_t head, std::uint32_t& futex_value) noexcept {
+    std::uint64_t word = ctl_->tail_word.load(std::memory_order_acquire);
+    for (;;) {
+      if (tail_position(word) != head) return false;
+      if (tail_sleeping(word)) break;
+      // [R4] release/acquire: totally ordered with every claim CAS on this word, which is the
+      // whole lost-wake-up argument: a claim either precedes this CAS (then tail != head and we
+      // do not sleep) or follows it (then it sees the bit and wakes us).
+      if (ctl_->tail_word.compare_exchange_weak(word, word | kTailSleepingBit,
+                                                std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
+        word |= kTailSleepingBit;
+        break;
+      }
+    }
+    futex_value = static_cast<std::uint32_t>(word >> 32);
+    return true;
+  }
+
+  /// Clears our sleeping bit after a timed-out or spurious wake-up (saves a producer a syscall).
+  void cancel_sleep() noexcept {
+    std::uint64_t word = ctl_->tail_word.load(std::memory_order_relaxed);
+    while (tail_sleeping(word) &&
+           !ctl_->tail_word.compare_exchange_weak(word, word & ~kTailSleepingBit,
+                                                  std::memory_order_relaxed)) {
+    }
+  }
+
+  /// Skips a record at `head` whose writer died before committing it. `is_dead(client, epoch)`
+  /// says whether a writer identity is gone. `allow_zero_scan` permits the heuristic case of a
+  /// writer that died between its claim CAS and its first header store (only when the broker
+  /// has reported a dead client that was claiming in this ring). Returns true if it unblocked.
+  template <class IsDead>
+  bool try_unblock(std::uint64_t head, bool allow_zero_scan, IsDead&& is_dead) noexcept {
+    const auto index = static_cast<std::uint32_t>(head & mask_);
+    auto* rec = header_at(index);
+    const std::int32_t length = rec->length.load(std::memory_order_acquire);
+    if (length < 0) {
+      const std::uint32_t bytes = static_cast<std::uint32_t>(-static_cast<std::int64_t>(length));
+      if (bytes % kRecordAlign != 0 || bytes > capacity_ - index) return false;
+      if (!is_dead(rec->producer_client, rec->producer_epoch)) return false;
+      rec->type = static_cast<std::uint16_t>(RecordType::padding);
+      // [R1] release: the padding type is visible before the positive length.
+      rec->length.store(static_cast<std::int32_t>(bytes), std::memory_order_release);
+      return true;
+    }
+    if (length != 0 || !allow_zero_scan) return false;
+    // The dead writer claimed [head, X) and wrote nothing. X is the next record start: the
+    // first non-zero length word, or the tail, or the end of the ring (a wrap claim).
+    const std::uint64_t tail = tail_position(ctl_->tail_word.load(std::memory_order_acquire));
+    if (tail <= head || tail - head > capacity_) return false;
+    const auto limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(capacity_ - index, tail - head));
+    std::uint32_t gap = kRecordAlign;
+    while (gap < limit &&
+           header_at(index + gap)->length.load(std::memory_order_acquire) == 0) {
+      gap += kRecordAlign;
+    }
+    // Re-check that the whole gap is still zero (a live writer would have shown up by now).
+    for (std::uint32_t off = 0; off < gap; off += kRecordAlign) {
+      if (header_at(index + off)->length.load(std::memory_order_acquire) != 0) return false;
+    }
+    rec->type = static_cast<std::uint16_t>(RecordType::padding);
+    rec->length.store(static_cast<std::int32_t>(gap), std::memory_order_release);  // [R1]
+    return true;
+  }
+
+ private:
+  RecordHeader* header_at(std::uint32_t index) const noexcept {
+    return reinterpret_cast<RecordHeader*>(data_ + index);
+  }
+
+  SubscriptionLayout* ctl_ = nullptr;
+  std::byte* data_ = nullptr;
+  std::uint32_t capacity_ = 0;
+  std::uint32_t mask_ = 0;
+};
+
+}  // namespace bus::detail

@@ -1,0 +1,310 @@
+// shm/layout.hpp — SegmentDescriptor: the byte layout of a bus's shared-memory segment.
+//
+// One bus = one POSIX shared-memory object `/bus.<NAME>`, created by the broker (mode 0600,
+// O_EXCL). Everything in it is addressed by offsets relative to the segment start, never by
+// pointers, because every process maps it at a different address. Every offset, index and
+// length read from it is untrusted: code that uses one checks it against the bounds below.
+//
+//   segment (all regions 4096-aligned)
+//   +--------------------------------------+ 0
+//   | SegmentHeader            (4096 B)    |  magic, version, sizes, region offsets, broker
+//   +--------------------------------------+ clients_offset
+//   | ClientLayout x max_clients           |  who is attached; publisher claim lanes
+//   +--------------------------------------+ subscriptions_offset
+//   | SubscriptionLayout x max_subscriptions|  pattern, owner, ring control (tail/head/counters)
+//   +--------------------------------------+ routes_offset
+//   | RouteLayout x max_routes             |  resolved subject -> subscriber rings (stride
+//   |   (header + max_fanout RouteTargets) |  route_stride)
+//   +--------------------------------------+ rings_offset
+//   | ring data x max_subscriptions        |  ring i serves subscription slot i; ring_bytes each
+//   +--------------------------------------+ segment_size
+//
+// Writers: the broker is the only writer of the header, the client table's identity fields,
+// subscription identity fields and routes (single writer => no locks on the control path, and
+// nothing for a dead client to leave locked). Clients write only their own claim lanes, the
+// rings they publish into (tail/record bytes) and the rings they consume (head/counters).
+//
+// Any change to a struct below must bump kLayoutMajor (incompatible) or kLayoutMinor
+// (fields added in reserved space); tests/layout/layout_freeze_test.cpp fails until you do.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace bus::detail {
+
+inline constexpr std::uint64_t kSegmentMagic = 0x3130'4745'5353'5542ull;  // "BUSSEG01" little-endian
+inline constexpr std::uint16_t kLayoutMajor = 1;
+inline constexpr std::uint16_t kLayoutMinor = 0;
+inline constexpr std::size_t kCacheLine = 64;
+// Hot atomics get two cache lines (Aeron's rule): the adjacent-line prefetcher pulls pairs of
+// lines, so one line of padding is not enough to stop false sharing.
+inline constexpr std::size_t kHotBlock = 128;
+inline constexpr std::size_t kRegionAlign = 4096;
+inline constexpr std::size_t kPatternBytes = 256;  // kMaxSubjectBytes (255) + NUL
+inline constexpr std::size_t kGroupBytes = 64;     // kMaxQueueGroupBytes (63) + NUL
+inline constexpr std::size_t kClientNameBytes = 48;
+// Claim lanes per client: each publishing thread of a client owns one lane (see ClientLayout).
+inline constexpr std::size_t kClaimLanes = 32;
+
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(std::atomic<std::int32_t>::is_always_lock_free);
+
+// ---------------------------------------------------------------------------------------------
+// SegmentHeader (offset 0, 4096 bytes)
+//
+//  off  size field                      writer  notes
+//    0     8 magic                      broker  release-stored LAST: readiness signal
+//    8     2 layout_major               broker  clients refuse a different major
+//   10     2 layout_minor               broker  newer minor = fields added in reserved space
+//   12     4 header_size                broker  4096
+//   16     8 segment_size               broker  must equal the mapped file size
+//   24     4 max_clients                broker
+//   28     4 max_subscriptions          broker  = number of rings
+//   32     4 max_routes                 broker
+//   36     4 max_fanout                 broker  targets per route
+//   40     8 ring_bytes                 broker  power of two, per subscription
+//   48     8 max_payload                broker  headers + payload, per message
+//   56     8 clients_offset             broker
+//   64     8 subscriptions_offset       broker
+//   72     8 routes_offset              broker
+//   80     8 route_stride               broker  bytes per RouteLayout incl. targets
+//   88     8 rings_offset               broker
+//   96     4 broker_pid                 broker
+//  100     4 owner_uid                  broker
+//  104     8 broker_start_ticks         broker  /proc/<pid>/stat starttime (pid-reuse proof)
+//  112     8 created_unix_ns            broker
+//  120   136 reserved (zero)                    room for minor additions (journal, stats)
+//  256   128 broker_heartbeat_ns        broker  CLOCK_MONOTONIC ns, every 100 ms  [hot block]
+//  384   128 registry_generation        broker  +1 per subscription change       [hot block]
+//  512  3584 reserved (zero)                    monitoring counters, journal descriptors
+// ---------------------------------------------------------------------------------------------
+struct alignas(kRegionAlign) SegmentHeader {
+  std::atomic<std::uint64_t> magic;
+  std::uint16_t layout_major;
+  std::uint16_t layout_minor;
+  std::uint32_t header_size;
+  std::uint64_t segment_size;
+  std::uint32_t max_clients;
+  std::uint32_t max_subscriptions;
+  std::uint32_t max_routes;
+  std::uint32_t max_fanout;
+  std::uint64_t ring_bytes;
+  std::uint64_t max_payload;
+  std::uint64_t clients_offset;
+  std::uint64_t subscriptions_offset;
+  std::uint64_t routes_offset;
+  std::uint64_t route_stride;
+  std::uint64_t rings_offset;
+  std::uint32_t broker_pid;
+  std::uint32_t owner_uid;
+  std::uint64_t broker_start_ticks;
+  std::uint64_t created_unix_ns;
+  std::uint8_t reserved0[136];
+  alignas(kHotBlock) std::atomic<std::uint64_t> broker_heartbeat_ns;
+  alignas(kHotBlock) std::atomic<std::uint64_t> registry_generation;
+  alignas(kHotBlock) std::uint8_t reserved1[3584];
+};
+static_assert(offsetof(SegmentHeader, magic) == 0);
+static_assert(offsetof(SegmentHeader, layout_major) == 8);
+static_assert(offsetof(SegmentHeader, header_size) == 12);
+static_assert(offsetof(SegmentHeader, segment_size) == 16);
+static_assert(offsetof(SegmentHeader, max_clients) == 24);
+static_assert(offsetof(SegmentHeader, ring_bytes) == 40);
+static_assert(offsetof(SegmentHeader, clients_offset) == 56);
+static_assert(offsetof(SegmentHeader, rings_offset) == 88);
+static_assert(offsetof(SegmentHeader, broker_pid) == 96);
+static_assert(offsetof(SegmentHeader, created_unix_ns) == 112);
+static_assert(offsetof(SegmentHeader, broker_heartbeat_ns) == 256);
+static_assert(offsetof(SegmentHeader, registry_generation) == 384);
+static_assert(sizeof(SegmentHeader) == 4096);
+
+// ---------------------------------------------------------------------------------------------
+// ClientLayout (one per client slot; 128 + 32 * 64 = 2176 bytes)
+//
+//  off  size field              writer  notes
+//    0     4 state              broker  ClientState; only the broker moves it
+//    4     4 epoch              broker  +1 each time the slot is (re)assigned
+//    8     4 pid                broker  from SO_PEERCRED, checked against the pidfd
+//   12     4 uid                broker
+//   16     8 start_ticks        broker  /proc/<pid>/stat starttime: pid + start = identity
+//   24     8 connected_unix_ns  broker
+//   32    48 name               broker  client-chosen label for monitoring (NUL-terminated)
+//   80    48 reserved (zero)
+//  128  2048 claim_lanes[32]    client  one 64-byte line per publishing thread
+//
+// Claim lane protocol (see docs/design/ring.md, "dead publishers"): before a publisher CASes a
+// ring's tail it stores `subscription index + 1` in its lane, and stores 0 after committing. The
+// broker reads the lanes (a) of a dead client, to find rings that may hold a claim it never
+// committed, and (b) of all live clients, before recycling a ring, to know no claim under the
+// ring's old incarnation is still being written.
+// ---------------------------------------------------------------------------------------------
+enum class ClientState : std::uint32_t { free = 0, live = 1 };
+
+struct alignas(kCacheLine) ClaimLane {
+  std::atomic<std::uint32_t> active_subscription_plus1;
+  std::uint8_t pad[kCacheLine - 4];
+};
+static_assert(sizeof(ClaimLane) == kCacheLine);
+
+struct alignas(kCacheLine) ClientLayout {
+  std::atomic<std::uint32_t> state;
+  std::atomic<std::uint32_t> epoch;
+  std::uint32_t pid;
+  std::uint32_t uid;
+  std::uint64_t start_ticks;
+  std::uint64_t connected_unix_ns;
+  char name[kClientNameBytes];
+  std::uint8_t reserved[48];
+  ClaimLane claim_lanes[kClaimLanes];
+};
+static_assert(offsetof(ClientLayout, epoch) == 4);
+static_assert(offsetof(ClientLayout, start_ticks) == 16);
+static_assert(offsetof(ClientLayout, name) == 32);
+static_assert(offsetof(ClientLayout, claim_lanes) == 128);
+static_assert(sizeof(ClientLayout) == 128 + kClaimLanes * kCacheLine);
+
+// ---------------------------------------------------------------------------------------------
+// SubscriptionLayout (one per subscription slot = one ring; 896 bytes)
+//
+//  off  size field                 writer    notes
+//    0     4 state                 broker    SubscriptionState
+//    4     4 owner_client          broker    client slot index of the subscriber
+//    8     4 owner_epoch           broker    that slot's epoch when it subscribed
+//   12     4 group_len             broker    0 = plain subscription, else queue group length
+//   16     4 pattern_len           broker
+//   20    12 reserved
+//   32   256 pattern               broker    NUL-terminated
+//  288    64 group                 broker    NUL-terminated (queue groups)
+//  352   160 reserved
+//  512     8 tail_word             producers [hot] bit 63 = consumer sleeping, bits 62..0 = tail
+//                                            position (bytes claimed, ever; never wraps)
+//  520     4 incarnation           broker    [same line] +1 when the subscription is removed
+//  640     8 head_position         consumer  [hot] bytes consumed, ever; index = position & mask
+//  768     8 dropped_msgs          producers a full ring dropped a message for this sub
+//  776     8 delivered_msgs        consumer  messages handed to the application
+//  784     4 dead_claim_hints      broker    +1 when a dead client may have left a claim here
+//  788   108 reserved
+//
+// Positions are 64-bit and only grow (Aeron's rule), so a publisher's cached copy of the head
+// can be old but never wrong in the direction that matters. A publisher holding a stale route
+// can never claim space in a ring that was recycled for another subscription: removal bumps the
+// incarnation and then moves the tail (an RMW), so the stale publisher either reads the new tail
+// and with it the new incarnation, or its claim CAS fails (hazard 5, ABA). The sleeping bit lives
+// in the tail word so a publisher learns from the value its claim CAS returns whether the
+// consumer must be woken, with no extra fence on the hot path (hazard 8; docs/design/ring.md).
+// ---------------------------------------------------------------------------------------------
+enum class SubscriptionState : std::uint32_t { free = 0, active = 1, quarantined = 2 };
+
+inline constexpr std::uint64_t kTailSleepingBit = 1ull << 63;
+inline constexpr std::uint64_t kTailPositionMask = kTailSleepingBit - 1;
+
+constexpr bool tail_sleeping(std::uint64_t word) noexcept { return (word & kTailSleepingBit) != 0; }
+constexpr std::uint64_t tail_position(std::uint64_t word) noexcept { return word & kTailPositionMask; }
+
+struct alignas(kHotBlock) SubscriptionLayout {
+  std::atomic<std::uint32_t> state;
+  std::uint32_t owner_client;
+  std::uint32_t owner_epoch;
+  std::uint32_t group_len;
+  std::uint32_t pattern_len;
+  std::uint8_t reserved0[12];
+  char pattern[kPatternBytes];
+  char group[kGroupBytes];
+  std::uint8_t reserved1[160];
+  alignas(kHotBlock) std::atomic<std::uint64_t> tail_word;
+  std::atomic<std::uint32_t> incarnation;
+  alignas(kHotBlock) std::atomic<std::uint64_t> head_position;
+  alignas(kHotBlock) std::atomic<std::uint64_t> dropped_msgs;
+  std::atomic<std::uint64_t> delivered_msgs;
+  std::atomic<std::uint32_t> dead_claim_hints;
+  std::uint8_t reserved2[108];
+};
+static_assert(offsetof(SubscriptionLayout, pattern) == 32);
+static_assert(offsetof(SubscriptionLayout, group) == 288);
+static_assert(offsetof(SubscriptionLayout, tail_word) == 512);
+static_assert(offsetof(SubscriptionLayout, incarnation) == 520);
+static_assert(offsetof(SubscriptionLayout, head_position) == 640);
+static_assert(offsetof(SubscriptionLayout, dropped_msgs) == 768);
+static_assert(offsetof(SubscriptionLayout, delivered_msgs) == 776);
+static_assert(offsetof(SubscriptionLayout, dead_claim_hints) == 784);
+static_assert(sizeof(SubscriptionLayout) == 896);
+
+// ---------------------------------------------------------------------------------------------
+// RouteLayout (one per resolved literal subject; stride = header + max_fanout * 16, 128-aligned)
+//
+//  off  size field          writer  notes
+//    0     4 version        broker  seqlock: odd while the broker rewrites the targets
+//    4     4 state          broker  RouteState
+//    8     4 subject_len    broker
+//   12     4 target_count   broker  <= max_fanout (checked by readers)
+//   16   256 subject        broker  NUL-terminated literal subject
+//  272    48 reserved
+//  320   16n targets        broker  RouteTarget[max_fanout]
+//
+// A route lists every subscription whose pattern matches the subject. Publishers copy it into
+// process memory under the seqlock and re-copy only when `version` changes, so a steady-state
+// publish reads one shared line (version) and never walks the subscription table.
+// ---------------------------------------------------------------------------------------------
+enum class RouteState : std::uint32_t { free = 0, active = 1 };
+
+struct RouteTarget {
+  std::atomic<std::uint32_t> subscription;  // slot index
+  std::atomic<std::uint32_t> incarnation;   // ring incarnation the route was built for
+  std::atomic<std::uint32_t> group;         // 0 = plain; else queue-group ordinal within route
+  std::uint32_t reserved;
+};
+static_assert(sizeof(RouteTarget) == 16);
+
+struct alignas(kHotBlock) RouteLayout {
+  std::atomic<std::uint32_t> version;
+  std::atomic<std::uint32_t> state;
+  std::uint32_t subject_len;
+  std::atomic<std::uint32_t> target_count;
+  char subject[kPatternBytes];
+  std::uint8_t reserved[48];
+  // followed by RouteTarget targets[max_fanout]
+};
+static_assert(offsetof(RouteLayout, target_count) == 12);
+static_assert(offsetof(RouteLayout, subject) == 16);
+static_assert(sizeof(RouteLayout) == 384);
+inline constexpr std::size_t kRouteTargetsOffset = 320;
+
+// Sizes the broker was configured with; everything else is derived by compute_geometry().
+struct SegmentConfig {
+  std::uint32_t max_clients = 64;
+  std::uint32_t max_subscriptions = 256;
+  std::uint32_t max_routes = 1024;
+  std::uint32_t max_fanout = 256;
+  std::uint64_t ring_bytes = 4u << 20;   // must hold two max-size records (see ring.md)
+  std::uint64_t max_payload = 1u << 20;  // NATS default max_payload
+};
+
+struct SegmentGeometry {
+  std::uint64_t clients_offset, subscriptions_offset, routes_offset, route_stride, rings_offset,
+      segment_size;
+};
+
+constexpr std::uint64_t align_up(std::uint64_t v, std::uint64_t a) noexcept {
+  return (v + a - 1) / a * a;
+}
+
+constexpr SegmentGeometry compute_geometry(const SegmentConfig& c) noexcept {
+  SegmentGeometry g{};
+  g.clients_offset = sizeof(SegmentHeader);
+  g.subscriptions_offset =
+      align_up(g.clients_offset + std::uint64_t{c.max_clients} * sizeof(ClientLayout), kRegionAlign);
+  g.routes_offset = align_up(
+      g.subscriptions_offset + std::uint64_t{c.max_subscriptions} * sizeof(SubscriptionLayout),
+      kRegionAlign);
+  g.route_stride =
+      align_up(kRouteTargetsOffset + std::uint64_t{c.max_fanout} * sizeof(RouteTarget), kHotBlock);
+  g.rings_offset =
+      align_up(g.routes_offset + std::uint64_t{c.max_routes} * g.route_stride, kRegionAlign);
+  g.segment_size = g.rings_offset + std::uint64_t{c.max_subscriptions} * c.ring_bytes;
+  return g;
+}
+
+}  // namespace bus::detail

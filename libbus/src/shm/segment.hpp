@@ -1,0 +1,84 @@
+// shm/segment.hpp — creating, attaching and bounds-checked access to a bus segment.
+//
+// The broker creates the segment (create()); clients attach (open()). Accessors take indices
+// from untrusted places (control replies, route targets, record headers) and return nullptr for
+// anything out of range, so a scribbled value becomes an error, never a stray access.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "bus/result.hpp"
+#include "ring/mpsc_ring.hpp"
+#include "shm/layout.hpp"
+
+namespace bus::detail {
+
+/// "/dev/shm" object name of a bus: "bus.<NAME>".
+std::string segment_object_name(std::string_view bus_name);
+
+/// Bus names become file and socket names: [A-Za-z0-9_.-]{1,64}, not starting with '.'.
+Status validate_bus_name(std::string_view bus_name);
+
+class Segment {
+ public:
+  Segment() noexcept;
+  Segment(Segment&&) noexcept;
+  Segment& operator=(Segment&&) noexcept;
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+  ~Segment();
+
+  /// Creates `/bus.<name>` with O_EXCL and `mode`, sizes and zero-fills it, reserves the pages of
+  /// the header and tables (posix_fallocate, so a small /dev/shm fails here, not with SIGBUS
+  /// later), writes the header and publishes the magic last. Fails if the object exists.
+  static Result<Segment> create(std::string_view bus_name, const SegmentConfig& config,
+                                mode_t mode, pid_t broker_pid, std::uint64_t broker_start_ticks);
+
+  /// Attaches to an existing segment: checks owner, size, magic, major version and that every
+  /// region offset in the header agrees with the sizes in the header and the file's size.
+  static Result<Segment> open(std::string_view bus_name);
+
+  /// Reads the header of an existing segment without keeping it (stale-segment diagnostics).
+  struct Peek {
+    bool valid_magic = false;
+    std::uint32_t broker_pid = 0;
+    std::uint64_t broker_start_ticks = 0;
+  };
+  static Peek peek(std::string_view bus_name) noexcept;
+  static bool exists(std::string_view bus_name) noexcept;
+  static bool remove(std::string_view bus_name) noexcept;
+
+  /// Reserves the pages of ring `index` (broker, before first use of a ring).
+  Status reserve_ring(std::uint32_t index) noexcept;
+
+  SegmentHeader* header() const noexcept { return reinterpret_cast<SegmentHeader*>(base_); }
+  const SegmentConfig& config() const noexcept { return config_; }
+  std::uint64_t size() const noexcept { return size_; }
+  std::byte* base() const noexcept { return base_; }
+
+  ClientLayout* client(std::uint32_t index) const noexcept;
+  SubscriptionLayout* subscription(std::uint32_t index) const noexcept;
+  RouteLayout* route(std::uint32_t index) const noexcept;
+  RouteTarget* route_targets(RouteLayout* route) const noexcept;
+  std::byte* ring_data(std::uint32_t index) const noexcept;
+  /// Ring view of subscription `index`, or a default (null) ring when out of range.
+  MpscRing ring(std::uint32_t index) const noexcept;
+
+ private:
+  struct Mapping;  // Boost.Interprocess shared_memory_object + mapped_region
+  Status adopt_mapping(std::unique_ptr<Mapping> mapping);
+
+  std::unique_ptr<Mapping> mapping_;
+  std::byte* base_ = nullptr;
+  std::uint64_t size_ = 0;
+  SegmentConfig config_{};
+  SegmentGeometry geometry_{};
+};
+
+}  // namespace bus::detail

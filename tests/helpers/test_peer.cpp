@@ -1,0 +1,140 @@
+// test_peer.cpp — a client process for the multi-process tests, driven by argv.
+//
+//   test_peer sub     BUS PATTERN COUNT TIMEOUT_MS [QUEUE]   prints "ready", then one payload per
+//                                                           line; exit 0 after COUNT, 3 on timeout
+//   test_peer pub     BUS SUBJECT COUNT [SLEEP_US] [PREFIX]  publishes PREFIX1..PREFIXCOUNT
+//   test_peer pubseq  BUS SUBJECT COUNTER_FILE MILLIS        publishes 1,2,3... for MILLIS, storing
+//                                                           "about to publish n" in COUNTER_FILE
+//                                                           before each publish, then "end"
+//   test_peer subcheck BUS PATTERN COUNTER_FILE TIMEOUT_MS  subscribes, reads the counter, and
+//                                                           checks that every later sequence
+//                                                           arrives, contiguous, until "end"
+// Exit codes: 0 ok, 1 API error (message on stderr), 2 usage, 3 timeout, 4 check failed.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "bus/bus.hpp"
+
+namespace {
+
+int fail(const bus::Error& e) {
+  std::fprintf(stderr, "test_peer: %s: %s\n", bus::errc_name(e.code), e.message.c_str());
+  return 1;
+}
+
+std::atomic<std::uint64_t>* map_counter(const char* path) {
+  const int fd = ::open(path, O_RDWR | O_CREAT, 0600);
+  if (fd < 0 || ::ftruncate(fd, 4096) != 0) return nullptr;
+  void* p = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ::close(fd);
+  return p == MAP_FAILED ? nullptr : static_cast<std::atomic<std::uint64_t>*>(p);
+}
+
+int run_sub(bus::Connection& conn, const char* pattern, long count, long timeout_ms, const char* queue) {
+  bus::SubscribeOptions options;
+  if (queue != nullptr) options.queue_group = queue;
+  auto sub = conn.subscribe(pattern, options);
+  if (!sub) return fail(sub.error());
+  std::printf("ready\n");
+  std::fflush(stdout);
+  for (long i = 0; i < count; ++i) {
+    auto msg = sub->next(std::chrono::milliseconds(timeout_ms));
+    if (!msg) {
+      if (msg.error().code == bus::Errc::timeout) return 3;
+      return fail(msg.error());
+    }
+    std::printf("%s\n", msg->data.c_str());
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+int run_pub(bus::Connection& conn, const char* subject, long count, long sleep_us, const char* prefix) {
+  for (long i = 1; i <= count; ++i) {
+    auto st = conn.publish(subject, std::string(prefix) + std::to_string(i));
+    if (!st) return fail(st.error());
+    if (sleep_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
+  }
+  std::printf("done\n");
+  std::fflush(stdout);
+  return 0;
+}
+
+int run_pubseq(bus::Connection& conn, const char* subject, const char* counter_file, long millis) {
+  auto* counter = map_counter(counter_file);
+  if (counter == nullptr) return 1;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(millis);
+  std::uint64_t n = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    ++n;
+    // seq_cst: the subscriber's read of the counter after subscribe() returns is ordered with
+    // this store; any n it has not seen yet starts its publish after that point.
+    counter->store(n, std::memory_order_seq_cst);
+    if (auto st = conn.publish(subject, std::to_string(n)); !st) return fail(st.error());
+    if ((n & 63) == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  for (int i = 0; i < 100; ++i) {  // "end" must not be lost to a full ring
+    if (auto st = conn.publish(subject, "end"); !st) return fail(st.error());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::printf("published %llu\n", static_cast<unsigned long long>(n));
+  return 0;
+}
+
+int run_subcheck(bus::Connection& conn, const char* pattern, const char* counter_file, long timeout_ms) {
+  auto* counter = map_counter(counter_file);
+  if (counter == nullptr) return 1;
+  auto sub = conn.subscribe(pattern);
+  if (!sub) return fail(sub.error());
+  const std::uint64_t seen_before = counter->load(std::memory_order_seq_cst);
+  // Every publish numbered > seen_before started after subscribe() returned.
+  std::uint64_t expect = seen_before + 1;
+  std::uint64_t first = 0;
+  for (;;) {
+    auto msg = sub->next(std::chrono::milliseconds(timeout_ms));
+    if (!msg) return msg.error().code == bus::Errc::timeout ? 3 : fail(msg.error());
+    if (msg->data == "end") break;
+    const std::uint64_t n = std::strtoull(msg->data.c_str(), nullptr, 10);
+    if (first == 0) first = n;
+    if (n < expect) continue;  // published concurrently with subscribe(): allowed either way
+    if (n != expect) {
+      std::printf("gap: expected %llu got %llu (counter at subscribe %llu)\n",
+                  static_cast<unsigned long long>(expect), static_cast<unsigned long long>(n),
+                  static_cast<unsigned long long>(seen_before));
+      return 4;
+    }
+    ++expect;
+  }
+  std::printf("ok after=%llu first=%llu last=%llu dropped=%llu\n",
+              static_cast<unsigned long long>(seen_before), static_cast<unsigned long long>(first),
+              static_cast<unsigned long long>(expect - 1),
+              static_cast<unsigned long long>(sub->dropped_count()));
+  return sub->dropped_count() == 0 ? 0 : 4;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 4) return 2;
+  const std::string mode = argv[1];
+  auto conn = bus::Connection::connect(argv[2], {.name = "test_peer " + mode});
+  if (!conn) return fail(conn.error());
+  if (mode == "sub" && argc >= 6) {
+    return run_sub(*conn, argv[3], std::atol(argv[4]), std::atol(argv[5]), argc >= 7 ? argv[6] : nullptr);
+  }
+  if (mode == "pub" && argc >= 5) {
+    return run_pub(*conn, argv[3], std::atol(argv[4]), argc >= 6 ? std::atol(argv[5]) : 0,
+                   argc >= 7 ? argv[6] : "");
+  }
+  if (mode == "pubseq" && argc >= 6) return run_pubseq(*conn, argv[3], argv[4], std::atol(argv[5]));
+  if (mode == "subcheck" && argc >= 6) return run_subcheck(*conn, argv[3], argv[4], std::atol(argv[5]));
+  return 2;
+}

@@ -1,0 +1,70 @@
+// common.cpp — shared plumbing of the `bus` CLI verbs (see common.hpp).
+#include "common.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+
+#include "cli_units.hpp"
+
+namespace bus::cli {
+namespace {
+
+volatile std::sig_atomic_t g_stop_requested = 0;
+
+extern "C" void on_stop_signal(int /*signo*/) { g_stop_requested = 1; }
+
+}  // namespace
+
+std::string ClientFlags::default_bus_name() {
+  const char* env = std::getenv("BUS_NAME");
+  return env != nullptr && *env != '\0' ? env : "default";
+}
+
+void add_client_flags(CLI::App& command, ClientFlags& flags, bool with_timeout) {
+  command.add_option("--bus", flags.bus_name, "Bus name (env BUS_NAME)")
+      ->type_name("NAME")
+      ->default_str("default");
+  if (with_timeout) {
+    tools::add_duration_option(command, "--timeout", flags.timeout,
+                               "How long to wait for the broker (e.g. 500ms, 2s)");
+  }
+}
+
+Result<Connection> connect(const ClientFlags& flags, std::string_view client_name) {
+  ConnectOptions options;
+  options.name = std::string(client_name);
+  // Round up so a sub-millisecond --timeout does not become "no wait at all".
+  options.control_timeout = std::chrono::ceil<std::chrono::milliseconds>(flags.timeout);
+  return Connection::connect(flags.bus_name, options);
+}
+
+int report(const Error& error) {
+  std::fprintf(stderr, "bus: %s\n",
+               error.message.empty() ? errc_name(error.code) : error.message.c_str());
+  switch (error.code) {
+    case Errc::invalid_argument:
+    case Errc::invalid_subject:
+      return kExitUsage;
+    default:
+      return kExitFailure;
+  }
+}
+
+int report_usage(std::string_view message) {
+  std::fprintf(stderr, "bus: %.*s\n", static_cast<int>(message.size()), message.data());
+  return kExitUsage;
+}
+
+void install_stop_signals() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+bool stop_requested() noexcept { return g_stop_requested != 0; }
+
+}  // namespace bus::cli

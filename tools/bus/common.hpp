@@ -1,0 +1,43 @@
+// common.hpp — what every verb of the `bus` CLI shares: exit codes, the --bus/--timeout flags,
+// connecting, one-line error reporting and a stop-on-signal flag.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "bus/bus.hpp"
+
+namespace bus::cli {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;  ///< runtime error: no broker, payload too large, broker gone
+constexpr int kExitUsage = 2;    ///< bad flags or arguments (including an invalid subject)
+
+/// The flags every verb that talks to a bus takes.
+struct ClientFlags {
+  std::string bus_name = default_bus_name();
+  /// How long control calls (connect, subscribe, first publish to a subject) wait for the broker.
+  std::chrono::nanoseconds timeout = std::chrono::seconds(5);  // the nats CLI's default
+
+  static std::string default_bus_name();  ///< env BUS_NAME, else "default"
+};
+
+/// Adds --bus (and --timeout when `with_timeout`) to `command`.
+void add_client_flags(CLI::App& command, ClientFlags& flags, bool with_timeout = true);
+
+/// Connects to flags.bus_name, naming the connection `client_name` for monitoring tools.
+Result<Connection> connect(const ClientFlags& flags, std::string_view client_name);
+
+/// Prints "bus: <message>" on stderr and returns the exit code for `error`.
+int report(const Error& error);
+/// Prints "bus: <message>" on stderr and returns kExitUsage.
+int report_usage(std::string_view message);
+
+/// SIGINT/SIGTERM set a flag instead of killing the process, so a verb can finish cleanly
+/// (unsubscribe, close) and exit 0. A second signal kills the usual way.
+void install_stop_signals();
+bool stop_requested() noexcept;
+
+}  // namespace bus::cli

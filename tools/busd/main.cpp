@@ -1,0 +1,138 @@
+// busd — the broker daemon: bus::Broker::run() plus flags and signal handling.
+//
+//   busd [--bus NAME] [--max-clients N] [--max-subscriptions N] [--max-routes N]
+//        [--max-fanout N] [--ring-bytes SIZE] [--max-payload SIZE] [--mode OCTAL] [-q]
+//
+// Runs in the foreground until SIGINT or SIGTERM, then removes the bus's segment and exits 0.
+// Exit 1 when the broker fails (another busd serves the bus, /dev/shm full...), 2 on bad flags.
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <string>
+
+#include "bus/bus.hpp"
+#include "cli_units.hpp"
+
+#ifndef BUS_VERSION_STRING
+#define BUS_VERSION_STRING "unknown"
+#endif
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+extern "C" void on_stop_signal(int /*signo*/) { bus::Broker::request_stop_all(); }
+
+bool install_signal_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  // No SA_RESTART: a blocking call in the broker loop should see EINTR and notice the stop.
+  // SA_RESETHAND: if stopping ever hangs, a second Ctrl-C kills busd the default way.
+  action.sa_flags = SA_RESETHAND;
+  if (sigaction(SIGINT, &action, nullptr) != 0 || sigaction(SIGTERM, &action, nullptr) != 0) {
+    return false;
+  }
+  // A daemon must not die because whoever reads its log went away.
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  return sigaction(SIGPIPE, &ignore, nullptr) == 0;
+}
+
+// "0600", "600", "0o660" -> mode bits; rewritten to decimal so CLI11 can bind it to mode_t.
+CLI::Validator octal_mode_transformer() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        std::string digits = text;
+        if (digits.rfind("0o", 0) == 0) digits.erase(0, 2);
+        if (digits.empty() || digits.size() > 4 ||
+            digits.find_first_not_of("01234567") != std::string::npos) {
+          return "invalid mode '" + text + "': expected octal permission bits such as 0600";
+        }
+        const auto mode = std::stoul(digits, nullptr, 8);
+        if (mode > 0777) return "invalid mode '" + text + "': only permission bits (<= 0777)";
+        text = std::to_string(mode);
+        return {};
+      },
+      "");
+}
+
+std::string default_bus_name() {
+  const char* env = std::getenv("BUS_NAME");
+  return env != nullptr && *env != '\0' ? env : "default";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bus::BrokerOptions options;
+  options.bus_name = default_bus_name();
+  bool quiet = false;
+
+  CLI::App app{"busd: the broker of a bus (shared-memory message bus with NATS semantics)",
+               "busd"};
+  app.set_version_flag("--version", BUS_VERSION_STRING);
+  // Empty description: the help shows "N" rather than the validator's range.
+  const auto positive32 =
+      CLI::Range(std::uint32_t{1}, std::numeric_limits<std::uint32_t>::max()).description("");
+  app.add_option("--bus", options.bus_name, "Bus name (env BUS_NAME)")
+      ->type_name("NAME")
+      ->default_str("default");
+  app.add_option("--max-clients", options.max_clients, "Connections at once")
+      ->type_name("N")
+      ->check(positive32)
+      ->capture_default_str();
+  app.add_option("--max-subscriptions", options.max_subscriptions,
+                 "Subscriptions at once (each has its own ring)")
+      ->type_name("N")
+      ->check(positive32)
+      ->capture_default_str();
+  app.add_option("--max-routes", options.max_routes, "Distinct subjects published to at once")
+      ->type_name("N")
+      ->check(positive32)
+      ->capture_default_str();
+  app.add_option("--max-fanout", options.max_fanout, "Subscriptions one subject may reach")
+      ->type_name("N")
+      ->check(positive32)
+      ->capture_default_str();
+  bus::tools::add_size_option(app, "--ring-bytes", options.ring_bytes,
+                              "Ring size per subscription, a power of two (e.g. 64KiB, 4M)");
+  bus::tools::add_size_option(app, "--max-payload", options.max_payload,
+                              "Largest headers + payload accepted");
+  app.add_option("--mode", options.mode, "Permissions of the shared-memory segment")
+      ->type_name("OCTAL")
+      ->transform(octal_mode_transformer())
+      ->default_str("0600");
+  app.add_flag("-q,--quiet", quiet, "Do not log events to stderr");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    std::fprintf(stderr, "busd: %s (see busd --help)\n", e.what());
+    return kExitUsage;
+  }
+  options.log = !quiet;
+
+  if (!install_signal_handlers()) {
+    std::perror("busd: sigaction");
+    return kExitFailure;
+  }
+
+  const bus::Status status = bus::Broker::run(options);
+  if (!status) {
+    const auto& error = status.error();
+    std::fprintf(stderr, "busd: %s\n",
+                 error.message.empty() ? bus::errc_name(error.code) : error.message.c_str());
+    // The broker is the one that knows which sizes it can honour (power-of-two rings, limits):
+    // its refusal of an option is still a usage error.
+    return error.code == bus::Errc::invalid_argument ? kExitUsage : kExitFailure;
+  }
+  return kExitOk;
+}

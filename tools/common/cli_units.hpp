@@ -1,0 +1,58 @@
+// cli_units.hpp — CLI11 glue for units.hpp: size and duration flags that reject bad input as
+// usage errors (exit 2) and show their defaults in --help as "64KiB" / "5s".
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "units.hpp"
+
+namespace bus::tools {
+
+/// Rewrites "64KiB" to "65536" before CLI11 converts it, so it can bind to an integer.
+inline CLI::Validator size_transformer() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        auto size = parse_size(text);
+        if (!size) return size.error().message;
+        text = std::to_string(*size);
+        return {};
+      },
+      "");
+}
+
+/// Rewrites "500ms" to its count of nanoseconds.
+inline CLI::Validator duration_transformer() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        auto duration = parse_duration(text);
+        if (!duration) return duration.error().message;
+        text = std::to_string(duration->count());
+        return {};
+      },
+      "");
+}
+
+inline CLI::Option* add_size_option(CLI::App& app, const std::string& name, std::uint64_t& target,
+                                    const std::string& description) {
+  return app.add_option(name, target, description)
+      ->type_name("SIZE")
+      ->transform(size_transformer())
+      ->default_str(format_size(target));
+}
+
+inline CLI::Option* add_duration_option(CLI::App& app, const std::string& name,
+                                        std::chrono::nanoseconds& target,
+                                        const std::string& description) {
+  return app
+      .add_option_function<std::int64_t>(
+          name, [&target](std::int64_t ns) { target = std::chrono::nanoseconds(ns); },
+          description)
+      ->type_name("DURATION")
+      ->transform(duration_transformer())
+      ->default_str(format_duration(target));
+}
+
+}  // namespace bus::tools
