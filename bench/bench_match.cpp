@@ -114,7 +114,7 @@ void BM_ValidatePublishSubject(benchmark::State& state, std::string subject) {
     benchmark::DoNotOptimize(ok);
   }
   if (!ok) state.SkipWithError("fixture subject is invalid");
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * subject.size()));
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(subject.size()));
 }
 BENCHMARK_CAPTURE(BM_ValidatePublishSubject, typical_22_bytes, std::string("orders.eu-west.created"));
 BENCHMARK_CAPTURE(BM_ValidatePublishSubject, max_255_bytes, [] {

@@ -308,7 +308,7 @@ void expect_agrees_with_brute_force(const Sublist& sublist, const Pairs& pairs, 
     const std::string subject = random.subject();
     const Ids expected = brute_force(pairs, subject);
     ASSERT_EQ(sorted_matches(sublist, subject), expected) << "subject '" << subject << "'";
-    nonempty += expected.empty() ? 0 : 1;
+    if (!expected.empty()) ++nonempty;
   }
   if (!pairs.empty()) {
     EXPECT_GT(nonempty, 100u) << "the generator should produce plenty of matches";

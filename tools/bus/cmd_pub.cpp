@@ -4,7 +4,6 @@
 // message number 1..N. Other `{{...}}` text is left as is. --no-templates turns this off.
 #include <cstdint>
 #include <cstdio>
-#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -127,8 +126,7 @@ VerbRunner setup_pub(CLI::App& command) {
           ->type_name("");
   command.add_option("--count", flags->count, "Publish this many messages")
       ->type_name("N")
-      ->check(CLI::Range(std::uint64_t{1}, std::numeric_limits<std::uint64_t>::max())
-                  .description(""))
+      ->check(tools::count_in_range(1))
       ->capture_default_str();
   tools::add_duration_option(command, "--sleep", flags->sleep,
                              "Pause between messages (e.g. 100ms)");

@@ -6,11 +6,11 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "cli_units.hpp"
 #include "common.hpp"
 #include "verbs.hpp"
 
@@ -157,8 +157,7 @@ VerbRunner setup_sub(CLI::App& command) {
       ->required();
   command.add_option("--count", flags->count, "Exit after this many messages (0: never)")
       ->type_name("N")
-      ->check(CLI::Range(std::uint64_t{0}, std::numeric_limits<std::uint64_t>::max())
-                  .description(""))
+      ->check(tools::count_in_range(0))
       ->capture_default_str();
   command.add_flag("-r,--raw", flags->raw, "Print only the payloads, one per line");
   command.add_option("--queue", flags->queue,

@@ -78,9 +78,8 @@ int main(int argc, char** argv) {
   CLI::App app{"busd: the broker of a bus (shared-memory message bus with NATS semantics)",
                "busd"};
   app.set_version_flag("--version", BUS_VERSION_STRING);
-  // Empty description: the help shows "N" rather than the validator's range.
   const auto positive32 =
-      CLI::Range(std::uint32_t{1}, std::numeric_limits<std::uint32_t>::max()).description("");
+      bus::tools::count_in_range(1, std::numeric_limits<std::uint32_t>::max());
   app.add_option("--bus", options.bus_name, "Bus name (env BUS_NAME)")
       ->type_name("NAME")
       ->default_str("default");

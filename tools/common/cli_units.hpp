@@ -3,8 +3,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "units.hpp"
@@ -30,6 +32,27 @@ inline CLI::Validator duration_transformer() {
         auto duration = parse_duration(text);
         if (!duration) return duration.error().message;
         text = std::to_string(duration->count());
+        return {};
+      },
+      "");
+}
+
+/// A whole number in [min, max]. CLI::Range lets "-1" through for 64-bit unsigned targets (it
+/// wraps to the maximum), so counts are checked as text.
+inline CLI::Validator count_in_range(std::uint64_t min,
+                                     std::uint64_t max = std::numeric_limits<std::uint64_t>::max()) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        std::uint64_t value = 0;
+        const auto* end = text.data() + text.size();
+        const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+        if (text.empty() || ec != std::errc{} || ptr != end || value < min || value > max) {
+          const std::string range =
+              max == std::numeric_limits<std::uint64_t>::max()
+                  ? ">= " + std::to_string(min)
+                  : "from " + std::to_string(min) + " to " + std::to_string(max);
+          return "'" + text + "' is not a whole number " + range;
+        }
         return {};
       },
       "");

@@ -134,30 +134,6 @@ Status subject_status(std::string_view s, Use use) {
   return fail("unknown rule");  // unreachable: every Rule is handled above
 }
 
-// Cursor over the tokens of a subject, in place. `token()` is the current token;
-// `last()` says no separator follows it.
-class TokenCursor {
- public:
-  explicit TokenCursor(std::string_view s) noexcept : s_(s) { find_end(); }
-
-  std::string_view token() const noexcept { return s_.substr(start_, end_ - start_); }
-  bool last() const noexcept { return end_ == s_.size(); }
-  void advance() noexcept {
-    start_ = end_ + 1;
-    find_end();
-  }
-
- private:
-  void find_end() noexcept {
-    const std::size_t dot = s_.find(kTokenSeparator, start_);
-    end_ = dot == std::string_view::npos ? s_.size() : dot;
-  }
-
-  std::string_view s_;
-  std::size_t start_ = 0;
-  std::size_t end_ = 0;
-};
-
 // True when no token of s from `from` on is empty; s[from] starts a token.
 bool no_empty_token_from(std::string_view s, std::size_t from) noexcept {
   if (from == s.size() || s[from] == kTokenSeparator) return false;
@@ -191,10 +167,13 @@ Status validate_queue_group(std::string_view group) {
 }
 
 bool subject_is_literal(std::string_view s) noexcept {
-  for (TokenCursor cursor(s);; cursor.advance()) {
-    if (is_wildcard(cursor.token())) return false;
-    if (cursor.last()) return true;
+  std::size_t token_start = 0;
+  for (std::size_t i = 0; i <= s.size(); ++i) {
+    if (i != s.size() && s[i] != kTokenSeparator) continue;
+    if (is_wildcard(s.substr(token_start, i - token_start))) return false;
+    token_start = i + 1;
   }
+  return true;
 }
 
 bool subject_matches(std::string_view pattern, std::string_view subject) noexcept {

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# setup.sh — installs what bus needs on Debian 12 (as root) and builds it into ./build.
+#   BUILD_DIR=build  BUILD_TYPE=RelWithDebInfo  SANITIZE=""  (e.g. SANITIZE=address,undefined)
+#   SKIP_APT=1 skips the package step (for machines set up already).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build g++ pkg-config
+  libboost-dev            # Boost.Interprocess: the shared-memory segment
+  libconcurrentqueue-dev  # moodycamel ConcurrentQueue (process-local queues only)
+  libcli11-dev            # command-line parsing for busd and bus
+  nlohmann-json3-dev      # JSON output of the CLI
+  libgtest-dev libgmock-dev
+  libbenchmark-dev
+)
+
+if [[ "${SKIP_APT:-0}" != 1 ]]; then
+  missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+      echo "setup.sh: missing packages (${missing[*]}); run as root or install them" >&2
+      exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+build_dir=${BUILD_DIR:-build}
+cmake -S . -B "$build_dir" -G Ninja \
+  -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
+  -DBUS_SANITIZE="${SANITIZE:-}" \
+  -DBUS_WERROR=ON
+cmake --build "$build_dir" -j "${JOBS:-2}"
+echo "setup.sh: built into $build_dir"

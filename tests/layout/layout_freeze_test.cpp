@@ -1,0 +1,125 @@
+// layout_freeze_test.cpp — freezes the shared-memory ABI.
+//
+// Processes built from different commits share one segment. If this test fails you moved,
+// resized or retyped a field another process reads: bump kLayoutMajor in shm/layout.hpp (or
+// kLayoutMinor if you only used reserved space), then update the expectations here.
+#include <gtest/gtest.h>
+
+#include <cstddef>
+
+#include "proto/control.hpp"
+#include "ring/record.hpp"
+#include "shm/layout.hpp"
+
+namespace bus::detail {
+namespace {
+
+TEST(Layout, should_stay_at_version_1_0) {
+  EXPECT_EQ(kLayoutMajor, 1);
+  EXPECT_EQ(kLayoutMinor, 0);
+  EXPECT_EQ(kSegmentMagic, 0x3130'4745'5353'5542ull);
+}
+
+TEST(Layout, segment_header_is_frozen) {
+  EXPECT_EQ(sizeof(SegmentHeader), 4096u);
+  EXPECT_EQ(offsetof(SegmentHeader, magic), 0u);
+  EXPECT_EQ(offsetof(SegmentHeader, layout_major), 8u);
+  EXPECT_EQ(offsetof(SegmentHeader, layout_minor), 10u);
+  EXPECT_EQ(offsetof(SegmentHeader, header_size), 12u);
+  EXPECT_EQ(offsetof(SegmentHeader, segment_size), 16u);
+  EXPECT_EQ(offsetof(SegmentHeader, max_clients), 24u);
+  EXPECT_EQ(offsetof(SegmentHeader, max_subscriptions), 28u);
+  EXPECT_EQ(offsetof(SegmentHeader, max_routes), 32u);
+  EXPECT_EQ(offsetof(SegmentHeader, max_fanout), 36u);
+  EXPECT_EQ(offsetof(SegmentHeader, ring_bytes), 40u);
+  EXPECT_EQ(offsetof(SegmentHeader, max_payload), 48u);
+  EXPECT_EQ(offsetof(SegmentHeader, clients_offset), 56u);
+  EXPECT_EQ(offsetof(SegmentHeader, subscriptions_offset), 64u);
+  EXPECT_EQ(offsetof(SegmentHeader, routes_offset), 72u);
+  EXPECT_EQ(offsetof(SegmentHeader, route_stride), 80u);
+  EXPECT_EQ(offsetof(SegmentHeader, rings_offset), 88u);
+  EXPECT_EQ(offsetof(SegmentHeader, broker_pid), 96u);
+  EXPECT_EQ(offsetof(SegmentHeader, owner_uid), 100u);
+  EXPECT_EQ(offsetof(SegmentHeader, broker_start_ticks), 104u);
+  EXPECT_EQ(offsetof(SegmentHeader, created_unix_ns), 112u);
+  EXPECT_EQ(offsetof(SegmentHeader, broker_heartbeat_ns), 256u);
+  EXPECT_EQ(offsetof(SegmentHeader, registry_generation), 384u);
+}
+
+TEST(Layout, client_slot_is_frozen) {
+  EXPECT_EQ(sizeof(ClientLayout), 2176u);
+  EXPECT_EQ(offsetof(ClientLayout, state), 0u);
+  EXPECT_EQ(offsetof(ClientLayout, epoch), 4u);
+  EXPECT_EQ(offsetof(ClientLayout, pid), 8u);
+  EXPECT_EQ(offsetof(ClientLayout, uid), 12u);
+  EXPECT_EQ(offsetof(ClientLayout, start_ticks), 16u);
+  EXPECT_EQ(offsetof(ClientLayout, connected_unix_ns), 24u);
+  EXPECT_EQ(offsetof(ClientLayout, name), 32u);
+  EXPECT_EQ(offsetof(ClientLayout, claim_lanes), 128u);
+  EXPECT_EQ(sizeof(ClaimLane), 64u);
+  EXPECT_EQ(kClaimLanes, 32u);
+}
+
+TEST(Layout, subscription_slot_is_frozen) {
+  EXPECT_EQ(sizeof(SubscriptionLayout), 896u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, state), 0u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, owner_client), 4u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, owner_epoch), 8u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, group_len), 12u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, pattern_len), 16u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, pattern), 32u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, group), 288u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, tail_word), 512u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, incarnation), 520u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, head_position), 640u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, dropped_msgs), 768u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, delivered_msgs), 776u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, dead_claim_hints), 784u);
+  EXPECT_EQ(kTailSleepingBit, 1ull << 63);
+}
+
+TEST(Layout, hot_words_do_not_share_cache_lines) {
+  // Producers hammer tail_word, the consumer head_position, drops are rare: 128-byte apart.
+  EXPECT_GE(offsetof(SubscriptionLayout, head_position) - offsetof(SubscriptionLayout, tail_word), 128u);
+  EXPECT_GE(offsetof(SubscriptionLayout, dropped_msgs) - offsetof(SubscriptionLayout, head_position), 128u);
+  EXPECT_EQ(alignof(SubscriptionLayout) % 128, 0u);
+  EXPECT_EQ(offsetof(SegmentHeader, registry_generation) - offsetof(SegmentHeader, broker_heartbeat_ns), 128u);
+}
+
+TEST(Layout, route_and_record_are_frozen) {
+  EXPECT_EQ(sizeof(RouteLayout), 384u);
+  EXPECT_EQ(offsetof(RouteLayout, version), 0u);
+  EXPECT_EQ(offsetof(RouteLayout, state), 4u);
+  EXPECT_EQ(offsetof(RouteLayout, subject_len), 8u);
+  EXPECT_EQ(offsetof(RouteLayout, target_count), 12u);
+  EXPECT_EQ(offsetof(RouteLayout, subject), 16u);
+  EXPECT_EQ(kRouteTargetsOffset, 320u);
+  EXPECT_EQ(sizeof(RouteTarget), 16u);
+  EXPECT_EQ(sizeof(RecordHeader), 32u);
+  EXPECT_EQ(offsetof(RecordHeader, producer_epoch), 12u);
+  EXPECT_EQ(offsetof(RecordHeader, reply_len), 18u);
+  EXPECT_EQ(offsetof(RecordHeader, reserved), 28u);
+  EXPECT_EQ(sizeof(ControlMessage), 368u);
+}
+
+TEST(Layout, geometry_keeps_regions_aligned_and_disjoint) {
+  SegmentConfig c;
+  c.max_clients = 3;
+  c.max_subscriptions = 5;
+  c.max_routes = 7;
+  c.max_fanout = 5;
+  c.ring_bytes = 1 << 16;
+  const SegmentGeometry g = compute_geometry(c);
+  EXPECT_EQ(g.clients_offset, 4096u);
+  EXPECT_EQ(g.subscriptions_offset % 4096, 0u);
+  EXPECT_GE(g.subscriptions_offset, g.clients_offset + 3 * sizeof(ClientLayout));
+  EXPECT_GE(g.routes_offset, g.subscriptions_offset + 5 * sizeof(SubscriptionLayout));
+  EXPECT_EQ(g.route_stride % 128, 0u);
+  EXPECT_GE(g.route_stride, kRouteTargetsOffset + 5 * sizeof(RouteTarget));
+  EXPECT_GE(g.rings_offset, g.routes_offset + 7 * g.route_stride);
+  EXPECT_EQ(g.rings_offset % 4096, 0u);
+  EXPECT_EQ(g.segment_size, g.rings_offset + 5 * (1u << 16));
+}
+
+}  // namespace
+}  // namespace bus::detail
