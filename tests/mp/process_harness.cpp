@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -339,10 +341,18 @@ BrokerProcess::BrokerProcess(std::string bus_name, std::vector<std::string> extr
 }
 
 BrokerProcess::~BrokerProcess() {
-  if (process_.started() && !process_.exited()) {
-    if (!stop(5s)) {
+  if (process_.started()) {
+    // A broker that served its bus must leave cleanly: SIGTERM -> exit 0 (also catches a busd
+    // that crashed during the test, or that a sanitizer failed at exit).
+    const bool was_running = !process_.exited();
+    const bool stopped_by_test = stop_requested_;
+    const auto status = stop(5s);
+    if (!status) {
+      ADD_FAILURE() << "busd did not exit within 5 s of SIGTERM: " << process_.describe();
       process_.kill(SIGKILL);
       (void)process_.wait_exit(5s);
+    } else if (ready_ && !status->success() && (was_running || !stopped_by_test)) {
+      ADD_FAILURE() << "busd did not exit 0 after SIGTERM: " << process_.describe();
     }
   }
   // A broker that died left its segment: do not leak it into /dev/shm. (Only a broker that got
@@ -351,6 +361,7 @@ BrokerProcess::~BrokerProcess() {
 }
 
 std::optional<ExitStatus> BrokerProcess::stop(std::chrono::milliseconds timeout) {
+  stop_requested_ = true;
   if (process_.exited()) return process_.status();
   process_.kill(SIGTERM);
   return process_.wait_exit(timeout);

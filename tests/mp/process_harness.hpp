@@ -118,14 +118,17 @@ std::string unique_bus_name();
 /// /dev/shm path of a bus's segment.
 std::string segment_path(std::string_view bus_name);
 
-/// `busd --bus NAME [flags]` run as a child; ready() once it logged "serving bus".
+/// `busd --bus NAME [flags]` run as a child; ready() once it logged "serving bus". Meant for
+/// GoogleTest tests: its destructor reports a busd that does not stop cleanly as a failure.
 class BrokerProcess {
  public:
   explicit BrokerProcess(std::string bus_name, std::vector<std::string> extra_flags = {},
                          std::chrono::milliseconds ready_timeout = 10s);
   BrokerProcess(BrokerProcess&&) noexcept = default;
   BrokerProcess& operator=(BrokerProcess&&) noexcept = default;
-  ~BrokerProcess();  ///< stop() if still running; SIGKILL if that times out; removes a leftover segment
+  /// stop() if still running, and a gtest failure unless busd then exits 0 (SIGKILL if it
+  /// hangs); removes a leftover segment.
+  ~BrokerProcess();
 
   bool ready() const noexcept { return ready_; }
   const std::string& bus_name() const noexcept { return bus_name_; }
@@ -139,6 +142,7 @@ class BrokerProcess {
   std::string bus_name_;
   ChildProcess process_;
   bool ready_ = false;
+  bool stop_requested_ = false;
 };
 
 }  // namespace bus::test

@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# demo.sh — a live tour of bus: starts a private busd, three `bus sub` processes with different
+# wildcard patterns, publishes a few orders with `bus pub`, then shows who received what and why.
+#   BUILD_DIR=build (relative to the repository root)   DEMO_TIMEOUT=10 (seconds, every wait)
+# Exits 0 when every subscriber got exactly what NATS matching says it should and busd stopped
+# cleanly on SIGTERM; 1 otherwise. Every wait is bounded; everything started is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_dir=${BUILD_DIR:-build}
+bus=$build_dir/bin/bus
+busd=$build_dir/bin/busd
+wait_s=${DEMO_TIMEOUT:-10}
+name=demo-$$  # a private bus: the demo never touches a bus someone else is using
+work=$(mktemp -d "${TMPDIR:-/tmp}/bus-demo.XXXXXX")
+
+busd_pid=
+probe_pid=
+sub_pids=()
+log_shown=0
+
+say() { printf '\n== %s\n' "$*"; }
+
+die() {
+  echo "demo: $*" >&2
+  if ((!log_shown)) && [[ -s $work/busd.log ]]; then
+    echo "demo: busd's log:" >&2
+    sed 's/^/  busd | /' "$work/busd.log" >&2
+  fi
+  exit 1
+}
+
+# Running and not yet a zombie (kill -0 still succeeds on an exited child nobody waited for).
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
+# wait_exit PID SECONDS: returns the process's exit status, or 124 if it is still running.
+wait_exit() {
+  local pid=$1 deadline=$((SECONDS + $2)) status=0
+  while alive "$pid"; do
+    ((SECONDS < deadline)) || return 124
+    sleep 0.05
+  done
+  wait "$pid" || status=$?
+  return "$status"
+}
+
+# wait_for_line PID FILE: waits until FILE has a "Listening on" line; fails if PID exits first.
+wait_for_listening() {
+  local pid=$1 file=$2 deadline=$((SECONDS + wait_s))
+  until grep -q '^Listening on' "$file" 2>/dev/null; do
+    alive "$pid" || return 1
+    ((SECONDS < deadline)) || return 1
+    sleep 0.05
+  done
+}
+
+cleanup() {
+  local status=$? pid
+  trap - EXIT INT TERM
+  for pid in "${sub_pids[@]}"; do
+    alive "$pid" && kill -TERM -- "-$pid" 2>/dev/null
+  done
+  [[ -n $probe_pid ]] && alive "$probe_pid" && kill -TERM "$probe_pid" 2>/dev/null
+  if [[ -n $busd_pid ]] && alive "$busd_pid"; then
+    kill -TERM "$busd_pid" 2>/dev/null
+    wait_exit "$busd_pid" 5 || kill -KILL "$busd_pid" 2>/dev/null
+  fi
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# matches PATTERN SUBJECT: NATS subject matching (`*` one token, `>` one or more at the end),
+# used to work out what each subscriber should receive before anything is published.
+matches() {
+  local -a p s
+  local i
+  IFS=. read -ra p <<<"$1"
+  IFS=. read -ra s <<<"$2"
+  for ((i = 0; i < ${#p[@]}; i++)); do
+    if [[ ${p[i]} == '>' ]]; then ((${#s[@]} > i)); return; fi
+    ((i < ${#s[@]})) || return 1
+    [[ ${p[i]} == '*' || ${p[i]} == "${s[i]}" ]] || return 1
+  done
+  ((${#p[@]} == ${#s[@]}))
+}
+
+[[ -x $bus && -x $busd ]] ||
+  die "no build in $build_dir (build first: cmake -S . -B build -G Ninja && cmake --build build)"
+
+# --- the cast -----------------------------------------------------------------------------------
+labels=(A B C)
+declare -A pattern=([A]='orders.>' [B]='orders.*.created' [C]='orders.eu.*')
+declare -A why=(
+  [A]="'>' matches one or more trailing tokens: every subject under orders."
+  [B]="'*' matches exactly one token: any region, but only 'created' events"
+  [C]="'*' as the last token: any event, but only in region eu"
+)
+# subject|body|count: the body is a template, {{Count}} becomes 1..count.
+publications=(
+  'orders.eu.created|eu order #{{Count}}: 2 x widget|3'
+  'orders.us.created|us order #1: 1 x gadget|1'
+  'orders.eu.shipped|eu order #1 shipped|1'
+  'inventory.eu.low|widget stock is low in eu|1'
+)
+
+declare -A expected
+for label in "${labels[@]}"; do
+  expected[$label]=0
+  for publication in "${publications[@]}"; do
+    IFS='|' read -r subject _ count <<<"$publication"
+    if matches "${pattern[$label]}" "$subject"; then
+      expected[$label]=$((expected[$label] + count))
+    fi
+  done
+done
+
+prefix() { printf '%s %-17s| ' "$1" "${pattern[$1]}"; }
+
+# --- the broker ---------------------------------------------------------------------------------
+say "Starting busd on the private bus '$name'"
+echo "\$ busd --bus $name --ring-bytes 1MiB --max-payload 64KiB"
+# set -m around each `&`: the job gets its own process group (cleanup stops a whole pipeline
+# with one kill) and, with job control off again, bash prints no "[1] Done" notices.
+set -m
+"$busd" --bus "$name" --ring-bytes 1MiB --max-payload 64KiB 2>"$work/busd.log" &
+busd_pid=$!
+set +m
+
+# Ready means a subscriber can connect and a publish reaches it: probe exactly that.
+probe_deadline=$((SECONDS + wait_s))
+while :; do
+  alive "$busd_pid" || die "busd exited during start-up"
+  "$bus" sub --bus "$name" --timeout 1s --count 1 demo.probe >/dev/null 2>"$work/probe.err" &
+  probe_pid=$!
+  if wait_for_listening "$probe_pid" "$work/probe.err"; then
+    "$bus" pub --bus "$name" --timeout 2s demo.probe ready || die "could not publish the probe"
+    wait_exit "$probe_pid" "$wait_s" || die "the probe subscriber did not get the probe message"
+    break
+  fi
+  wait_exit "$probe_pid" 2 || true
+  ((SECONDS < probe_deadline)) || die "busd was not ready after ${wait_s}s: $(cat "$work/probe.err")"
+  sleep 0.1
+done
+echo "busd is up (pid $busd_pid): a probe subscriber connected and got a probe message"
+
+# --- the subscribers ----------------------------------------------------------------------------
+say "Starting three subscribers (each exits after the messages it should get)"
+run_subscriber() {
+  local label=$1
+  "$bus" sub --bus "$name" --count "${expected[$label]}" "${pattern[$label]}" \
+    2>"$work/$label.err" | tee "$work/$label.out" | sed -u "s/^/$(prefix "$label")/"
+  return "${PIPESTATUS[0]}"
+}
+for label in "${labels[@]}"; do
+  printf '%s  $ bus sub %-17s --count %s\n' "$label" "'${pattern[$label]}'" "${expected[$label]}"
+  set -m
+  run_subscriber "$label" &
+  sub_pids+=($!)
+  set +m
+done
+for i in "${!labels[@]}"; do
+  label=${labels[i]}
+  wait_for_listening "${sub_pids[i]}" "$work/$label.err" ||
+    die "subscriber $label did not start: $(cat "$work/$label.err")"
+  echo "$(prefix "$label")$(head -n 1 "$work/$label.err")"
+done
+
+# --- the publishes ------------------------------------------------------------------------------
+say "Publishing (every subscriber is listening, so nothing can be missed)"
+for publication in "${publications[@]}"; do
+  IFS='|' read -r subject body count <<<"$publication"
+  args=(pub --bus "$name" --timeout 2s "$subject" "$body")
+  ((count == 1)) || args+=(--count "$count")
+  echo
+  echo "\$ bus pub $subject '$body'$( ((count == 1)) || echo " --count $count")"
+  "$bus" "${args[@]}" || die "bus pub $subject failed"
+  sleep 0.3  # only so each message's output shows up under the command that sent it
+done
+
+say "Waiting for the subscribers to exit"
+failed=0
+for i in "${!labels[@]}"; do
+  label=${labels[i]} status=0
+  wait_exit "${sub_pids[i]}" "$wait_s" || status=$?
+  if ((status == 124)); then
+    echo "subscriber $label is still waiting after ${wait_s}s: a message was lost" >&2
+    kill -TERM -- "-${sub_pids[i]}" 2>/dev/null
+    wait_exit "${sub_pids[i]}" 5 || true
+    failed=1
+  elif ((status != 0)); then
+    echo "subscriber $label failed (exit $status): $(tail -n 1 "$work/$label.err")" >&2
+    failed=1
+  fi
+done
+
+# --- what happened ------------------------------------------------------------------------------
+say "Summary: who received what, and why"
+for label in "${labels[@]}"; do
+  received=$(sed -n 's/^\[#[0-9]*\] Received on "\([^"]*\)".*/\1/p' "$work/$label.out")
+  got=$(grep -c . <<<"$received" || true)
+  tally=$(awk 'NF { if (!n[$0]++) order[++k] = $0 }
+               END { for (i = 1; i <= k; i++) printf "%s%s%s", (i > 1 ? ", " : ""), order[i],
+                                                      (n[order[i]] > 1 ? " x" n[order[i]] : "") }' \
+    <<<"$received")
+  printf '%s %-17s got %s of %s: %s\n' "$label" "${pattern[$label]}" "$got" \
+    "${expected[$label]}" "${tally:-nothing}"
+  printf '  %-19s %s\n' "" "${why[$label]}"
+  while read -r subject; do
+    [[ -z $subject ]] || matches "${pattern[$label]}" "$subject" || {
+      echo "  but '$subject' does not match '${pattern[$label]}'!" >&2
+      failed=1
+    }
+  done <<<"$received"
+  ((got == expected[$label])) || failed=1
+  if grep -v '^Listening on' "$work/$label.err" | grep -q .; then
+    grep -v '^Listening on' "$work/$label.err" | sed 's/^/  stderr: /'
+  fi
+done
+for publication in "${publications[@]}"; do
+  IFS='|' read -r subject _ _ <<<"$publication"
+  nobody=1
+  for label in "${labels[@]}"; do
+    if matches "${pattern[$label]}" "$subject"; then nobody=0; fi
+  done
+  ((nobody == 0)) ||
+    echo "$subject matched no subscription: dropped without error, as NATS does (no interest)"
+done
+
+# --- shutdown -----------------------------------------------------------------------------------
+say "Stopping busd with SIGTERM"
+kill -TERM "$busd_pid"
+status=0
+wait_exit "$busd_pid" "$wait_s" || status=$?
+busd_pid=
+((status == 124)) && die "busd did not exit within ${wait_s}s of SIGTERM"
+((status == 0)) || die "busd exited with status $status after SIGTERM"
+echo "busd exited 0 and removed its segment; a publish now fails as it should:"
+if "$bus" pub --bus "$name" --timeout 1s orders.eu.created late 2>&1; then
+  die "bus pub still succeeded after busd stopped"
+fi
+say "busd's log (stderr)"
+sed 's/^/busd | /' "$work/busd.log"
+log_shown=1
+
+((failed == 0)) || die "some subscriber did not get what it should have (see above)"
+say "Demo finished: every subscriber got exactly the messages its pattern matches"
