@@ -101,9 +101,8 @@ void BM_RingPublishConsume(benchmark::State& state) {
       state.SkipWithError("claim failed");
       break;
     }
-    bus::detail::MpscRing::begin_write(claim, 0, 1);
-    claim.record->subject_len = static_cast<std::uint16_t>(subject.size());
-    claim.record->payload_len = payload_bytes;
+    bus::detail::MpscRing::begin_write(claim, 0, 1, static_cast<std::uint16_t>(subject.size()), 0, 0,
+                                       payload_bytes);
     char* out = reinterpret_cast<char*>(bus::detail::MpscRing::body(claim));
     std::memcpy(out, subject.data(), subject.size());
     std::memcpy(out + subject.size(), payload.data(), payload.size());

@@ -15,7 +15,6 @@ name=demo-$$  # a private bus: the demo never touches a bus someone else is usin
 work=$(mktemp -d "${TMPDIR:-/tmp}/bus-demo.XXXXXX")
 
 busd_pid=
-probe_pid=
 sub_pids=()
 log_shown=0
 
@@ -49,7 +48,8 @@ wait_exit() {
   return "$status"
 }
 
-# wait_for_line PID FILE: waits until FILE has a "Listening on" line; fails if PID exits first.
+# wait_for_listening PID FILE: waits until FILE has a "Listening on" line; fails if PID exits
+# or the time is up.
 wait_for_listening() {
   local pid=$1 file=$2 deadline=$((SECONDS + wait_s))
   until grep -q '^Listening on' "$file" 2>/dev/null; do
@@ -59,17 +59,31 @@ wait_for_listening() {
   done
 }
 
+# stop PGID...: SIGTERM to each process group, then SIGKILL whatever is left after 3 s.
+stop() {
+  local pid
+  local -a stopping=()
+  for pid in "$@"; do
+    if [[ -n $pid ]] && alive "$pid"; then
+      kill -TERM -- "-$pid" 2>/dev/null && stopping+=("$pid")
+    fi
+  done
+  for pid in "${stopping[@]}"; do
+    wait_exit "$pid" 3 || kill -KILL -- "-$pid" 2>/dev/null || true
+  done
+}
+
 cleanup() {
   local status=$? pid
+  local -a clients=()
   trap - EXIT INT TERM
-  for pid in "${sub_pids[@]}"; do
-    alive "$pid" && kill -TERM -- "-$pid" 2>/dev/null
+  # Every background job, from bash's own table: a signal can land between `cmd &` and the
+  # line that records $!, so the pid variables alone could miss one.
+  for pid in $(jobs -p); do
+    [[ $pid == "$busd_pid" ]] || clients+=("$pid")
   done
-  [[ -n $probe_pid ]] && alive "$probe_pid" && kill -TERM "$probe_pid" 2>/dev/null
-  if [[ -n $busd_pid ]] && alive "$busd_pid"; then
-    kill -TERM "$busd_pid" 2>/dev/null
-    wait_exit "$busd_pid" 5 || kill -KILL "$busd_pid" 2>/dev/null
-  fi
+  stop "${clients[@]}"
+  stop "$busd_pid"  # last, so the clients leave first
   rm -rf "$work"
   exit "$status"
 }
@@ -127,7 +141,7 @@ prefix() { printf '%s %-17s| ' "$1" "${pattern[$1]}"; }
 # --- the broker ---------------------------------------------------------------------------------
 say "Starting busd on the private bus '$name'"
 echo "\$ busd --bus $name --ring-bytes 1MiB --max-payload 64KiB"
-# set -m around each `&`: the job gets its own process group (cleanup stops a whole pipeline
+# set -m around each `&`: the job gets its own process group (stop() ends a whole pipeline
 # with one kill) and, with job control off again, bash prints no "[1] Done" notices.
 set -m
 "$busd" --bus "$name" --ring-bytes 1MiB --max-payload 64KiB 2>"$work/busd.log" &
@@ -138,8 +152,10 @@ set +m
 probe_deadline=$((SECONDS + wait_s))
 while :; do
   alive "$busd_pid" || die "busd exited during start-up"
+  set -m
   "$bus" sub --bus "$name" --timeout 1s --count 1 demo.probe >/dev/null 2>"$work/probe.err" &
   probe_pid=$!
+  set +m
   if wait_for_listening "$probe_pid" "$work/probe.err"; then
     "$bus" pub --bus "$name" --timeout 2s demo.probe ready || die "could not publish the probe"
     wait_exit "$probe_pid" "$wait_s" || die "the probe subscriber did not get the probe message"
@@ -192,8 +208,7 @@ for i in "${!labels[@]}"; do
   wait_exit "${sub_pids[i]}" "$wait_s" || status=$?
   if ((status == 124)); then
     echo "subscriber $label is still waiting after ${wait_s}s: a message was lost" >&2
-    kill -TERM -- "-${sub_pids[i]}" 2>/dev/null
-    wait_exit "${sub_pids[i]}" 5 || true
+    stop "${sub_pids[i]}"
     failed=1
   elif ((status != 0)); then
     echo "subscriber $label failed (exit $status): $(tail -n 1 "$work/$label.err")" >&2
@@ -242,7 +257,7 @@ wait_exit "$busd_pid" "$wait_s" || status=$?
 busd_pid=
 ((status == 124)) && die "busd did not exit within ${wait_s}s of SIGTERM"
 ((status == 0)) || die "busd exited with status $status after SIGTERM"
-echo "busd exited 0 and removed its segment; a publish now fails as it should:"
+echo "busd exited 0; with no broker serving the bus, a publish now fails as it should:"
 if "$bus" pub --bus "$name" --timeout 1s orders.eu.created late 2>&1; then
   die "bus pub still succeeded after busd stopped"
 fi

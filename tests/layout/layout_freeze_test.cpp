@@ -96,9 +96,14 @@ TEST(Layout, route_and_record_are_frozen) {
   EXPECT_EQ(kRouteTargetsOffset, 320u);
   EXPECT_EQ(sizeof(RouteTarget), 16u);
   EXPECT_EQ(sizeof(RecordHeader), 32u);
-  EXPECT_EQ(offsetof(RecordHeader, producer_epoch), 12u);
-  EXPECT_EQ(offsetof(RecordHeader, reply_len), 18u);
-  EXPECT_EQ(offsetof(RecordHeader, reserved), 28u);
+  EXPECT_EQ(offsetof(RecordHeader, state), 0u);
+  EXPECT_EQ(offsetof(RecordHeader, length), 8u);
+  EXPECT_EQ(offsetof(RecordHeader, reply_len), 14u);
+  EXPECT_EQ(offsetof(RecordHeader, payload_len), 20u);
+  EXPECT_EQ(offsetof(RecordHeader, producer_epoch), 28u);
+  EXPECT_EQ(kRecordWriting, 1u);
+  EXPECT_EQ(kRecordMessage, 2u);
+  EXPECT_EQ(kRecordPadding, 3u);
   EXPECT_EQ(sizeof(ControlMessage), 368u);
 }
 

@@ -49,9 +49,8 @@ ClaimStatus write_message(MpscRing& ring, ProducerCursor& cursor, std::string_vi
   const auto bytes = static_cast<std::uint32_t>(record_bytes(subject.size(), 0, 0, payload.size()));
   const ClaimStatus st = ring.try_claim(cursor, bytes, claim);
   if (st != ClaimStatus::claimed) return st;
-  MpscRing::begin_write(claim, client, 1);
-  claim.record->subject_len = static_cast<std::uint16_t>(subject.size());
-  claim.record->payload_len = static_cast<std::uint32_t>(payload.size());
+  MpscRing::begin_write(claim, client, 1, static_cast<std::uint16_t>(subject.size()), 0, 0,
+                        static_cast<std::uint32_t>(payload.size()));
   char* out = reinterpret_cast<char*>(MpscRing::body(claim));
   std::memcpy(out, subject.data(), subject.size());
   std::memcpy(out + subject.size(), payload.data(), payload.size());
@@ -146,11 +145,11 @@ TEST(MpscRing, should_not_deliver_a_record_that_is_still_being_written) {
   ASSERT_EQ(r.ring.try_claim(cursor, 64, claim), ClaimStatus::claimed);
   std::uint64_t head = 0;
   std::vector<Received> got;
-  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::in_progress) << "claimed, nothing written";
-  MpscRing::begin_write(claim, 3, 1);
-  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::in_progress) << "negative length";
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty) << "claimed, nothing written";
+  EXPECT_TRUE(r.ring.claimed_beyond(head));
+  MpscRing::begin_write(claim, 3, 1, 0, 0, 0, 8);
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::in_progress) << "being written";
   EXPECT_TRUE(got.empty());
-  claim.record->payload_len = 8;
   MpscRing::commit(claim);
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
   EXPECT_EQ(got.size(), 1u);
@@ -160,23 +159,25 @@ TEST(MpscRing, should_not_deliver_a_record_that_is_still_being_written) {
 TEST(MpscRing, should_report_corrupt_records_instead_of_reading_out_of_bounds) {
   struct Case {
     const char* name;
-    std::int32_t length;
-    std::uint16_t type;
+    std::uint64_t kind;
+    std::uint32_t length;
     std::uint32_t payload_len;
   };
   const Case cases[] = {
-      {"length beyond the ring", 1 << 20, 1, 0},
-      {"unaligned length", 37, 1, 0},
-      {"fields longer than the record", 64, 1, 1000},
-      {"message shorter than its header", 16, 1, 0},
-      {"unknown type", 64, 9, 0},
+      {"length beyond the ring", kRecordMessage, 1 << 20, 0},
+      {"unaligned length", kRecordMessage, 37, 0},
+      {"zero length", kRecordMessage, 0, 0},
+      {"fields longer than the record", kRecordMessage, 64, 1000},
+      {"message shorter than its header", kRecordMessage, 16, 0},
+      {"padding beyond the ring", kRecordPadding, 1 << 13, 0},
+      {"unknown kind", 5, 64, 0},
   };
   for (const Case& c : cases) {
     TestRing r(4096);
     auto* rec = reinterpret_cast<RecordHeader*>(r.data);
-    rec->type = c.type;
+    rec->length = c.length;
     rec->payload_len = c.payload_len;
-    rec->length.store(c.length);
+    rec->state.store(0 | c.kind);
     r.ctl->tail_word.store(64);
     std::uint64_t head = 0;
     std::vector<Received> got;
@@ -184,6 +185,27 @@ TEST(MpscRing, should_report_corrupt_records_instead_of_reading_out_of_bounds) {
     EXPECT_TRUE(got.empty()) << c.name;
     EXPECT_EQ(head, 0u) << c.name;
   }
+}
+
+TEST(MpscRing, should_ignore_bytes_left_from_an_earlier_lap) {
+  TestRing r(4096);
+  auto cursor = cursor_for(r);
+  std::uint64_t head = 0;
+  std::vector<Received> got;
+  // One full lap of committed records, consumed: their bytes stay in the ring (no zeroing).
+  while (head < 4096) {
+    ASSERT_EQ(write_message(r.ring, cursor, "lap1", std::string(40, 'x')), ClaimStatus::claimed);
+    read_all(r.ring, head, got);
+  }
+  const std::size_t first_lap = got.size();
+  // Nothing new is written: old committed records at the head's index must not be re-read.
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty);
+  EXPECT_EQ(got.size(), first_lap);
+  // A claim in progress at the head: still nothing, whatever the old bytes say.
+  Claim claim;
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, claim), ClaimStatus::claimed);
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty);
+  EXPECT_EQ(got.size(), first_lap);
 }
 
 TEST(MpscRing, should_treat_a_head_beyond_the_tail_as_full_not_as_space) {
@@ -211,7 +233,7 @@ TEST(MpscRing, should_unblock_an_unfinished_record_only_when_its_writer_is_dead)
   auto cursor = cursor_for(r);
   Claim claim;
   ASSERT_EQ(r.ring.try_claim(cursor, 64, claim), ClaimStatus::claimed);
-  MpscRing::begin_write(claim, 5, 9);
+  MpscRing::begin_write(claim, 5, 9, 0, 0, 0, 0);
   ASSERT_EQ(write_message(r.ring, cursor, "after", "ok"), ClaimStatus::claimed);
   std::uint64_t head = 0;
   std::vector<Received> got;
@@ -219,6 +241,7 @@ TEST(MpscRing, should_unblock_an_unfinished_record_only_when_its_writer_is_dead)
   auto dead = [](std::uint32_t client, std::uint32_t epoch) { return client == 5 && epoch == 9; };
   EXPECT_FALSE(r.ring.try_unblock(head, true, alive));
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::in_progress);
+  EXPECT_FALSE(r.ring.try_unblock(head, false, [](std::uint32_t, std::uint32_t) { return false; }));
   EXPECT_TRUE(r.ring.try_unblock(head, false, dead));
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
   ASSERT_EQ(got.size(), 1u);
@@ -240,6 +263,40 @@ TEST(MpscRing, should_skip_a_claim_that_was_never_written_only_when_allowed) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].subject, "after");
   EXPECT_EQ(head, 96u + record_bytes(5, 0, 0, 2));
+}
+
+TEST(MpscRing, should_find_the_next_record_past_a_dead_claim_among_old_lap_bytes) {
+  TestRing r(4096);
+  auto cursor = cursor_for(r);
+  std::uint64_t head = 0;
+  std::vector<Received> got;
+  // Fill the ring with a lap of odd-sized records so old record headers litter every index.
+  for (int i = 0; head < 4096 + 1000; ++i) {
+    ASSERT_EQ(write_message(r.ring, cursor, "old", std::string(static_cast<std::size_t>(i % 90), 'o')), ClaimStatus::claimed);
+    read_all(r.ring, head, got);
+  }
+  got.clear();
+  // Claims until one wraps the end of the ring; the writer of that claim "dies" before writing.
+  Claim dead;
+  for (;;) {
+    const std::uint64_t before = tail_position(r.ctl->tail_word.load());
+    ASSERT_EQ(r.ring.try_claim(cursor, 200, dead), ClaimStatus::claimed);
+    if ((before & 4095) + 200 > 4096) break;  // this claim padded to the end, record at index 0
+    MpscRing::begin_write(dead, 0, 1, 0, 0, 0, 0);
+    MpscRing::commit(dead);
+    read_all(r.ring, head, got);
+  }
+  ASSERT_EQ(write_message(r.ring, cursor, "after", "ok"), ClaimStatus::claimed);
+  auto never = [](std::uint32_t, std::uint32_t) { return false; };
+  // The padding of the wrap is committed; the dead record at index 0 blocks the consumer.
+  read_all(r.ring, head, got);
+  EXPECT_EQ(head & 4095, 0u);
+  got.clear();
+  EXPECT_TRUE(r.ring.try_unblock(head, true, never));
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].subject, "after");
+  EXPECT_EQ(head, tail_position(r.ctl->tail_word.load()));
 }
 
 TEST(MpscRing, should_tell_the_next_claimer_to_wake_a_sleeping_consumer_exactly_once) {

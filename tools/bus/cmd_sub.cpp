@@ -111,13 +111,14 @@ int run_sub(const SubFlags& flags) {
   // Before connecting: a signal from here on ends the loop below instead of the process.
   install_stop_signals();
 
+  // Interrupted while still setting up: a clean exit, like an interrupt at any later point.
   auto conn = connect(flags.client, "bus sub " + flags.pattern);
-  if (!conn) return report(conn.error());
+  if (!conn) return stop_requested() ? kExitOk : report(conn.error());
 
   SubscribeOptions options;
   options.queue_group = flags.queue;
   auto sub = conn->subscribe(flags.pattern, options);
-  if (!sub) return report(sub.error());
+  if (!sub) return stop_requested() ? kExitOk : report(sub.error());
 
   if (flags.queue.empty()) {
     std::fprintf(stderr, "Listening on [%s]\n", flags.pattern.c_str());

@@ -60,7 +60,9 @@ void install_stop_signals() {
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESETHAND;
+  // SA_RESTART: the verbs poll stop_requested() between bounded waits, so library calls need
+  // not see EINTR. SA_RESETHAND: a second Ctrl-C kills the usual way if a verb is stuck.
+  action.sa_flags = SA_RESTART | SA_RESETHAND;
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
 }

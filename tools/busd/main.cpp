@@ -5,13 +5,19 @@
 //
 // Runs in the foreground until SIGINT or SIGTERM, then removes the bus's segment and exits 0.
 // Exit 1 when the broker fails (another busd serves the bus, /dev/shm full...), 2 on bad flags.
+#include <semaphore.h>
+
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <thread>
 
 #include "bus/bus.hpp"
 #include "cli_units.hpp"
@@ -26,15 +32,52 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
-extern "C" void on_stop_signal(int /*signo*/) { bus::Broker::request_stop_all(); }
+// Posted by the signal handler (sem_post is async-signal-safe); wakes the StopRepeater.
+sem_t g_stop_signalled;
+
+extern "C" void on_stop_signal(int /*signo*/) {
+  bus::Broker::request_stop_all();
+  sem_post(&g_stop_signalled);
+}
+
+// request_stop_all() only reaches a run() that has already registered itself, so a signal that
+// lands between sigaction() and the broker's start-up would be lost and busd would run on.
+// Once a signal came, this thread keeps asking until run() returns. (Remove it if the library
+// makes an early request_stop_all() sticky.)
+class StopRepeater {
+ public:
+  StopRepeater() : thread_([this] { repeat(); }) {}
+  ~StopRepeater() {
+    run_returned_.store(true);
+    sem_post(&g_stop_signalled);
+    thread_.join();
+  }
+  StopRepeater(const StopRepeater&) = delete;
+  StopRepeater& operator=(const StopRepeater&) = delete;
+
+ private:
+  void repeat() {
+    // EINTR: the signal was handled on this thread; its sem_post follows, so wait again.
+    while (sem_wait(&g_stop_signalled) != 0 && errno == EINTR) {
+    }
+    while (!run_returned_.load()) {
+      bus::Broker::request_stop_all();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  std::atomic<bool> run_returned_{false};
+  std::thread thread_;
+};
 
 bool install_signal_handlers() {
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
-  // No SA_RESTART: a blocking call in the broker loop should see EINTR and notice the stop.
-  // SA_RESETHAND: if stopping ever hangs, a second Ctrl-C kills busd the default way.
-  action.sa_flags = SA_RESETHAND;
+  // SA_RESTART: the stop travels through request_stop_all(), not through EINTR, so spare the
+  // broker's other system calls from failing with it. SA_RESETHAND: if stopping ever hangs, a
+  // second Ctrl-C kills busd the default way.
+  action.sa_flags = SA_RESTART | SA_RESETHAND;
   if (sigaction(SIGINT, &action, nullptr) != 0 || sigaction(SIGTERM, &action, nullptr) != 0) {
     return false;
   }
@@ -119,12 +162,15 @@ int main(int argc, char** argv) {
   }
   options.log = !quiet;
 
-  if (!install_signal_handlers()) {
-    std::perror("busd: sigaction");
+  if (sem_init(&g_stop_signalled, 0, 0) != 0 || !install_signal_handlers()) {
+    std::perror("busd: signal set-up");
     return kExitFailure;
   }
 
-  const bus::Status status = bus::Broker::run(options);
+  const bus::Status status = [&] {
+    const StopRepeater repeater;
+    return bus::Broker::run(options);
+  }();
   if (!status) {
     const auto& error = status.error();
     std::fprintf(stderr, "busd: %s\n",

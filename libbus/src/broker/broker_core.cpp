@@ -13,6 +13,7 @@
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <thread>
 
 #include "os/futex.hpp"
 #include "os/process.hpp"
@@ -492,7 +493,12 @@ Result<ControlMessage> BrokerCore::on_unsubscribe(std::uint32_t client, const Co
 }
 
 Result<std::uint32_t> BrokerCore::allocate_subscription() {
-  if (free_subscriptions_.empty()) recycle_quarantined();
+  // A quarantined ring waits only for publishers that are inside a publish to it right now
+  // (microseconds). When it is all we have, give them a moment rather than refuse.
+  for (int attempt = 0; free_subscriptions_.empty() && !quarantine_.empty() && attempt < 100; ++attempt) {
+    recycle_quarantined();
+    if (free_subscriptions_.empty()) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
   if (free_subscriptions_.empty()) {
     return make_error(Errc::resource_exhausted,
                       "all " + std::to_string(subscriptions_.size()) +

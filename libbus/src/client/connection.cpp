@@ -91,6 +91,7 @@ ThreadPublisher* ConnectionImpl::thread_publisher() {
       tp->lanes = lanes_;
       tp->lane = lane;
       tp->claim_marker = &segment_.client(slot_)->claim_lanes[lane].active_subscription_plus1;
+      tp->last_subject.reserve(kPatternBytes);
       t_publishers.push_back(std::move(tp));
       return t_publishers.back().get();
     }
@@ -113,7 +114,12 @@ Result<std::uint32_t> ConnectionImpl::acquire_route(std::string_view subject) {
 }
 
 Result<LocalRoute*> ConnectionImpl::route_for(ThreadPublisher& tp, std::string_view subject) {
-  if (auto it = tp.routes.find(subject); it != tp.routes.end()) return &it->second;
+  if (tp.last_route != nullptr && subject == tp.last_subject) return tp.last_route;
+  if (auto it = tp.routes.find(subject); it != tp.routes.end()) {
+    tp.last_subject.assign(subject);
+    tp.last_route = &it->second;
+    return tp.last_route;
+  }
   // Slow path, once per (thread, subject): validate, ask the broker, copy the route.
   if (auto st = validate_publish_subject(subject); !st) return std::move(st).error();
   auto index = acquire_route(subject);
@@ -128,7 +134,9 @@ Result<LocalRoute*> ConnectionImpl::route_for(ThreadPublisher& tp, std::string_v
     tp.routes.erase(it);
     return std::move(st).error();
   }
-  return &it->second;
+  tp.last_subject.assign(subject);
+  tp.last_route = &it->second;
+  return tp.last_route;
 }
 
 Status ConnectionImpl::refresh(LocalRoute& route) {
@@ -204,13 +212,10 @@ bool ConnectionImpl::deliver(LocalRoute::Target& target, ThreadPublisher& tp, st
     return false;
   }
   if (test_pause_after_claim_ == 1) [[unlikely]] ::raise(SIGSTOP);
-  MpscRing::begin_write(claim, slot_, epoch_);
+  MpscRing::begin_write(claim, slot_, epoch_, static_cast<std::uint16_t>(subject.size()),
+                        static_cast<std::uint16_t>(reply.size()), static_cast<std::uint32_t>(headers.size()),
+                        static_cast<std::uint32_t>(data.size()));
   if (test_pause_after_claim_ == 2) [[unlikely]] ::raise(SIGSTOP);
-  RecordHeader* rec = claim.record;
-  rec->subject_len = static_cast<std::uint16_t>(subject.size());
-  rec->reply_len = static_cast<std::uint16_t>(reply.size());
-  rec->headers_len = static_cast<std::uint32_t>(headers.size());
-  rec->payload_len = static_cast<std::uint32_t>(data.size());
   char* out = reinterpret_cast<char*>(MpscRing::body(claim));
   std::memcpy(out, subject.data(), subject.size());
   out += subject.size();

@@ -61,6 +61,10 @@ struct ThreadPublisher {
   std::uint32_t lane = 0;
   std::atomic<std::uint32_t>* claim_marker = nullptr;
   std::unordered_map<std::string, LocalRoute, StringHash, std::equal_to<>> routes;
+  // The route used last: a thread publishing to one subject in a loop skips the hash lookup.
+  // Nodes of `routes` never move, so the pointer stays valid until the entry is erased.
+  std::string last_subject;  // capacity reserved for the longest subject: assign never allocates
+  LocalRoute* last_route = nullptr;
   ~ThreadPublisher();
 };
 

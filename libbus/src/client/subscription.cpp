@@ -85,42 +85,50 @@ Result<std::size_t> SubscriptionImpl::poll_locked(const MessageHandler& handler,
                       "subscription '" + pattern_ + "': record at ring position " +
                           std::to_string(head_) + " fails its bounds checks");
   }
-  if (status != PollStatus::in_progress || delivered != 0) {
-    stuck_since_ns_ = 0;
-    return std::size_t{delivered};
+  if (status == PollStatus::in_progress && delivered == 0) {
+    check_stuck_head_locked();
+  } else if (status == PollStatus::empty && (++empty_polls_ & 1023u) == 0 && ring_.claimed_beyond(head_)) {
+    // A caller that only ever try_poll()s still gets dead writers skipped; the tail (the
+    // producers' line) is looked at once per 1024 idle polls, not on each.
+    check_stuck_head_locked();
   }
-  // The head record is claimed but unfinished. Normally its writer is mid-copy; if the writer
-  // died, skip the record so that this subscription does not wait forever (hazard 4).
+  return std::size_t{delivered};
+}
+
+void SubscriptionImpl::check_stuck_head_locked() {
   const std::uint64_t now = monotonic_ns();
-  if (stuck_since_ns_ == 0) {
+  if (head_ != stuck_head_) {
+    stuck_head_ = head_;
     stuck_since_ns_ = now;
-  } else if (now - stuck_since_ns_ > kStuckCheckNs) {
-    // [A9] acquire: pairs with the broker's [R9] release when it reaped a claiming client.
-    const std::uint32_t hints = ring_.control()->dead_claim_hints.load(std::memory_order_acquire);
-    const bool zero_gap_allowed = hints != hints_handled_ && now - stuck_since_ns_ > kZeroGapGraceNs;
-    const bool unblocked = ring_.try_unblock(head_, zero_gap_allowed, [&](std::uint32_t client, std::uint32_t epoch) {
-      return connection_->is_dead(client, epoch);
-    });
-    if (unblocked) {
-      if (zero_gap_allowed) hints_handled_ = hints;
-      stuck_since_ns_ = 0;
-    }
+    return;
   }
-  return std::size_t{0};
+  if (now - stuck_since_ns_ < kStuckCheckNs) return;
+  // [A9] acquire: pairs with the broker's [R9] release when it reaped a claiming client.
+  const std::uint32_t hints = ring_.control()->dead_claim_hints.load(std::memory_order_acquire);
+  const bool zero_gap_allowed = hints != hints_handled_ && now - stuck_since_ns_ > kZeroGapGraceNs;
+  const bool unblocked = ring_.try_unblock(head_, zero_gap_allowed, [&](std::uint32_t client, std::uint32_t epoch) {
+    return connection_->is_dead(client, epoch);
+  });
+  if (unblocked && zero_gap_allowed) hints_handled_ = hints;
 }
 
 void SubscriptionImpl::wait_locked(std::uint64_t deadline_ns) {
   const bool busy = options_.wait == WaitStrategy::busy_spin;
   std::uint64_t now = monotonic_ns();
   const std::uint64_t spin_ns = static_cast<std::uint64_t>(std::max<std::int64_t>(0, options_.spin_budget.count()));
-  const std::uint64_t spin_end = busy ? deadline_ns : std::min(deadline_ns, now + spin_ns);
-  // Spin: watch the head record's length word (a line the producer will write).
+  // A busy-spinning consumer still comes up for air every kStuckCheckNs to look for dead writers.
+  const std::uint64_t spin_end = std::min(deadline_ns, now + (busy ? kStuckCheckNs : spin_ns));
+  // Spin: watch the head record's length word (a line the producer will write), nothing else.
   for (unsigned i = 0; now < spin_end; ++i) {
     if (ring_.committed_at(head_) || closing_.load(std::memory_order_relaxed)) return;
     cpu_relax();
     if ((i & 63) == 63) now = monotonic_ns();
   }
-  if (busy || now >= deadline_ns) return;
+  if (busy) {
+    if (ring_.claimed_beyond(head_)) check_stuck_head_locked();
+    return;
+  }
+  if (now >= deadline_ns) return;
   const std::uint64_t slice = std::min(deadline_ns - now, kMaxSleepNs);
   std::uint32_t futex_value = 0;
   if (ring_.prepare_sleep(head_, futex_value)) {
@@ -133,6 +141,7 @@ void SubscriptionImpl::wait_locked(std::uint64_t deadline_ns) {
     ring_.cancel_sleep();
   } else {
     // A claim is outstanding: its writer will commit without waking us (it saw no sleeping bit).
+    check_stuck_head_locked();
     futex_wait(ring_.futex_word(), 0xFFFF'FFFFu,
                std::chrono::nanoseconds(std::min(slice, kOutstandingSleepNs)));
   }

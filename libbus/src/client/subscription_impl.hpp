@@ -48,6 +48,9 @@ class SubscriptionImpl {
   Result<std::size_t> poll_locked(const MessageHandler& handler, std::size_t max);
   /// Waits until a record may be ready, the deadline passes or we are closing.
   void wait_locked(std::uint64_t deadline_ns);
+  /// The head record is claimed but not committed: if that has lasted, find out whether its
+  /// writer died and skip the record if so (hazard 4). Slow path only: it reads the clock.
+  void check_stuck_head_locked();
   void stop_dispatch() noexcept;
 
   std::shared_ptr<ConnectionImpl> connection_;
@@ -59,8 +62,10 @@ class SubscriptionImpl {
 
   std::mutex consume_mutex_;
   std::uint64_t head_ = 0;                 // own position; single writer (under consume_mutex_)
-  std::uint64_t stuck_since_ns_ = 0;       // when the head record was first seen unfinished
-  std::uint32_t hints_handled_ = 0;        // dead_claim_hints value already acted upon
+  std::uint64_t stuck_head_ = ~0ull;       // head position check_stuck_head_locked() last saw
+  std::uint64_t stuck_since_ns_ = 0;       // since when the head has not moved
+  std::uint32_t hints_handled_ = 0;
+  std::uint32_t empty_polls_ = 0;        // dead_claim_hints value already acted upon
   bool corrupt_ = false;
 
   std::atomic<bool> closing_{false};

@@ -1,19 +1,20 @@
 // ring/mpsc_ring.hpp — the lock-free many-producer, single-consumer ring of one subscription.
 //
 // Provides MpscRing, a view over a SubscriptionLayout's ring control words and its data bytes:
-//   producers: try_claim() -> write the record -> commit()       (no lock, no syscall)
+//   producers: try_claim() -> begin_write() -> write the record -> commit()   (no lock, no syscall)
 //   consumer:  poll()  /  prepare_sleep() + futex  /  try_unblock() for claims left by the dead
 // Header-only, no OS calls: waking and sleeping are the caller's (client/subscription.cpp).
 //
 // Memory-ordering labels (docs/design/ring.md keeps the table):
-//   [R1] producer commit: release-store of the record length; pairs with [A1] in poll().
-//   [R2] consumer frees space: release-store of head after zeroing; pairs with [A2] in try_claim().
+//   [R1] producer commit: release-store of the record's state word; pairs with [A1] in poll().
+//   [R2] consumer frees space: release-store of head; pairs with [A2] in try_claim(): the
+//        consumer's reads of those bytes happen before producers overwrite them.
 //   [R3] claim CAS (release half): the claim-lane store is ordered before the claim; pairs with
 //        [A7], the broker's RMW on the tail when it removes a subscription.
 //   [A3] tail loads (acquire): pair with [A7]'s release half (the bumped incarnation) and with
-//        [R7], the broker's store of a recycled ring's fresh tail after zeroing it, so a claim
-//        never sees a stale incarnation together with a new tail, nor stale bytes.
-//   [R4] consumer's sleeping-bit CAS; pairs with [A3]'s read of the bit by the next claimer.
+//        [R7], the broker's store of a recycled ring's fresh tail, so a claim never sees a stale
+//        incarnation together with a new tail.
+//   [R4] consumer's sleeping-bit CAS; totally ordered with every claim CAS on the tail word.
 //
 // Every length read from the ring is checked against the capacity before it is used; a record
 // that fails a check makes poll() return PollStatus::corrupt instead of reading out of bounds.
@@ -41,6 +42,7 @@ struct ProducerCursor {
 
 struct Claim {
   RecordHeader* record = nullptr;
+  std::uint64_t position = 0;      // the record's ring position (its state word's tag)
   std::uint32_t bytes = 0;
   bool consumer_sleeping = false;  // the claim cleared the sleeping bit: wake after commit
 };
@@ -68,26 +70,26 @@ class MpscRing {
 
   // ------------------------------------------------------------------------------- producers
 
-  /// Claims `bytes` (a multiple of 8) for a record. On success the claim's bytes are zero and
-  /// owned by the caller until commit(). Never blocks: full and stale are normal outcomes.
+  /// Claims `bytes` (a multiple of 8) for a record, owned by the caller until commit(). Never
+  /// blocks: full and stale are normal outcomes.
   ClaimStatus try_claim(ProducerCursor& cursor, std::uint32_t bytes, Claim& out) noexcept {
     if (bytes > max_record_bytes() || bytes < kRecordHeaderBytes) return ClaimStatus::too_large;
     // [A3] acquire: see the header comment.
     std::uint64_t word = ctl_->tail_word.load(std::memory_order_acquire);
     std::uint32_t padding = 0;
-    std::uint32_t index = 0;
+    std::uint64_t position = 0;
     for (;;) {
       // Relaxed: ordered after the acquire load of `word` that this check belongs to ([A3]).
       if (ctl_->incarnation.load(std::memory_order_relaxed) != cursor.incarnation) {
         return ClaimStatus::stale;
       }
-      const std::uint64_t position = tail_position(word);
-      index = static_cast<std::uint32_t>(position & mask_);
+      position = tail_position(word);
+      const auto index = static_cast<std::uint32_t>(position & mask_);
       const std::uint32_t to_end = capacity_ - index;
       padding = bytes > to_end ? to_end : 0;
       const std::uint64_t total = std::uint64_t{padding} + bytes;
       if (position - cursor.cached_head + total > capacity_) {
-        // [A2] acquire: pairs with [R2]; bytes below head were zeroed before head moved.
+        // [A2] acquire: pairs with [R2]; the consumer is done with every byte below head.
         cursor.cached_head = ctl_->head_position.load(std::memory_order_acquire);
         // A head ahead of the tail can only be a scribble: treat as full, never write.
         if (cursor.cached_head > position || position - cursor.cached_head + total > capacity_) {
@@ -104,25 +106,34 @@ class MpscRing {
     }
     out.consumer_sleeping = tail_sleeping(word);
     if (padding != 0) {
-      auto* pad = header_at(index);
-      pad->type = static_cast<std::uint16_t>(RecordType::padding);
-      // [R1] release: the padding type is visible before its length commits it.
-      pad->length.store(static_cast<std::int32_t>(padding), std::memory_order_release);
-      index = 0;
+      auto* pad = header_at(position);
+      if (padding >= 16) pad->length = padding;
+      // [R1] release: the padding's length is visible before its state commits it.
+      pad->state.store(position | kRecordPadding, std::memory_order_release);
+      position += padding;
     }
-    out.record = header_at(index);
+    out.record = header_at(position);
+    out.position = position;
     out.bytes = bytes;
     return ClaimStatus::claimed;
   }
 
-  /// Marks a claim as being written by (client, epoch): if the writer dies before commit(), the
-  /// consumer can prove it dead and skip the record (try_unblock).
-  static void begin_write(Claim& claim, std::uint32_t client, std::uint32_t epoch) noexcept {
-    claim.record->producer_client = client;
-    claim.record->producer_epoch = epoch;
-    claim.record->type = static_cast<std::uint16_t>(RecordType::message);
-    // Release: the owner fields are visible to a consumer that reads the negative length.
-    claim.record->length.store(-static_cast<std::int32_t>(claim.bytes), std::memory_order_release);
+  /// Fills the record header and marks the claim as being written by (client, epoch): if the
+  /// writer dies before commit(), the consumer can prove it dead and skip the record
+  /// (try_unblock). Every field is written: the ring is not zeroed between laps.
+  static void begin_write(Claim& claim, std::uint32_t client, std::uint32_t epoch,
+                          std::uint16_t subject_len, std::uint16_t reply_len,
+                          std::uint32_t headers_len, std::uint32_t payload_len) noexcept {
+    RecordHeader* r = claim.record;
+    r->length = claim.bytes;
+    r->subject_len = subject_len;
+    r->reply_len = reply_len;
+    r->headers_len = headers_len;
+    r->payload_len = payload_len;
+    r->producer_client = client;
+    r->producer_epoch = epoch;
+    // Release: length and owner are visible to a consumer that sees the writing state.
+    r->state.store(claim.position | kRecordWriting, std::memory_order_release);
   }
 
   static std::byte* body(const Claim& claim) noexcept {
@@ -130,8 +141,8 @@ class MpscRing {
   }
 
   static void commit(const Claim& claim) noexcept {
-    // [R1] release: every byte of the record is visible before the consumer sees length > 0.
-    claim.record->length.store(static_cast<std::int32_t>(claim.bytes), std::memory_order_release);
+    // [R1] release: every byte of the record is visible before the consumer sees it committed.
+    claim.record->state.store(claim.position | kRecordMessage, std::memory_order_release);
   }
 
   /// Address of the 32-bit futex word: the high half of tail_word, which holds the sleeping bit.
@@ -144,7 +155,8 @@ class MpscRing {
   // -------------------------------------------------------------------------------- consumer
 
   /// Delivers up to `max_records` committed messages to `on_message(const RecordView&)`, then
-  /// zeroes their bytes and releases the space to producers. `head` is the consumer's own copy
+  /// releases their space to producers. Returns in_progress when the head record is being
+  /// written, empty when nothing is written at the head yet. `head` is the consumer's own copy
   /// of its position (single writer).
   template <class OnMessage>
   PollStatus poll(std::uint64_t& head, std::uint32_t max_records, std::uint32_t& delivered,
@@ -154,48 +166,47 @@ class MpscRing {
     const std::uint64_t start = head;
     while (delivered < max_records) {
       const auto index = static_cast<std::uint32_t>(head & mask_);
-      auto* rec = header_at(index);
-      // [A1] acquire: pairs with [R1]; all bytes below a positive length are visible.
-      const std::int32_t length = rec->length.load(std::memory_order_acquire);
-      if (length == 0) break;
-      if (length < 0) {
+      const auto* rec = header_at(head);
+      // [A1] acquire: pairs with [R1]; everything the producer wrote before committing is visible.
+      const std::uint64_t state = rec->state.load(std::memory_order_acquire);
+      if (!tagged(state, head)) break;  // not written yet (an older lap's bytes, or zeroes)
+      const std::uint64_t kind = state & kRecordKindMask;
+      if (kind == kRecordWriting) {
         status = PollStatus::in_progress;
         break;
       }
-      const std::uint32_t bytes = static_cast<std::uint32_t>(length);
-      if (bytes % kRecordAlign != 0 || bytes > capacity_ - index) {
+      std::uint32_t bytes = 0;
+      if (kind == kRecordPadding) {
+        bytes = capacity_ - index < 16 ? capacity_ - index : rec->length;
+      } else if (kind == kRecordMessage) {
+        bytes = rec->length;
+      } else {
         status = PollStatus::corrupt;
         break;
       }
-      if (rec->type == static_cast<std::uint16_t>(RecordType::message)) {
-        if (bytes < kRecordHeaderBytes) {
-          status = PollStatus::corrupt;
-          break;
-        }
+      if (bytes == 0 || bytes % kRecordAlign != 0 || bytes > capacity_ - index) {
+        status = PollStatus::corrupt;
+        break;
+      }
+      if (kind == kRecordMessage) {
         const std::uint64_t used = std::uint64_t{kRecordHeaderBytes} + rec->subject_len +
                                    rec->reply_len + rec->headers_len + rec->payload_len;
-        if (used > bytes) {
+        if (bytes < kRecordHeaderBytes || used > bytes) {
           status = PollStatus::corrupt;
           break;
         }
         const char* base = reinterpret_cast<const char*>(rec) + kRecordHeaderBytes;
-        RecordView view{rec, base, base + rec->subject_len,
-                        reinterpret_cast<const std::byte*>(base + rec->subject_len + rec->reply_len),
-                        reinterpret_cast<const std::byte*>(base + rec->subject_len + rec->reply_len +
-                                                           rec->headers_len)};
-        on_message(view);
+        const char* headers = base + rec->subject_len + rec->reply_len;
+        on_message(RecordView{rec, base, base + rec->subject_len,
+                              reinterpret_cast<const std::byte*>(headers),
+                              reinterpret_cast<const std::byte*>(headers + rec->headers_len)});
         ++delivered;
         status = PollStatus::delivered;
-      } else if (rec->type != static_cast<std::uint16_t>(RecordType::padding)) {
-        status = PollStatus::corrupt;
-        break;
       }
-      // Zero what we consumed so a later claim of these bytes starts from length == 0.
-      std::memset(static_cast<void*>(rec), 0, bytes);
       head += bytes;
     }
     if (head != start) {
-      // [R2] release: the zeroed bytes are visible before producers may claim them ([A2]).
+      // [R2] release: our reads of the consumed bytes are done before producers may reuse them.
       ctl_->head_position.store(head, std::memory_order_release);
       if (delivered != 0) {
         // Relaxed: a statistic with one writer (this consumer).
@@ -203,16 +214,18 @@ class MpscRing {
                                    std::memory_order_relaxed);
       }
     }
-    if (status == PollStatus::empty && delivered == 0 && claimed_beyond(head)) {
-      status = PollStatus::in_progress;  // claimed, nothing written yet
-    }
+    // An empty answer does not look at the tail: that line belongs to the producers, and
+    // reading it on every idle poll would cost them a cache miss on every claim. Callers that
+    // need to know about claims not yet written (to sleep, or to spot a dead writer) ask
+    // claimed_beyond() on their slow path.
     return status;
   }
 
   /// True when the record at `head` is committed (what a spinning consumer watches).
   bool committed_at(std::uint64_t head) const noexcept {
-    // Relaxed: a hint to stop spinning; poll() re-reads the length with acquire ([A1]).
-    return header_at(static_cast<std::uint32_t>(head & mask_))->length.load(std::memory_order_relaxed) > 0;
+    // Relaxed: a hint to stop spinning; poll() re-reads the state with acquire ([A1]).
+    const std::uint64_t state = header_at(head)->state.load(std::memory_order_relaxed);
+    return tagged(state, head) && (state & kRecordKindMask) != kRecordWriting;
   }
 
   /// True when producers have claimed space past `head` (committed or not).
@@ -253,46 +266,49 @@ class MpscRing {
   }
 
   /// Skips a record at `head` whose writer died before committing it. `is_dead(client, epoch)`
-  /// says whether a writer identity is gone. `allow_zero_scan` permits the heuristic case of a
-  /// writer that died between its claim CAS and its first header store (only when the broker
-  /// has reported a dead client that was claiming in this ring). Returns true if it unblocked.
+  /// says whether a writer identity is gone. `allow_gap_scan` permits the heuristic case of a
+  /// writer that died between its claim CAS and begin_write() (only when the broker has
+  /// reported a dead client that was claiming in this ring). Returns true if it unblocked.
   template <class IsDead>
-  bool try_unblock(std::uint64_t head, bool allow_zero_scan, IsDead&& is_dead) noexcept {
+  bool try_unblock(std::uint64_t head, bool allow_gap_scan, IsDead&& is_dead) noexcept {
     const auto index = static_cast<std::uint32_t>(head & mask_);
-    auto* rec = header_at(index);
-    const std::int32_t length = rec->length.load(std::memory_order_acquire);
-    if (length < 0) {
-      const std::uint32_t bytes = static_cast<std::uint32_t>(-static_cast<std::int64_t>(length));
-      if (bytes % kRecordAlign != 0 || bytes > capacity_ - index) return false;
+    auto* rec = header_at(head);
+    const std::uint64_t state = rec->state.load(std::memory_order_acquire);
+    if (state == (head | kRecordWriting)) {
+      const std::uint32_t bytes = rec->length;
+      if (bytes < kRecordHeaderBytes || bytes % kRecordAlign != 0 || bytes > capacity_ - index) return false;
       if (!is_dead(rec->producer_client, rec->producer_epoch)) return false;
-      rec->type = static_cast<std::uint16_t>(RecordType::padding);
-      // [R1] release: the padding type is visible before the positive length.
-      rec->length.store(static_cast<std::int32_t>(bytes), std::memory_order_release);
+      // The record is a padding of the same length now. [R1] release: length before state.
+      rec->state.store(head | kRecordPadding, std::memory_order_release);
       return true;
     }
-    if (length != 0 || !allow_zero_scan) return false;
-    // The dead writer claimed [head, X) and wrote nothing. X is the next record start: the
-    // first non-zero length word, or the tail, or the end of the ring (a wrap claim).
+    if (tagged(state, head) || !allow_gap_scan) return false;
+    // The dead writer claimed [head, X) and wrote nothing. X is the next record start: the first
+    // 8-byte position P whose state word is tagged P, or the tail, or the end of the ring.
     const std::uint64_t tail = tail_position(ctl_->tail_word.load(std::memory_order_acquire));
     if (tail <= head || tail - head > capacity_) return false;
     const auto limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(capacity_ - index, tail - head));
     std::uint32_t gap = kRecordAlign;
     while (gap < limit &&
-           header_at(index + gap)->length.load(std::memory_order_acquire) == 0) {
+           !tagged(header_at(head + gap)->state.load(std::memory_order_acquire), head + gap)) {
       gap += kRecordAlign;
     }
-    // Re-check that the whole gap is still zero (a live writer would have shown up by now).
-    for (std::uint32_t off = 0; off < gap; off += kRecordAlign) {
-      if (header_at(index + off)->length.load(std::memory_order_acquire) != 0) return false;
-    }
-    rec->type = static_cast<std::uint16_t>(RecordType::padding);
-    rec->length.store(static_cast<std::int32_t>(gap), std::memory_order_release);  // [R1]
+    if (gap < 16 && gap != capacity_ - index) return false;  // a real claim is never this short
+    // Re-check the head: a live writer would have tagged it by now.
+    if (tagged(rec->state.load(std::memory_order_acquire), head)) return false;
+    if (gap >= 16) rec->length = gap;
+    rec->state.store(head | kRecordPadding, std::memory_order_release);  // [R1]
     return true;
   }
 
  private:
-  RecordHeader* header_at(std::uint32_t index) const noexcept {
-    return reinterpret_cast<RecordHeader*>(data_ + index);
+  /// Was this state word written for the record at `position`? (Zeroes never are: kind 0.)
+  static bool tagged(std::uint64_t state, std::uint64_t position) noexcept {
+    return (state & ~kRecordKindMask) == position && (state & kRecordKindMask) != 0;
+  }
+
+  RecordHeader* header_at(std::uint64_t position) const noexcept {
+    return reinterpret_cast<RecordHeader*>(data_ + (position & mask_));
   }
 
   SubscriptionLayout* ctl_ = nullptr;
