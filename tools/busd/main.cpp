@@ -5,10 +5,8 @@
 //
 // Runs in the foreground until SIGINT or SIGTERM, then removes the bus's segment and exits 0.
 // Exit 1 when the broker fails (another busd serves the bus, /dev/shm full...), 2 on bad flags.
-#include <semaphore.h>
 
 #include <CLI/CLI.hpp>
-#include <atomic>
 #include <chrono>
 #include <cerrno>
 #include <csignal>
@@ -17,7 +15,6 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
-#include <thread>
 
 #include "bus/bus.hpp"
 #include "cli_units.hpp"
@@ -32,43 +29,7 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
-// Posted by the signal handler (sem_post is async-signal-safe); wakes the StopRepeater.
-sem_t g_stop_signalled;
-
-extern "C" void on_stop_signal(int /*signo*/) {
-  bus::Broker::request_stop_all();
-  sem_post(&g_stop_signalled);
-}
-
-// request_stop_all() only reaches a run() that has already registered itself, so a signal that
-// lands between sigaction() and the broker's start-up would be lost and busd would run on.
-// Once a signal came, this thread keeps asking until run() returns. (Remove it if the library
-// makes an early request_stop_all() sticky.)
-class StopRepeater {
- public:
-  StopRepeater() : thread_([this] { repeat(); }) {}
-  ~StopRepeater() {
-    run_returned_.store(true);
-    sem_post(&g_stop_signalled);
-    thread_.join();
-  }
-  StopRepeater(const StopRepeater&) = delete;
-  StopRepeater& operator=(const StopRepeater&) = delete;
-
- private:
-  void repeat() {
-    // EINTR: the signal was handled on this thread; its sem_post follows, so wait again.
-    while (sem_wait(&g_stop_signalled) != 0 && errno == EINTR) {
-    }
-    while (!run_returned_.load()) {
-      bus::Broker::request_stop_all();
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
-
-  std::atomic<bool> run_returned_{false};
-  std::thread thread_;
-};
+extern "C" void on_stop_signal(int /*signo*/) { bus::Broker::request_stop_all(); }
 
 bool install_signal_handlers() {
   struct sigaction action {};
@@ -162,15 +123,13 @@ int main(int argc, char** argv) {
   }
   options.log = !quiet;
 
-  if (sem_init(&g_stop_signalled, 0, 0) != 0 || !install_signal_handlers()) {
+  if (!install_signal_handlers()) {
     std::perror("busd: signal set-up");
     return kExitFailure;
   }
 
-  const bus::Status status = [&] {
-    const StopRepeater repeater;
-    return bus::Broker::run(options);
-  }();
+  // A signal that lands before run() has started still stops it (request_stop_all is sticky).
+  const bus::Status status = bus::Broker::run(options);
   if (!status) {
     const auto& error = status.error();
     std::fprintf(stderr, "busd: %s\n",

@@ -38,7 +38,8 @@ class Broker {
   /// handler). Used by busd.
   static Status run(const BrokerOptions& options);
 
-  /// Asks a run() in progress in this process to return (async-signal-safe).
+  /// Asks every broker of this process to stop: a run() in progress returns, and one that has
+  /// not started yet returns at once when it does (async-signal-safe).
   static void request_stop_all() noexcept;
 
   /// Stops serving, disconnects clients and removes the segment.

@@ -1,15 +1,17 @@
 // bus/bus.hpp — the public API of libbus: include this one header.
 //
 // bus is a shared-memory message bus with NATS semantics: subjects with `*` and `>` wildcards,
-// fan-out publish/subscribe, on one host, at the latency of a cache-line transfer.
+// fan-out publish/subscribe, queue groups, request/reply and headers, on one host, at the latency of a cache-line transfer.
 //   bus::Broker        the broker (or run `busd`)                       bus/broker.hpp
 //   bus::Connection    attach, publish, subscribe                       bus/connection.hpp
 //   bus::Subscription  receive: next(), try_poll(), or a handler        bus/subscription.hpp
+//   bus::Headers       NATS message headers                             bus/headers.hpp
 //   bus::Result/Status the one error model (no exceptions)             bus/result.hpp
 #pragma once
 
 #include "bus/broker.hpp"
 #include "bus/connection.hpp"
+#include "bus/headers.hpp"
 #include "bus/message.hpp"
 #include "bus/options.hpp"
 #include "bus/result.hpp"

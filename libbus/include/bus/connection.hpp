@@ -12,10 +12,13 @@
 // matching subscriber's ring. Control calls (subscribe, unsubscribe, close) are thread-safe.
 #pragma once
 
+#include <chrono>
+#include <future>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "bus/headers.hpp"
 #include "bus/options.hpp"
 #include "bus/result.hpp"
 #include "bus/subscription.hpp"
@@ -41,12 +44,33 @@ class Connection {
   /// Errc::invalid_subject, Errc::payload_too_large, Errc::closed are the failures; a message
   /// that nobody subscribes to is not an error (NATS drops it silently too).
   Status publish(std::string_view subject, std::string_view data, std::string_view reply = {});
+  /// Publishes with headers (their encoded size counts against max_payload).
+  Status publish(std::string_view subject, std::string_view data, const Headers& headers,
+                 std::string_view reply = {});
+
+  /// Sends a request and waits for the first reply (NATS request/reply). Errc::no_responders at
+  /// once when no subscription matches `subject`; Errc::timeout when no reply came in time. The
+  /// reply travels to this connection's inbox (`_INBOX.<id>.*`, one subscription for all its
+  /// requests, made on the first request).
+  Result<Message> request(std::string_view subject, std::string_view data,
+                          std::chrono::nanoseconds timeout, const Headers* headers = nullptr);
+  /// Asynchronous form, for many requests in flight: the future becomes ready with the reply,
+  /// Errc::no_responders or Errc::timeout.
+  std::future<Result<Message>> request_async(std::string_view subject, std::string_view data,
+                                             std::chrono::nanoseconds timeout,
+                                             const Headers* headers = nullptr);
 
   /// Subscribes to `pattern` (`*` one token, `>` the rest) for pulling with next().
   Result<Subscription> subscribe(std::string_view pattern, const SubscribeOptions& options = {});
   /// Subscribes with a handler run on the subscription's own dispatch thread.
   Result<Subscription> subscribe(std::string_view pattern, MessageHandler handler,
                                  const SubscribeOptions& options = {});
+  /// Joins queue group `group` on `pattern`: each message matching it goes to one member of
+  /// the group (plus every plain subscription). Members may live in different processes.
+  Result<Subscription> queue_subscribe(std::string_view pattern, std::string_view group,
+                                       const SubscribeOptions& options = {});
+  Result<Subscription> queue_subscribe(std::string_view pattern, std::string_view group,
+                                       MessageHandler handler, const SubscribeOptions& options = {});
 
   /// Largest headers + payload this bus accepts.
   std::uint64_t max_payload() const noexcept;

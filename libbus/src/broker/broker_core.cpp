@@ -34,6 +34,9 @@ constexpr std::chrono::milliseconds kTickInterval{100};
 // handler (which may only touch lock-free atomics and call write()).
 constexpr int kMaxBrokersPerProcess = 16;
 std::atomic<int> g_stop_fds[kMaxBrokersPerProcess] = {};  // value = fd + 1, 0 = empty
+// Sticky: a stop requested before a broker's run() began (a signal during start-up) still
+// stops it; run() checks this after its stop fd is registered.
+std::atomic<bool> g_stop_all_requested{false};
 
 int register_stop_fd(int fd) {
   for (int i = 0; i < kMaxBrokersPerProcess; ++i) {
@@ -53,6 +56,7 @@ ControlMessage reply_of(ControlType type, const ControlMessage& request) {
 }  // namespace
 
 void BrokerCore::request_stop_all() noexcept {
+  g_stop_all_requested.store(true);
   for (auto& slot : g_stop_fds) {
     const int v = slot.load();
     if (v != 0) {
@@ -181,6 +185,9 @@ BrokerCore::~BrokerCore() {
 
 Status BrokerCore::run() {
   epoll_event events[64];
+  // Our stop fd was registered in create(): a request_stop_all() from now on writes to it, and
+  // one that came earlier left the sticky flag.
+  if (g_stop_all_requested.load()) return {};
   for (;;) {
     const int n = ::epoll_wait(epoll_fd_, events, 64, -1);
     if (n < 0) {

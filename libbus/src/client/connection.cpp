@@ -9,6 +9,7 @@
 
 #include "bus/connection.hpp"
 #include "client/connection_impl.hpp"
+#include "client/inbox.hpp"
 #include "client/subscription_impl.hpp"
 #include "os/futex.hpp"
 #include "os/process.hpp"
@@ -127,6 +128,8 @@ Result<LocalRoute*> ConnectionImpl::route_for(ThreadPublisher& tp, std::string_v
   LocalRoute route;
   route.layout = segment_.route(index.value());
   route.version = 1;  // never even: forces the first refresh
+  // Queue groups start at a random member (as NATS does), then rotate.
+  route.next_member = static_cast<std::uint32_t>(monotonic_ns() ^ (reinterpret_cast<std::uintptr_t>(&tp) >> 4));
   route.targets.reserve(segment_.config().max_fanout);
   route.scratch.reserve(segment_.config().max_fanout);
   auto [it, inserted] = tp.routes.emplace(std::string(subject), std::move(route));
@@ -229,8 +232,8 @@ bool ConnectionImpl::deliver(LocalRoute::Target& target, ThreadPublisher& tp, st
   return true;
 }
 
-Status ConnectionImpl::publish(std::string_view subject, std::string_view reply,
-                               std::string_view headers, std::string_view data) {
+Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::string_view reply,
+                                            std::string_view headers, std::string_view data) {
   if (closed_.load(std::memory_order_relaxed)) return make_error(Errc::closed, "connection is closed");
   const std::uint64_t max_payload = segment_.config().max_payload;
   if (headers.size() + data.size() > max_payload) {
@@ -245,12 +248,16 @@ Status ConnectionImpl::publish(std::string_view subject, std::string_view reply,
   if (tp == nullptr) {
     return make_error(Errc::resource_exhausted, "more than 32 threads publish on one connection");
   }
+  if (subject.size() > kInboxPrefix.size() && subject.compare(0, kInboxPrefix.size(), kInboxPrefix) == 0 &&
+      try_deliver_to_inbox(*tp, subject, reply, headers, data)) {
+    return std::size_t{1};
+  }
   auto found = route_for(*tp, subject);
   if (!found) return std::move(found).error();
   LocalRoute& route = *found.value();
   // [A6] acquire: pairs with [R6]; one shared load per publish tells whether the route changed.
   if (route.layout->version.load(std::memory_order_acquire) != route.version) {
-    if (auto st = refresh(route); !st) return st;
+    if (auto st = refresh(route); !st) return std::move(st).error();
   }
   const auto bytes = static_cast<std::uint32_t>(
       record_bytes(subject.size(), reply.size(), headers.size(), data.size()));
@@ -276,7 +283,86 @@ Status ConnectionImpl::publish(std::string_view subject, std::string_view reply,
   // Release: pairs with the broker's acquire scan in claimed_by_live_client(); all our record
   // bytes are written before the broker may see the lane empty and recycle a ring.
   tp->claim_marker->store(0, std::memory_order_release);
-  return {};
+  return n;
+}
+
+bool ConnectionImpl::try_deliver_to_inbox(ThreadPublisher& tp, std::string_view subject,
+                                          std::string_view reply, std::string_view headers,
+                                          std::string_view data) {
+  const auto address = parse_inbox_address(subject);
+  if (!address) return false;
+  SubscriptionLayout* layout = segment_.subscription(address->ring);
+  if (layout == nullptr) return false;
+  // Acquire: pairs with the broker's release of `active` after it wrote the pattern.
+  if (layout->state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SubscriptionState::active)) {
+    return false;
+  }
+  // The ring must be exactly that inbox's: pattern "_INBOX.<random>.>".
+  const std::uint32_t len = layout->pattern_len;
+  if (len != address->pattern_prefix.size() + 1 || len >= sizeof layout->pattern ||
+      std::string_view(layout->pattern, len - 1) != address->pattern_prefix || layout->pattern[len - 1] != '>') {
+    return false;
+  }
+  LocalRoute::Target target;
+  target.ring = segment_.ring(address->ring);
+  target.subscription = address->ring;
+  // A stale incarnation (the requester left) makes the claim fail as `stale`: nothing delivered.
+  target.cursor.incarnation = address->incarnation;
+  // [A2] acquire: a head that is never ahead of the real one.
+  target.cursor.cached_head = layout->head_position.load(std::memory_order_acquire);
+  const auto bytes = static_cast<std::uint32_t>(record_bytes(subject.size(), reply.size(), headers.size(), data.size()));
+  deliver(target, tp, bytes, subject, reply, headers, data);
+  tp.claim_marker->store(0, std::memory_order_release);  // as at the end of publish()
+  return true;
+}
+
+bool ConnectionImpl::broker_alive() const noexcept {
+  if (closed()) return false;
+  // The broker stamps its heartbeat every 100 ms; CLOCK_MONOTONIC is the same in every process.
+  const std::uint64_t beat = segment_.header()->broker_heartbeat_ns.load(std::memory_order_relaxed);
+  const std::uint64_t now = monotonic_ns();
+  return beat + 1'500'000'000ull > now && process_alive(static_cast<pid_t>(segment_.header()->broker_pid),
+                                                        segment_.header()->broker_start_ticks);
+}
+
+// ----------------------------------------------------------------------------- request/reply
+
+Result<Message> ConnectionImpl::request(std::string_view subject, std::string_view data,
+                                        std::string_view headers, std::chrono::nanoseconds timeout) {
+  Inbox* inbox = nullptr;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    if (closed()) return make_error(Errc::closed, "connection is closed");
+    if (!inbox_) {
+      auto made = std::make_unique<Inbox>(*this);
+      if (auto st = made->open(); !st) return std::move(st).error();
+      inbox_ = std::move(made);
+    }
+    inbox = inbox_.get();
+  }
+  return inbox->request(subject, data, headers, timeout);
+}
+
+std::future<Result<Message>> ConnectionImpl::request_async(std::string_view subject, std::string_view data,
+                                                           std::string_view headers,
+                                                           std::chrono::nanoseconds timeout) {
+  Inbox* inbox = nullptr;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    Status st = closed() ? Status(make_error(Errc::closed, "connection is closed")) : Status();
+    if (st && !inbox_) {
+      auto made = std::make_unique<Inbox>(*this);
+      st = made->open();
+      if (st) inbox_ = std::move(made);
+    }
+    if (!st) {
+      std::promise<Result<Message>> failed;
+      failed.set_value(std::move(st).error());
+      return failed.get_future();
+    }
+    inbox = inbox_.get();
+  }
+  return inbox->request_async(subject, data, headers, timeout);
 }
 
 // ------------------------------------------------------------------------------ subscriptions
@@ -323,6 +409,12 @@ void ConnectionImpl::forget(SubscriptionImpl* subscription) {
 
 Status ConnectionImpl::close() {
   if (closed_.exchange(true, std::memory_order_acq_rel)) return {};
+  std::unique_ptr<Inbox> inbox;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox = std::move(inbox_);
+  }
+  if (inbox) inbox->close();
   {
     std::lock_guard lock(subscriptions_mutex_);
     for (SubscriptionImpl* sub : subscriptions_) sub->detach();
@@ -357,7 +449,52 @@ Result<Connection> Connection::connect(std::string_view bus_name, const ConnectO
 
 Status Connection::publish(std::string_view subject, std::string_view data, std::string_view reply) {
   if (!impl_) return make_error(Errc::closed, "connection is closed");
-  return impl_->publish(subject, reply, {}, data);
+  auto matched = impl_->publish(subject, reply, {}, data);
+  if (!matched) return std::move(matched).error();
+  return {};
+}
+
+Status Connection::publish(std::string_view subject, std::string_view data, const Headers& headers,
+                           std::string_view reply) {
+  if (!impl_) return make_error(Errc::closed, "connection is closed");
+  auto matched = impl_->publish(subject, reply, headers.encoded(), data);
+  if (!matched) return std::move(matched).error();
+  return {};
+}
+
+Result<Message> Connection::request(std::string_view subject, std::string_view data,
+                                    std::chrono::nanoseconds timeout, const Headers* headers) {
+  if (!impl_) return make_error(Errc::closed, "connection is closed");
+  return impl_->request(subject, data, headers != nullptr ? std::string_view(headers->encoded()) : std::string_view{},
+                        timeout);
+}
+
+std::future<Result<Message>> Connection::request_async(std::string_view subject, std::string_view data,
+                                                       std::chrono::nanoseconds timeout,
+                                                       const Headers* headers) {
+  if (!impl_) {
+    std::promise<Result<Message>> failed;
+    failed.set_value(make_error(Errc::closed, "connection is closed"));
+    return failed.get_future();
+  }
+  return impl_->request_async(subject, data,
+                              headers != nullptr ? std::string_view(headers->encoded()) : std::string_view{}, timeout);
+}
+
+Result<Subscription> Connection::queue_subscribe(std::string_view pattern, std::string_view group,
+                                                 const SubscribeOptions& options) {
+  if (group.empty()) return make_error(Errc::invalid_argument, "queue group is empty");
+  SubscribeOptions with_group = options;
+  with_group.queue_group = std::string(group);
+  return subscribe(pattern, with_group);
+}
+
+Result<Subscription> Connection::queue_subscribe(std::string_view pattern, std::string_view group,
+                                                 MessageHandler handler, const SubscribeOptions& options) {
+  if (group.empty()) return make_error(Errc::invalid_argument, "queue group is empty");
+  SubscribeOptions with_group = options;
+  with_group.queue_group = std::string(group);
+  return subscribe(pattern, std::move(handler), with_group);
 }
 
 Result<Subscription> Connection::subscribe(std::string_view pattern, const SubscribeOptions& options) {
@@ -386,11 +523,41 @@ const std::string& Connection::bus_name() const noexcept {
   return impl_ ? impl_->bus_name() : kEmpty;
 }
 
-bool Connection::connected() const noexcept { return impl_ && !impl_->closed(); }
+bool Connection::connected() const noexcept { return impl_ && impl_->broker_alive(); }
 
 Status Connection::close() {
   if (!impl_) return {};
   return impl_->close();
+}
+
+// ------------------------------------------------------------------------------- responding
+
+Message Message::from(const MessageView& v) {
+  Message m{std::string(v.subject), std::string(v.reply), std::string(v.headers), std::string(v.data), {}};
+  if (v.origin != nullptr) m.origin = v.origin->weak_from_this();
+  return m;
+}
+
+namespace {
+Status respond_via(detail::ConnectionImpl* origin, std::string_view reply, std::string_view headers,
+                   std::string_view data) {
+  if (reply.empty()) return make_error(Errc::invalid_argument, "message has no reply subject to respond to");
+  if (origin == nullptr) return make_error(Errc::closed, "the connection that received the message is closed");
+  auto matched = origin->publish(reply, {}, headers, data);
+  if (!matched) return std::move(matched).error();
+  return {};
+}
+}  // namespace
+
+Status MessageView::respond(std::string_view response) const { return respond_via(origin, reply, {}, response); }
+Status MessageView::respond(std::string_view response, const Headers& response_headers) const {
+  return respond_via(origin, reply, response_headers.encoded(), response);
+}
+Status Message::respond(std::string_view response) const {
+  return respond_via(origin.lock().get(), reply, {}, response);
+}
+Status Message::respond(std::string_view response, const Headers& response_headers) const {
+  return respond_via(origin.lock().get(), reply, response_headers.encoded(), response);
 }
 
 }  // namespace bus

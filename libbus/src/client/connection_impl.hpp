@@ -8,7 +8,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -17,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bus/message.hpp"
 #include "bus/options.hpp"
 #include "bus/result.hpp"
 #include "proto/control_channel.hpp"
@@ -26,6 +29,7 @@
 namespace bus::detail {
 
 class SubscriptionImpl;
+class Inbox;
 
 /// Heterogeneous lookup: find(std::string_view) without building a std::string.
 struct StringHash {
@@ -45,7 +49,7 @@ struct LocalRoute {
   std::uint32_t version = 0;      // layout->version the targets were copied at
   std::vector<Target> targets;    // capacity max_fanout, reserved once: refresh never allocates
   std::vector<Target> scratch;    // refresh() fills this, then swaps it with targets
-  std::uint32_t next_member = 0;  // round-robin start for queue groups (process-local, no sharing)
+  std::uint32_t next_member = 0;  // round-robin start for queue groups (random first, then +1)
 };
 
 /// Claim lanes of one connection, shared with the ThreadPublishers that hold one, so a thread
@@ -74,14 +78,21 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
                                                          const ConnectOptions& options);
   ~ConnectionImpl();
 
-  Status publish(std::string_view subject, std::string_view reply, std::string_view headers,
-                 std::string_view data);
+  /// Publishes; returns how many subscriptions the subject matched (0 = no interest).
+  Result<std::size_t> publish(std::string_view subject, std::string_view reply,
+                              std::string_view headers, std::string_view data);
   Result<std::unique_ptr<SubscriptionImpl>> subscribe(std::string_view pattern,
                                                       const SubscribeOptions& options);
   /// Called by a subscription that unsubscribes itself. keep_ring: stop routing only (drain).
   Status unsubscribe(std::uint32_t subscription, std::uint32_t incarnation, bool keep_ring);
   void forget(SubscriptionImpl* subscription);
   Status close();
+  bool broker_alive() const noexcept;
+
+  Result<Message> request(std::string_view subject, std::string_view data, std::string_view headers,
+                          std::chrono::nanoseconds timeout);
+  std::future<Result<Message>> request_async(std::string_view subject, std::string_view data,
+                                             std::string_view headers, std::chrono::nanoseconds timeout);
 
   bool is_dead(std::uint32_t client, std::uint32_t epoch) const noexcept;
 
@@ -97,6 +108,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   Result<LocalRoute*> route_for(ThreadPublisher& tp, std::string_view subject);
   Result<std::uint32_t> acquire_route(std::string_view subject);
   Status refresh(LocalRoute& route);
+  /// A reply to an inbox made by a bus requester goes straight to that inbox's ring (see
+  /// client/inbox.hpp); returns false when `subject` is not such an inbox.
+  bool try_deliver_to_inbox(ThreadPublisher& tp, std::string_view subject, std::string_view reply,
+                            std::string_view headers, std::string_view data);
   bool deliver(LocalRoute::Target& target, ThreadPublisher& tp, std::uint32_t bytes,
                std::string_view subject, std::string_view reply, std::string_view headers,
                std::string_view data);
@@ -118,6 +133,9 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
 
   std::mutex subscriptions_mutex_;
   std::set<SubscriptionImpl*> subscriptions_;
+
+  std::mutex inbox_mutex_;
+  std::unique_ptr<Inbox> inbox_;  // made by the first request
 };
 
 }  // namespace bus::detail

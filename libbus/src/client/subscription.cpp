@@ -56,7 +56,12 @@ SubscriptionImpl::SubscriptionImpl(std::shared_ptr<ConnectionImpl> connection, s
   hints_handled_ = ring_.control()->dead_claim_hints.load(std::memory_order_acquire);
 }
 
-SubscriptionImpl::~SubscriptionImpl() { (void)unsubscribe(); }
+SubscriptionImpl::~SubscriptionImpl() {
+  // First leave the connection's list, so a concurrent Connection::close() cannot reach us
+  // while we are being torn down (it holds the list's lock while it detaches members).
+  connection_->forget(this);
+  (void)unsubscribe();
+}
 
 std::uint64_t SubscriptionImpl::dropped_count() const noexcept {
   return ring_.control()->dropped_msgs.load(std::memory_order_relaxed);  // a statistic
@@ -77,7 +82,8 @@ Result<std::size_t> SubscriptionImpl::poll_locked(const MessageHandler& handler,
         handler(MessageView{std::string_view(r.subject, h.subject_len),
                             std::string_view(r.reply, h.reply_len),
                             std::string_view(reinterpret_cast<const char*>(r.headers), h.headers_len),
-                            std::string_view(reinterpret_cast<const char*>(r.payload), h.payload_len)});
+                            std::string_view(reinterpret_cast<const char*>(r.payload), h.payload_len),
+                            connection_.get()});
       });
   if (status == PollStatus::corrupt) {
     corrupt_ = true;

@@ -39,6 +39,8 @@ class SubscriptionImpl {
   void detach() noexcept;
 
   const std::string& pattern() const noexcept { return pattern_; }
+  std::uint32_t index() const noexcept { return index_; }
+  std::uint32_t incarnation() const noexcept { return incarnation_; }
   const std::string& queue_group() const noexcept { return options_.queue_group; }
   std::uint64_t dropped_count() const noexcept;
   std::uint64_t delivered_count() const noexcept;
