@@ -1,0 +1,70 @@
+// message_io.hpp — what the message-carrying verbs (pub, sub, req, reply) share: `{{Count}}`
+// templates, the body from stdin, `-H KEY:VALUE` header flags and printing a received message
+// the way the nats CLI does.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "bus/bus.hpp"
+
+namespace bus::cli {
+
+// ------------------------------------------------------------------------------------ templates
+
+/// True when `text` holds a `{{`, i.e. may need expanding.
+bool has_template(std::string_view text);
+/// Replaces every `{{Count}}` (spaces inside the braces optional) with `count`; any other
+/// `{{...}}` is left as is.
+std::string expand_templates(std::string_view text, std::uint64_t count);
+
+/// All of stdin (binary-safe). Errc::io_error when it cannot be read.
+Result<std::string> read_stdin();
+
+// --------------------------------------------------------------------------------- header flags
+
+/// The `-H/--header KEY:VALUE` flags of a verb (repeatable, as in the nats CLI).
+class HeaderFlags {
+ public:
+  /// Adds `-H,--header` to `command`. Each occurrence takes exactly one KEY:VALUE, so
+  /// `bus pub SUBJECT -H a:b BODY` still sees BODY as the body.
+  void add_to(CLI::App& command);
+
+  /// Checks every flag (split at the first ':', key and value trimmed) and remembers the pairs.
+  /// Errc::invalid_argument (a usage error) names the malformed flag.
+  Status parse(bool templates);
+
+  bool empty() const noexcept { return pairs_.empty(); }
+  /// The headers for message number `count` (`{{Count}}` in values expanded when templates are
+  /// on). Never fails once parse() succeeded.
+  Headers build(std::uint64_t count) const;
+  /// Appends the flags' headers to `headers` (for --echo: the request's headers plus ours).
+  void append_to(Headers& headers, std::uint64_t count) const;
+
+ private:
+  std::vector<std::string> specs_;
+  std::vector<std::pair<std::string, std::string>> pairs_;
+  bool templates_ = false;
+};
+
+// ------------------------------------------------------------------------------------- printing
+
+/// Appends the headers of a message, one `Key: value` line each (a status as `Status: 503` and
+/// `Description: ...`, as nats.go exposes it), then a blank line; nothing when there are none.
+/// A block that does not parse is printed line by line as it is.
+void append_headers(std::string& out, std::string_view block);
+
+/// Prints a received message on stdout and flushes: with `raw` only the payload and a newline;
+/// otherwise `[#N] Received on "SUBJECT"[ with reply "R"]`, the headers, the payload, a blank line.
+void print_message(const Message& msg, std::uint64_t number, bool raw);
+
+/// A round-trip time as Go prints durations, to three significant digits: "812ns", "45.2µs",
+/// "1.23ms", "2.5s".
+std::string format_rtt(std::chrono::nanoseconds rtt);
+
+}  // namespace bus::cli
