@@ -9,7 +9,19 @@
 //   test_peer subcheck BUS PATTERN COUNTER_FILE TIMEOUT_MS  subscribes, reads the counter, and
 //                                                           checks that every later sequence
 //                                                           arrives, contiguous, until "end"
-// Exit codes: 0 ok, 1 API error (message on stderr), 2 usage, 3 timeout, 4 check failed.
+//   test_peer qsub    BUS PATTERN GROUP TIMEOUT_MS          joins queue group GROUP, prints "ready",
+//                                                           then one payload per line until nothing
+//                                                           arrived for TIMEOUT_MS; then exits 0
+//   test_peer reply   BUS SUBJECT [GROUP]                   responder (queue member of GROUP if
+//                                                           given): prints "ready", answers each
+//                                                           request with "re:<body>", copying header
+//                                                           X-Req and adding X-Responder: <pid>,
+//                                                           until killed
+//   test_peer req     BUS SUBJECT BODY TIMEOUT_MS           one request: prints the reply body, or
+//                                                           the errc name (exit 5 no_responders,
+//                                                           3 timeout)
+// Exit codes: 0 ok, 1 API error (message on stderr), 2 usage, 3 timeout, 4 check failed,
+// 5 no responders.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -120,6 +132,59 @@ int run_subcheck(bus::Connection& conn, const char* pattern, const char* counter
   return sub->dropped_count() == 0 ? 0 : 4;
 }
 
+int run_qsub(bus::Connection& conn, const char* pattern, const char* group, long timeout_ms) {
+  auto sub = conn.queue_subscribe(pattern, group);
+  if (!sub) return fail(sub.error());
+  std::printf("ready\n");
+  std::fflush(stdout);
+  for (;;) {
+    auto msg = sub->next(std::chrono::milliseconds(timeout_ms));
+    if (!msg) {
+      if (msg.error().code == bus::Errc::timeout) return 0;  // idle: done
+      return fail(msg.error());
+    }
+    std::printf("%s\n", msg->data.c_str());
+    std::fflush(stdout);
+  }
+}
+
+int run_reply(bus::Connection& conn, const char* subject, const char* group) {
+  auto sub = group != nullptr ? conn.queue_subscribe(subject, group) : conn.subscribe(subject);
+  if (!sub) return fail(sub.error());
+  const std::string me = std::to_string(::getpid());
+  std::printf("ready\n");
+  std::fflush(stdout);
+  for (;;) {
+    auto msg = sub->next(std::chrono::seconds(1));
+    if (!msg) {
+      if (msg.error().code == bus::Errc::timeout) continue;  // runs until killed
+      return fail(msg.error());
+    }
+    bus::Headers out;
+    auto in = msg->header();
+    if (!in) return fail(in.error());
+    for (auto v : in->values("X-Req")) {
+      if (auto st = out.add("X-Req", v); !st) return fail(st.error());
+    }
+    if (auto st = out.add("X-Responder", me); !st) return fail(st.error());
+    if (auto st = msg->respond("re:" + msg->data, out); !st) return fail(st.error());
+  }
+}
+
+int run_req(bus::Connection& conn, const char* subject, const char* body, long timeout_ms) {
+  auto reply = conn.request(subject, body, std::chrono::milliseconds(timeout_ms));
+  if (!reply) {
+    std::printf("%s\n", bus::errc_name(reply.error().code));
+    std::fflush(stdout);
+    if (reply.error().code == bus::Errc::no_responders) return 5;
+    if (reply.error().code == bus::Errc::timeout) return 3;
+    return fail(reply.error());
+  }
+  std::printf("%s\n", reply->data.c_str());
+  std::fflush(stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -136,5 +201,8 @@ int main(int argc, char** argv) {
   }
   if (mode == "pubseq" && argc >= 6) return run_pubseq(*conn, argv[3], argv[4], std::atol(argv[5]));
   if (mode == "subcheck" && argc >= 6) return run_subcheck(*conn, argv[3], argv[4], std::atol(argv[5]));
+  if (mode == "qsub" && argc >= 6) return run_qsub(*conn, argv[3], argv[4], std::atol(argv[5]));
+  if (mode == "reply") return run_reply(*conn, argv[3], argc >= 5 ? argv[4] : nullptr);
+  if (mode == "req" && argc >= 6) return run_req(*conn, argv[3], argv[4], std::atol(argv[5]));
   return 2;
 }

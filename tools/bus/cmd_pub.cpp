@@ -1,7 +1,8 @@
 // cmd_pub.cpp — `bus pub SUBJECT [BODY]`: publish BODY (or stdin) once or --count times.
 //
 // As in the nats CLI, SUBJECT and BODY are templates: `{{Count}}` (or `{{ Count }}`) becomes the
-// message number 1..N. Other `{{...}}` text is left as is. --no-templates turns this off.
+// message number 1..N, and so is each `-H KEY:VALUE` header value. Other `{{...}}` text is left
+// as is. --no-templates turns this off.
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -11,6 +12,7 @@
 
 #include "cli_units.hpp"
 #include "common.hpp"
+#include "message_io.hpp"
 #include "verbs.hpp"
 
 namespace bus::cli {
@@ -22,56 +24,27 @@ struct PubFlags {
   std::string body;
   CLI::Option* body_option = nullptr;  ///< not given on the command line: read stdin
   std::string reply;
+  HeaderFlags headers;
   std::uint64_t count = 1;
   std::chrono::nanoseconds sleep{0};
   bool no_templates = false;
   bool verbose = false;
 };
 
-std::string_view trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t");
-  if (first == std::string_view::npos) return {};
-  const auto last = text.find_last_not_of(" \t");
-  return text.substr(first, last - first + 1);
-}
-
-bool has_template(std::string_view text) { return text.find("{{") != std::string_view::npos; }
-
-// Replaces every `{{ Count }}` (spaces optional) with `count`.
-std::string expand_templates(std::string_view text, std::uint64_t count) {
-  std::string out;
-  out.reserve(text.size() + 8);
-  std::size_t pos = 0;
-  while (true) {
-    const auto open = text.find("{{", pos);
-    if (open == std::string_view::npos) break;
-    const auto close = text.find("}}", open + 2);
-    if (close == std::string_view::npos) break;
-    out.append(text.substr(pos, open - pos));
-    if (trim(text.substr(open + 2, close - open - 2)) == "Count") {
-      out += std::to_string(count);
-    } else {
-      out.append(text.substr(open, close + 2 - open));
-    }
-    pos = close + 2;
+int run_pub(PubFlags& flags) {
+  const bool subject_template = !flags.no_templates && has_template(flags.subject);
+  // Check the arguments before reading stdin or connecting, so a typo is reported at once and
+  // the same with or without a broker. (A templated subject is checked as its first expansion.)
+  const std::string first_subject =
+      subject_template ? expand_templates(flags.subject, 1) : flags.subject;
+  if (auto valid = validate_publish_subject(first_subject); !valid) return report(valid.error());
+  if (!flags.reply.empty()) {
+    if (auto valid = validate_publish_subject(flags.reply); !valid) return report(valid.error());
   }
-  out.append(text.substr(pos));
-  return out;
-}
-
-Result<std::string> read_stdin() {
-  std::string data;
-  char buffer[64 * 1024];
-  while (true) {
-    const auto n = std::fread(buffer, 1, sizeof buffer, stdin);
-    data.append(buffer, n);
-    if (n < sizeof buffer) break;
+  if (auto parsed = flags.headers.parse(!flags.no_templates); !parsed) {
+    return report_usage(parsed.error().message);
   }
-  if (std::ferror(stdin)) return make_error(Errc::io_error, "cannot read the body from stdin");
-  return data;
-}
 
-int run_pub(const PubFlags& flags) {
   std::string body;
   if (flags.body_option->count() > 0) {
     body = flags.body;
@@ -80,17 +53,7 @@ int run_pub(const PubFlags& flags) {
     if (!in) return report(in.error());
     body = std::move(*in);
   }
-
-  const bool subject_template = !flags.no_templates && has_template(flags.subject);
   const bool body_template = !flags.no_templates && has_template(body);
-  // Check the arguments before connecting, so a typo is reported the same with or without a
-  // broker. (A templated subject is checked as its first expansion.)
-  const std::string first_subject =
-      subject_template ? expand_templates(flags.subject, 1) : flags.subject;
-  if (auto valid = validate_publish_subject(first_subject); !valid) return report(valid.error());
-  if (!flags.reply.empty()) {
-    if (auto valid = validate_publish_subject(flags.reply); !valid) return report(valid.error());
-  }
 
   auto conn = connect(flags.client, "bus pub");
   if (!conn) return report(conn.error());
@@ -101,9 +64,11 @@ int run_pub(const PubFlags& flags) {
     const std::string_view subject_view = subject_template ? subject : flags.subject;
     const std::string_view data = body_template ? std::string_view(expanded) : body;
 
-    if (auto published = conn->publish(subject_view, data, flags.reply); !published) {
-      return report(published.error());
-    }
+    const Status published =
+        flags.headers.empty()
+            ? conn->publish(subject_view, data, flags.reply)
+            : conn->publish(subject_view, data, flags.headers.build(n), flags.reply);
+    if (!published) return report(published.error());
     if (flags.verbose) {
       std::fprintf(stderr, "Published %zu bytes to \"%.*s\"\n", data.size(),
                    static_cast<int>(subject_view.size()), subject_view.data());
@@ -132,8 +97,9 @@ VerbRunner setup_pub(CLI::App& command) {
                              "Pause between messages (e.g. 100ms)");
   command.add_option("--reply", flags->reply, "Reply subject to send with the message")
       ->type_name("SUBJECT");
+  flags->headers.add_to(command);
   command.add_flag("--no-templates", flags->no_templates,
-                   "Send {{Count}} literally instead of the message number");
+                   "Send {{Count}} (subject, body, header values) literally");
   command.add_flag("-v,--verbose", flags->verbose, "Print a line per published message (stderr)");
   add_client_flags(command, flags->client);
   return [flags] { return run_pub(*flags); };

@@ -69,4 +69,16 @@ void install_stop_signals() {
 
 bool stop_requested() noexcept { return g_stop_requested != 0; }
 
+bool BrokerWatch::gone() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_check_) return false;
+  next_check_ = now + kPollInterval;
+  return !conn_.connected();
+}
+
+Error broker_gone_error(std::string_view bus_name) {
+  return make_error(Errc::broker_gone, "lost the connection to bus '" + std::string(bus_name) +
+                                           "': its broker (busd) stopped or died");
+}
+
 }  // namespace bus::cli

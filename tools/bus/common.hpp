@@ -1,5 +1,5 @@
 // common.hpp — what every verb of the `bus` CLI shares: exit codes, the --bus/--timeout flags,
-// connecting, one-line error reporting and a stop-on-signal flag.
+// connecting, one-line error reporting, a stop-on-signal flag and noticing that the broker died.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -39,5 +39,24 @@ int report_usage(std::string_view message);
 /// (unsubscribe, close) and exit 0. A second signal kills the usual way.
 void install_stop_signals();
 bool stop_requested() noexcept;
+
+/// How often the receiving verbs (sub, reply) look at the stop flag and the broker's liveness.
+constexpr auto kPollInterval = std::chrono::milliseconds(200);
+
+/// Watches the broker of a connection for a verb that waits for messages: gone() asks
+/// Connection::connected() (heartbeat no older than 1.5 s, broker process alive) at most every
+/// kPollInterval, whether the verb is idle or busy.
+class BrokerWatch {
+ public:
+  explicit BrokerWatch(const Connection& conn) : conn_(conn) {}
+  bool gone();
+
+ private:
+  const Connection& conn_;
+  std::chrono::steady_clock::time_point next_check_{};
+};
+
+/// The error a verb exits with when the broker of `bus_name` went away.
+Error broker_gone_error(std::string_view bus_name);
 
 }  // namespace bus::cli

@@ -23,6 +23,8 @@ using bus::cli::Verb;
 constexpr std::array kVerbs{
     Verb{"pub", "Publish a message (BODY or stdin), optionally N times", bus::cli::setup_pub},
     Verb{"sub", "Subscribe to a subject pattern and print what arrives", bus::cli::setup_sub},
+    Verb{"req", "Send a request and print the reply", bus::cli::setup_req},
+    Verb{"reply", "Answer requests on a subject (a queue-group service)", bus::cli::setup_reply},
 };
 
 }  // namespace
@@ -40,7 +42,13 @@ int main(int argc, char** argv) {
     verbs.emplace_back(command, verb.setup(*command));
   }
   // Set after the verbs exist so they do not inherit it.
-  app.footer("Every verb takes --bus NAME (env BUS_NAME, default 'default'); see bus VERB --help.");
+  app.footer(
+      "Every verb takes --bus NAME (env BUS_NAME, default 'default'); see bus VERB --help.\n"
+      "Examples:\n"
+      "  bus sub 'orders.>'                          print what arrives (with headers)\n"
+      "  bus pub orders.new 'order {{Count}}' --count 3 -H Trace-Id:42\n"
+      "  bus reply svc.time 'it is {{Count}}'        answer requests (queue group NATS-RPLY-22)\n"
+      "  bus req svc.time now --timeout 1s           print the reply (exit 1: no responders)");
 
   if (argc <= 1) {
     std::fputs(app.help().c_str(), stderr);

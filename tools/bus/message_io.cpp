@@ -1,6 +1,8 @@
 // message_io.cpp — templates, stdin bodies, header flags and message printing (message_io.hpp).
 #include "message_io.hpp"
 
+#include <unistd.h>
+
 #include <cstdio>
 
 namespace bus::cli {
@@ -67,6 +69,8 @@ std::string expand_templates(std::string_view text, std::uint64_t count) {
 }
 
 Result<std::string> read_stdin() {
+  // On a terminal, say why nothing happens (as the nats CLI does).
+  if (isatty(STDIN_FILENO) == 1) std::fputs("Reading the body from stdin (end with Ctrl-D)\n", stderr);
   std::string data;
   char buffer[64 * 1024];
   while (true) {
@@ -178,6 +182,18 @@ void print_message(const Message& msg, std::uint64_t number, bool raw) {
   std::fwrite(out.data(), 1, out.size(), stdout);
   // Flush per message: whoever reads a pipe (a script, `grep --line-buffered`) sees it now.
   std::fflush(stdout);
+}
+
+void CountWarning::update(std::uint64_t total, bool force) {
+  if (total <= reported_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (!force && reported_ != 0 && now - last_report_ < std::chrono::seconds(1)) return;
+  std::fprintf(stderr, "bus: %s: %llu %s (%llu in all)\n", what_.c_str(),
+               static_cast<unsigned long long>(total - reported_), noun_.c_str(),
+               static_cast<unsigned long long>(total));
+  std::fflush(stderr);
+  reported_ = total;
+  last_report_ = now;
 }
 
 std::string format_rtt(std::chrono::nanoseconds rtt) {

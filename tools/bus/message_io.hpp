@@ -23,7 +23,8 @@ bool has_template(std::string_view text);
 /// `{{...}}` is left as is.
 std::string expand_templates(std::string_view text, std::uint64_t count);
 
-/// All of stdin (binary-safe). Errc::io_error when it cannot be read.
+/// All of stdin (binary-safe), with a hint on stderr when stdin is a terminal. Errc::io_error
+/// when it cannot be read.
 Result<std::string> read_stdin();
 
 // --------------------------------------------------------------------------------- header flags
@@ -62,6 +63,23 @@ void append_headers(std::string& out, std::string_view block);
 /// Prints a received message on stdout and flushes: with `raw` only the payload and a newline;
 /// otherwise `[#N] Received on "SUBJECT"[ with reply "R"]`, the headers, the payload, a blank line.
 void print_message(const Message& msg, std::uint64_t number, bool raw);
+
+/// A warning on stderr about a count that grows (messages dropped, requests ignored), at most
+/// once a second so a flood of events does not become a flood of lines:
+/// `bus: <what>: <new> <noun> (<total> in all)`.
+class CountWarning {
+ public:
+  CountWarning(std::string what, std::string noun)
+      : what_(std::move(what)), noun_(std::move(noun)) {}
+  /// `total` is the count so far; `force` prints what is unreported even within the second.
+  void update(std::uint64_t total, bool force = false);
+
+ private:
+  std::string what_;
+  std::string noun_;
+  std::uint64_t reported_ = 0;
+  std::chrono::steady_clock::time_point last_report_{};
+};
 
 /// A round-trip time as Go prints durations, to three significant digits: "812ns", "45.2µs",
 /// "1.23ms", "2.5s".

@@ -23,5 +23,7 @@ struct Verb {
 
 VerbRunner setup_pub(CLI::App& command);
 VerbRunner setup_sub(CLI::App& command);
+VerbRunner setup_req(CLI::App& command);
+VerbRunner setup_reply(CLI::App& command);
 
 }  // namespace bus::cli

@@ -56,13 +56,15 @@ Result<Headers> Headers::parse(std::string_view block) {
   if (first_end == std::string_view::npos) return bad("no line end");
   std::string_view first = block.substr(0, first_end);
   if (first.substr(0, kVersion.size()) != kVersion) return bad("does not start with NATS/1.0");
+  if (!valid_value(first)) return bad("the status line holds a bare CR or LF");
   first.remove_prefix(kVersion.size());
   first = trim(first);
   if (!first.empty()) {
     const std::string_view code = first.substr(0, first.find(' '));
     int status = 0;
+    const bool three_digits = code.size() == 3 && code.find_first_not_of("0123456789") == std::string_view::npos;
     const auto [ptr, ec] = std::from_chars(code.data(), code.data() + code.size(), status);
-    if (ec != std::errc() || ptr != code.data() + code.size() || code.size() != 3) {
+    if (!three_digits || ec != std::errc() || ptr != code.data() + code.size()) {
       return bad("status '" + std::string(code) + "' is not a 3-digit code");
     }
     h.status_ = status;
@@ -86,6 +88,8 @@ Result<Headers> Headers::parse(std::string_view block) {
     if (colon == std::string_view::npos || !valid_key(line.substr(0, colon))) {
       return bad("line '" + std::string(line) + "' is not 'Key: value'");
     }
+    // A bare CR or LF inside a line would split it for readers that treat either as a line end.
+    if (!valid_value(line.substr(colon + 1))) return bad("a value holds a bare CR or LF");
     ++h.count_;
     pos = end + 2;
   }

@@ -1,0 +1,200 @@
+// peer_bus.cpp — bus in the compare driver's protocol (peer_common.hpp).
+//
+// An embedded bus::Broker (default options except logging: 4 MiB rings, 1 MiB max payload) runs
+// on a thread of the parent, which is pinned with it; children attach with Connection::connect.
+// Subscribers use WaitStrategy::busy_spin and try_poll(): the lowest-latency configuration, and
+// the one that matches what the limit does (spin on shared memory). Every payload is copied out of
+// the ring (the MessageView is zero-copy; a real consumer reads the bytes).
+//
+//   latency     publish on cmp.ping -> child echoes on cmp.pong; one-way = RTT/2
+//   throughput  publish on cmp.tput to 1 or N subscriber processes; a full ring drops (counted)
+//   reqrep      Connection::request() to a child answering with MessageView::respond()
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "bus/bus.hpp"
+#include "peer_common.hpp"
+
+namespace {
+
+using namespace bus::compare;
+
+constexpr std::uint64_t kReplyTimeoutNs = 2'000'000'000;
+
+bus::SubscribeOptions spin_options() {
+  bus::SubscribeOptions o;
+  o.wait = bus::WaitStrategy::busy_spin;
+  return o;
+}
+
+// Receives exactly one message with busy polling, copying its payload into `sink`.
+bool receive_one(bus::Subscription& sub, const bus::MessageHandler& handler, const bool& got) {
+  const std::uint64_t deadline = cycle_now() + CycleClock::from_ns(static_cast<double>(kReplyTimeoutNs));
+  for (std::uint32_t spins = 0;; ++spins) {
+    auto n = sub.try_poll(handler, 1);
+    if (!n) return false;
+    if (n.value() == 1) return got;
+    if ((spins & 1023u) == 0 && cycle_now() > deadline) return false;
+  }
+}
+
+int latency(const Args& a, const std::string& name) {
+  Harness h(a);
+  bus::BrokerOptions o;
+  o.bus_name = name;
+  o.log = false;
+  auto broker = bus::Broker::start(o);
+  if (!broker) return h.fail("broker: " + broker.error().message);
+
+  h.spawn(1, [&](int i, Control& c) {
+    SubSlot& slot = c.subs[i];
+    auto conn = bus::Connection::connect(name);
+    if (!conn) return child_fail(slot, "connect: " + conn.error().message);
+    auto sub = conn->subscribe("cmp.ping", spin_options());
+    if (!sub) return child_fail(slot, "subscribe: " + sub.error().message);
+    std::string sink;
+    sink.reserve(a.size);
+    bool got = false;
+    const bus::MessageHandler copy = [&](const bus::MessageView& v) {
+      sink.assign(v.data);  // deliver: copy it out
+      got = true;
+    };
+    child_ready(slot);
+    IdleSpin spin(c, false);
+    for (;;) {
+      got = false;
+      auto n = sub->try_poll(copy, 1);
+      if (!n) return child_fail(slot, "poll: " + n.error().message);
+      if (got) {
+        if (!conn->publish("cmp.pong", sink)) return child_fail(slot, "publish failed");
+        continue;
+      }
+      if (spin.idle()) return 0;
+    }
+  });
+
+  auto conn = bus::Connection::connect(name);
+  if (!conn) return h.fail("connect: " + conn.error().message);
+  auto sub = conn->subscribe("cmp.pong", spin_options());
+  if (!sub) return h.fail("subscribe: " + sub.error().message);
+  std::string err;
+  if (!h.wait_ready(err)) return h.fail(err);
+
+  const std::string payload(a.size, 'p');
+  std::string sink;
+  sink.reserve(a.size);
+  bool got = false;
+  const bus::MessageHandler copy = [&](const bus::MessageView& v) {
+    sink.assign(v.data);
+    got = v.data.size() == a.size;
+  };
+  return h.run_latency(
+      [&]() -> bool {
+        got = false;
+        if (!conn->publish("cmp.ping", payload)) return false;
+        return receive_one(*sub, copy, got);
+      },
+      a.workload == "latency");
+}
+
+int reqrep(const Args& a, const std::string& name) {
+  Harness h(a);
+  bus::BrokerOptions o;
+  o.bus_name = name;
+  o.log = false;
+  auto broker = bus::Broker::start(o);
+  if (!broker) return h.fail("broker: " + broker.error().message);
+
+  h.spawn(1, [&](int i, Control& c) {
+    SubSlot& slot = c.subs[i];
+    auto conn = bus::Connection::connect(name);
+    if (!conn) return child_fail(slot, "connect: " + conn.error().message);
+    auto sub = conn->subscribe("cmp.req", spin_options());
+    if (!sub) return child_fail(slot, "subscribe: " + sub.error().message);
+    bool failed = false;
+    const bus::MessageHandler answer = [&](const bus::MessageView& v) {
+      if (!v.respond(v.data)) failed = true;
+    };
+    child_ready(slot);
+    IdleSpin spin(c, false);
+    for (;;) {
+      auto n = sub->try_poll(answer, 1);
+      if (!n) return child_fail(slot, "poll: " + n.error().message);
+      if (failed) return child_fail(slot, "respond failed");
+      if (n.value() == 0 && spin.idle()) return 0;
+    }
+  });
+
+  auto conn = bus::Connection::connect(name);
+  if (!conn) return h.fail("connect: " + conn.error().message);
+  std::string err;
+  if (!h.wait_ready(err)) return h.fail(err);
+  const std::string payload(a.size, 'q');
+  return h.run_latency(
+      [&]() -> bool {
+        auto reply = conn->request("cmp.req", payload, std::chrono::nanoseconds(kReplyTimeoutNs));
+        return reply && reply->data.size() == a.size;
+      },
+      false);
+}
+
+int throughput(const Args& a, const std::string& name) {
+  Harness h(a);
+  bus::BrokerOptions o;
+  o.bus_name = name;
+  o.log = false;
+  auto broker = bus::Broker::start(o);
+  if (!broker) return h.fail("broker: " + broker.error().message);
+
+  const int n = std::clamp(a.subs, 1, kMaxSubs);
+  h.spawn(n, [&](int i, Control& c) {
+    SubSlot& slot = c.subs[i];
+    auto conn = bus::Connection::connect(name);
+    if (!conn) return child_fail(slot, "connect: " + conn.error().message);
+    auto sub = conn->subscribe("cmp.tput", spin_options());
+    if (!sub) return child_fail(slot, "subscribe: " + sub.error().message);
+    RecvCounter counter(slot, a.size);
+    std::vector<char> sink(a.size);
+    const bus::MessageHandler count = [&](const bus::MessageView& v) {
+      const std::size_t len = std::min(v.data.size(), sink.size());
+      std::memcpy(sink.data(), v.data.data(), len);  // deliver: copy it out
+      counter.on_message(sink.data(), v.data.size());
+    };
+    child_ready(slot);
+    IdleSpin spin(c, n > 1);
+    for (;;) {
+      auto got = sub->try_poll(count, 256);
+      if (!got) return child_fail(slot, "poll: " + got.error().message);
+      if (got.value() == 0) {
+        counter.idle();
+        if (spin.idle()) return 0;
+      }
+    }
+  });
+
+  auto conn = bus::Connection::connect(name);
+  if (!conn) return h.fail("connect: " + conn.error().message);
+  std::string err;
+  if (!h.wait_ready(err)) return h.fail(err);
+  return h.run_throughput(
+      [&](const char* data, std::size_t len) -> bool {
+        return static_cast<bool>(conn->publish("cmp.tput", std::string_view(data, len)));
+      },
+      [] {});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args a = parse_args(argc, argv, "bus");
+  const std::string name = "cmp-" + std::to_string(::getpid());
+  if (a.workload == "latency") return latency(a, name);
+  if (a.workload == "reqrep") return reqrep(a, name);
+  if (a.workload == "throughput") return throughput(a, name);
+  std::printf("{\"ok\":false,\"transport\":\"bus\",\"workload\":\"%s\",\"error\":\"n/a (journal not built yet)\"}\n",
+              a.workload.c_str());
+  return 3;
+}
