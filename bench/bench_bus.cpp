@@ -26,6 +26,7 @@
 
 #include "bus/bus.hpp"
 #include "common/affinity.hpp"
+#include "common/bus_peer.hpp"
 #include "common/cycle_clock.hpp"
 #include "common/fork_peer.hpp"
 #include "common/histogram.hpp"
@@ -34,48 +35,29 @@
 
 namespace {
 
+using bus::bench::bench_broker_options;
 using bus::bench::CycleClock;
 using bus::bench::cycle_now;
 using bus::bench::cycle_now_ordered;
 using bus::bench::ForkPeer;
 using bus::bench::LatencyHistogram;
 using bus::bench::ScopedAffinity;
+using bus::bench::peer_failed;
+using bus::bench::peer_ready;
 using bus::bench::SharedObject;
+using bus::bench::stop_peer;
+using bus::bench::stop_requested;
+using bus::bench::unique_bus_name;
+using bus::bench::wait_ready;
 
 constexpr int kParentCpu = 0;
 constexpr int kChildCpu = 1;
-constexpr auto kStepTimeout = std::chrono::seconds(3);
-
-std::string unique_bus_name(const char* tag) {
-  static int counter = 0;
-  return std::string("bench-") + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-}
-
-bus::BrokerOptions broker_options(const std::string& name) {
-  bus::BrokerOptions o;
-  o.bus_name = name;
-  o.ring_bytes = 1u << 20;
-  o.max_payload = 64u << 10;
-  o.log = false;
-  return o;
-}
+constexpr auto kStepTimeout = bus::bench::kPeerStepTimeout;
 
 // Control block shared by the benchmark process and its forked peer.
-struct PeerControl {
-  alignas(128) std::atomic<int> ready{0};    // peer subscribed: 1, failed: -1
-  alignas(128) std::atomic<int> stop{0};     // parent asks the peer to leave
+struct PeerControl : bus::bench::PeerHandshake {
   alignas(128) std::atomic<std::uint64_t> received{0};
 };
-
-bool wait_ready(const PeerControl& c, ForkPeer& peer) {
-  const auto deadline = std::chrono::steady_clock::now() + kStepTimeout;
-  // Acquire: pairs with the peer's release of `ready` after its subscribe() returned.
-  while (c.ready.load(std::memory_order_acquire) == 0) {
-    if (std::chrono::steady_clock::now() > deadline || !peer.running()) return false;
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
-  return c.ready.load(std::memory_order_acquire) == 1;
-}
 
 // ---------------------------------------------------------------------------------------------
 void BM_RingPublishConsume(benchmark::State& state) {
@@ -149,20 +131,14 @@ bool receive_one(bus::Subscription& sub, PingMode mode, std::string* copy_to) {
 
 int run_echo_peer(const std::string& bus_name, PingMode mode, PeerControl& c) {
   auto conn = bus::Connection::connect(bus_name);
-  if (!conn) {
-    c.ready.store(-1, std::memory_order_release);
-    return 1;
-  }
+  if (!conn) return peer_failed(c);
   auto sub = conn->subscribe("bench.ping", options_for(mode));
-  if (!sub) {
-    c.ready.store(-1, std::memory_order_release);
-    return 1;
-  }
-  c.ready.store(1, std::memory_order_release);
+  if (!sub) return peer_failed(c);
+  peer_ready(c);
   std::string body;
   for (;;) {
     if (!receive_one(*sub, mode, &body)) {
-      if (c.stop.load(std::memory_order_acquire) != 0) return 0;
+      if (stop_requested(c)) return 0;
       continue;
     }
     if (body == "stop") return 0;
@@ -174,7 +150,7 @@ void BM_BusPingPong(benchmark::State& state) {
   const auto mode = static_cast<PingMode>(state.range(0));
   ScopedAffinity pin(kParentCpu);
   const std::string name = unique_bus_name("pingpong");
-  auto broker = bus::Broker::start(broker_options(name));
+  auto broker = bus::Broker::start(bench_broker_options(name));
   if (!broker) {
     state.SkipWithError(broker.error().message.c_str());
     return;
@@ -211,9 +187,8 @@ void BM_BusPingPong(benchmark::State& state) {
     hist->record(static_cast<std::uint64_t>(rtt_ns / 2 + 0.5));
     state.SetIterationTime(rtt_ns * 1e-9);
   }
-  c.stop.store(1, std::memory_order_release);
   (void)conn->publish("bench.ping", "stop");
-  if (!peer.wait_for(kStepTimeout)) peer.kill_and_reap();
+  stop_peer(c, peer);
   if (failed) {
     state.SkipWithError("a round trip timed out");
     return;
@@ -239,11 +214,8 @@ int run_counting_peer(const std::string& bus_name, PeerControl& c) {
   auto conn = bus::Connection::connect(bus_name);
   auto sub = conn ? conn->subscribe("bench.tput", bus::SubscribeOptions{.wait = bus::WaitStrategy::busy_spin, .spin_budget = {}, .queue_group = {}})
                   : bus::Result<bus::Subscription>(conn.error());
-  if (!conn || !sub) {
-    c.ready.store(-1, std::memory_order_release);
-    return 1;
-  }
-  c.ready.store(1, std::memory_order_release);
+  if (!conn || !sub) return peer_failed(c);
+  peer_ready(c);
   std::uint64_t received = 0;
   const bus::MessageHandler count = [&](const bus::MessageView&) { ++received; };
   for (std::uint32_t spins = 0;; ++spins) {
@@ -252,7 +224,7 @@ int run_counting_peer(const std::string& bus_name, PeerControl& c) {
     if (n.value() != 0) {
       // Release: the count is read by the parent after it stopped publishing.
       c.received.store(received, std::memory_order_release);
-    } else if ((spins & 4095u) == 0 && c.stop.load(std::memory_order_acquire) != 0) {
+    } else if ((spins & 4095u) == 0 && stop_requested(c)) {
       return 0;
     }
   }
@@ -262,7 +234,7 @@ void BM_BusThroughput(benchmark::State& state) {
   const auto size = static_cast<std::size_t>(state.range(0));
   ScopedAffinity pin(kParentCpu);
   const std::string name = unique_bus_name("tput");
-  auto broker = bus::Broker::start(broker_options(name));
+  auto broker = bus::Broker::start(bench_broker_options(name));
   if (!broker) {
     state.SkipWithError(broker.error().message.c_str());
     return;
@@ -297,8 +269,7 @@ void BM_BusThroughput(benchmark::State& state) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   } while (got < published && std::chrono::steady_clock::now() < settle);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  c.stop.store(1, std::memory_order_release);
-  if (!peer.wait_for(kStepTimeout)) peer.kill_and_reap();
+  stop_peer(c, peer);
   state.SetItemsProcessed(static_cast<std::int64_t>(published));
   state.SetBytesProcessed(static_cast<std::int64_t>(published * size));
   state.counters["delivered_per_s"] = static_cast<double>(got) / secs;
@@ -310,7 +281,7 @@ BENCHMARK(BM_BusThroughput)->Arg(16)->Arg(64)->Arg(4096)->UseRealTime();
 void BM_PublishRouteHit(benchmark::State& state) {
   const auto non_matching = static_cast<std::uint32_t>(state.range(0));
   const std::string name = unique_bus_name("route");
-  bus::BrokerOptions o = broker_options(name);
+  bus::BrokerOptions o = bench_broker_options(name);
   o.max_subscriptions = non_matching + 8;
   o.ring_bytes = 4096;
   o.max_payload = 512;

@@ -39,6 +39,7 @@
 
 #include "bus/bus.hpp"
 #include "common/affinity.hpp"
+#include "common/bus_peer.hpp"
 #include "common/cycle_clock.hpp"
 #include "common/fork_peer.hpp"
 #include "common/histogram.hpp"
@@ -46,64 +47,32 @@
 
 namespace {
 
+using bus::bench::bench_broker_options;
 using bus::bench::CycleClock;
 using bus::bench::cycle_now;
 using bus::bench::cycle_now_ordered;
 using bus::bench::ForkPeer;
 using bus::bench::LatencyHistogram;
 using bus::bench::ScopedAffinity;
+using bus::bench::peer_failed;
+using bus::bench::peer_ready;
 using bus::bench::SharedObject;
+using bus::bench::stop_peer;
+using bus::bench::stop_requested;
+using bus::bench::unique_bus_name;
+using bus::bench::wait_ready;
 
 constexpr int kParentCpu = 0;
 constexpr int kChildCpu = 1;
-constexpr auto kStepTimeout = std::chrono::seconds(3);
+constexpr auto kStepTimeout = bus::bench::kPeerStepTimeout;
 constexpr int kMaxMembers = 8;
 
-std::string unique_bus_name(const char* tag) {
-  static int counter = 0;
-  return std::string("bench-") + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-}
-
-bus::BrokerOptions broker_options(const std::string& name) {
-  bus::BrokerOptions o;
-  o.bus_name = name;
-  o.ring_bytes = 1u << 20;
-  o.max_payload = 64u << 10;
-  o.max_subscriptions = 32;
-  o.max_fanout = 32;
-  o.log = false;
-  return o;
-}
-
 // Control block shared by the benchmark process and its forked peer.
-struct PeerControl {
-  alignas(128) std::atomic<int> ready{0};  // peer subscribed: 1, failed: -1
-  alignas(128) std::atomic<int> stop{0};   // parent asks the peer to leave
+struct PeerControl : bus::bench::PeerHandshake {
   alignas(128) std::atomic<std::uint64_t> received[kMaxMembers] = {};
   alignas(128) std::atomic<std::uint64_t> dropped{0};
   alignas(128) std::atomic<std::uint64_t> respond_failures{0};
 };
-
-bool wait_ready(const PeerControl& c, ForkPeer& peer) {
-  const auto deadline = std::chrono::steady_clock::now() + kStepTimeout;
-  // Acquire: pairs with the peer's release of `ready` after its subscribe() returned.
-  while (c.ready.load(std::memory_order_acquire) == 0) {
-    if (std::chrono::steady_clock::now() > deadline || !peer.running()) return false;
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
-  return c.ready.load(std::memory_order_acquire) == 1;
-}
-
-int peer_failed(PeerControl& c) {
-  c.ready.store(-1, std::memory_order_release);
-  return 1;
-}
-
-void stop_peer(PeerControl& c, ForkPeer& peer) {
-  // Release: the peer's acquire load of `stop` ends its loop.
-  c.stop.store(1, std::memory_order_release);
-  if (!peer.wait_for(kStepTimeout)) peer.kill_and_reap();
-}
 
 // ---------------------------------------------------------------------------------------------
 enum class ResponderMode { pull_busy_spin = 0, handler_busy_spin = 1, handler_spin_then_sleep = 2 };
@@ -122,11 +91,11 @@ int run_responder(const std::string& bus_name, ResponderMode mode, PeerControl& 
                                                                  .spin_budget = {},
                                                                  .queue_group = {}});
     if (!sub) return peer_failed(c);
-    c.ready.store(1, std::memory_order_release);
+    peer_ready(c);
     for (std::uint32_t spins = 0;; ++spins) {
       auto n = sub->try_poll(answer, 16);
       if (!n) return 2;
-      if (n.value() == 0 && (spins & 1023u) == 0 && c.stop.load(std::memory_order_acquire) != 0) return 0;
+      if (n.value() == 0 && (spins & 1023u) == 0 && stop_requested(c)) return 0;
     }
   }
   bus::SubscribeOptions options;
@@ -135,8 +104,8 @@ int run_responder(const std::string& bus_name, ResponderMode mode, PeerControl& 
   // The dispatch thread inherits this process's pin to the peer CPU; the main thread only waits.
   auto sub = conn->subscribe("bench.rr", answer, options);
   if (!sub) return peer_failed(c);
-  c.ready.store(1, std::memory_order_release);
-  while (c.stop.load(std::memory_order_acquire) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  peer_ready(c);
+  while (!stop_requested(c)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return 0;
 }
 
@@ -144,7 +113,7 @@ void BM_RequestReply(benchmark::State& state) {
   const auto mode = static_cast<ResponderMode>(state.range(0));
   ScopedAffinity pin(kParentCpu);
   const std::string name = unique_bus_name("reqrep");
-  auto broker = bus::Broker::start(broker_options(name));
+  auto broker = bus::Broker::start(bench_broker_options(name));
   if (!broker) {
     state.SkipWithError(broker.error().message.c_str());
     return;
@@ -214,7 +183,7 @@ int run_members(const std::string& bus_name, int members, PeerControl& c) {
     if (!sub) return peer_failed(c);
     subs.push_back(std::move(sub).value());
   }
-  c.ready.store(1, std::memory_order_release);
+  peer_ready(c);
   std::vector<std::uint64_t> received(static_cast<std::size_t>(members), 0);
   for (std::uint32_t spins = 0;; ++spins) {
     std::size_t handled = 0;
@@ -232,7 +201,7 @@ int run_members(const std::string& bus_name, int members, PeerControl& c) {
       std::uint64_t dropped = 0;
       for (const auto& s : subs) dropped += s.dropped_count();
       c.dropped.store(dropped, std::memory_order_release);
-      if (c.stop.load(std::memory_order_acquire) != 0) return 0;
+      if (stop_requested(c)) return 0;
     }
   }
 }
@@ -241,7 +210,7 @@ void BM_QueueGroupThroughput(benchmark::State& state) {
   const int members = static_cast<int>(state.range(0));
   ScopedAffinity pin(kParentCpu);
   const std::string name = unique_bus_name("qtput");
-  auto broker = bus::Broker::start(broker_options(name));
+  auto broker = bus::Broker::start(bench_broker_options(name));
   if (!broker) {
     state.SkipWithError(broker.error().message.c_str());
     return;
