@@ -609,11 +609,7 @@ Result<ControlMessage> BrokerCore::on_resolve(std::uint32_t client, const Contro
                             std::to_string(match_scratch_.size()) + " subscriptions, more than max_fanout " +
                             std::to_string(segment_.config().max_fanout));
     }
-    if (free_routes_.empty()) {
-      return make_error(Errc::resource_exhausted,
-                        "route table full: " + std::to_string(routes_.size()) +
-                            " subjects are being published to (busd --max-routes)");
-    }
+    if (free_routes_.empty()) evict_route();
     index = free_routes_.back();
     free_routes_.pop_back();
     RouteRecord& route = routes_[index];
@@ -621,12 +617,7 @@ Result<ControlMessage> BrokerCore::on_resolve(std::uint32_t client, const Contro
     route.subject = std::string(subject);
     route.refs = 0;
     route.targets = match_scratch_;
-    RouteLayout* layout = segment_.route(index);
-    layout->subject_len = static_cast<std::uint32_t>(subject.size());
-    std::memset(layout->subject, 0, sizeof layout->subject);
-    std::memcpy(layout->subject, subject.data(), subject.size());
     publish_route(index);
-    layout->state.store(static_cast<std::uint32_t>(RouteState::active), std::memory_order_release);
     route_by_subject_.emplace(route.subject, index);
   }
   routes_[index].refs += 1;
@@ -649,14 +640,35 @@ void BrokerCore::release_route(std::uint32_t index, std::uint32_t refs) {
   if (index >= routes_.size() || !routes_[index].active) return;
   RouteRecord& route = routes_[index];
   route.refs = refs >= route.refs ? 0 : route.refs - refs;
-  if (route.refs != 0) return;
+  if (route.refs == 0) free_route(index);
+}
+
+void BrokerCore::free_route(std::uint32_t index) {
+  RouteRecord& route = routes_[index];
   route_by_subject_.erase(route.subject);
   route.active = false;
   route.subject.clear();
   route.targets.clear();
-  segment_.route(index)->state.store(static_cast<std::uint32_t>(RouteState::free), std::memory_order_release);
-  publish_route(index);
+  publish_route(index);  // version bump: every copy of it is re-checked, finds it free
   free_routes_.push_back(index);
+}
+
+void BrokerCore::evict_route() {
+  // The table is full. Publishers re-validate a route (subject and state, under its seqlock)
+  // whenever its version changes, so any route may be taken back: one that reaches nobody is
+  // the cheapest to lose; otherwise take turns. Its holders simply resolve again.
+  std::uint32_t victim = routes_.size();
+  for (std::uint32_t r = 0; r < routes_.size(); ++r) {
+    if (routes_[r].active && routes_[r].targets.empty()) {
+      victim = r;
+      break;
+    }
+  }
+  if (victim == routes_.size()) {
+    victim = next_eviction_++ % static_cast<std::uint32_t>(routes_.size());
+  }
+  for (auto& client : clients_) client.route_refs.erase(victim);
+  free_route(victim);
 }
 
 void BrokerCore::publish_route(std::uint32_t index) {
@@ -695,6 +707,13 @@ void BrokerCore::publish_route(std::uint32_t index) {
     for (std::uint32_t sub : members) put(sub, ordinal);
   }
   layout->target_count.store(n, std::memory_order_relaxed);
+  // Identity inside the seqlock too: a publisher holding this slot for another subject (it was
+  // freed and reused) sees the mismatch when it re-copies the route.
+  layout->subject_len = static_cast<std::uint32_t>(route.subject.size());
+  std::memset(layout->subject, 0, sizeof layout->subject);
+  std::memcpy(layout->subject, route.subject.data(), route.subject.size());
+  layout->state.store(static_cast<std::uint32_t>(route.active ? RouteState::active : RouteState::free),
+                      std::memory_order_relaxed);
   // [R6] release: the new targets are visible to a publisher that acquires this even version
   // ([A6] in client/route_cache.hpp).
   layout->version.store(version + 2, std::memory_order_release);

@@ -89,6 +89,9 @@ class BrokerCore {
   bool claimed_by_live_client(std::uint32_t subscription) const noexcept;
   void recycle_quarantined();
   void release_route(std::uint32_t route, std::uint32_t refs);
+  void free_route(std::uint32_t route);
+  /// Takes a route back when the table is full (see the comment in the .cpp).
+  void evict_route();
   /// Rewrites a route's targets in the segment under its seqlock.
   void publish_route(std::uint32_t route);
   void bump_generation() noexcept;
@@ -109,6 +112,7 @@ class BrokerCore {
   std::vector<std::uint32_t> quarantine_;          // unsubscribed, ring not yet recyclable
   std::vector<RouteRecord> routes_;
   std::vector<std::uint32_t> free_routes_;
+  std::uint32_t next_eviction_ = 0;
   std::unordered_map<std::string, std::uint32_t> route_by_subject_;
   std::vector<std::uint32_t> match_scratch_;
 };

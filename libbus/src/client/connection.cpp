@@ -20,6 +20,10 @@ namespace bus::detail {
 namespace {
 
 std::atomic<std::uint64_t> g_next_serial{1};
+// Routes one publishing thread keeps before it starts over (a thread publishing to ever new
+// subjects, e.g. one per request id, must not grow without bound).
+constexpr std::size_t kMaxThreadRoutes = 4096;
+constexpr int kResolveAttempts = 16;
 
 // The ThreadPublishers of the calling thread, one per connection it has published on.
 thread_local std::vector<std::unique_ptr<ThreadPublisher>> t_publishers;
@@ -123,26 +127,48 @@ Result<LocalRoute*> ConnectionImpl::route_for(ThreadPublisher& tp, std::string_v
   }
   // Slow path, once per (thread, subject): validate, ask the broker, copy the route.
   if (auto st = validate_publish_subject(subject); !st) return std::move(st).error();
-  auto index = acquire_route(subject);
-  if (!index) return std::move(index).error();
-  LocalRoute route;
-  route.layout = segment_.route(index.value());
-  route.version = 1;  // never even: forces the first refresh
-  // Queue groups start at a random member (as NATS does), then rotate.
-  route.next_member = static_cast<std::uint32_t>(monotonic_ns() ^ (reinterpret_cast<std::uintptr_t>(&tp) >> 4));
-  route.targets.reserve(segment_.config().max_fanout);
-  route.scratch.reserve(segment_.config().max_fanout);
-  auto [it, inserted] = tp.routes.emplace(std::string(subject), std::move(route));
-  if (auto st = refresh(it->second); !st) {
-    tp.routes.erase(it);
-    return std::move(st).error();
+  // A thread that publishes to ever new subjects must not grow its cache without bound.
+  if (tp.routes.size() >= kMaxThreadRoutes) {
+    tp.routes.clear();
+    tp.last_route = nullptr;
   }
-  tp.last_subject.assign(subject);
-  tp.last_route = &it->second;
-  return tp.last_route;
+  // The broker may take a route back (table full) between our resolve and our copy; then ask
+  // again. Only a table thrashing far beyond its size keeps that up.
+  for (int attempt = 0; attempt < kResolveAttempts; ++attempt) {
+    auto index = acquire_route(subject);
+    if (!index) return std::move(index).error();
+    LocalRoute route;
+    route.layout = segment_.route(index.value());
+    route.version = 1;  // never even: forces the first refresh
+    // Queue groups start at a random member (as NATS does), then rotate.
+    route.next_member = static_cast<std::uint32_t>(monotonic_ns() ^ (reinterpret_cast<std::uintptr_t>(&tp) >> 4));
+    route.targets.reserve(segment_.config().max_fanout);
+    route.scratch.reserve(segment_.config().max_fanout);
+    auto [it, inserted] = tp.routes.emplace(std::string(subject), std::move(route));
+    auto valid = refresh(it->second, subject);
+    if (valid && valid.value()) {
+      tp.last_subject.assign(subject);
+      tp.last_route = &it->second;
+      return tp.last_route;
+    }
+    tp.routes.erase(it);
+    tp.last_route = nullptr;
+    if (!valid) return std::move(valid).error();
+    forget_route(subject);
+  }
+  return make_error(Errc::resource_exhausted,
+                    "the route of '" + std::string(subject) +
+                        "' was taken back before it could be used, again and again: far more subjects are in "
+                        "flight than the broker's route table holds (busd --max-routes)");
 }
 
-Status ConnectionImpl::refresh(LocalRoute& route) {
+
+void ConnectionImpl::forget_route(std::string_view subject) {
+  std::lock_guard lock(routes_mutex_);
+  if (auto it = held_routes_.find(subject); it != held_routes_.end()) held_routes_.erase(it);
+}
+
+Result<bool> ConnectionImpl::refresh(LocalRoute& route, std::string_view subject) {
   RouteLayout* layout = route.layout;
   RouteTarget* targets = segment_.route_targets(layout);
   const std::uint32_t max_fanout = segment_.config().max_fanout;
@@ -177,9 +203,15 @@ Status ConnectionImpl::refresh(LocalRoute& route) {
         target.cursor.incarnation = t.incarnation;
         next.push_back(target);
       }
-      // Acquire fence: the target loads above complete before the version is re-read.
+      // Is this slot still the route of our subject? (The broker may have freed or reused it.)
+      const std::uint32_t subject_len = layout->subject_len;
+      const bool ours = layout->state.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(RouteState::active) &&
+                        subject_len == subject.size() && subject_len < sizeof layout->subject &&
+                        std::memcmp(layout->subject, subject.data(), subject.size()) == 0;
+      // Acquire fence: the loads above complete before the version is re-read.
       std::atomic_thread_fence(std::memory_order_acquire);
       if (layout->version.load(std::memory_order_relaxed) == v1) {
+        if (!ours) return false;
         if (!valid) {
           return make_error(Errc::segment_corrupt, "route lists a subscription outside the segment");
         }
@@ -190,7 +222,7 @@ Status ConnectionImpl::refresh(LocalRoute& route) {
         }
         route.targets.swap(next);
         route.version = v1;
-        return {};
+        return true;
       }
     }
     if (monotonic_ns() > deadline) {
@@ -254,14 +286,24 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   }
   auto found = route_for(*tp, subject);
   if (!found) return std::move(found).error();
-  LocalRoute& route = *found.value();
+  LocalRoute* route = found.value();
   // [A6] acquire: pairs with [R6]; one shared load per publish tells whether the route changed.
-  if (route.layout->version.load(std::memory_order_acquire) != route.version) {
-    if (auto st = refresh(route); !st) return std::move(st).error();
+  if (route->layout->version.load(std::memory_order_acquire) != route->version) {
+    auto valid = refresh(*route, subject);
+    if (!valid) return std::move(valid).error();
+    if (!valid.value()) {
+      // The broker took the route back (its table was full): resolve the subject again.
+      tp->routes.erase(tp->routes.find(subject));
+      tp->last_route = nullptr;
+      forget_route(subject);
+      auto again = route_for(*tp, subject);
+      if (!again) return std::move(again).error();
+      route = again.value();
+    }
   }
   const auto bytes = static_cast<std::uint32_t>(
       record_bytes(subject.size(), reply.size(), headers.size(), data.size()));
-  auto& targets = route.targets;
+  auto& targets = route->targets;
   const std::size_t n = targets.size();
   std::size_t i = 0;
   while (i < n && targets[i].group == 0) {
@@ -274,7 +316,7 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
     std::size_t end = i;
     while (end < n && targets[end].group == targets[i].group) ++end;
     const std::size_t members = end - i;
-    const std::size_t first = route.next_member++ % members;
+    const std::size_t first = route->next_member++ % members;
     for (std::size_t k = 0; k < members; ++k) {
       if (deliver(targets[i + (first + k) % members], *tp, bytes, subject, reply, headers, data)) break;
     }

@@ -107,7 +107,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   ThreadPublisher* thread_publisher();
   Result<LocalRoute*> route_for(ThreadPublisher& tp, std::string_view subject);
   Result<std::uint32_t> acquire_route(std::string_view subject);
-  Status refresh(LocalRoute& route);
+  /// Re-copies a route under its seqlock. false: the slot no longer holds `subject`'s route
+  /// (the broker freed or reused it); the caller resolves again.
+  Result<bool> refresh(LocalRoute& route, std::string_view subject);
+  void forget_route(std::string_view subject);
   /// A reply to an inbox made by a bus requester goes straight to that inbox's ring (see
   /// client/inbox.hpp); returns false when `subject` is not such an inbox.
   bool try_deliver_to_inbox(ThreadPublisher& tp, std::string_view subject, std::string_view reply,
