@@ -105,6 +105,8 @@ struct Options {
   std::vector<std::string> runs;
   std::string nats_server = "nats-server";
   std::string label;
+  std::string command;
+  bool cross_check = false;  // also run bench_baseline's ping-pong (default: full runs only)
 };
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -185,6 +187,10 @@ Spawned spawn(const std::vector<std::string>& argv, const std::string& log, bool
 std::string collect(Spawned s, std::chrono::seconds timeout, int& status, bool& timed_out) {
   std::string out;
   timed_out = false;
+  if (s.pid <= 0 || s.out_fd < 0) {  // fork or pipe failed: never kill(-1, ...)
+    status = 127;
+    return out;
+  }
   const auto deadline = Clock::now() + timeout;
   char buf[4096];
   for (;;) {
@@ -208,6 +214,51 @@ std::string collect(Spawned s, std::chrono::seconds timeout, int& status, bool& 
   }
   status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
   return out;
+}
+
+struct PeerRun {
+  json result;        // the parsed result line (null if none)
+  std::string error;  // "" on success
+  double seconds = 0;
+  std::string out;    // everything the program printed on stdout
+  pid_t pid = -1;
+};
+
+// Runs one program, reads its stdout and parses the last line that starts with '{'.
+PeerRun run_peer(const std::vector<std::string>& args, const std::string& log, std::chrono::seconds timeout,
+                 bool whole_output_is_json = false) {
+  PeerRun pr;
+  const auto t0 = Clock::now();
+  int status = 0;
+  bool timed_out = false;
+  const Spawned sp = spawn(args, log, true);
+  pr.pid = sp.pid;
+  pr.out = collect(sp, timeout, status, timed_out);
+  pr.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::string line;
+  if (whole_output_is_json) {
+    line = pr.out;
+  } else {
+    std::istringstream lines(pr.out);
+    for (std::string l; std::getline(lines, l);) {
+      if (!l.empty() && l[0] == '{') line = l;
+    }
+  }
+  try {
+    if (!line.empty()) pr.result = json::parse(line);
+  } catch (const std::exception&) {
+    pr.result = json();
+  }
+  if (timed_out) {
+    pr.error = "timed out after " + std::to_string(timeout.count()) + " s";
+  } else if (!pr.result.is_object()) {
+    pr.error = "no result (exit status " + std::to_string(status) + ")";
+  } else if (!whole_output_is_json && !pr.result.value("ok", false)) {
+    pr.error = pr.result.value("error", std::string("failed"));
+  } else if (status != 0) {
+    pr.error = "exit status " + std::to_string(status);
+  }
+  return pr;
 }
 
 // --------------------------------------------------------------------------------- nats-server
@@ -349,7 +400,7 @@ std::string utc_now() {
   std::fprintf(stderr,
                "compare_driver: %s\nusage: compare_driver --bin DIR --out DIR --tmp DIR [--smoke] [--repeat R] "
                "[--seconds S] [--cpus A,B] [--transports limit,bus,nats,zmq] [--runs %s] "
-               "[--nats-server PATH] [--label TEXT]\n",
+               "[--nats-server PATH] [--label TEXT] [--command TEXT] [--cross-check on|off]\n",
                why, "lat16,lat4k,tput16,tput256,tput4k,fan16,rr16,jspub,jsreplay");
   std::exit(2);
 }
@@ -357,6 +408,7 @@ std::string utc_now() {
 Options parse(int argc, char** argv) {
   Options o;
   bool repeat_set = false;
+  bool cross_check_set = false;
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     if (k == "--smoke") {
@@ -386,11 +438,17 @@ Options parse(int argc, char** argv) {
       o.nats_server = v;
     } else if (k == "--label") {
       o.label = v;
+    } else if (k == "--command") {
+      o.command = v;
+    } else if (k == "--cross-check") {
+      o.cross_check = v == "1" || v == "yes" || v == "on";
+      cross_check_set = true;
     } else {
       usage(("unknown option " + k).c_str());
     }
   }
   if (o.smoke && !repeat_set) o.repeat = 1;
+  if (!o.smoke && !cross_check_set) o.cross_check = true;
   for (const auto& t : o.transports) {
     if (!contains(kAllTransports, t)) usage(("unknown transport " + t).c_str());
   }
@@ -450,6 +508,11 @@ int main(int argc, char** argv) {
   env["repeat"] = o.repeat;
   env["seconds"] = {{"latency", lat_seconds}, {"throughput", tput_seconds}, {"jetstream", js_seconds}};
 
+  if (env["cpus_online"].get<int>() < 2) {
+    std::fprintf(stderr, "compare: WARNING: fewer than 2 CPUs online; both sides share one CPU and spinning "
+                         "transports (limit, bus) will be measured at scheduler-slice speed\n");
+  }
+
   // Which transports can run at all.
   std::map<std::string, std::optional<std::string>> missing;  // transport -> reason
   for (const auto& t : o.transports) {
@@ -503,34 +566,14 @@ int main(int argc, char** argv) {
         }
         std::fprintf(stderr, "compare: [%d/%d] %-8s %-6s ", rep + 1, o.repeat, run.id.c_str(), t.c_str());
         std::fflush(stderr);
-        const auto t0 = Clock::now();
-        int status = 0;
-        bool timed_out = false;
-        const std::string out = collect(spawn(args, logs + "/" + t + ".log", true), run_timeout, status, timed_out);
-        const double took = std::chrono::duration<double>(Clock::now() - t0).count();
-        json result;
-        std::string line;
-        std::istringstream lines(out);
-        for (std::string l; std::getline(lines, l);) {
-          if (!l.empty() && l[0] == '{') line = l;
-        }
-        try {
-          if (!line.empty()) result = json::parse(line);
-        } catch (const std::exception&) {
-          result = json();
-        }
-        std::string error;
-        if (timed_out) {
-          error = "timed out after " + std::to_string(run_timeout.count()) + " s";
-        } else if (!result.is_object()) {
-          error = "no result line (exit status " + std::to_string(status) + ")";
-        } else if (!result.value("ok", false)) {
-          error = result.value("error", std::string("failed"));
-        } else if (status != 0) {
-          error = "exit status " + std::to_string(status);
-        }
+        const PeerRun pr = run_peer(args, logs + "/" + t + ".log", run_timeout);
+        const json& result = pr.result;
+        const std::string& error = pr.error;
+        const double took = pr.seconds;
         raw.push_back({{"rep", rep}, {"run", run.id}, {"transport", t}, {"seconds", took}, {"error", error}, {"result", result}});
         if (!error.empty()) {
+          // A killed peer_bus leaves its embedded broker's segment behind (named after its pid).
+          if (t == "bus" && pr.pid > 0) ::unlink(("/dev/shm/bus.cmp-" + std::to_string(pr.pid)).c_str());
           ++failures;
           cell.errors.push_back(error);
           std::fprintf(stderr, "FAILED: %s (log: %s/%s.log)\n", error.c_str(), logs.c_str(), t.c_str());
@@ -550,6 +593,32 @@ int main(int argc, char** argv) {
     }
   }
   nats.stop();
+
+  // Cross-check: peer_limit's ping-pong against bench_baseline's BM_CacheLinePingPong, back to back
+  // (peer_limit re-implements it on bench/common; the two should agree within the VM's noise).
+  std::string cross_check;
+  if (o.cross_check && executable(o.bin + "/bench_baseline") && executable(o.bin + "/peer_limit")) {
+    std::fprintf(stderr, "compare: cross-check peer_limit vs bench_baseline ping-pong\n");
+    const PeerRun mine = run_peer({o.bin + "/peer_limit", "latency", "16", "10000000", "--seconds", "0.5", "--cpus", o.cpus},
+                                  logs + "/limit.log", std::chrono::seconds(60));
+    const PeerRun base = run_peer({o.bin + "/bench_baseline", "--benchmark_filter=BM_CacheLinePingPong",
+                                   "--benchmark_format=json", "--benchmark_min_time=0.5"},
+                                  logs + "/bench_baseline.log", std::chrono::seconds(60), true);
+    std::optional<double> base_p50;
+    if (base.error.empty() && base.result.contains("benchmarks")) {
+      for (const auto& b : base.result["benchmarks"]) {
+        if (b.contains("p50_ns")) base_p50 = b["p50_ns"].get<double>();
+      }
+    }
+    if (mine.error.empty() && base_p50) {
+      cross_check = "cross-check, back to back: peer_limit ping-pong one-way p50 " +
+                    format_value(Kind::latency, mine.result.value("p50_ns", 0.0)) +
+                    ", bench_baseline BM_CacheLinePingPong p50 " + format_value(Kind::latency, *base_p50);
+    } else {
+      cross_check = "cross-check failed: " + (mine.error.empty() ? base.error : mine.error);
+    }
+    env["cross_check"] = cross_check;
+  }
   env["loadavg_end"] = loadavg();
   env["wall_seconds"] = std::chrono::duration<double>(Clock::now() - t_start).count();
 
@@ -740,6 +809,54 @@ int main(int argc, char** argv) {
       }
     }
   }
+  {
+    // Spinning sides that did not have their CPU to themselves: the machine was busy.
+    std::vector<std::string> contended;
+    int spinning_runs = 0;
+    for (const auto& [run_id, by_t] : cells) {
+      for (const auto& t : {std::string("limit"), std::string("bus")}) {
+        auto it = by_t.find(t);
+        if (it == by_t.end()) continue;
+        for (const auto& [rep, r] : it->second.by_rep) {
+          ++spinning_runs;
+          const double pub = r.value("cpu_share_pub", -1.0);
+          const double sub = r.value("cpu_share_sub", -1.0);
+          if ((pub >= 0 && pub < 0.9) || (sub >= 0 && sub < 0.9)) {
+            contended.push_back(t + " " + run_id + " #" + std::to_string(rep + 1) + " (" + fmt("%.2f", pub) + "/" +
+                                fmt("%.2f", sub) + ")");
+          }
+        }
+      }
+    }
+    if (!contended.empty()) {
+      notes << "CPU contention: " << contended.size() << " of " << spinning_runs
+            << " limit/bus runs had a spinning side on < 90% of its CPU (publisher/subscriber on-CPU share): ";
+      for (std::size_t i = 0; i < contended.size(); ++i) notes << (i ? ", " : "") << contended[i];
+      notes << "\n";
+    }
+  }
+  {
+    // bus's first lap through fresh rings (page faults), measured by peer_bus before its steady state.
+    bool header = false;
+    for (const auto& [run_id, label] : std::vector<std::pair<std::string, std::string>>{
+             {"lat16", "one-way 16 B"}, {"lat4k", "one-way 4 KiB"}, {"rr16", "request/reply RTT 16 B"}}) {
+      std::vector<double> p50, p99, p999;
+      for (const auto& r : cells[run_id]["bus"].ok) {
+        if (!r.contains("cold_p99_ns")) continue;
+        p50.push_back(r["cold_p50_ns"].get<double>());
+        p99.push_back(r["cold_p99_ns"].get<double>());
+        p999.push_back(r["cold_p999_ns"].get<double>());
+      }
+      if (p99.empty()) continue;
+      if (!header) {
+        notes << "bus, first lap through fresh 4 MiB rings (first-touch page faults; the table is steady state):";
+        header = true;
+      }
+      notes << " " << label << " p50 " << format_value(Kind::latency, median(p50)) << " p99 "
+            << format_value(Kind::latency, median(p99)) << " p99.9 " << format_value(Kind::latency, median(p999)) << ";";
+    }
+    if (header) notes << "\n";
+  }
   std::ostringstream tgt;
   tgt << "\nTargets:\n";
   for (const auto& t : targets) {
@@ -762,6 +879,8 @@ int main(int argc, char** argv) {
       envs << " (this VM flips between ~75 and ~270 ns with vCPU placement)\n";
     }
   }
+  if (!cross_check.empty()) envs << cross_check << "\n";
+  if (!o.command.empty()) envs << "command: " << o.command << "\n";
   std::ostringstream errs;
   for (const auto& [run_id, by_t] : cells) {
     for (const auto& [t, c] : by_t) {
@@ -804,7 +923,9 @@ int main(int argc, char** argv) {
        << "set datafile missing 'NaN'\n"
        << "set logscale xy\n"
        << "set xtics ('p10' 1.111, 'p50' 2, 'p90' 10, 'p99' 100, 'p99.9' 1000, 'p99.99' 10000)\n"
-       << "set xlabel 'percentile'\nset ylabel 'ns (log)'\nset grid\nset key top left\n"
+       << "set xlabel 'percentile (RTT/2 of each round trip)'\nset ylabel 'one-way latency'\n"
+       << "set ytics ('100 ns' 100, '1 us' 1000, '10 us' 1e4, '100 us' 1e5, '1 ms' 1e6, '10 ms' 1e7)\n"
+       << "set grid\nset key top left\n"
        << "plot for [c=3:6] '" << o.out << "/lat16_percentiles.dat' using 2:c with linespoints lw 2 title word('limit bus nats zmq', c-2)\n";
   }
 

@@ -69,6 +69,20 @@ inline std::uint64_t mono_ns() noexcept {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+/// Nanoseconds `pid` (its main thread) has spent on a CPU: first field of /proc/<pid>/schedstat.
+/// 0 if unknown. Sampled around a measurement it tells whether a spinning side had its CPU to
+/// itself (share ~1.0) or shared it with other processes on the machine.
+inline std::uint64_t on_cpu_ns(pid_t pid) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/schedstat", static_cast<int>(pid));
+  FILE* f = std::fopen(path, "r");
+  if (f == nullptr) return 0;
+  unsigned long long ns = 0;
+  if (std::fscanf(f, "%llu", &ns) != 1) ns = 0;
+  std::fclose(f);
+  return ns;
+}
+
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -160,6 +174,14 @@ class JsonLine {
     body_ += key;
     body_ += "\":";
     body_ += json;
+    return *this;
+  }
+  /// Appends every field of `other`.
+  JsonLine& merge(const JsonLine& other) {
+    if (!other.body_.empty()) {
+      body_ += body_.empty() ? "{" : ",";
+      body_ += other.body_.substr(1);
+    }
     return *this;
   }
   std::string line() const { return (body_.empty() ? std::string("{") : body_) + "}"; }
@@ -300,6 +322,51 @@ class Harness {
     }
   }
 
+  /// On-CPU shares over a window: start() samples the parent (this thread is the process's main
+  /// thread) and every child; pub_end() closes the parent's window, subs_end() the children's.
+  /// A spinning side (limit, bus) should show ~1.0; less means other processes took its CPU.
+  /// Blocking transports (nats, zmq) are below 1 by design.
+  class CpuShare {
+   public:
+    explicit CpuShare(Harness& h) : h_(h) {}
+    void start() {
+      wall0_ = mono_ns();
+      self0_ = on_cpu_ns(::getpid());
+      kids0_.clear();
+      for (auto& c : h_.children_) kids0_.push_back(on_cpu_ns(c->pid()));
+    }
+    void pub_end() { pub_ = share(on_cpu_ns(::getpid()), self0_); }
+    /// The children's shares are summed: 4 subscribers sharing CPU B have ~0.25 each.
+    void subs_end() {
+      sub_ = 0;
+      for (std::size_t i = 0; i < h_.children_.size() && i < kids0_.size(); ++i) {
+        const double s = share(on_cpu_ns(h_.children_[i]->pid()), kids0_[i]);
+        if (s < 0) {
+          sub_ = -1;
+          return;
+        }
+        sub_ += s;
+      }
+    }
+    void add_to(JsonLine& m) const {
+      m.num("cpu_share_pub", pub_);
+      if (!kids0_.empty()) m.num("cpu_share_sub", sub_);
+    }
+
+   private:
+    double share(std::uint64_t now_cpu, std::uint64_t then_cpu) const {
+      const std::uint64_t wall = mono_ns() - wall0_;
+      if (now_cpu == 0 || then_cpu == 0 || wall == 0) return -1;
+      return static_cast<double>(now_cpu - then_cpu) / static_cast<double>(wall);
+    }
+    Harness& h_;
+    std::uint64_t wall0_ = 0;
+    std::uint64_t self0_ = 0;
+    std::vector<std::uint64_t> kids0_;
+    double pub_ = -1;
+    double sub_ = -1;
+  };
+
   /// Sets stop and reaps every child (SIGKILL after 3 s). Returns false if one failed.
   bool stop_children() {
     if (ctl_.get() == nullptr) return true;
@@ -350,13 +417,15 @@ class Harness {
   /// Round-trip loop. `rtt()` sends one message and waits for the answer (false = timeout or error).
   /// Samples are RTT/2 when `halve` (one-way latency), the RTT otherwise (request/reply).
   template <class RoundTrip>
-  int run_latency(RoundTrip&& rtt, bool halve) {
+  int run_latency(RoundTrip&& rtt, bool halve, const JsonLine& extra = JsonLine()) {
     (void)CycleClock::ns_per_tick();  // calibrate outside the loop
     const std::uint64_t warm_end = mono_ns() + static_cast<std::uint64_t>(std::max(0.02, a_.seconds * 0.1) * 1e9);
     for (std::uint64_t i = 0; i < 200 || (i < 5000 && mono_ns() < warm_end); ++i) {
       if (!rtt()) return fail("round trip failed during warm-up");
     }
     auto hist = std::make_unique<LatencyHistogram>();
+    CpuShare cpu(*this);
+    cpu.start();
     const std::uint64_t end = mono_ns() + static_cast<std::uint64_t>(a_.seconds * 1e9);
     std::uint64_t n = 0;
     double total = 0;
@@ -370,6 +439,8 @@ class Harness {
       total += ns;
       if ((++n & 31u) == 0 && mono_ns() > end) break;
     }
+    cpu.pub_end();
+    cpu.subs_end();
     const bool children_ok = stop_children();
     static constexpr double kPcts[] = {0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100};
     std::string pcts = "[";
@@ -386,6 +457,8 @@ class Harness {
     m.integer("p99_ns", hist->percentile(99)).integer("p999_ns", hist->percentile(99.9));
     m.integer("max_ns", hist->max()).boolean("halved", halve).raw("pcts", pcts);
     m.boolean("children_ok", children_ok).num("ns_per_tick", CycleClock::ns_per_tick());
+    cpu.add_to(m);
+    m.merge(extra);
     return emit(m);
   }
 
@@ -414,6 +487,8 @@ class Harness {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the warm-up drain
 
+    CpuShare cpu(*this);
+    cpu.start();
     const std::uint64_t t0 = mono_ns();
     const std::uint64_t end = t0 + static_cast<std::uint64_t>(a_.seconds * 1e9);
     std::uint64_t sent = 0;
@@ -424,6 +499,8 @@ class Harness {
     }
     flush();
     const std::uint64_t t_pub = mono_ns();
+    cpu.pub_end();
+    cpu.subs_end();
 
     // Wait for the deliveries: until all arrived, or nothing moved for 300 ms (drops), or 60 s.
     const std::uint64_t expected = sent * static_cast<std::uint64_t>(nsubs);
@@ -459,6 +536,7 @@ class Harness {
     m.num("drop_ratio", 1.0 - static_cast<double>(total) / static_cast<double>(expected));
     m.num("publish_per_s", static_cast<double>(sent) / (static_cast<double>(t_pub - t0) * 1e-9));
     m.num("seconds", secs).integer("bad", bad).boolean("children_ok", children_ok);
+    cpu.add_to(m);
     if (bad != 0) return fail("subscribers saw " + std::to_string(bad) + " bad messages (length/order)");
     return emit(m);
   }

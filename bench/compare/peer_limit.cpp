@@ -32,7 +32,7 @@ using bus::bench::SpscRingShared;
 
 constexpr std::uint64_t kSpinLimitNs = 2'000'000'000;
 #ifndef LIMIT_RING_SHIFT
-#define LIMIT_RING_SHIFT 18
+#define LIMIT_RING_SHIFT 22
 #endif
 constexpr std::size_t kRingBytes = std::size_t{1} << LIMIT_RING_SHIFT;
 using Ring = SpscRingShared<kRingBytes>;

@@ -23,6 +23,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD_DIR:-$root/build}
 [[ $build = /* ]] || build=$root/$build
 
+command="bench/compare/run.sh $*"
 smoke=0 build_first=1 out="" pass=()
 while (($#)); do
   case $1 in
@@ -71,7 +72,8 @@ v=$(pkg-config --modversion libnats 2>/dev/null) && label+=", nats.c $v"
 v=$(pkg-config --modversion libzmq 2>/dev/null) && label+=", libzmq $v"
 
 rc=0
-"$build/bin/compare_driver" --bin "$build/bin" --out "$out" --tmp "$tmp" --label "$label" "${pass[@]}" || rc=$?
+"$build/bin/compare_driver" --bin "$build/bin" --out "$out" --tmp "$tmp" --label "$label" \
+  --command "$command" "${pass[@]}" || rc=$?
 
 if command -v gnuplot >/dev/null && [[ -f $out/latency16.gp ]]; then
   if gnuplot "$out/latency16.gp" 2>"$out/logs/gnuplot.log"; then

@@ -25,6 +25,7 @@ constexpr std::array kVerbs{
     Verb{"sub", "Subscribe to a subject pattern and print what arrives", bus::cli::setup_sub},
     Verb{"req", "Send a request and print the reply", bus::cli::setup_req},
     Verb{"reply", "Answer requests on a subject (a queue-group service)", bus::cli::setup_reply},
+    Verb{"bench", "Benchmark publishers and subscribers in separate processes", bus::cli::setup_bench},
 };
 
 }  // namespace
@@ -48,7 +49,8 @@ int main(int argc, char** argv) {
       "  bus sub 'orders.>'                          print what arrives (with headers)\n"
       "  bus pub orders.new 'order {{Count}}' --count 3 -H Trace-Id:42\n"
       "  bus reply svc.time 'it is {{Count}}'        answer requests (queue group NATS-RPLY-22)\n"
-      "  bus req svc.time now --timeout 1s           print the reply (exit 1: no responders)");
+      "  bus req svc.time now --timeout 1s           print the reply (exit 1: no responders)\n"
+      "  bus bench s --pub 1 --sub 2 --size 64       throughput between processes (--latency)");
 
   if (argc <= 1) {
     std::fputs(app.help().c_str(), stderr);

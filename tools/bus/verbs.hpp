@@ -25,5 +25,6 @@ VerbRunner setup_pub(CLI::App& command);
 VerbRunner setup_sub(CLI::App& command);
 VerbRunner setup_req(CLI::App& command);
 VerbRunner setup_reply(CLI::App& command);
+VerbRunner setup_bench(CLI::App& command);
 
 }  // namespace bus::cli
