@@ -32,12 +32,10 @@ struct PubFlags {
 };
 
 int run_pub(PubFlags& flags) {
-  const bool subject_template = !flags.no_templates && has_template(flags.subject);
+  TemplatedText subject(flags.subject, !flags.no_templates);
   // Check the arguments before reading stdin or connecting, so a typo is reported at once and
   // the same with or without a broker. (A templated subject is checked as its first expansion.)
-  const std::string first_subject =
-      subject_template ? expand_templates(flags.subject, 1) : flags.subject;
-  if (auto valid = validate_publish_subject(first_subject); !valid) return report(valid.error());
+  if (auto valid = validate_publish_subject(subject.for_message(1)); !valid) return report(valid.error());
   if (!flags.reply.empty()) {
     if (auto valid = validate_publish_subject(flags.reply); !valid) return report(valid.error());
   }
@@ -45,24 +43,16 @@ int run_pub(PubFlags& flags) {
     return report_usage(parsed.error().message);
   }
 
-  std::string body;
-  if (flags.body_option->count() > 0) {
-    body = flags.body;
-  } else {
-    auto in = read_stdin();
-    if (!in) return report(in.error());
-    body = std::move(*in);
-  }
-  const bool body_template = !flags.no_templates && has_template(body);
+  auto body_text = body_or_stdin(flags.body_option, flags.body);
+  if (!body_text) return report(body_text.error());
+  TemplatedText body(std::move(body_text).value(), !flags.no_templates);
 
   auto conn = connect(flags.client, "bus pub");
   if (!conn) return report(conn.error());
 
   for (std::uint64_t n = 1; n <= flags.count; ++n) {
-    const std::string subject = subject_template ? expand_templates(flags.subject, n) : "";
-    const std::string expanded = body_template ? expand_templates(body, n) : "";
-    const std::string_view subject_view = subject_template ? subject : flags.subject;
-    const std::string_view data = body_template ? std::string_view(expanded) : body;
+    const std::string_view subject_view = subject.for_message(n);
+    const std::string_view data = body.for_message(n);
 
     const Status published =
         flags.headers.empty()

@@ -68,6 +68,11 @@ std::string expand_templates(std::string_view text, std::uint64_t count) {
   return out;
 }
 
+Result<std::string> body_or_stdin(const CLI::Option* body_option, const std::string& body) {
+  if (body_option->count() > 0) return body;
+  return read_stdin();
+}
+
 Result<std::string> read_stdin() {
   // On a terminal, say why nothing happens (as the nats CLI does).
   if (isatty(STDIN_FILENO) == 1) std::fputs("Reading the body from stdin (end with Ctrl-D)\n", stderr);

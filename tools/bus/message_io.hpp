@@ -27,6 +27,28 @@ std::string expand_templates(std::string_view text, std::uint64_t count);
 /// when it cannot be read.
 Result<std::string> read_stdin();
 
+/// BODY as given on the command line, or all of stdin when the BODY argument was left out.
+Result<std::string> body_or_stdin(const CLI::Option* body_option, const std::string& body);
+
+/// A subject or body that may hold `{{Count}}` (unless templates are off): for_message(n) is its
+/// text for message n, expanded only when it holds a template.
+class TemplatedText {
+ public:
+  TemplatedText(std::string text, bool templates)
+      : text_(std::move(text)), templated_(templates && has_template(text_)) {}
+  /// Valid until the next call.
+  std::string_view for_message(std::uint64_t n) {
+    if (!templated_) return text_;
+    expanded_ = expand_templates(text_, n);
+    return expanded_;
+  }
+
+ private:
+  std::string text_;
+  bool templated_;
+  std::string expanded_;
+};
+
 // --------------------------------------------------------------------------------- header flags
 
 /// The `-H/--header KEY:VALUE` flags of a verb (repeatable, as in the nats CLI).
