@@ -31,6 +31,10 @@ if [[ "${SKIP_APT:-0}" != 1 ]]; then
   fi
 fi
 
+# The comparison harness's peers (nats-server, libnats, ZeroMQ, gnuplot): bench/compare builds
+# its NATS and ZeroMQ programs only when they are there.
+bench/compare/install-peers.sh
+
 build_dir=${BUILD_DIR:-build}
 cmake -S . -B "$build_dir" -G Ninja \
   -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \

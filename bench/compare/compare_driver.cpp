@@ -14,6 +14,9 @@
 // Cells are medians over the repetitions. Ratio columns are COST ratios — time per operation,
 // so for throughput rows the inverse of the rate ratio — and are the median of the per-repetition
 // ratios (each pair measured back to back): "X/Y = 3x" always means X is 3 times slower than Y.
+// Only runs of the same cache-line placement are paired: every peer reports a bare ping-pong
+// probe before and after its workload, and the probes are split into placements at the largest
+// (>= 1.5x) gap; a second table then shows limit and bus per placement.
 //
 // Writes OUT/results.json (environment, every raw peer result, rows, targets), OUT/table.md,
 // OUT/lat16_percentiles.dat + OUT/latency16.gp (the plot run.sh renders). Exit status 1 if any
@@ -628,21 +631,87 @@ int main(int argc, char** argv) {
     return r[m].get<double>();
   };
   auto cost_ratio = [](Kind k, double a, double b) { return k == Kind::latency ? a / b : b / a; };
-  // Median of per-repetition cost ratios a/b (pairs measured back to back).
-  auto paired_ratio = [&](const RowSpec& row, const std::string& a, const std::string& b) -> std::optional<double> {
+
+  // Placement modes. Every peer probes a bare cache-line ping-pong before and after its workload
+  // (probe_before_ns / probe_after_ns). If the probes fall into two groups (a gap of >= 1.5x
+  // between consecutive sorted values), the runs are split into "fast" and "slow" placement and
+  // only runs of the same placement are divided by each other.
+  double mode_threshold = 0;
+  std::vector<double> fast_probes, slow_probes;
+  {
+    std::vector<double> probes;
+    for (const auto& [run_id, by_t] : cells) {
+      for (const auto& [t, c] : by_t) {
+        for (const auto& r : c.ok) {
+          for (const char* k : {"probe_before_ns", "probe_after_ns"}) {
+            if (r.value(k, 0.0) > 0) probes.push_back(r.value(k, 0.0));
+          }
+        }
+      }
+    }
+    std::sort(probes.begin(), probes.end());
+    double best_gap = 1.0;
+    for (std::size_t i = 0; i + 1 < probes.size(); ++i) {
+      const double gap = probes[i + 1] / probes[i];
+      if (gap > best_gap) {
+        best_gap = gap;
+        mode_threshold = std::sqrt(probes[i] * probes[i + 1]);
+      }
+    }
+    if (best_gap < 1.5) mode_threshold = 0;
+    for (const double v : probes) (mode_threshold > 0 && v >= mode_threshold ? slow_probes : fast_probes).push_back(v);
+  }
+  auto mode_of = [&](const json& r) -> std::string {
+    const double b = r.value("probe_before_ns", 0.0);
+    const double a = r.value("probe_after_ns", 0.0);
+    if (b <= 0 || a <= 0) return "unknown";
+    if (mode_threshold <= 0) return "one";
+    const std::string mb = b < mode_threshold ? "fast" : "slow";
+    const std::string ma = a < mode_threshold ? "fast" : "slow";
+    return mb == ma ? mb : "mixed";
+  };
+  int mixed_runs = 0;
+  for (const auto& [run_id, by_t] : cells) {
+    for (const auto& [t, c] : by_t) {
+      for (const auto& r : c.ok) mixed_runs += mode_of(r) == "mixed" ? 1 : 0;
+    }
+  }
+
+  // Median of per-repetition cost ratios a/b: pairs from the same repetition (measured back to
+  // back) and the same placement; `matched` false when no such pair exists and all same-repetition
+  // pairs were used instead.
+  auto paired_ratio = [&](const RowSpec& row, const std::string& a, const std::string& b,
+                          bool& matched) -> std::optional<double> {
     const Cell& ca = cells[row.run][a];
     const Cell& cb = cells[row.run][b];
-    std::vector<double> rs;
+    std::vector<double> same_mode, any;
     for (const auto& [rep, ra] : ca.by_rep) {
       for (const auto& [rep2, rb] : cb.by_rep) {
         if (rep != rep2) continue;
         const auto va = metric_of(ra, row.metric);
         const auto vb = metric_of(rb, row.metric);
-        if (va && vb && *va > 0 && *vb > 0) rs.push_back(cost_ratio(row.kind, *va, *vb));
+        if (!va || !vb || *va <= 0 || *vb <= 0) continue;
+        const double r = cost_ratio(row.kind, *va, *vb);
+        any.push_back(r);
+        const std::string m = mode_of(ra);
+        if (m == mode_of(rb) && m != "mixed" && m != "unknown") same_mode.push_back(r);
       }
     }
-    if (rs.empty()) return std::nullopt;
-    return median(rs);
+    matched = !same_mode.empty();
+    if (matched) return median(same_mode);
+    if (any.empty()) return std::nullopt;
+    return median(any);
+  };
+  // Median of one transport's values in one placement mode, and how many runs that is.
+  auto mode_median = [&](const RowSpec& row, const std::string& t, const std::string& mode, int& n) -> std::optional<double> {
+    std::vector<double> v;
+    for (const auto& r : cells[row.run][t].ok) {
+      if (mode_of(r) != mode) continue;
+      if (auto x = metric_of(r, row.metric)) v.push_back(*x);
+    }
+    n = static_cast<int>(v.size());
+    if (v.empty()) return std::nullopt;
+    return median(v);
   };
 
   struct RowOut {
@@ -650,6 +719,7 @@ int main(int argc, char** argv) {
     std::map<std::string, std::string> text;
     std::map<std::string, double> value;
     std::map<std::string, std::optional<double>> ratio;  // "bus/limit", "nats/bus", "zmq/bus"
+    std::map<std::string, bool> matched;                 // ratio from same-placement pairs
     Kind kind;
     std::string run;
   };
@@ -659,7 +729,7 @@ int main(int argc, char** argv) {
       {"bus/limit", {"bus", "limit"}}, {"nats/bus", {"nats", "bus"}}, {"zmq/bus", {"zmq", "bus"}}};
   for (const auto& row : kRows) {
     if (std::none_of(runs.begin(), runs.end(), [&](const RunSpec& r) { return r.id == row.run; })) continue;
-    RowOut ro{row.label, {}, {}, {}, row.kind, row.run};
+    RowOut ro{row.label, {}, {}, {}, {}, row.kind, row.run};
     json rj = {{"row", row.label}, {"run", row.run}, {"metric", row.metric},
                {"unit", row.kind == Kind::latency ? "ns" : "msgs/s"}, {"values", json::object()}, {"ratios", json::object()}};
     for (const auto& t : kAllTransports) {
@@ -690,8 +760,21 @@ int main(int argc, char** argv) {
       }
     }
     for (const auto& [name, ab] : ratio_cols) {
-      ro.ratio[name] = paired_ratio(row, ab.first, ab.second);
-      if (ro.ratio[name]) rj["ratios"][name] = *ro.ratio[name];
+      bool matched = false;
+      ro.ratio[name] = paired_ratio(row, ab.first, ab.second, matched);
+      ro.matched[name] = matched;
+      if (ro.ratio[name]) {
+        rj["ratios"][name] = *ro.ratio[name];
+        rj["ratios_placement_matched"][name] = matched;
+      }
+    }
+    if (mode_threshold > 0) {
+      for (const std::string mode : {"fast", "slow"}) {
+        for (const auto& t : {std::string("limit"), std::string("bus")}) {
+          int n = 0;
+          if (auto v = mode_median(row, t, mode, n)) rj["by_placement"][mode][t] = {{"median", *v}, {"runs", n}};
+        }
+      }
     }
     rows_out.push_back(ro);
     rows_json.push_back(rj);
@@ -708,9 +791,24 @@ int main(int argc, char** argv) {
   auto add_target = [&](const std::string& what, std::optional<bool> pass, const std::string& measured) {
     targets.push_back({{"target", what}, {"result", !pass ? "not measured" : (*pass ? "PASS" : "MISS")}, {"measured", measured}});
   };
+  // "fast placement 2.3x, slow placement 1.8x" for a row, when the runs fell into two placements.
+  auto placement_text = [&](const std::string& label) -> std::string {
+    if (mode_threshold <= 0) return "";
+    const auto it = std::find_if(kRows.begin(), kRows.end(), [&](const RowSpec& r) { return r.label == label; });
+    if (it == kRows.end()) return "";
+    std::string out;
+    for (const std::string mode : {"fast", "slow"}) {
+      int nl = 0, nb = 0;
+      const auto l = mode_median(*it, "limit", mode, nl);
+      const auto b = mode_median(*it, "bus", mode, nb);
+      if (l && b) out += (out.empty() ? " (" : ", ") + mode + " placement " + format_ratio(cost_ratio(it->kind, *b, *l));
+    }
+    return out.empty() ? out : out + ")";
+  };
   if (const RowOut* r = find_row("one-way latency 16 B, p50"); r && r->ratio.at("bus/limit")) {
     const double v = *r->ratio.at("bus/limit");
-    add_target("bus one-way p50 (16 B) within 2x of the cache-line ping-pong", v <= 2.0, "bus/limit = " + format_ratio(v));
+    add_target("bus one-way p50 (16 B) within 2x of the cache-line ping-pong", v <= 2.0,
+               "bus/limit = " + format_ratio(v) + placement_text(r->label));
   } else {
     add_target("bus one-way p50 (16 B) within 2x of the cache-line ping-pong", std::nullopt, "-");
   }
@@ -723,7 +821,7 @@ int main(int argc, char** argv) {
   if (const RowOut* r = find_row("1->1 throughput 16 B"); r && r->ratio.at("bus/limit")) {
     const double v = *r->ratio.at("bus/limit");
     add_target("bus 1->1 16 B throughput at least half of the bare ring", v <= 2.0,
-               "bus = " + fmt("%.0f%%", 100.0 / v) + " of the ring");
+               "bus = " + fmt("%.0f%%", 100.0 / v) + " of the ring" + placement_text(r->label));
   } else {
     add_target("bus 1->1 16 B throughput at least half of the bare ring", std::nullopt, "-");
   }
@@ -769,7 +867,8 @@ int main(int argc, char** argv) {
     for (const auto& t : kAllTransports) line.push_back(r.text.count(t) ? r.text.at(t) : "-");
     for (const auto& [name, ab] : ratio_cols) {
       const auto& v = r.ratio.at(name);
-      line.push_back(v ? format_ratio(*v) : "-");
+      const bool flag = v && mode_threshold > 0 && !r.matched.at(name);
+      line.push_back(v ? format_ratio(*v) + (flag ? "*" : "") : "-");
     }
     table.push_back(line);
   }
@@ -796,8 +895,60 @@ int main(int argc, char** argv) {
   }
   std::ostringstream notes;
   notes << "\nCells: median of " << o.repeat << " run(s). Ratios: median of per-run COST ratios (time per "
-        << "operation; >1 = the left one is slower), e.g. nats/bus = 150x: NATS takes 150x as long as bus.\n"
+        << "operation; >1 = the left one is slower), e.g. nats/bus = 150x: NATS takes 150x as long as bus;\n"
+        << "only runs of the same repetition AND the same cache-line placement are divided (* = no such pair, "
+        << "all same-repetition pairs used).\n"
         << "Throughput = messages delivered per second (fan-out: summed over the 4 subscribers).\n";
+  {
+    auto probe_text = [&](const std::vector<double>& v) { return v.empty() ? std::string("-") : format_value(Kind::latency, median(v)); };
+    notes << "Placement probe (bare ping-pong one-way p50 before and after every run): ";
+    if (mode_threshold > 0) {
+      notes << "two placements: fast ~" << probe_text(fast_probes) << ", slow ~" << probe_text(slow_probes)
+            << (mixed_runs ? "; " + std::to_string(mixed_runs) + " run(s) changed placement mid-run" : "") << "\n";
+    } else {
+      notes << "one placement, ~" << probe_text(fast_probes) << "\n";
+    }
+  }
+  std::ostringstream by_placement;
+  if (mode_threshold > 0) {
+    std::vector<std::vector<std::string>> t2;
+    t2.push_back({"row (limit, bus by placement)", "fast: limit", "bus", "bus/limit", "slow: limit", "bus", "bus/limit"});
+    for (const auto& row : kRows) {
+      if (row.run == "jspub" || row.run == "jsreplay") continue;
+      if (std::none_of(runs.begin(), runs.end(), [&](const RunSpec& r) { return r.id == row.run; })) continue;
+      std::vector<std::string> line = {row.label};
+      for (const std::string mode : {"fast", "slow"}) {
+        int nl = 0, nb = 0;
+        const auto l = mode_median(row, "limit", mode, nl);
+        const auto b = mode_median(row, "bus", mode, nb);
+        line.push_back(l ? format_value(row.kind, *l) + " (" + std::to_string(nl) + ")" : "-");
+        line.push_back(b ? format_value(row.kind, *b) + " (" + std::to_string(nb) + ")" : "-");
+        line.push_back(l && b ? format_ratio(cost_ratio(row.kind, *b, *l)) : "-");
+      }
+      t2.push_back(line);
+    }
+    std::vector<std::size_t> w2(t2[0].size(), 0);
+    for (const auto& line : t2) {
+      for (std::size_t i = 0; i < line.size(); ++i) w2[i] = std::max(w2[i], line[i].size());
+    }
+    by_placement << "\nBy placement (median over the runs made in it, run count in parentheses):\n\n";
+    for (std::size_t li = 0; li < t2.size(); ++li) {
+      by_placement << "|";
+      for (std::size_t i = 0; i < t2[li].size(); ++i) {
+        const std::string& c = t2[li][i];
+        const std::string pad(w2[i] - c.size(), ' ');
+        by_placement << " " << (i == 0 ? c + pad : pad + c) << " |";
+      }
+      by_placement << "\n";
+      if (li == 0) {
+        by_placement << "|";
+        for (std::size_t i = 0; i < w2.size(); ++i) {
+          by_placement << (i == 0 ? ":" : " ") << std::string(w2[i], '-') << (i == 0 ? " " : ":") << "|";
+        }
+        by_placement << "\n";
+      }
+    }
+  }
   for (const auto& [run_id, by_t] : cells) {
     for (const auto& [t, c] : by_t) {
       for (const auto& r : c.ok) {
@@ -874,8 +1025,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> pp;
     for (const auto& [rep, r] : cells["lat16"]["limit"].by_rep) pp.push_back(format_value(Kind::latency, r.value("p50_ns", 0.0)));
     if (!pp.empty()) {
-      envs << "cache-line ping-pong one-way p50 per run:";
-      for (const auto& s : pp) envs << " " << s;
+      envs << "limit 16 B one-way p50 per repetition:";
+      for (const auto& v : pp) envs << " " << v;
       envs << " (this VM flips between ~75 and ~270 ns with vCPU placement)\n";
     }
   }
@@ -888,7 +1039,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  const std::string report = md.str() + notes.str() + tgt.str() + envs.str() + errs.str();
+  const std::string report = md.str() + notes.str() + by_placement.str() + tgt.str() + envs.str() + errs.str();
   std::cout << "\n" << report << std::flush;
   {
     std::ofstream f(o.out + "/table.md");
@@ -924,7 +1075,7 @@ int main(int argc, char** argv) {
        << "set logscale xy\n"
        << "set xtics ('p10' 1.111, 'p50' 2, 'p90' 10, 'p99' 100, 'p99.9' 1000, 'p99.99' 10000)\n"
        << "set xlabel 'percentile (RTT/2 of each round trip)'\nset ylabel 'one-way latency'\n"
-       << "set ytics ('100 ns' 100, '1 us' 1000, '10 us' 1e4, '100 us' 1e5, '1 ms' 1e6, '10 ms' 1e7)\n"
+       << "set yrange [30:*]\nset ytics ('30 ns' 30, '100 ns' 100, '300 ns' 300, '1 us' 1000, '10 us' 1e4, '100 us' 1e5, '1 ms' 1e6, '10 ms' 1e7)\n"
        << "set grid\nset key top left\n"
        << "plot for [c=3:6] '" << o.out << "/lat16_percentiles.dat' using 2:c with linespoints lw 2 title word('limit bus nats zmq', c-2)\n";
   }

@@ -18,8 +18,9 @@
 //
 // Process model: the peer is the publisher / requester (pinned to A); it forks the subscriber /
 // responder processes (ForkPeer, pinned to B) BEFORE it opens its own connection, so a library
-// that starts threads (nats.c, libzmq) is never forked with them. They talk to the parent through
-// a small shared Control block (ready flags, received counts, timestamps).
+// that starts threads (nats.c, libzmq) is never forked with them (the placement probe's child,
+// forked again at the end, touches nothing but its own shared block). They talk to the parent
+// through a small shared Control block (ready flags, received counts, timestamps).
 //
 // Throughput accounting: every payload carries a sequence number (0 = warm-up, not counted);
 // subscribers copy it out, check order and length, count it, and publish (received, last_ns) into
@@ -271,11 +272,68 @@ class RecvCounter {
   bool warm_ = false;
 };
 
+// Placement probe -----------------------------------------------------------------------------
+//
+// On the 2-vCPU VM the cross-core cache-line transfer flips between ~75 and ~270 ns one-way with
+// vCPU placement, sometimes between two runs made seconds apart. Every peer therefore measures a
+// bare cache-line ping-pong between its two CPUs right before (probe_before_ns) and right after
+// (probe_after_ns) its workload; the driver only divides numbers whose probes agree.
+
+struct ProbeShared {
+  alignas(128) std::atomic<std::uint64_t> ping{0};
+  alignas(128) std::atomic<std::uint64_t> pong{0};
+  alignas(128) std::atomic<std::uint32_t> stop{0};
+};
+
+/// One-way p50 (ns) of `rounds` bare ping-pongs between the calling thread and a child pinned to
+/// `cpu_sub`; 0 if the child did not answer. ~1-5 ms. Call only while no other process of this
+/// run spins on `cpu_sub`.
+inline std::uint64_t probe_one_way_p50(int cpu_sub, int rounds = 3000) {
+  SharedObject<ProbeShared> shared;
+  ProbeShared& p = *shared;
+  ForkPeer child(cpu_sub, [&p] {
+    std::uint64_t seen = 0;
+    const std::uint64_t give_up = mono_ns() + 5'000'000'000ull;
+    for (std::uint32_t spins = 0;; ++spins) {
+      const std::uint64_t v = p.ping.load(std::memory_order_acquire);
+      if (v != seen) {
+        seen = v;
+        p.pong.store(v, std::memory_order_release);
+        continue;
+      }
+      if ((spins & 0xFFFFu) == 0 && (p.stop.load(std::memory_order_acquire) != 0 || mono_ns() > give_up)) return 0;
+    }
+  });
+  std::vector<std::uint64_t> ticks;
+  ticks.reserve(static_cast<std::size_t>(rounds));
+  const std::uint64_t limit = CycleClock::from_ns(1e9);
+  bool ok = true;
+  for (int i = 1; i <= rounds + 200 && ok; ++i) {
+    const auto seq = static_cast<std::uint64_t>(i);
+    const std::uint64_t t0 = cycle_now();
+    p.ping.store(seq, std::memory_order_release);
+    for (std::uint32_t spins = 0; p.pong.load(std::memory_order_acquire) != seq; ++spins) {
+      if ((spins & 1023u) == 0 && cycle_now() - t0 > limit) {
+        ok = false;
+        break;
+      }
+    }
+    if (i > 200) ticks.push_back(cycle_now_ordered() - t0);
+  }
+  p.stop.store(1, std::memory_order_release);
+  if (!child.wait_for(std::chrono::seconds(1))) child.kill_and_reap();
+  if (!ok || ticks.empty()) return 0;
+  std::nth_element(ticks.begin(), ticks.begin() + static_cast<std::ptrdiff_t>(ticks.size() / 2), ticks.end());
+  return static_cast<std::uint64_t>(CycleClock::to_ns(ticks[ticks.size() / 2]) / 2 + 0.5);
+}
+
 // Parent side --------------------------------------------------------------------------------
 
 class Harness {
  public:
-  explicit Harness(const Args& a) : a_(a), pin_(a.cpu_pub) {}
+  /// Pins the calling thread to cpu_pub and runs the "before" placement probe (so construct it
+  /// before starting anything that spins on cpu_sub, and before threads are started).
+  explicit Harness(const Args& a) : a_(a), pin_(a.cpu_pub) { probe_before_ = probe_one_way_p50(a.cpu_sub); }
   ~Harness() { stop_children(); }
   Harness(const Harness&) = delete;
   Harness& operator=(const Harness&) = delete;
@@ -367,13 +425,16 @@ class Harness {
     double sub_ = -1;
   };
 
-  /// Sets stop and reaps every child (SIGKILL after 3 s). Returns false if one failed.
+  /// Sets stop and reaps every child (SIGKILL those still there after 3 s in all). Returns false
+  /// if one failed or had to be killed.
   bool stop_children() {
     if (ctl_.get() == nullptr) return true;
     ctl_->stop.store(1, std::memory_order_release);
     bool ok = true;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
     for (auto& c : children_) {
-      auto st = c->wait_for(std::chrono::seconds(3));
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      auto st = c->wait_for(std::max(left, std::chrono::milliseconds(0)));
       if (!st) {
         c->kill_and_reap();
         ok = false;
@@ -396,19 +457,17 @@ class Harness {
     return 1;
   }
 
-  /// Prints a success line: the common fields, then `metrics` (a JsonLine body without braces).
+  /// Prints a success line: the common fields, then every field of `metrics`. Stops the children
+  /// first and runs the "after" placement probe.
   int emit(const JsonLine& metrics) {
+    stop_children();
+    const std::uint64_t probe_after = probe_one_way_p50(a_.cpu_sub);
     JsonLine j;
     j.boolean("ok", true).str("transport", a_.transport).str("workload", a_.workload).integer("size", a_.size);
-    j.integer("subs", static_cast<std::uint64_t>(a_.subs)).integer("cpu_pub", static_cast<std::uint64_t>(a_.cpu_pub));
-    j.integer("cpu_sub", static_cast<std::uint64_t>(a_.cpu_sub));
-    std::string line = j.line();
-    const std::string m = metrics.line();
-    if (m.size() > 2) {
-      line.pop_back();
-      line += ",";
-      line += m.substr(1);
-    }
+    j.num("subs", a_.subs).num("cpu_pub", a_.cpu_pub).num("cpu_sub", a_.cpu_sub);
+    j.integer("probe_before_ns", probe_before_).integer("probe_after_ns", probe_after);
+    j.merge(metrics);
+    const std::string line = j.line();
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);
     return 0;
@@ -544,11 +603,14 @@ class Harness {
  private:
   Args a_;
   ScopedAffinity pin_;
+  std::uint64_t probe_before_ = 0;
   SharedObject<Control> ctl_;
   std::vector<std::unique_ptr<ForkPeer>> children_;
 };
 
-/// Spin-wait helper for busy-polling children: every 4096 calls checks `stop`.
+/// Spin-wait helper for busy-polling children. `stop` sits on a line nobody writes until the
+/// end, so reading it is an L1 hit: every yield checks it (a yield may give the CPU away for a
+/// whole time slice), a plain spin every 64 calls.
 class IdleSpin {
  public:
   explicit IdleSpin(const Control& c, bool yield) : c_(c), yield_(yield) {}
@@ -556,10 +618,10 @@ class IdleSpin {
   bool idle() noexcept {
     if (yield_) {
       ::sched_yield();
-    } else {
-      cpu_relax();
+      return stop_requested(c_);
     }
-    return (++spins_ & 4095u) == 0 && stop_requested(c_);
+    cpu_relax();
+    return (++spins_ & 63u) == 0 && stop_requested(c_);
   }
 
  private:

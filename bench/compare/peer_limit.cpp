@@ -6,7 +6,7 @@
 //               payload out and into its own block, and release-stores the echo. At 16 B payload
 //               and sequence share one 64-byte line: this IS bench_baseline's BM_CacheLinePingPong
 //               (plus two 16-byte memcpys). At 4 KiB it is the cost of moving 4 KiB each way.
-//   throughput  bench_baseline's SPSC byte ring (bench/common/spsc_ring.hpp), one ring per
+//   throughput  bench_baseline's SPSC byte ring (bench/common/spsc_ring.hpp, 4 MiB), one ring per
 //               subscriber; the producer writes each message into every ring and waits when one is
 //               full (back-pressure, nothing dropped). Consumers copy every payload out.
 //   reqrep      the 16 B ping-pong again, reported as the full round trip.
@@ -31,6 +31,10 @@ using bus::bench::SpscProducer;
 using bus::bench::SpscRingShared;
 
 constexpr std::uint64_t kSpinLimitNs = 2'000'000'000;
+// 4 MiB per ring, the size of a bus subscription's ring (BrokerOptions::ring_bytes default), so
+// both sides of the throughput rows work on the same footprint (bench_baseline uses 64 KiB; on
+// this VM 64 KiB..4 MiB made no consistent difference at 16 B, and 4 MiB was best at 4 KiB).
+// -DLIMIT_RING_SHIFT=N overrides it for experiments.
 #ifndef LIMIT_RING_SHIFT
 #define LIMIT_RING_SHIFT 22
 #endif
