@@ -72,9 +72,9 @@ TEST(Layout, subscription_slot_is_frozen) {
   EXPECT_EQ(offsetof(SubscriptionLayout, tail_word), 512u);
   EXPECT_EQ(offsetof(SubscriptionLayout, incarnation), 520u);
   EXPECT_EQ(offsetof(SubscriptionLayout, head_position), 640u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, delivered_msgs), 648u);
   EXPECT_EQ(offsetof(SubscriptionLayout, dropped_msgs), 768u);
-  EXPECT_EQ(offsetof(SubscriptionLayout, delivered_msgs), 776u);
-  EXPECT_EQ(offsetof(SubscriptionLayout, dead_claim_hints), 784u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, dead_claim_hints), 776u);
   EXPECT_EQ(kTailSleepingBit, 1ull << 63);
 }
 

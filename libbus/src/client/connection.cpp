@@ -58,6 +58,7 @@ Result<std::shared_ptr<ConnectionImpl>> ConnectionImpl::connect(std::string_view
   auto segment = Segment::open(bus_name);
   if (!segment) return std::move(segment).error();
   impl->segment_ = std::move(segment).value();
+  impl->prefaulted_ = std::make_unique<std::atomic<bool>[]>(impl->segment_.config().max_subscriptions);
   if (impl->segment_.client(impl->slot_) == nullptr) {
     return make_error(Errc::protocol_error, "broker assigned a client slot outside the segment");
   }
@@ -217,6 +218,9 @@ Result<bool> ConnectionImpl::refresh(LocalRoute& route, std::string_view subject
         }
         // A fresh head for every ring: a cached head must never be ahead of the real one.
         for (auto& target : next) {
+          if (!prefaulted_[target.subscription].exchange(true, std::memory_order_relaxed)) {
+            segment_.prefault_ring(target.subscription);  // once per ring per process
+          }
           target.cursor.cached_head =
               target.ring.control()->head_position.load(std::memory_order_acquire);  // [A2]
         }

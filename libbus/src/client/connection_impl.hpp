@@ -129,7 +129,9 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::atomic<bool> closed_{false};
   std::shared_ptr<LaneSet> lanes_ = std::make_shared<LaneSet>();
   std::shared_ptr<int> alive_token_ = std::make_shared<int>(0);
-  int test_pause_after_claim_ = 0;  // BUS_TEST_PAUSE_AFTER_CLAIM: crash-injection tests only
+  int test_pause_after_claim_ = 0;
+  // Rings this process has prefaulted (publishers do it when a route first names a ring).
+  std::unique_ptr<std::atomic<bool>[]> prefaulted_;  // BUS_TEST_PAUSE_AFTER_CLAIM: crash-injection tests only
 
   std::mutex routes_mutex_;
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> held_routes_;

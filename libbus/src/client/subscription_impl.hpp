@@ -64,6 +64,9 @@ class SubscriptionImpl {
 
   std::mutex consume_mutex_;
   std::uint64_t head_ = 0;                 // own position; single writer (under consume_mutex_)
+  // head_ published for try_poll()'s lock-free "anything there?" check (same process only).
+  std::atomic<std::uint64_t> head_hint_{0};
+  std::atomic<std::uint32_t> empty_polls_hint_{0};  // every 1024th empty try_poll takes the slow path
   std::uint64_t stuck_head_ = ~0ull;       // head position check_stuck_head_locked() last saw
   std::uint64_t stuck_since_ns_ = 0;       // since when the head has not moved
   std::uint32_t hints_handled_ = 0;

@@ -183,10 +183,10 @@ static_assert(sizeof(ClientLayout) == 128 + kClaimLanes * kCacheLine);
 //                                            position (bytes claimed, ever; never wraps)
 //  520     4 incarnation           broker    [same line] +1 when the subscription is removed
 //  640     8 head_position         consumer  [hot] bytes consumed, ever; index = position & mask
+//  648     8 delivered_msgs        consumer  [same block] messages handed to the application
 //  768     8 dropped_msgs          producers a full ring dropped a message for this sub
-//  776     8 delivered_msgs        consumer  messages handed to the application
-//  784     4 dead_claim_hints      broker    +1 when a dead client may have left a claim here
-//  788   108 reserved
+//  776     4 dead_claim_hints      broker    +1 when a dead client may have left a claim here
+//  780   116 reserved
 //
 // Positions are 64-bit and only grow (Aeron's rule), so a publisher's cached copy of the head
 // can be old but never wrong in the direction that matters. A publisher holding a stale route
@@ -217,19 +217,19 @@ struct alignas(kHotBlock) SubscriptionLayout {
   alignas(kHotBlock) std::atomic<std::uint64_t> tail_word;
   std::atomic<std::uint32_t> incarnation;
   alignas(kHotBlock) std::atomic<std::uint64_t> head_position;
+  std::atomic<std::uint64_t> delivered_msgs;  // written with head: no line shared with producers
   alignas(kHotBlock) std::atomic<std::uint64_t> dropped_msgs;
-  std::atomic<std::uint64_t> delivered_msgs;
   std::atomic<std::uint32_t> dead_claim_hints;
-  std::uint8_t reserved2[108];
+  std::uint8_t reserved2[116];
 };
 static_assert(offsetof(SubscriptionLayout, pattern) == 32);
 static_assert(offsetof(SubscriptionLayout, group) == 288);
 static_assert(offsetof(SubscriptionLayout, tail_word) == 512);
 static_assert(offsetof(SubscriptionLayout, incarnation) == 520);
 static_assert(offsetof(SubscriptionLayout, head_position) == 640);
+static_assert(offsetof(SubscriptionLayout, delivered_msgs) == 648);
 static_assert(offsetof(SubscriptionLayout, dropped_msgs) == 768);
-static_assert(offsetof(SubscriptionLayout, delivered_msgs) == 776);
-static_assert(offsetof(SubscriptionLayout, dead_claim_hints) == 784);
+static_assert(offsetof(SubscriptionLayout, dead_claim_hints) == 776);
 static_assert(sizeof(SubscriptionLayout) == 896);
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 #include "shm/segment.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -302,6 +303,14 @@ Status Segment::reserve_ring(std::uint32_t index) noexcept {
   } catch (...) {
     return make_error(Errc::io_error, "cannot reserve ring");
   }
+}
+
+void Segment::prefault_ring(std::uint32_t index) const noexcept {
+#ifdef MADV_POPULATE_WRITE
+  if (std::byte* data = ring_data(index)) ::madvise(data, config_.ring_bytes, MADV_POPULATE_WRITE);
+#else
+  (void)index;
+#endif
 }
 
 ClientLayout* Segment::client(std::uint32_t index) const noexcept {

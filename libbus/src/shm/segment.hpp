@@ -56,6 +56,9 @@ class Segment {
 
   /// Reserves the pages of ring `index` (broker, before first use of a ring).
   Status reserve_ring(std::uint32_t index) noexcept;
+  /// Maps ring `index`'s pages into this process now (MADV_POPULATE_WRITE), so the first lap
+  /// through the ring takes no page faults on the data path. Best effort: older kernels skip it.
+  void prefault_ring(std::uint32_t index) const noexcept;
 
   SegmentHeader* header() const noexcept { return reinterpret_cast<SegmentHeader*>(base_); }
   const SegmentConfig& config() const noexcept { return config_; }
