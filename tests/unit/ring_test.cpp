@@ -65,8 +65,8 @@ struct Received {
 PollStatus read_all(MpscRing& ring, std::uint64_t& head, std::vector<Received>& out, std::uint32_t max = 1000) {
   std::uint32_t delivered = 0;
   return ring.poll(head, max, delivered, [&](const RecordView& v) {
-    out.push_back({std::string(v.subject, v.header->subject_len),
-                   std::string(reinterpret_cast<const char*>(v.payload), v.header->payload_len)});
+    out.push_back({std::string(v.subject, v.subject_len),
+                   std::string(reinterpret_cast<const char*>(v.payload), v.payload_len)});
   });
 }
 
@@ -338,7 +338,7 @@ TEST(MpscRing, should_lose_and_tear_nothing_with_many_producer_threads) {
   while (total < kProducers * kPerProducer) {
     std::uint32_t delivered = 0;
     const PollStatus st = r.ring.poll(head, 256, delivered, [&](const RecordView& v) {
-      const std::string payload(reinterpret_cast<const char*>(v.payload), v.header->payload_len);
+      const std::string payload(reinterpret_cast<const char*>(v.payload), v.payload_len);
       const auto c1 = payload.find(':');
       const auto c2 = payload.find(':', c1 + 1);
       const int p = std::stoi(payload.substr(0, c1));
@@ -380,7 +380,7 @@ TEST(MpscRing, should_lose_and_tear_nothing_with_many_producer_processes) {
   while (total < kProducers * kPerProducer && std::chrono::steady_clock::now() < deadline) {
     std::uint32_t delivered = 0;
     const PollStatus st = r.ring.poll(head, 256, delivered, [&](const RecordView& v) {
-      const std::string payload(reinterpret_cast<const char*>(v.payload), v.header->payload_len);
+      const std::string payload(reinterpret_cast<const char*>(v.payload), v.payload_len);
       const auto c1 = payload.find(':');
       const auto c2 = payload.find(':', c1 + 1);
       const int p = std::stoi(payload.substr(0, c1));

@@ -6,7 +6,8 @@
 //
 // Guarantees (NATS semantics): once Connection::subscribe() has returned, every publish that
 // starts afterwards, from any process, reaches this subscription unless its ring is full; after
-// unsubscribe() returns, nothing more is delivered. Messages from one publisher thread arrive in
+// unsubscribe() returns, nothing more is delivered. A handler may call unsubscribe() on its own
+// subscription, but must not destroy it or call drain() on it. Messages from one publisher thread arrive in
 // publish order. A full ring drops the message for this subscription only and counts it
 // (dropped_count()); the subscription is then a slow consumer.
 #pragma once

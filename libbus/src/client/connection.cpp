@@ -239,8 +239,10 @@ Result<bool> ConnectionImpl::refresh(LocalRoute& route, std::string_view subject
 bool ConnectionImpl::deliver(LocalRoute::Target& target, ThreadPublisher& tp, std::uint32_t bytes,
                              std::string_view subject, std::string_view reply,
                              std::string_view headers, std::string_view data) {
-  // Relaxed: ordered before the claim by the claim CAS's release ([R3]).
-  tp.claim_marker->store(target.subscription + 1, std::memory_order_relaxed);
+  // Release: when a fan-out moves the lane from the previous ring to this one, our writes into
+  // the previous ring are ordered before the broker can see the lane leave it (as with the
+  // final store of 0). The claim CAS's release ([R3]) then orders this store before the claim.
+  tp.claim_marker->store(target.subscription + 1, std::memory_order_release);
   Claim claim;
   const ClaimStatus status = target.ring.try_claim(target.cursor, bytes, claim);
   if (status != ClaimStatus::claimed) {
@@ -375,16 +377,16 @@ bool ConnectionImpl::broker_alive() const noexcept {
 
 Result<Message> ConnectionImpl::request(std::string_view subject, std::string_view data,
                                         std::string_view headers, std::chrono::nanoseconds timeout) {
-  Inbox* inbox = nullptr;
+  std::shared_ptr<Inbox> inbox;  // keeps it alive past a concurrent close()
   {
     std::lock_guard lock(inbox_mutex_);
     if (closed()) return make_error(Errc::closed, "connection is closed");
     if (!inbox_) {
-      auto made = std::make_unique<Inbox>(*this);
+      auto made = std::make_shared<Inbox>(*this);
       if (auto st = made->open(); !st) return std::move(st).error();
       inbox_ = std::move(made);
     }
-    inbox = inbox_.get();
+    inbox = inbox_;
   }
   return inbox->request(subject, data, headers, timeout);
 }
@@ -392,12 +394,12 @@ Result<Message> ConnectionImpl::request(std::string_view subject, std::string_vi
 std::future<Result<Message>> ConnectionImpl::request_async(std::string_view subject, std::string_view data,
                                                            std::string_view headers,
                                                            std::chrono::nanoseconds timeout) {
-  Inbox* inbox = nullptr;
+  std::shared_ptr<Inbox> inbox;  // keeps it alive past a concurrent close()
   {
     std::lock_guard lock(inbox_mutex_);
     Status st = closed() ? Status(make_error(Errc::closed, "connection is closed")) : Status();
     if (st && !inbox_) {
-      auto made = std::make_unique<Inbox>(*this);
+      auto made = std::make_shared<Inbox>(*this);
       st = made->open();
       if (st) inbox_ = std::move(made);
     }
@@ -406,7 +408,7 @@ std::future<Result<Message>> ConnectionImpl::request_async(std::string_view subj
       failed.set_value(std::move(st).error());
       return failed.get_future();
     }
-    inbox = inbox_.get();
+    inbox = inbox_;
   }
   return inbox->request_async(subject, data, headers, timeout);
 }
@@ -431,7 +433,14 @@ Result<std::unique_ptr<SubscriptionImpl>> ConnectionImpl::subscribe(std::string_
   }
   auto sub = std::make_unique<SubscriptionImpl>(shared_from_this(), reply->a, reply->b,
                                                 std::string(pattern), options);
-  std::lock_guard lock(subscriptions_mutex_);
+  std::unique_lock lock(subscriptions_mutex_);
+  // close() sets closed_ before it takes this lock to detach every listed subscription: a
+  // subscription that missed that list must not go on reading a ring the broker will recycle.
+  if (closed()) {
+    lock.unlock();
+    sub->detach();
+    return make_error(Errc::closed, "connection closed during subscribe");
+  }
   subscriptions_.insert(sub.get());
   return sub;
 }
@@ -455,7 +464,7 @@ void ConnectionImpl::forget(SubscriptionImpl* subscription) {
 
 Status ConnectionImpl::close() {
   if (closed_.exchange(true, std::memory_order_acq_rel)) return {};
-  std::unique_ptr<Inbox> inbox;
+  std::shared_ptr<Inbox> inbox;
   {
     std::lock_guard lock(inbox_mutex_);
     inbox = std::move(inbox_);

@@ -140,7 +140,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::set<SubscriptionImpl*> subscriptions_;
 
   std::mutex inbox_mutex_;
-  std::unique_ptr<Inbox> inbox_;  // made by the first request
+  std::shared_ptr<Inbox> inbox_;  // made by the first request; requests in flight hold a copy
 };
 
 }  // namespace bus::detail

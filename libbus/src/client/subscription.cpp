@@ -63,6 +63,8 @@ SubscriptionImpl::~SubscriptionImpl() {
   // while we are being torn down (it holds the list's lock while it detaches members).
   connection_->forget(this);
   (void)unsubscribe();
+  // Only when destroyed from its own handler (documented as not allowed): avoid terminate().
+  if (dispatch_.joinable()) dispatch_.detach();
 }
 
 std::uint64_t SubscriptionImpl::dropped_count() const noexcept {
@@ -80,11 +82,10 @@ Result<std::size_t> SubscriptionImpl::poll_locked(const MessageHandler& handler,
   std::uint32_t delivered = 0;
   const PollStatus status = ring_.poll(
       head_, static_cast<std::uint32_t>(max), delivered, [&](const RecordView& r) {
-        const RecordHeader& h = *r.header;
-        handler(MessageView{std::string_view(r.subject, h.subject_len),
-                            std::string_view(r.reply, h.reply_len),
-                            std::string_view(reinterpret_cast<const char*>(r.headers), h.headers_len),
-                            std::string_view(reinterpret_cast<const char*>(r.payload), h.payload_len),
+        handler(MessageView{std::string_view(r.subject, r.subject_len),
+                            std::string_view(r.reply, r.reply_len),
+                            std::string_view(reinterpret_cast<const char*>(r.headers), r.headers_len),
+                            std::string_view(reinterpret_cast<const char*>(r.payload), r.payload_len),
                             connection_.get()});
       });
   head_hint_.store(head_, std::memory_order_relaxed);
@@ -94,6 +95,7 @@ Result<std::size_t> SubscriptionImpl::poll_locked(const MessageHandler& handler,
                       "subscription '" + pattern_ + "': record at ring position " +
                           std::to_string(head_) + " fails its bounds checks");
   }
+  retire_hint_locked();
   if (status == PollStatus::in_progress && delivered == 0) {
     check_stuck_head_locked();
   } else if (status == PollStatus::empty && (++empty_polls_ & 63u) == 0 && ring_.claimed_beyond(head_)) {
@@ -115,11 +117,23 @@ void SubscriptionImpl::check_stuck_head_locked() {
   if (now - stuck_since_ns_ < kStuckCheckNs) return;
   // [A9] acquire: pairs with the broker's [R9] release when it reaped a claiming client.
   const std::uint32_t hints = ring_.control()->dead_claim_hints.load(std::memory_order_acquire);
-  const bool zero_gap_allowed = hints != hints_handled_ && now - stuck_since_ns_ > kZeroGapGraceNs;
-  const bool unblocked = ring_.try_unblock(head_, zero_gap_allowed, [&](std::uint32_t client, std::uint32_t epoch) {
-    return connection_->is_dead(client, epoch);
-  });
-  if (unblocked && zero_gap_allowed) hints_handled_ = hints;
+  if (hints != hints_handled_ && hint_tail_ == 0) {
+    // A dead client may have left untagged claims anywhere before the present tail (a wrapping
+    // claim leaves two gaps). Gap scans stay allowed until the head has passed that tail.
+    hint_tail_ = tail_position(ring_.control()->tail_word.load(std::memory_order_acquire));
+  }
+  const bool gap_scan_allowed = hint_tail_ != 0 && head_ < hint_tail_ && now - stuck_since_ns_ > kZeroGapGraceNs;
+  (void)ring_.try_unblock(
+      head_, gap_scan_allowed,
+      [&](std::uint32_t client, std::uint32_t epoch) { return connection_->is_dead(client, epoch); },
+      hint_tail_ != 0 ? hint_tail_ : ~0ull);
+}
+
+void SubscriptionImpl::retire_hint_locked() noexcept {
+  if (hint_tail_ != 0 && head_ >= hint_tail_) {
+    hints_handled_ = ring_.control()->dead_claim_hints.load(std::memory_order_acquire);  // [A9]
+    hint_tail_ = 0;
+  }
 }
 
 void SubscriptionImpl::wait_locked(std::uint64_t deadline_ns) {
@@ -172,7 +186,7 @@ Result<Message> SubscriptionImpl::next(std::chrono::nanoseconds timeout) {
     if (!polled) return std::move(polled).error();
     if (got) return out;
     if (closing_.load(std::memory_order_relaxed)) {
-      if (draining_.load(std::memory_order_relaxed) && ring_.claimed_beyond(head_)) {
+      if (draining_.load(std::memory_order_relaxed) && head_ < drain_end_.load(std::memory_order_relaxed)) {
         // drain(): claims made before routing stopped are still being finished.
       } else {
         return make_error(Errc::closed, "subscription '" + pattern_ + "' is closed");
@@ -211,7 +225,7 @@ void SubscriptionImpl::start_dispatch(MessageHandler handler) {
       if (closing_.load(std::memory_order_relaxed)) {
         if (!draining_.load(std::memory_order_relaxed)) break;
         // Draining: finish claims made before routing stopped, bounded by one second.
-        if (!ring_.claimed_beyond(head_)) break;
+        if (head_ >= drain_end_.load(std::memory_order_relaxed)) break;
         if (drain_deadline == 0) drain_deadline = monotonic_ns() + 1'000'000'000ull;
         if (monotonic_ns() > drain_deadline) break;
       }
@@ -226,6 +240,12 @@ void SubscriptionImpl::stop_dispatch() noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   ring_.cancel_sleep();
   futex_wake_all(ring_.futex_word());
+  join_dispatch();
+}
+
+void SubscriptionImpl::join_dispatch() noexcept {
+  // close(), unsubscribe() and drain() may race to join from different threads: one joins.
+  std::lock_guard lock(join_mutex_);
   if (dispatch_.joinable() && dispatch_.get_id() != std::this_thread::get_id()) dispatch_.join();
 }
 
@@ -233,6 +253,7 @@ void SubscriptionImpl::detach() noexcept {
   stop_dispatch();
   std::lock_guard lock(consume_mutex_);  // waits for a next() in progress to leave
   unsubscribed_ = true;
+  unsubscribed_flag_.store(true, std::memory_order_release);
 }
 
 Status SubscriptionImpl::unsubscribe() {
@@ -249,7 +270,7 @@ Status SubscriptionImpl::unsubscribe() {
   std::lock_guard lock(consume_mutex_);
   if (unsubscribed_) return {};
   unsubscribed_ = true;
-  if (dispatch_.joinable()) dispatch_.detach();  // only reachable from the handler's own thread
+  unsubscribed_flag_.store(true, std::memory_order_release);
   connection_->forget(this);
   if (connection_->closed()) return {};
   // Nobody in this process reads the ring any more: the broker may recycle it.
@@ -257,21 +278,25 @@ Status SubscriptionImpl::unsubscribe() {
 }
 
 Status SubscriptionImpl::drain() {
-  {
-    std::lock_guard lock(consume_mutex_);
-    if (unsubscribed_) return {};
+  if (unsubscribed_flag_.load(std::memory_order_acquire)) return {};
+  if (dispatch_.joinable() && dispatch_.get_id() == std::this_thread::get_id()) {
+    return make_error(Errc::invalid_argument, "drain() cannot be called from the subscription's own handler");
   }
-  // 1. No new messages: the broker drops us from every route and invalidates the incarnation.
+  // 1. No new messages: the broker drops us from every route, bumps the incarnation and moves
+  //    the tail on by one ring's length; claims made before that end at tail - capacity.
   if (!connection_->closed()) {
     if (auto st = connection_->unsubscribe(index_, incarnation_, /*keep_ring=*/true); !st) return st;
+    const std::uint64_t tail = tail_position(ring_.control()->tail_word.load(std::memory_order_acquire));
+    drain_end_.store(tail - ring_.capacity(), std::memory_order_relaxed);
   }
-  // 2. Let the dispatch thread deliver what is already in the ring.
+  // 2. Let the dispatch thread deliver what is already in the ring (it never takes the lock
+  //    away from us: we do not take consume_mutex_ until it has left).
   draining_.store(true, std::memory_order_relaxed);
   closing_.store(true, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
   ring_.cancel_sleep();
   futex_wake_all(ring_.futex_word());
-  if (dispatch_.joinable() && dispatch_.get_id() != std::this_thread::get_id()) dispatch_.join();
+  join_dispatch();
   // 3. Release the ring.
   return unsubscribe();
 }

@@ -53,7 +53,10 @@ class SubscriptionImpl {
   /// The head record is claimed but not committed: if that has lasted, find out whether its
   /// writer died and skip the record if so (hazard 4). Slow path only: it reads the clock.
   void check_stuck_head_locked();
+  /// The head passed the tail that was current when a dead-claim hint came: hint handled.
+  void retire_hint_locked() noexcept;
   void stop_dispatch() noexcept;
+  void join_dispatch() noexcept;
 
   std::shared_ptr<ConnectionImpl> connection_;
   MpscRing ring_;
@@ -70,12 +73,16 @@ class SubscriptionImpl {
   std::uint64_t stuck_head_ = ~0ull;       // head position check_stuck_head_locked() last saw
   std::uint64_t stuck_since_ns_ = 0;       // since when the head has not moved
   std::uint32_t hints_handled_ = 0;
+  std::uint64_t hint_tail_ = 0;            // tail when an unhandled hint was seen (0 = none)
   std::uint32_t empty_polls_ = 0;        // dead_claim_hints value already acted upon
   bool corrupt_ = false;
 
   std::atomic<bool> closing_{false};
   std::atomic<bool> draining_{false};
   bool unsubscribed_ = false;  // under consume_mutex_
+  std::atomic<bool> unsubscribed_flag_{false};  // the same, readable without the lock
+  std::atomic<std::uint64_t> drain_end_{0};     // drain(): claims made before routing stopped end here
+  std::mutex join_mutex_;
   std::thread dispatch_;
 };
 

@@ -85,6 +85,7 @@ Status ControlChannel::connect(std::string_view bus_name) {
     return make_error(Errc::io_error, errno_message("connect to broker", err));
   }
   fd_ = fd;
+  fd_open_.store(fd, std::memory_order_release);
   return {};
 }
 
@@ -120,9 +121,15 @@ Result<ControlMessage> ControlChannel::call(ControlMessage request, std::chrono:
 }
 
 void ControlChannel::close() noexcept {
+  // shutdown() first: it wakes a call() blocked in poll() on another thread, which then returns
+  // and releases the mutex; only then is the descriptor closed (and its number reusable).
+  const int fd = fd_open_.load(std::memory_order_acquire);
+  if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+  std::lock_guard lock(mutex_);
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
+    fd_open_.store(-1, std::memory_order_release);
   }
 }
 

@@ -2,6 +2,7 @@
 // calls with a deadline, safe to call from several threads (one call in flight at a time).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <string_view>
@@ -23,11 +24,12 @@ class ControlChannel {
   /// Sends `request` and waits up to `timeout` for its reply; an error reply becomes an Error.
   Result<ControlMessage> call(ControlMessage request, std::chrono::milliseconds timeout);
   void close() noexcept;
-  bool is_open() const noexcept { return fd_ >= 0; }
+  bool is_open() const noexcept { return fd_open_.load(std::memory_order_acquire) >= 0; }
 
  private:
   std::mutex mutex_;
-  int fd_ = -1;
+  int fd_ = -1;                      // under mutex_
+  std::atomic<int> fd_open_{-1};     // the same, for close() to shutdown() without the lock
   std::uint32_t next_request_id_ = 1;
 };
 

@@ -48,8 +48,14 @@ struct Claim {
 };
 
 /// A committed message as the consumer sees it (points into the ring until poll() returns).
+/// The lengths are copies taken once and checked: the writer (or a scribbler) may change the
+/// shared header meanwhile, and nothing here re-reads it.
 struct RecordView {
   const RecordHeader* header;
+  std::uint16_t subject_len;
+  std::uint16_t reply_len;
+  std::uint32_t headers_len;
+  std::uint32_t payload_len;
   const char* subject;
   const char* reply;
   const std::byte* headers;
@@ -175,7 +181,7 @@ class MpscRing {
         status = PollStatus::in_progress;
         break;
       }
-      std::uint32_t bytes = 0;
+      std::uint32_t bytes = 0;  // read once: checked below, then used
       if (kind == kRecordPadding) {
         bytes = capacity_ - index < 16 ? capacity_ - index : rec->length;
       } else if (kind == kRecordMessage) {
@@ -189,17 +195,22 @@ class MpscRing {
         break;
       }
       if (kind == kRecordMessage) {
-        const std::uint64_t used = std::uint64_t{kRecordHeaderBytes} + rec->subject_len +
-                                   rec->reply_len + rec->headers_len + rec->payload_len;
+        // One read of each length, then only the copies are checked and used.
+        const std::uint16_t subject_len = rec->subject_len;
+        const std::uint16_t reply_len = rec->reply_len;
+        const std::uint32_t headers_len = rec->headers_len;
+        const std::uint32_t payload_len = rec->payload_len;
+        const std::uint64_t used = std::uint64_t{kRecordHeaderBytes} + subject_len + reply_len +
+                                   headers_len + payload_len;
         if (bytes < kRecordHeaderBytes || used > bytes) {
           status = PollStatus::corrupt;
           break;
         }
         const char* base = reinterpret_cast<const char*>(rec) + kRecordHeaderBytes;
-        const char* headers = base + rec->subject_len + rec->reply_len;
-        on_message(RecordView{rec, base, base + rec->subject_len,
-                              reinterpret_cast<const std::byte*>(headers),
-                              reinterpret_cast<const std::byte*>(headers + rec->headers_len)});
+        const char* headers = base + subject_len + reply_len;
+        on_message(RecordView{rec, subject_len, reply_len, headers_len, payload_len, base,
+                              base + subject_len, reinterpret_cast<const std::byte*>(headers),
+                              reinterpret_cast<const std::byte*>(headers + headers_len)});
         ++delivered;
         status = PollStatus::delivered;
       }
@@ -269,8 +280,11 @@ class MpscRing {
   /// says whether a writer identity is gone. `allow_gap_scan` permits the heuristic case of a
   /// writer that died between its claim CAS and begin_write() (only when the broker has
   /// reported a dead client that was claiming in this ring). Returns true if it unblocked.
+  /// `scan_end` bounds the gap scan (the tail seen when the dead client was reported), so a
+  /// claim made after that — a live writer's — is never padded over.
   template <class IsDead>
-  bool try_unblock(std::uint64_t head, bool allow_gap_scan, IsDead&& is_dead) noexcept {
+  bool try_unblock(std::uint64_t head, bool allow_gap_scan, IsDead&& is_dead,
+                   std::uint64_t scan_end = ~0ull) noexcept {
     const auto index = static_cast<std::uint32_t>(head & mask_);
     auto* rec = header_at(head);
     const std::uint64_t state = rec->state.load(std::memory_order_acquire);
@@ -285,7 +299,8 @@ class MpscRing {
     if (tagged(state, head) || !allow_gap_scan) return false;
     // The dead writer claimed [head, X) and wrote nothing. X is the next record start: the first
     // 8-byte position P whose state word is tagged P, or the tail, or the end of the ring.
-    const std::uint64_t tail = tail_position(ctl_->tail_word.load(std::memory_order_acquire));
+    const std::uint64_t tail =
+        std::min(scan_end, tail_position(ctl_->tail_word.load(std::memory_order_acquire)));
     if (tail <= head || tail - head > capacity_) return false;
     const auto limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(capacity_ - index, tail - head));
     std::uint32_t gap = kRecordAlign;

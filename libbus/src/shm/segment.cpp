@@ -76,6 +76,9 @@ Status validate_config(const SegmentConfig& c) {
                       "ring_bytes must be a power of two from 4 KiB to 1 GiB, got " +
                           std::to_string(c.ring_bytes));
   }
+  if (c.max_payload == 0 || c.max_payload > (1ull << 29)) {  // before any arithmetic on it
+    return make_error(Errc::invalid_argument, "max_payload must be 1 byte to 512 MiB");
+  }
   // A ring accepts records up to half its capacity; the largest record is a max-size payload
   // with the longest subject and reply.
   const std::uint64_t largest = record_bytes(kPatternBytes, kPatternBytes, 0, c.max_payload);
