@@ -320,14 +320,13 @@ void BM_PublishRouteHit(benchmark::State& state) {
     (void)sub->try_poll(drop, 1);
   }
   state.SetItemsProcessed(state.iterations());
-  // Close first: the broker then reclaims all the subscriptions in one go. Destroying them one
-  // by one would unsubscribe each, and the broker's unsubscribe is linear in the connection's
-  // subscriptions (quadratic in all: minutes for 100,000).
+  // Close first: the broker then reclaims all the subscriptions in one pass (0.3 s for 100,000).
+  // Destroying them one by one would unsubscribe each with its own broker round trip (~5 s).
   (void)conn->close();
 }
 // A fixed iteration count: each run subscribes <subs> first (100,000 take ~5 s), and letting
 // the library search for an iteration count would repeat that set-up ~7 times.
-BENCHMARK(BM_PublishRouteHit)->Arg(0)->Arg(10)->Arg(100)->Arg(1000)->Arg(10000)->Arg(100000)->Iterations(1000000);
+BENCHMARK(BM_PublishRouteHit)->Arg(0)->Arg(10)->Arg(100)->Arg(1000)->Arg(10000)->Arg(100000)->Iterations(2000000);
 
 }  // namespace
 
