@@ -15,6 +15,8 @@
 
 #include <sys/types.h>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -144,5 +146,23 @@ class BrokerProcess {
   bool ready_ = false;
   bool stop_requested_ = false;
 };
+
+/// Time a child gets to finish work that takes well under a second.
+inline constexpr std::chrono::milliseconds kChildExitTimeout = std::chrono::seconds(20);
+
+/// Succeeds when `p` exits with `code` within `timeout`; the failure message describes the child.
+inline ::testing::AssertionResult exits_with(ChildProcess& p, int code,
+                                             std::chrono::milliseconds timeout = kChildExitTimeout) {
+  const auto status = p.wait_exit(timeout);
+  if (!status) return ::testing::AssertionFailure() << "did not exit in time: " << p.describe();
+  if (!status->exited || status->code != code) {
+    return ::testing::AssertionFailure() << "expected exit " << code << ": " << p.describe();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+inline ::testing::AssertionResult exits_ok(ChildProcess& p, std::chrono::milliseconds timeout = kChildExitTimeout) {
+  return exits_with(p, 0, timeout);
+}
 
 }  // namespace bus::test

@@ -63,19 +63,6 @@ ChildProcess start_peer_sub(const std::string& bus, const std::string& pattern, 
   return sub;
 }
 
-::testing::AssertionResult exits_with(ChildProcess& p, int code, std::chrono::milliseconds timeout = kExitTimeout) {
-  const auto status = p.wait_exit(timeout);
-  if (!status) return ::testing::AssertionFailure() << "did not exit in time: " << p.describe();
-  if (!status->exited || status->code != code) {
-    return ::testing::AssertionFailure() << "expected exit " << code << ": " << p.describe();
-  }
-  return ::testing::AssertionSuccess();
-}
-
-::testing::AssertionResult exits_ok(ChildProcess& p, std::chrono::milliseconds timeout = kExitTimeout) {
-  return exits_with(p, 0, timeout);
-}
-
 ::testing::AssertionResult exits_nonzero(ChildProcess& p) {
   const auto status = p.wait_exit(kExitTimeout);
   if (!status) return ::testing::AssertionFailure() << "did not exit in time: " << p.describe();

@@ -67,19 +67,6 @@ ChildProcess start_member(const std::string& bus, const std::string& pattern, co
   return start_peer({"qsub", bus, pattern, group, kMemberIdleMs});
 }
 
-::testing::AssertionResult exits_with(ChildProcess& p, int code, std::chrono::milliseconds timeout = kExitTimeout) {
-  const auto status = p.wait_exit(timeout);
-  if (!status) return ::testing::AssertionFailure() << "did not exit in time: " << p.describe();
-  if (!status->exited || status->code != code) {
-    return ::testing::AssertionFailure() << "expected exit " << code << ": " << p.describe();
-  }
-  return ::testing::AssertionSuccess();
-}
-
-::testing::AssertionResult exits_ok(ChildProcess& p, std::chrono::milliseconds timeout = kExitTimeout) {
-  return exits_with(p, 0, timeout);
-}
-
 // Payload lines a test_peer printed after its "ready" line.
 std::vector<std::string> payloads(const ChildProcess& p) {
   auto lines = p.lines(Stream::out);
