@@ -79,18 +79,21 @@ void BM_RingPublishConsume(benchmark::State& state) {
   const std::string payload(payload_bytes, 'x');
   const auto bytes = static_cast<std::uint32_t>(bus::detail::record_bytes(subject.size(), 0, 0, payload.size()));
   std::uint64_t sink = 0;
+  bus::detail::ClaimLane lane{};
+  bus::detail::RecordFields fields;
+  fields.subject_len = static_cast<std::uint8_t>(subject.size());
+  fields.payload_len = static_cast<std::uint32_t>(payload_bytes);
   for (auto _ : state) {
     bus::detail::Claim claim;
-    if (ring.try_claim(cursor, bytes, claim) != bus::detail::ClaimStatus::claimed) {
+    if (ring.try_claim(cursor, bytes, lane, claim) != bus::detail::ClaimStatus::claimed) {
       state.SkipWithError("claim failed");
       break;
     }
-    bus::detail::MpscRing::begin_write(claim, 0, 1, static_cast<std::uint16_t>(subject.size()), 0, 0,
-                                       payload_bytes);
+    (void)bus::detail::MpscRing::begin_write(claim, fields);
     char* out = reinterpret_cast<char*>(bus::detail::MpscRing::body(claim));
     std::memcpy(out, subject.data(), subject.size());
     std::memcpy(out + subject.size(), payload.data(), payload.size());
-    bus::detail::MpscRing::commit(claim);
+    (void)bus::detail::MpscRing::commit(claim);
     std::uint32_t delivered = 0;
     ring.poll(head, 1, delivered, [&](const bus::detail::RecordView& v) { sink += v.payload_len; });
   }

@@ -14,36 +14,51 @@
 namespace bus::detail {
 namespace {
 
-TEST(Layout, should_stay_at_version_1_0) {
-  EXPECT_EQ(kLayoutMajor, 1);
+TEST(Layout, should_stay_at_version_2_0) {
+  EXPECT_EQ(kLayoutMajor, 2);
   EXPECT_EQ(kLayoutMinor, 0);
   EXPECT_EQ(kSegmentMagic, 0x3130'4745'5353'5542ull);
 }
 
 TEST(Layout, segment_header_is_frozen) {
   EXPECT_EQ(sizeof(SegmentHeader), 4096u);
+  // Offsets 0..19 are the same in every layout version: any client can read the version and
+  // whether its segment was superseded.
   EXPECT_EQ(offsetof(SegmentHeader, magic), 0u);
   EXPECT_EQ(offsetof(SegmentHeader, layout_major), 8u);
   EXPECT_EQ(offsetof(SegmentHeader, layout_minor), 10u);
   EXPECT_EQ(offsetof(SegmentHeader, header_size), 12u);
-  EXPECT_EQ(offsetof(SegmentHeader, segment_size), 16u);
-  EXPECT_EQ(offsetof(SegmentHeader, max_clients), 24u);
-  EXPECT_EQ(offsetof(SegmentHeader, max_subscriptions), 28u);
-  EXPECT_EQ(offsetof(SegmentHeader, max_routes), 32u);
-  EXPECT_EQ(offsetof(SegmentHeader, max_fanout), 36u);
-  EXPECT_EQ(offsetof(SegmentHeader, ring_bytes), 40u);
-  EXPECT_EQ(offsetof(SegmentHeader, max_payload), 48u);
-  EXPECT_EQ(offsetof(SegmentHeader, clients_offset), 56u);
-  EXPECT_EQ(offsetof(SegmentHeader, subscriptions_offset), 64u);
-  EXPECT_EQ(offsetof(SegmentHeader, routes_offset), 72u);
-  EXPECT_EQ(offsetof(SegmentHeader, route_stride), 80u);
-  EXPECT_EQ(offsetof(SegmentHeader, rings_offset), 88u);
-  EXPECT_EQ(offsetof(SegmentHeader, broker_pid), 96u);
-  EXPECT_EQ(offsetof(SegmentHeader, owner_uid), 100u);
-  EXPECT_EQ(offsetof(SegmentHeader, broker_start_ticks), 104u);
-  EXPECT_EQ(offsetof(SegmentHeader, created_unix_ns), 112u);
-  EXPECT_EQ(offsetof(SegmentHeader, broker_heartbeat_ns), 256u);
-  EXPECT_EQ(offsetof(SegmentHeader, registry_generation), 384u);
+  EXPECT_EQ(offsetof(SegmentHeader, segment_state), 16u);
+  EXPECT_EQ(offsetof(SegmentHeader, region_count), 20u);
+  EXPECT_EQ(offsetof(SegmentHeader, segment_size), 24u);
+  EXPECT_EQ(offsetof(SegmentHeader, segment_id), 32u);
+  EXPECT_EQ(offsetof(SegmentHeader, created_unix_ns), 40u);
+  EXPECT_EQ(offsetof(SegmentHeader, owner_uid), 48u);
+  EXPECT_EQ(offsetof(SegmentHeader, broker_epoch), 52u);
+  EXPECT_EQ(offsetof(SegmentHeader, broker_pid), 56u);
+  EXPECT_EQ(offsetof(SegmentHeader, broker_start_ticks), 64u);
+  EXPECT_EQ(offsetof(SegmentHeader, max_clients), 72u);
+  EXPECT_EQ(offsetof(SegmentHeader, max_subscriptions), 76u);
+  EXPECT_EQ(offsetof(SegmentHeader, max_routes), 80u);
+  EXPECT_EQ(offsetof(SegmentHeader, max_fanout), 84u);
+  EXPECT_EQ(offsetof(SegmentHeader, ring_bytes), 88u);
+  EXPECT_EQ(offsetof(SegmentHeader, max_payload), 96u);
+  EXPECT_EQ(offsetof(SegmentHeader, regions), 128u);
+  EXPECT_EQ(sizeof(RegionEntry), 32u);
+  EXPECT_EQ(kMaxRegions, 16u);
+  EXPECT_EQ(offsetof(RegionEntry, kind), 0u);
+  EXPECT_EQ(offsetof(RegionEntry, offset), 8u);
+  EXPECT_EQ(offsetof(RegionEntry, size), 16u);
+  EXPECT_EQ(offsetof(RegionEntry, count), 24u);
+  EXPECT_EQ(offsetof(RegionEntry, stride), 28u);
+  EXPECT_EQ(static_cast<std::uint32_t>(RegionKind::clients), 1u);
+  EXPECT_EQ(static_cast<std::uint32_t>(RegionKind::subscriptions), 2u);
+  EXPECT_EQ(static_cast<std::uint32_t>(RegionKind::routes), 3u);
+  EXPECT_EQ(static_cast<std::uint32_t>(RegionKind::rings), 4u);
+  EXPECT_EQ(static_cast<std::uint32_t>(SegmentState::live), 1u);
+  EXPECT_EQ(static_cast<std::uint32_t>(SegmentState::superseded), 2u);
+  EXPECT_EQ(offsetof(SegmentHeader, broker_heartbeat_ns), 640u);
+  EXPECT_EQ(offsetof(SegmentHeader, registry_generation), 768u);
 }
 
 TEST(Layout, client_slot_is_frozen) {
@@ -57,6 +72,8 @@ TEST(Layout, client_slot_is_frozen) {
   EXPECT_EQ(offsetof(ClientLayout, name), 32u);
   EXPECT_EQ(offsetof(ClientLayout, claim_lanes), 128u);
   EXPECT_EQ(sizeof(ClaimLane), 64u);
+  EXPECT_EQ(offsetof(ClaimLane, active_subscription_plus1), 0u);
+  EXPECT_EQ(offsetof(ClaimLane, claim_position), 8u);
   EXPECT_EQ(kClaimLanes, 32u);
 }
 
@@ -73,8 +90,9 @@ TEST(Layout, subscription_slot_is_frozen) {
   EXPECT_EQ(offsetof(SubscriptionLayout, incarnation), 520u);
   EXPECT_EQ(offsetof(SubscriptionLayout, head_position), 640u);
   EXPECT_EQ(offsetof(SubscriptionLayout, delivered_msgs), 648u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, skipped_records), 656u);
   EXPECT_EQ(offsetof(SubscriptionLayout, dropped_msgs), 768u);
-  EXPECT_EQ(offsetof(SubscriptionLayout, dead_claim_hints), 776u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, abandoned_msgs), 776u);
   EXPECT_EQ(kTailSleepingBit, 1ull << 63);
 }
 
@@ -95,15 +113,32 @@ TEST(Layout, route_and_record_are_frozen) {
   EXPECT_EQ(offsetof(RouteLayout, subject), 16u);
   EXPECT_EQ(kRouteTargetsOffset, 320u);
   EXPECT_EQ(sizeof(RouteTarget), 16u);
+  EXPECT_EQ(offsetof(RouteTarget, subscription), 0u);
+  EXPECT_EQ(offsetof(RouteTarget, incarnation), 4u);
+  EXPECT_EQ(offsetof(RouteTarget, group), 8u);
+  EXPECT_EQ(offsetof(RouteTarget, kind), 12u);
+  EXPECT_EQ(static_cast<std::uint32_t>(TargetKind::ring), 0u);
+  EXPECT_EQ(static_cast<std::uint32_t>(TargetKind::stream), 1u);
+  EXPECT_EQ(static_cast<std::uint32_t>(TargetKind::bridge), 2u);
   EXPECT_EQ(sizeof(RecordHeader), 32u);
   EXPECT_EQ(offsetof(RecordHeader, state), 0u);
   EXPECT_EQ(offsetof(RecordHeader, length), 8u);
-  EXPECT_EQ(offsetof(RecordHeader, reply_len), 14u);
+  EXPECT_EQ(offsetof(RecordHeader, flags), 12u);
+  EXPECT_EQ(offsetof(RecordHeader, subject_len), 14u);
+  EXPECT_EQ(offsetof(RecordHeader, reply_len), 15u);
+  EXPECT_EQ(offsetof(RecordHeader, headers_len), 16u);
   EXPECT_EQ(offsetof(RecordHeader, payload_len), 20u);
+  EXPECT_EQ(offsetof(RecordHeader, producer_client), 24u);
+  EXPECT_EQ(offsetof(RecordHeader, origin), 26u);
   EXPECT_EQ(offsetof(RecordHeader, producer_epoch), 28u);
   EXPECT_EQ(kRecordWriting, 1u);
   EXPECT_EQ(kRecordMessage, 2u);
   EXPECT_EQ(kRecordPadding, 3u);
+  EXPECT_EQ(kRecordSkipped, 4u);
+  EXPECT_EQ(kFlagTimestamp, 1u);
+  EXPECT_EQ(kFlagSequence, 2u);
+  EXPECT_EQ(record_bytes(1, 0, 0, 0), 40u) << "a message using no option pays nothing for them";
+  EXPECT_EQ(record_bytes(1, 0, 0, 0, kFlagTimestamp | kFlagSequence), 56u);
   EXPECT_EQ(sizeof(ControlMessage), 368u);
 }
 

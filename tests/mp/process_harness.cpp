@@ -367,4 +367,20 @@ std::optional<ExitStatus> BrokerProcess::stop(std::chrono::milliseconds timeout)
   return process_.wait_exit(timeout);
 }
 
+ChildProcess spawn_peer(std::vector<std::string> args, const ChildProcess::Env& env) {
+  args.insert(args.begin(), test_peer_path());
+  return ChildProcess::spawn(std::move(args), env);
+}
+
+ChildProcess spawn_cli(std::vector<std::string> args, const ChildProcess::Env& env) {
+  args.insert(args.begin(), bus_cli_path());
+  return ChildProcess::spawn(std::move(args), env);
+}
+
+std::vector<std::string> numbered(const std::string& prefix, std::size_t count) {
+  std::vector<std::string> out;
+  for (std::size_t i = 1; i <= count; ++i) out.push_back(prefix + std::to_string(i));
+  return out;
+}
+
 }  // namespace bus::test

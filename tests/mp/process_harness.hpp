@@ -165,4 +165,11 @@ inline ::testing::AssertionResult exits_ok(ChildProcess& p, std::chrono::millise
   return exits_with(p, 0, timeout);
 }
 
+/// `test_peer ARGS...` and `bus ARGS...` from the build, as children.
+ChildProcess spawn_peer(std::vector<std::string> args, const ChildProcess::Env& env = {});
+ChildProcess spawn_cli(std::vector<std::string> args, const ChildProcess::Env& env = {});
+
+/// {prefix1, prefix2, ..., prefixN}: what `test_peer pub` and `bus pub` with {{Count}} send.
+std::vector<std::string> numbered(const std::string& prefix, std::size_t count);
+
 }  // namespace bus::test

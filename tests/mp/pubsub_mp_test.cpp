@@ -38,16 +38,6 @@ const std::vector<std::string> kSmallBroker = {"--ring-bytes", "256KiB", "--max-
 constexpr auto kStartTimeout = 10s;  // a process to come up and subscribe, on a loaded machine
 constexpr auto kExitTimeout = 20s;   // a process to finish work that takes well under a second
 
-ChildProcess spawn_cli(std::vector<std::string> args) {
-  args.insert(args.begin(), bus_cli_path());
-  return ChildProcess::spawn(std::move(args));
-}
-
-ChildProcess spawn_peer(std::vector<std::string> args, const ChildProcess::Env& env = {}) {
-  args.insert(args.begin(), test_peer_path());
-  return ChildProcess::spawn(std::move(args), env);
-}
-
 // `bus sub --bus B PATTERN --raw --count N`, returned once it printed "Listening on".
 ChildProcess start_cli_sub(const std::string& bus, const std::string& pattern, std::size_t count) {
   auto sub = spawn_cli({"sub", "--bus", bus, pattern, "--raw", "--count", std::to_string(count)});
@@ -70,12 +60,6 @@ ChildProcess start_peer_sub(const std::string& bus, const std::string& pattern, 
     return ::testing::AssertionFailure() << "expected a non-zero exit: " << p.describe();
   }
   return ::testing::AssertionSuccess();
-}
-
-std::vector<std::string> numbered(const std::string& prefix, std::size_t count) {
-  std::vector<std::string> out;
-  for (std::size_t i = 1; i <= count; ++i) out.push_back(prefix + std::to_string(i));
-  return out;
 }
 
 // Payload lines a test_peer sub printed after its "ready" line.

@@ -46,16 +46,6 @@ constexpr auto kExitTimeout = 20s;   // a process to finish work that takes well
 // (ctest -j2 on 2 cores) never starves a run in progress for that long.
 constexpr const char* kMemberIdleMs = "3000";
 
-ChildProcess spawn_peer(std::vector<std::string> args) {
-  args.insert(args.begin(), test_peer_path());
-  return ChildProcess::spawn(std::move(args));
-}
-
-ChildProcess spawn_cli(std::vector<std::string> args) {
-  args.insert(args.begin(), bus_cli_path());
-  return ChildProcess::spawn(std::move(args));
-}
-
 // A test_peer in a mode that prints "ready" once subscribed, returned once it did.
 ChildProcess start_peer(std::vector<std::string> args) {
   auto p = spawn_peer(std::move(args));
@@ -78,12 +68,6 @@ std::size_t payload_count(ChildProcess& p) {
   p.pump();
   const auto n = p.lines(Stream::out).size();
   return n == 0 ? 0 : n - 1;  // minus "ready"
-}
-
-std::vector<std::string> numbered(const std::string& prefix, std::size_t count) {
-  std::vector<std::string> out;
-  for (std::size_t i = 1; i <= count; ++i) out.push_back(prefix + std::to_string(i));
-  return out;
 }
 
 // How often each payload was received, over all of `lists`.

@@ -21,40 +21,54 @@ namespace {
 // A ring in a MAP_SHARED anonymous mapping, so forked children share it.
 struct TestRing {
   explicit TestRing(std::uint32_t capacity) : capacity_(capacity) {
-    bytes_ = sizeof(SubscriptionLayout) + capacity;
+    bytes_ = sizeof(SubscriptionLayout) + sizeof(ClaimLane) * kLanes + capacity;
     mem_ = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     EXPECT_NE(mem_, MAP_FAILED);
     ctl = new (mem_) SubscriptionLayout();
     ctl->incarnation.store(1);
-    data = static_cast<std::byte*>(mem_) + sizeof(SubscriptionLayout);
+    lanes = new (static_cast<std::byte*>(mem_) + sizeof(SubscriptionLayout)) ClaimLane[kLanes]();
+    data = static_cast<std::byte*>(mem_) + sizeof(SubscriptionLayout) + sizeof(ClaimLane) * kLanes;
     ring = MpscRing(ctl, data, capacity);
   }
   ~TestRing() { ::munmap(mem_, bytes_); }
   TestRing(const TestRing&) = delete;
   TestRing& operator=(const TestRing&) = delete;
 
+  static constexpr std::size_t kLanes = 8;  // one per producer (thread or process)
   std::uint32_t capacity_;
   std::size_t bytes_;
   void* mem_;
   SubscriptionLayout* ctl;
+  ClaimLane* lanes;
   std::byte* data;
   MpscRing ring;
 };
 
 ProducerCursor cursor_for(const TestRing& r) { return ProducerCursor{r.ctl->incarnation.load(), 0}; }
 
+// A lane for single-threaded tests (what a publisher's claim lane holds is tested in mp/).
+ClaimLane g_lane{};
+
+RecordFields fields_for(std::size_t subject_len, std::size_t payload_len, std::uint32_t client = 0) {
+  RecordFields f;
+  f.subject_len = static_cast<std::uint8_t>(subject_len);
+  f.payload_len = static_cast<std::uint32_t>(payload_len);
+  f.producer_client = static_cast<std::uint16_t>(client);
+  f.producer_epoch = 1;
+  return f;
+}
+
 ClaimStatus write_message(MpscRing& ring, ProducerCursor& cursor, std::string_view subject,
-                          std::string_view payload, std::uint32_t client = 0) {
+                          std::string_view payload, std::uint32_t client = 0, ClaimLane& lane = g_lane) {
   Claim claim;
   const auto bytes = static_cast<std::uint32_t>(record_bytes(subject.size(), 0, 0, payload.size()));
-  const ClaimStatus st = ring.try_claim(cursor, bytes, claim);
+  const ClaimStatus st = ring.try_claim(cursor, bytes, lane, claim);
   if (st != ClaimStatus::claimed) return st;
-  MpscRing::begin_write(claim, client, 1, static_cast<std::uint16_t>(subject.size()), 0, 0,
-                        static_cast<std::uint32_t>(payload.size()));
+  EXPECT_TRUE(MpscRing::begin_write(claim, fields_for(subject.size(), payload.size(), client)));
   char* out = reinterpret_cast<char*>(MpscRing::body(claim));
   std::memcpy(out, subject.data(), subject.size());
   std::memcpy(out + subject.size(), payload.data(), payload.size());
-  MpscRing::commit(claim);
+  EXPECT_TRUE(MpscRing::commit(claim));
   return st;
 }
 
@@ -142,15 +156,15 @@ TEST(MpscRing, should_not_deliver_a_record_that_is_still_being_written) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
   Claim claim;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, claim), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, claim), ClaimStatus::claimed);
   std::uint64_t head = 0;
   std::vector<Received> got;
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty) << "claimed, nothing written";
   EXPECT_TRUE(r.ring.claimed_beyond(head));
-  MpscRing::begin_write(claim, 3, 1, 0, 0, 0, 8);
+  ASSERT_TRUE(MpscRing::begin_write(claim, fields_for(0, 8, 3)));
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::in_progress) << "being written";
   EXPECT_TRUE(got.empty());
-  MpscRing::commit(claim);
+  ASSERT_TRUE(MpscRing::commit(claim));
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
   EXPECT_EQ(got.size(), 1u);
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty);
@@ -203,7 +217,7 @@ TEST(MpscRing, should_ignore_bytes_left_from_an_earlier_lap) {
   EXPECT_EQ(got.size(), first_lap);
   // A claim in progress at the head: still nothing, whatever the old bytes say.
   Claim claim;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, claim), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, claim), ClaimStatus::claimed);
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty);
   EXPECT_EQ(got.size(), first_lap);
 }
@@ -228,41 +242,105 @@ TEST(MpscRing, should_refuse_claims_from_a_stale_incarnation) {
   EXPECT_EQ(write_message(r.ring, cursor, "a", "2"), ClaimStatus::stale);
 }
 
-TEST(MpscRing, should_unblock_an_unfinished_record_only_when_its_writer_is_dead) {
+TEST(MpscRing, should_skip_a_stalled_record_and_refuse_its_late_commit) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
   Claim claim;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, claim), ClaimStatus::claimed);
-  MpscRing::begin_write(claim, 5, 9, 0, 0, 0, 0);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, claim), ClaimStatus::claimed);
+  ASSERT_TRUE(MpscRing::begin_write(claim, fields_for(0, 0, 5)));  // then the writer stops
   ASSERT_EQ(write_message(r.ring, cursor, "after", "ok"), ClaimStatus::claimed);
   std::uint64_t head = 0;
   std::vector<Received> got;
-  auto alive = [](std::uint32_t, std::uint32_t) { return false; };
-  auto dead = [](std::uint32_t client, std::uint32_t epoch) { return client == 5 && epoch == 9; };
-  EXPECT_FALSE(r.ring.try_unblock(head, true, alive));
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::in_progress);
-  EXPECT_FALSE(r.ring.try_unblock(head, false, [](std::uint32_t, std::uint32_t) { return false; }));
-  EXPECT_TRUE(r.ring.try_unblock(head, false, dead));
+  const SkipResult skip = r.ring.try_skip(head, r.ring.tail_acquire());
+  ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
+  EXPECT_EQ(skip.bytes, 64u);
+  head += skip.bytes;
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].subject, "after");
+  EXPECT_FALSE(MpscRing::commit(claim)) << "the late writer must learn that its record was skipped";
 }
 
-TEST(MpscRing, should_skip_a_claim_that_was_never_written_only_when_allowed) {
+TEST(MpscRing, should_not_skip_a_record_committed_in_the_meantime) {
+  TestRing r(4096);
+  auto cursor = cursor_for(r);
+  ASSERT_EQ(write_message(r.ring, cursor, "done", "ok"), ClaimStatus::claimed);
+  EXPECT_EQ(r.ring.try_skip(0, r.ring.tail_acquire()).kind, SkipResult::Kind::none);
+  std::uint64_t head = 0;
+  std::vector<Received> got;
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
+  EXPECT_EQ(got.size(), 1u);
+}
+
+TEST(MpscRing, should_report_a_stalled_record_with_a_bogus_length_as_corrupt) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
   Claim claim;
-  ASSERT_EQ(r.ring.try_claim(cursor, 96, claim), ClaimStatus::claimed);  // writer "dies" here
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, claim), ClaimStatus::claimed);
+  ASSERT_TRUE(MpscRing::begin_write(claim, fields_for(0, 0)));
+  claim.record->length = 1u << 20;  // scribbled
+  EXPECT_EQ(r.ring.try_skip(0, r.ring.tail_acquire()).kind, SkipResult::Kind::corrupt);
+}
+
+TEST(MpscRing, should_skip_a_claim_never_begun_and_refuse_its_late_begin) {
+  TestRing r(4096);
+  auto cursor = cursor_for(r);
+  Claim claim;
+  ASSERT_EQ(r.ring.try_claim(cursor, 96, g_lane, claim), ClaimStatus::claimed);  // writer stops here
   ASSERT_EQ(write_message(r.ring, cursor, "after", "ok"), ClaimStatus::claimed);
   std::uint64_t head = 0;
   std::vector<Received> got;
-  auto never = [](std::uint32_t, std::uint32_t) { return false; };
-  EXPECT_FALSE(r.ring.try_unblock(head, false, never));
-  EXPECT_TRUE(r.ring.try_unblock(head, true, never));
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty);
+  const SkipResult skip = r.ring.try_skip(head, r.ring.tail_acquire());
+  ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
+  EXPECT_EQ(skip.bytes, 96u) << "the gap ends at the next record start";
+  head += skip.bytes;
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].subject, "after");
-  EXPECT_EQ(head, 96u + record_bytes(5, 0, 0, 2));
+  EXPECT_FALSE(MpscRing::begin_write(claim, fields_for(0, 0))) << "a late writer must write nothing";
+}
+
+// Defect 1 at the ring level: two writers stopped between claim and first store, one behind the
+// other, and nothing after them. One skip takes both claims, and neither writer can begin later.
+TEST(MpscRing, should_skip_two_adjacent_claims_never_begun_and_refuse_both_late_writers) {
+  TestRing r(4096);
+  auto cursor = cursor_for(r);
+  Claim first, second;
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[0], first), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 128, r.lanes[1], second), ClaimStatus::claimed);
+  EXPECT_EQ(r.lanes[1].claim_position.load(), 64u) << "the lane names the claim's position";
+  std::uint64_t head = 0;
+  const SkipResult skip = r.ring.try_skip(head, r.ring.tail_acquire());
+  ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
+  EXPECT_EQ(skip.bytes, 192u);
+  head += skip.bytes;
+  EXPECT_FALSE(MpscRing::begin_write(second, fields_for(0, 0)));
+  EXPECT_FALSE(MpscRing::begin_write(first, fields_for(0, 0)));
+  ASSERT_EQ(write_message(r.ring, cursor, "later", "ok"), ClaimStatus::claimed);
+  std::vector<Received> got;
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].subject, "later");
+}
+
+// Defect 6 at the ring level: the gap ends where a live writer has begun; its record survives.
+TEST(MpscRing, should_end_a_gap_where_a_live_writer_has_begun) {
+  TestRing r(4096);
+  auto cursor = cursor_for(r);
+  Claim stuck, live;
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[0], stuck), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[1], live), ClaimStatus::claimed);
+  ASSERT_TRUE(MpscRing::begin_write(live, fields_for(0, 4)));
+  const SkipResult skip = r.ring.try_skip(0, r.ring.tail_acquire());
+  ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
+  EXPECT_EQ(skip.bytes, 64u) << "only the stuck claim is skipped";
+  EXPECT_TRUE(MpscRing::commit(live));
+  std::uint64_t head = skip.bytes;
+  std::vector<Received> got;
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
+  EXPECT_EQ(got.size(), 1u);
 }
 
 TEST(MpscRing, should_find_the_next_record_past_a_dead_claim_among_old_lap_bytes) {
@@ -280,23 +358,49 @@ TEST(MpscRing, should_find_the_next_record_past_a_dead_claim_among_old_lap_bytes
   Claim dead;
   for (;;) {
     const std::uint64_t before = tail_position(r.ctl->tail_word.load());
-    ASSERT_EQ(r.ring.try_claim(cursor, 200, dead), ClaimStatus::claimed);
+    ASSERT_EQ(r.ring.try_claim(cursor, 200, g_lane, dead), ClaimStatus::claimed);
     if ((before & 4095) + 200 > 4096) break;  // this claim padded to the end, record at index 0
-    MpscRing::begin_write(dead, 0, 1, 0, 0, 0, 0);
-    MpscRing::commit(dead);
+    ASSERT_TRUE(MpscRing::begin_write(dead, fields_for(0, 0)));
+    ASSERT_TRUE(MpscRing::commit(dead));
     read_all(r.ring, head, got);
   }
   ASSERT_EQ(write_message(r.ring, cursor, "after", "ok"), ClaimStatus::claimed);
-  auto never = [](std::uint32_t, std::uint32_t) { return false; };
   // The padding of the wrap is committed; the dead record at index 0 blocks the consumer.
   read_all(r.ring, head, got);
   EXPECT_EQ(head & 4095, 0u);
   got.clear();
-  EXPECT_TRUE(r.ring.try_unblock(head, true, never));
+  const SkipResult skip = r.ring.try_skip(head, r.ring.tail_acquire());
+  ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
+  head += skip.bytes;
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].subject, "after");
   EXPECT_EQ(head, tail_position(r.ctl->tail_word.load()));
+}
+
+TEST(MpscRing, should_keep_skipped_space_from_producers_below_the_reuse_floor) {
+  TestRing r(4096);
+  auto cursor = cursor_for(r);
+  Claim stuck;
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, stuck), ClaimStatus::claimed);
+  ASSERT_TRUE(MpscRing::begin_write(stuck, fields_for(0, 0)));
+  const SkipResult skip = r.ring.try_skip(0, r.ring.tail_acquire());
+  ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
+  std::uint64_t head = skip.bytes;
+  const std::uint64_t floor = 0;  // the stalled writer may still write into [0, 64)
+  std::vector<Received> got;
+  std::uint32_t delivered = 0;
+  // Fill the ring: producers may use everything but the pinned record.
+  int written = 0;
+  while (write_message(r.ring, cursor, "x", std::string(24, 'x')) == ClaimStatus::claimed) {
+    ++written;
+    r.ring.poll(head, 1000, delivered, [&](const RecordView&) {}, floor);
+  }
+  EXPECT_GT(written, 0);
+  EXPECT_EQ(r.ctl->head_position.load(), floor) << "space of a pinned record is never handed out";
+  EXPECT_LE(tail_position(r.ctl->tail_word.load()), floor + 4096);
+  r.ring.release_space(head, ~0ull);
+  EXPECT_EQ(r.ctl->head_position.load(), head);
 }
 
 TEST(MpscRing, should_tell_the_next_claimer_to_wake_a_sleeping_consumer_exactly_once) {
@@ -306,11 +410,11 @@ TEST(MpscRing, should_tell_the_next_claimer_to_wake_a_sleeping_consumer_exactly_
   ASSERT_TRUE(r.ring.prepare_sleep(0, futex_value));
   EXPECT_EQ(futex_value, 0x8000'0000u);
   Claim first;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, first), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, first), ClaimStatus::claimed);
   EXPECT_TRUE(first.consumer_sleeping);
   EXPECT_NE(*r.ring.futex_word(), futex_value) << "the claim must change the futex word";
   Claim second;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, second), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, second), ClaimStatus::claimed);
   EXPECT_FALSE(second.consumer_sleeping);
   // With a claim outstanding the consumer must not go to sleep.
   EXPECT_FALSE(r.ring.prepare_sleep(0, futex_value));
@@ -328,7 +432,7 @@ TEST(MpscRing, should_lose_and_tear_nothing_with_many_producer_threads) {
         // payload: "p:i:" + filler derived from i, so a torn record is detectable.
         std::string payload = std::to_string(p) + ":" + std::to_string(i) + ":" +
                               std::string(static_cast<std::size_t>(i % 50), static_cast<char>('A' + i % 26));
-        while (write_message(r.ring, cursor, "t", payload) == ClaimStatus::full) std::this_thread::yield();
+        while (write_message(r.ring, cursor, "t", payload, 0, r.lanes[p]) == ClaimStatus::full) std::this_thread::yield();
       }
     });
   }
@@ -367,7 +471,7 @@ TEST(MpscRing, should_lose_and_tear_nothing_with_many_producer_processes) {
       ProducerCursor cursor{1, 0};
       for (int i = 0; i < kPerProducer; ++i) {
         const std::string payload = std::to_string(p) + ":" + std::to_string(i) + ":" + std::string(static_cast<std::size_t>(i % 40), 'z');
-        while (write_message(r.ring, cursor, "proc", payload) == ClaimStatus::full) ::sched_yield();
+        while (write_message(r.ring, cursor, "proc", payload, 0, r.lanes[p]) == ClaimStatus::full) ::sched_yield();
       }
       ::_exit(0);
     }

@@ -44,7 +44,9 @@ TEST(Segment, should_create_mode_0600_and_attach_with_matching_geometry) {
   ASSERT_TRUE(opened) << opened.error().message;
   EXPECT_EQ(opened->config().ring_bytes, 1u << 16);
   EXPECT_EQ(opened->size(), created->size());
-  EXPECT_EQ(opened->header()->broker_pid, static_cast<std::uint32_t>(::getpid()));
+  EXPECT_EQ(opened->header()->broker_pid.load(), static_cast<std::uint32_t>(::getpid()));
+  EXPECT_NE(opened->id(), 0u);
+  EXPECT_EQ(opened->id(), created->id()) << "the identity a welcome is checked against";
   EXPECT_EQ(opened->subscription(0)->incarnation.load(), 1u);
 }
 
@@ -76,11 +78,32 @@ TEST(Segment, should_return_errors_for_a_scribbled_header_never_crash) {
   ASSERT_TRUE(created);
   SegmentHeader* h = created->header();
 
-  h->rings_offset += 4096;
+  RegionEntry* rings = nullptr;
+  for (auto& e : h->regions) {
+    if (e.kind == static_cast<std::uint32_t>(RegionKind::rings)) rings = &e;
+  }
+  ASSERT_NE(rings, nullptr) << "the region table names the rings";
+  rings->offset += 4096;
   auto r = Segment::open(g.name);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::segment_corrupt);
-  h->rings_offset -= 4096;
+  rings->offset -= 4096;
+
+  h->region_count = 1000;
+  r = Segment::open(g.name);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::segment_corrupt);
+  h->region_count = 4;
+
+  // A region of a kind this build does not know is skipped, as long as it lies in the file.
+  h->regions[4] = RegionEntry{77, 0, 4096, 4096, 1, 4096};
+  h->region_count = 5;
+  EXPECT_TRUE(Segment::open(g.name)) << "unknown region kinds are a newer minor version's";
+  h->regions[4].size = 1ull << 50;
+  r = Segment::open(g.name);
+  ASSERT_FALSE(r) << "an unknown region outside the file is still corrupt";
+  EXPECT_EQ(r.error().code, Errc::segment_corrupt);
+  h->region_count = 4;
 
   h->ring_bytes = 1ull << 40;
   r = Segment::open(g.name);
@@ -95,6 +118,20 @@ TEST(Segment, should_return_errors_for_a_scribbled_header_never_crash) {
   h->layout_major = kLayoutMajor;
 
   ASSERT_TRUE(Segment::open(g.name));
+}
+
+TEST(Segment, should_refuse_a_superseded_segment_and_show_it_to_mappers) {
+  SegmentGuard g{unique_bus("super")};
+  auto created = Segment::create(g.name, small_config(), 0600, ::getpid(), 1);
+  ASSERT_TRUE(created);
+  auto mapped = Segment::open(g.name);
+  ASSERT_TRUE(mapped);
+  EXPECT_FALSE(mapped->superseded());
+  Segment::mark_superseded(g.name);
+  EXPECT_TRUE(mapped->superseded()) << "a client still mapping it must learn it";
+  auto r = Segment::open(g.name);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::broker_gone);
 }
 
 TEST(Segment, should_reject_a_file_without_magic_or_too_small) {

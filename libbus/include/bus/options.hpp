@@ -25,6 +25,11 @@ struct SubscribeOptions {
   std::chrono::nanoseconds spin_budget = std::chrono::microseconds(50);
   /// Queue group: each message goes to one member of the group (NATS queue subscription).
   std::string queue_group;
+  /// A message a live publisher claimed but has not finished for this long (it is stopped,
+  /// swapped out, in a debugger) is skipped so the ones behind it flow; the late publisher
+  /// learns it and counts the loss (Aeron's unblock timeout). A publisher that died is skipped
+  /// at once (~20 ms), whatever this says.
+  std::chrono::nanoseconds unblock_timeout = std::chrono::seconds(1);
 };
 
 struct ConnectOptions {

@@ -58,6 +58,9 @@ class Subscription {
   std::uint64_t dropped_count() const noexcept;
   /// Messages handed to the application so far.
   std::uint64_t delivered_count() const noexcept;
+  /// Messages skipped because their publisher died or stalled past `unblock_timeout` between
+  /// claiming ring space and finishing the message (each is a counted loss, never a torn one).
+  std::uint64_t skipped_count() const noexcept;
 
  private:
   std::unique_ptr<detail::SubscriptionImpl> impl_;

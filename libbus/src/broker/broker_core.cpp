@@ -372,11 +372,9 @@ void BrokerCore::reap_client(std::uint32_t slot, const char* reason) {
     const std::uint32_t v = lane.active_subscription_plus1.load(std::memory_order_acquire);
     if (v == 0) continue;
     lane.active_subscription_plus1.store(0, std::memory_order_relaxed);
-    if (SubscriptionLayout* sub = segment_.subscription(v - 1)) {
-      // [R9] release: pairs with [A9] in the consumer's dead-claim check.
-      sub->dead_claim_hints.fetch_add(1, std::memory_order_release);
-      futex_wake_all(segment_.ring(v - 1).futex_word());
-    }
+    // The consumer finds out by itself (its head is stuck, and the lane's process is gone);
+    // waking it only makes it look sooner.
+    if (segment_.subscription(v - 1) != nullptr) futex_wake_all(segment_.ring(v - 1).futex_word());
   }
   const std::size_t subs = rec.subscriptions.size();
   for (std::uint32_t index : std::vector<std::uint32_t>(rec.subscriptions)) remove_subscription(index);
@@ -462,7 +460,9 @@ Result<ControlMessage> BrokerCore::on_subscribe(std::uint32_t client, const Cont
   std::memset(layout->group, 0, sizeof layout->group);
   std::memcpy(layout->group, group.data(), group.size());
   layout->dropped_msgs.store(0, std::memory_order_relaxed);
+  layout->abandoned_msgs.store(0, std::memory_order_relaxed);
   layout->delivered_msgs.store(0, std::memory_order_relaxed);
+  layout->skipped_records.store(0, std::memory_order_relaxed);
   // Release: the identity fields above are visible to monitors that see `active`.
   layout->state.store(static_cast<std::uint32_t>(SubscriptionState::active), std::memory_order_release);
   const std::uint32_t incarnation = layout->incarnation.load(std::memory_order_relaxed);
@@ -580,7 +580,6 @@ void BrokerCore::recycle_quarantined() {
     std::memset(static_cast<void*>(segment_.ring_data(index)), 0, segment_.config().ring_bytes);
     const std::uint64_t position = tail_position(layout->tail_word.load(std::memory_order_relaxed));
     layout->head_position.store(position, std::memory_order_relaxed);
-    layout->dead_claim_hints.store(0, std::memory_order_relaxed);
     // [R7] release: pairs with [A3]; the zeroed ring and the head are visible to every claim
     // made from this tail on (the incarnation was bumped at removal).
     layout->tail_word.store(position, std::memory_order_release);
@@ -698,6 +697,7 @@ void BrokerCore::publish_route(std::uint32_t index) {
     targets[n].subscription.store(sub, std::memory_order_relaxed);
     targets[n].incarnation.store(incarnation, std::memory_order_relaxed);
     targets[n].group.store(group, std::memory_order_relaxed);
+    targets[n].kind.store(static_cast<std::uint32_t>(TargetKind::ring), std::memory_order_relaxed);
     ++n;
   };
   for (std::uint32_t sub : plain) put(sub, 0);
@@ -709,9 +709,13 @@ void BrokerCore::publish_route(std::uint32_t index) {
   layout->target_count.store(n, std::memory_order_relaxed);
   // Identity inside the seqlock too: a publisher holding this slot for another subject (it was
   // freed and reused) sees the mismatch when it re-copies the route.
-  layout->subject_len = static_cast<std::uint32_t>(route.subject.size());
-  std::memset(layout->subject, 0, sizeof layout->subject);
-  std::memcpy(layout->subject, route.subject.data(), route.subject.size());
+  // Relaxed atomic stores: publishers may be reading them right now; the seqlock decides.
+  std::atomic_ref<std::uint32_t>(layout->subject_len).store(static_cast<std::uint32_t>(route.subject.size()),
+                                                            std::memory_order_relaxed);
+  for (std::size_t c = 0; c < sizeof layout->subject; ++c) {
+    std::atomic_ref<char>(layout->subject[c]).store(c < route.subject.size() ? route.subject[c] : '\0',
+                                                    std::memory_order_relaxed);
+  }
   layout->state.store(static_cast<std::uint32_t>(route.active ? RouteState::active : RouteState::free),
                       std::memory_order_relaxed);
   // [R6] release: the new targets are visible to a publisher that acquires this even version

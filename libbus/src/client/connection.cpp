@@ -42,7 +42,9 @@ Result<std::shared_ptr<ConnectionImpl>> ConnectionImpl::connect(std::string_view
   impl->bus_name_ = std::string(bus_name);
   impl->options_ = options;
   impl->serial_ = g_next_serial.fetch_add(1, std::memory_order_relaxed);
+#ifdef BUS_TEST_HOOKS
   if (const char* pause = std::getenv("BUS_TEST_PAUSE_AFTER_CLAIM")) impl->test_pause_after_claim_ = std::atoi(pause);
+#endif
 
   if (auto st = impl->control_.connect(bus_name); !st) return std::move(st).error();
   ControlMessage hello;
@@ -67,14 +69,31 @@ Result<std::shared_ptr<ConnectionImpl>> ConnectionImpl::connect(std::string_view
 
 ConnectionImpl::~ConnectionImpl() { (void)close(); }
 
-bool ConnectionImpl::is_dead(std::uint32_t client, std::uint32_t epoch) const noexcept {
-  const ClientLayout* layout = segment_.client(client);
-  if (layout == nullptr) return true;  // a scribbled owner: nobody will ever finish that record
-  // [A8] acquire: pairs with the broker's release of `state` ([R8]); the epoch read is current.
-  if (layout->state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(ClientState::live)) {
-    return true;
+std::optional<std::uint64_t> ConnectionImpl::oldest_live_claim(std::uint32_t subscription,
+                                                                std::uint64_t below) const {
+  std::optional<std::uint64_t> oldest;
+  const std::uint32_t marker = subscription + 1;
+  for (std::uint32_t slot = 0; slot < segment_.config().max_clients; ++slot) {
+    const ClientLayout* client = segment_.client(slot);
+    bool checked = false, alive = false;
+    for (const ClaimLane& lane : client->claim_lanes) {
+      // [A3'] acquire: pairs with the release of the lane store in deliver(); with the tail read
+      // by the caller ([A3] via [R3]), a writer inside a claim below `below` shows it here.
+      if (lane.active_subscription_plus1.load(std::memory_order_acquire) != marker) continue;
+      // Relaxed: ordered after the acquire above; the position of the claim (being) made.
+      const std::uint64_t position = lane.claim_position.load(std::memory_order_relaxed);
+      if (position >= below) continue;  // a claim at or past the caller's tail: not in question
+      if (!checked) {
+        // Relaxed: the broker wrote the identity before it made the slot live ([R8]); a torn
+        // or reused identity only makes a dead writer look alive until its lane is cleared.
+        alive = process_alive(static_cast<pid_t>(client->pid.load(std::memory_order_relaxed)),
+                              client->start_ticks.load(std::memory_order_relaxed));
+        checked = true;
+      }
+      if (alive && (!oldest || position < *oldest)) oldest = position;
+    }
   }
-  return layout->epoch.load(std::memory_order_relaxed) != epoch;
+  return oldest;
 }
 
 // ------------------------------------------------------------------------------------ publish
@@ -96,7 +115,7 @@ ThreadPublisher* ConnectionImpl::thread_publisher() {
       tp->connection_alive = alive_token_;
       tp->lanes = lanes_;
       tp->lane = lane;
-      tp->claim_marker = &segment_.client(slot_)->claim_lanes[lane].active_subscription_plus1;
+      tp->claim_lane = &segment_.client(slot_)->claim_lanes[lane];
       tp->last_subject.reserve(kPatternBytes);
       t_publishers.push_back(std::move(tp));
       return t_publishers.back().get();
@@ -177,7 +196,7 @@ Result<bool> ConnectionImpl::refresh(LocalRoute& route, std::string_view subject
   // version stuck odd means the broker died mid-write, so the wait is bounded.
   const std::uint64_t deadline = monotonic_ns() + 1'000'000'000ull;
   struct Raw {
-    std::uint32_t subscription, incarnation, group;
+    std::uint32_t subscription, incarnation, group, kind;
   };
   std::vector<LocalRoute::Target>& next = route.scratch;  // reserved once: no allocation here
   for (;;) {
@@ -192,7 +211,10 @@ Result<bool> ConnectionImpl::refresh(LocalRoute& route, std::string_view subject
         // Relaxed: inside the seqlock; validated by the version re-check below.
         const Raw t{targets[i].subscription.load(std::memory_order_relaxed),
                     targets[i].incarnation.load(std::memory_order_relaxed),
-                    targets[i].group.load(std::memory_order_relaxed)};
+                    targets[i].group.load(std::memory_order_relaxed),
+                    targets[i].kind.load(std::memory_order_relaxed)};
+        // Kinds a newer broker may add (streams, the bridge) are not ours to deliver to.
+        if (t.kind != static_cast<std::uint32_t>(TargetKind::ring)) continue;
         LocalRoute::Target target;
         target.ring = segment_.ring(t.subscription);
         if (target.ring.control() == nullptr) {
@@ -205,10 +227,13 @@ Result<bool> ConnectionImpl::refresh(LocalRoute& route, std::string_view subject
         next.push_back(target);
       }
       // Is this slot still the route of our subject? (The broker may have freed or reused it.)
-      const std::uint32_t subject_len = layout->subject_len;
-      const bool ours = layout->state.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(RouteState::active) &&
-                        subject_len == subject.size() && subject_len < sizeof layout->subject &&
-                        std::memcmp(layout->subject, subject.data(), subject.size()) == 0;
+      // Relaxed atomic loads: the broker may be rewriting these under the seqlock right now.
+      const std::uint32_t subject_len = std::atomic_ref<std::uint32_t>(layout->subject_len).load(std::memory_order_relaxed);
+      bool ours = layout->state.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(RouteState::active) &&
+                  subject_len == subject.size() && subject_len < sizeof layout->subject;
+      for (std::size_t c = 0; ours && c < subject.size(); ++c) {
+        ours = std::atomic_ref<char>(layout->subject[c]).load(std::memory_order_relaxed) == subject[c];
+      }
       // Acquire fence: the loads above complete before the version is re-read.
       std::atomic_thread_fence(std::memory_order_acquire);
       if (layout->version.load(std::memory_order_relaxed) == v1) {
@@ -242,9 +267,9 @@ bool ConnectionImpl::deliver(LocalRoute::Target& target, ThreadPublisher& tp, st
   // Release: when a fan-out moves the lane from the previous ring to this one, our writes into
   // the previous ring are ordered before the broker can see the lane leave it (as with the
   // final store of 0). The claim CAS's release ([R3]) then orders this store before the claim.
-  tp.claim_marker->store(target.subscription + 1, std::memory_order_release);
+  tp.claim_lane->active_subscription_plus1.store(target.subscription + 1, std::memory_order_release);
   Claim claim;
-  const ClaimStatus status = target.ring.try_claim(target.cursor, bytes, claim);
+  const ClaimStatus status = target.ring.try_claim(target.cursor, bytes, *tp.claim_lane, claim);
   if (status != ClaimStatus::claimed) {
     if (status == ClaimStatus::full) {
       // Relaxed: a statistic; the consumer reads it as a count only.
@@ -252,11 +277,23 @@ bool ConnectionImpl::deliver(LocalRoute::Target& target, ThreadPublisher& tp, st
     }
     return false;
   }
-  if (test_pause_after_claim_ == 1) [[unlikely]] ::raise(SIGSTOP);
-  MpscRing::begin_write(claim, slot_, epoch_, static_cast<std::uint16_t>(subject.size()),
-                        static_cast<std::uint16_t>(reply.size()), static_cast<std::uint32_t>(headers.size()),
-                        static_cast<std::uint32_t>(data.size()));
-  if (test_pause_after_claim_ == 2) [[unlikely]] ::raise(SIGSTOP);
+#ifdef BUS_TEST_HOOKS
+  if (test_pause_after_claim_ == 1) [[unlikely]] test_pause();
+#endif
+  RecordFields fields;
+  fields.subject_len = static_cast<std::uint8_t>(subject.size());
+  fields.reply_len = static_cast<std::uint8_t>(reply.size());
+  fields.producer_client = static_cast<std::uint16_t>(slot_);
+  fields.producer_epoch = epoch_;
+  fields.headers_len = static_cast<std::uint32_t>(headers.size());
+  fields.payload_len = static_cast<std::uint32_t>(data.size());
+  if (!MpscRing::begin_write(claim, fields)) [[unlikely]] {
+    abandoned(target);
+    return false;
+  }
+#ifdef BUS_TEST_HOOKS
+  if (test_pause_after_claim_ == 2) [[unlikely]] test_pause();
+#endif
   char* out = reinterpret_cast<char*>(MpscRing::body(claim));
   std::memcpy(out, subject.data(), subject.size());
   out += subject.size();
@@ -265,14 +302,38 @@ bool ConnectionImpl::deliver(LocalRoute::Target& target, ThreadPublisher& tp, st
   if (!headers.empty()) std::memcpy(out, headers.data(), headers.size());
   out += headers.size();
   if (!data.empty()) std::memcpy(out, data.data(), data.size());
-  MpscRing::commit(claim);
+#ifdef BUS_TEST_HOOKS
+  if (test_pause_after_claim_ == 3) [[unlikely]] test_pause();
+#endif
+  if (!MpscRing::commit(claim)) [[unlikely]] {
+    abandoned(target);
+    return false;
+  }
   if (claim.consumer_sleeping) futex_wake_all(target.ring.futex_word());
   return true;
+}
+
+#ifdef BUS_TEST_HOOKS
+void ConnectionImpl::test_pause() noexcept {
+  test_pause_after_claim_ = 0;  // once: a test that resumes us wants the rest to flow
+  ::raise(SIGSTOP);
+}
+#endif
+
+void ConnectionImpl::abandoned(LocalRoute::Target& target) noexcept {
+  // We stalled past the subscriber's unblock timeout and it skipped our claim: the message is
+  // lost for that subscriber, and counted (relaxed: a statistic).
+  target.ring.control()->abandoned_msgs.fetch_add(1, std::memory_order_relaxed);
+  abandoned_msgs_.fetch_add(1, std::memory_order_relaxed);
 }
 
 Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::string_view reply,
                                             std::string_view headers, std::string_view data) {
   if (closed_.load(std::memory_order_relaxed)) return make_error(Errc::closed, "connection is closed");
+  // A broker that could not adopt our segment replaced it: nothing we write here is read.
+  if (segment_.superseded()) [[unlikely]] {
+    return make_error(Errc::broker_gone, "the bus was restarted with a new segment; this connection's is superseded");
+  }
   const std::uint64_t max_payload = segment_.config().max_payload;
   if (headers.size() + data.size() > max_payload) {
     return make_error(Errc::payload_too_large,
@@ -330,7 +391,7 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   }
   // Release: pairs with the broker's acquire scan in claimed_by_live_client(); all our record
   // bytes are written before the broker may see the lane empty and recycle a ring.
-  tp->claim_marker->store(0, std::memory_order_release);
+  tp->claim_lane->active_subscription_plus1.store(0, std::memory_order_release);
   return n;
 }
 
@@ -360,7 +421,7 @@ bool ConnectionImpl::try_deliver_to_inbox(ThreadPublisher& tp, std::string_view 
   target.cursor.cached_head = layout->head_position.load(std::memory_order_acquire);
   const auto bytes = static_cast<std::uint32_t>(record_bytes(subject.size(), reply.size(), headers.size(), data.size()));
   deliver(target, tp, bytes, subject, reply, headers, data);
-  tp.claim_marker->store(0, std::memory_order_release);  // as at the end of publish()
+  tp.claim_lane->active_subscription_plus1.store(0, std::memory_order_release);  // as at the end of publish()
   return true;
 }
 
@@ -369,8 +430,10 @@ bool ConnectionImpl::broker_alive() const noexcept {
   // The broker stamps its heartbeat every 100 ms; CLOCK_MONOTONIC is the same in every process.
   const std::uint64_t beat = segment_.header()->broker_heartbeat_ns.load(std::memory_order_relaxed);
   const std::uint64_t now = monotonic_ns();
-  return beat + 1'500'000'000ull > now && process_alive(static_cast<pid_t>(segment_.header()->broker_pid),
-                                                        segment_.header()->broker_start_ticks);
+  // Relaxed: the broker's identity, rewritten only when a broker adopts the segment.
+  return beat + 1'500'000'000ull > now &&
+         process_alive(static_cast<pid_t>(segment_.header()->broker_pid.load(std::memory_order_relaxed)),
+                       segment_.header()->broker_start_ticks.load(std::memory_order_relaxed));
 }
 
 // ----------------------------------------------------------------------------- request/reply

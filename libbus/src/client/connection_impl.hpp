@@ -13,6 +13,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -63,7 +64,7 @@ struct ThreadPublisher {
   std::weak_ptr<void> connection_alive;  // expired once the ConnectionImpl is gone
   std::shared_ptr<LaneSet> lanes;
   std::uint32_t lane = 0;
-  std::atomic<std::uint32_t>* claim_marker = nullptr;
+  ClaimLane* claim_lane = nullptr;  // this thread's lane in the client slot
   std::unordered_map<std::string, LocalRoute, StringHash, std::equal_to<>> routes;
   // The route used last: a thread publishing to one subject in a loop skips the hash lookup.
   // Nodes of `routes` never move, so the pointer stays valid until the entry is erased.
@@ -94,7 +95,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::future<Result<Message>> request_async(std::string_view subject, std::string_view data,
                                              std::string_view headers, std::chrono::nanoseconds timeout);
 
-  bool is_dead(std::uint32_t client, std::uint32_t epoch) const noexcept;
+  /// The oldest claim position below `below` that a live writer may still be working on in
+  /// ring `subscription` (from the claim lanes; a lane whose process is gone does not count),
+  /// or nullopt when no live writer is inside a claim there. Slow path: reads every lane.
+  std::optional<std::uint64_t> oldest_live_claim(std::uint32_t subscription, std::uint64_t below) const;
 
   const Segment& segment() const noexcept { return segment_; }
   const std::string& bus_name() const noexcept { return bus_name_; }
@@ -115,6 +119,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   /// client/inbox.hpp); returns false when `subject` is not such an inbox.
   bool try_deliver_to_inbox(ThreadPublisher& tp, std::string_view subject, std::string_view reply,
                             std::string_view headers, std::string_view data);
+  void abandoned(LocalRoute::Target& target) noexcept;
   bool deliver(LocalRoute::Target& target, ThreadPublisher& tp, std::uint32_t bytes,
                std::string_view subject, std::string_view reply, std::string_view headers,
                std::string_view data);
@@ -127,11 +132,17 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::uint32_t epoch_ = 0;
   std::uint64_t serial_ = 0;
   std::atomic<bool> closed_{false};
+  std::atomic<std::uint64_t> abandoned_msgs_{0};  // our claims a subscriber skipped (we stalled)
   std::shared_ptr<LaneSet> lanes_ = std::make_shared<LaneSet>();
   std::shared_ptr<int> alive_token_ = std::make_shared<int>(0);
+#ifdef BUS_TEST_HOOKS
+  // BUS_TEST_PAUSE_AFTER_CLAIM=1|2|3: stop (SIGSTOP) once, after the claim, after
+  // begin_write, or before commit. Crash-injection tests only; compiled out of libbus.
   int test_pause_after_claim_ = 0;
+  void test_pause() noexcept;
+#endif
   // Rings this process has prefaulted (publishers do it when a route first names a ring).
-  std::unique_ptr<std::atomic<bool>[]> prefaulted_;  // BUS_TEST_PAUSE_AFTER_CLAIM: crash-injection tests only
+  std::unique_ptr<std::atomic<bool>[]> prefaulted_;
 
   std::mutex routes_mutex_;
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> held_routes_;

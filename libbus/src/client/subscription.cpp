@@ -12,18 +12,18 @@ namespace bus::detail {
 
 namespace {
 
-// A record left unfinished at the head for this long makes the consumer ask whether its writer
-// is dead (cheap: two loads from the client table).
+// A record left unfinished at the head for this long makes the consumer ask whether a live
+// writer can still be inside it (a scan of the claim lanes naming this ring).
 constexpr std::uint64_t kStuckCheckNs = 20'000'000;
-// A claim whose writer died before writing a single byte can only be inferred. The consumer
-// does so only after the broker reported a dead client that was claiming in this ring, and only
-// once the gap has stayed untouched this long (a live writer fills it in nanoseconds).
-constexpr std::uint64_t kZeroGapGraceNs = 500'000'000;
+// How often skipped records still pinned by a live writer are looked at again.
+constexpr std::uint64_t kPinCheckNs = 10'000'000;
 // Longest single sleep: bounds how long a lost wake-up (which the protocol rules out) or a
 // close could go unnoticed, at one wake-up per second per idle subscription.
 constexpr std::uint64_t kMaxSleepNs = 1'000'000'000;
 // A claim is outstanding but not committed: sleep briefly, nobody will wake us.
 constexpr std::uint64_t kOutstandingSleepNs = 200'000;
+// ... and once that claim has been outstanding for kStuckCheckNs, a longer one.
+constexpr std::uint64_t kStalledSleepNs = 2'000'000;
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -55,7 +55,6 @@ SubscriptionImpl::SubscriptionImpl(std::shared_ptr<ConnectionImpl> connection, s
   connection_->segment().prefault_ring(index);
   head_ = ring_.control()->head_position.load(std::memory_order_acquire);
   head_hint_.store(head_, std::memory_order_relaxed);
-  hints_handled_ = ring_.control()->dead_claim_hints.load(std::memory_order_acquire);
 }
 
 SubscriptionImpl::~SubscriptionImpl() {
@@ -71,6 +70,10 @@ std::uint64_t SubscriptionImpl::dropped_count() const noexcept {
   return ring_.control()->dropped_msgs.load(std::memory_order_relaxed);  // a statistic
 }
 
+std::uint64_t SubscriptionImpl::skipped_count() const noexcept {
+  return ring_.control()->skipped_records.load(std::memory_order_relaxed);  // a statistic
+}
+
 std::uint64_t SubscriptionImpl::delivered_count() const noexcept {
   return ring_.control()->delivered_msgs.load(std::memory_order_relaxed);  // a statistic
 }
@@ -81,13 +84,15 @@ Result<std::size_t> SubscriptionImpl::poll_locked(const MessageHandler& handler,
   }
   std::uint32_t delivered = 0;
   const PollStatus status = ring_.poll(
-      head_, static_cast<std::uint32_t>(max), delivered, [&](const RecordView& r) {
+      head_, static_cast<std::uint32_t>(max), delivered,
+      [&](const RecordView& r) {
         handler(MessageView{std::string_view(r.subject, r.subject_len),
                             std::string_view(r.reply, r.reply_len),
                             std::string_view(reinterpret_cast<const char*>(r.headers), r.headers_len),
                             std::string_view(reinterpret_cast<const char*>(r.payload), r.payload_len),
                             connection_.get()});
-      });
+      },
+      reuse_floor());
   head_hint_.store(head_, std::memory_order_relaxed);
   if (status == PollStatus::corrupt) {
     corrupt_ = true;
@@ -95,15 +100,15 @@ Result<std::size_t> SubscriptionImpl::poll_locked(const MessageHandler& handler,
                       "subscription '" + pattern_ + "': record at ring position " +
                           std::to_string(head_) + " fails its bounds checks");
   }
-  retire_hint_locked();
   if (status == PollStatus::in_progress && delivered == 0) {
     check_stuck_head_locked();
   } else if (status == PollStatus::empty && (++empty_polls_ & 63u) == 0 && ring_.claimed_beyond(head_)) {
-    // A caller that only ever try_poll()s still gets dead writers skipped; the tail (the
+    // A caller that only ever try_poll()s still gets stuck writers skipped; the tail (the
     // producers' line) is looked at once per 64 idle slow-path polls (try_poll takes the slow
     // path once per 1024 idle calls), not on each.
     check_stuck_head_locked();
   }
+  if (!pins_.empty() && delivered == 0) release_pins_locked();
   return std::size_t{delivered};
 }
 
@@ -114,26 +119,45 @@ void SubscriptionImpl::check_stuck_head_locked() {
     stuck_since_ns_ = now;
     return;
   }
-  if (now - stuck_since_ns_ < kStuckCheckNs) return;
-  // [A9] acquire: pairs with the broker's [R9] release when it reaped a claiming client.
-  const std::uint32_t hints = ring_.control()->dead_claim_hints.load(std::memory_order_acquire);
-  if (hints != hints_handled_ && hint_tail_ == 0) {
-    // A dead client may have left untagged claims anywhere before the present tail (a wrapping
-    // claim leaves two gaps). Gap scans stay allowed until the head has passed that tail.
-    hint_tail_ = tail_position(ring_.control()->tail_word.load(std::memory_order_acquire));
+  const std::uint64_t stuck_for = now - stuck_since_ns_;
+  if (stuck_for < kStuckCheckNs) return;
+  // [A3] acquire: every claim below this tail has its claim-lane stores visible ([R3]).
+  const std::uint64_t tail = ring_.tail_acquire();
+  if (tail == head_) return;
+  // Is a live writer inside a claim below the tail? If not, whoever claimed the head is dead
+  // and nobody can write there any more: skip now. If so, it is stalled (stopped, swapped out,
+  // in a debugger): skip only after the unblock timeout, and keep the space until it has gone.
+  const std::optional<std::uint64_t> live = connection_->oldest_live_claim(index_, tail);
+  const auto timeout = static_cast<std::uint64_t>(std::max<std::int64_t>(0, options_.unblock_timeout.count()));
+  if (live && stuck_for < timeout) return;
+  const SkipResult skip = ring_.try_skip(head_, tail);
+  if (skip.kind == SkipResult::Kind::corrupt) {
+    corrupt_ = true;
+    return;
   }
-  const bool gap_scan_allowed = hint_tail_ != 0 && head_ < hint_tail_ && now - stuck_since_ns_ > kZeroGapGraceNs;
-  (void)ring_.try_unblock(
-      head_, gap_scan_allowed,
-      [&](std::uint32_t client, std::uint32_t epoch) { return connection_->is_dead(client, epoch); },
-      hint_tail_ != 0 ? hint_tail_ : ~0ull);
+  if (skip.kind != SkipResult::Kind::skipped) return;
+  if (live) pins_.push_back({head_, head_ + skip.bytes});
+  head_ += skip.bytes;
+  head_hint_.store(head_, std::memory_order_relaxed);
+  // Relaxed: a statistic with one writer (this consumer).
+  ring_.control()->skipped_records.store(ring_.control()->skipped_records.load(std::memory_order_relaxed) + 1,
+                                         std::memory_order_relaxed);
+  ring_.release_space(head_, reuse_floor());
+  stuck_head_ = ~0ull;
 }
 
-void SubscriptionImpl::retire_hint_locked() noexcept {
-  if (hint_tail_ != 0 && head_ >= hint_tail_) {
-    hints_handled_ = ring_.control()->dead_claim_hints.load(std::memory_order_acquire);  // [A9]
-    hint_tail_ = 0;
-  }
+void SubscriptionImpl::release_pins_locked() {
+  const std::uint64_t now = monotonic_ns();
+  if (now - pins_checked_ns_ < kPinCheckNs) return;
+  pins_checked_ns_ = now;
+  // A live writer whose claim began at P may still write anywhere from P on: pins that end at
+  // or before the oldest such P are free.
+  const std::optional<std::uint64_t> live = connection_->oldest_live_claim(index_, pins_.back().end);
+  std::size_t freed = 0;
+  while (freed < pins_.size() && (!live || pins_[freed].end <= *live)) ++freed;
+  if (freed == 0) return;
+  pins_.erase(pins_.begin(), pins_.begin() + static_cast<std::ptrdiff_t>(freed));
+  ring_.release_space(head_, reuse_floor());
 }
 
 void SubscriptionImpl::wait_locked(std::uint64_t deadline_ns) {
@@ -153,7 +177,8 @@ void SubscriptionImpl::wait_locked(std::uint64_t deadline_ns) {
     return;
   }
   if (now >= deadline_ns) return;
-  const std::uint64_t slice = std::min(deadline_ns - now, kMaxSleepNs);
+  // Pinned records are given back only when we look: do not sleep long while there are any.
+  const std::uint64_t slice = std::min(deadline_ns - now, pins_.empty() ? kMaxSleepNs : kPinCheckNs);
   std::uint32_t futex_value = 0;
   if (ring_.prepare_sleep(head_, futex_value)) {
     // Full fence: orders our sleeping-bit CAS before the closing_ load, against close's store
@@ -164,10 +189,13 @@ void SubscriptionImpl::wait_locked(std::uint64_t deadline_ns) {
     }
     ring_.cancel_sleep();
   } else {
-    // A claim is outstanding: its writer will commit without waking us (it saw no sleeping bit).
+    // A claim is outstanding: its writer will commit without waking us (it saw no sleeping bit),
+    // so sleep briefly on the word's present value (a new claim that changes it ends the sleep).
     check_stuck_head_locked();
-    futex_wait(ring_.futex_word(), 0xFFFF'FFFFu,
-               std::chrono::nanoseconds(std::min(slice, kOutstandingSleepNs)));
+    if (!pins_.empty()) release_pins_locked();
+    // Naps grow once the head has been stuck a while (a stalled writer): bounded CPU meanwhile.
+    const std::uint64_t nap = monotonic_ns() - stuck_since_ns_ > kStuckCheckNs ? kStalledSleepNs : kOutstandingSleepNs;
+    futex_wait(ring_.futex_word(), ring_.futex_value(), std::chrono::nanoseconds(std::min(slice, nap)));
   }
 }
 
@@ -345,5 +373,6 @@ const std::string& Subscription::queue_group() const noexcept {
 
 std::uint64_t Subscription::dropped_count() const noexcept { return impl_ ? impl_->dropped_count() : 0; }
 std::uint64_t Subscription::delivered_count() const noexcept { return impl_ ? impl_->delivered_count() : 0; }
+std::uint64_t Subscription::skipped_count() const noexcept { return impl_ ? impl_->skipped_count() : 0; }
 
 }  // namespace bus

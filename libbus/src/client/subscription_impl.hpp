@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "bus/message.hpp"
 #include "bus/options.hpp"
@@ -44,17 +45,20 @@ class SubscriptionImpl {
   const std::string& queue_group() const noexcept { return options_.queue_group; }
   std::uint64_t dropped_count() const noexcept;
   std::uint64_t delivered_count() const noexcept;
+  std::uint64_t skipped_count() const noexcept;
 
  private:
   /// Delivers what is committed; handles dead writers' records. Caller holds consume_mutex_.
   Result<std::size_t> poll_locked(const MessageHandler& handler, std::size_t max);
   /// Waits until a record may be ready, the deadline passes or we are closing.
   void wait_locked(std::uint64_t deadline_ns);
-  /// The head record is claimed but not committed: if that has lasted, find out whether its
-  /// writer died and skip the record if so (hazard 4). Slow path only: it reads the clock.
+  /// The head record is claimed but not committed: if that has lasted, skip it when no live
+  /// writer can be inside it (its writer died: hazard 4), or when it has lasted past the unblock
+  /// timeout (its writer is stopped). Slow path only: it reads the clock and the claim lanes.
   void check_stuck_head_locked();
-  /// The head passed the tail that was current when a dead-claim hint came: hint handled.
-  void retire_hint_locked() noexcept;
+  /// Gives skipped records back to producers once no live writer may still touch them.
+  void release_pins_locked();
+  std::uint64_t reuse_floor() const noexcept { return pins_.empty() ? ~0ull : pins_.front().start; }
   void stop_dispatch() noexcept;
   void join_dispatch() noexcept;
 
@@ -72,9 +76,14 @@ class SubscriptionImpl {
   std::atomic<std::uint32_t> empty_polls_hint_{0};  // every 1024th empty try_poll takes the slow path
   std::uint64_t stuck_head_ = ~0ull;       // head position check_stuck_head_locked() last saw
   std::uint64_t stuck_since_ns_ = 0;       // since when the head has not moved
-  std::uint32_t hints_handled_ = 0;
-  std::uint64_t hint_tail_ = 0;            // tail when an unhandled hint was seen (0 = none)
-  std::uint32_t empty_polls_ = 0;        // dead_claim_hints value already acted upon
+  std::uint32_t empty_polls_ = 0;          // every 64th empty slow-path poll looks for stuck writers
+  // Records skipped while a live writer may still write into them (it stalled): their space is
+  // not given back to producers until that writer is gone or has moved on. Oldest first.
+  struct Pin {
+    std::uint64_t start, end;
+  };
+  std::vector<Pin> pins_;
+  std::uint64_t pins_checked_ns_ = 0;
   bool corrupt_ = false;
 
   std::atomic<bool> closing_{false};

@@ -2,7 +2,7 @@
 //
 // Provides MpscRing, a view over a SubscriptionLayout's ring control words and its data bytes:
 //   producers: try_claim() -> begin_write() -> write the record -> commit()   (no lock, no syscall)
-//   consumer:  poll()  /  prepare_sleep() + futex  /  try_unblock() for claims left by the dead
+//   consumer:  poll()  /  prepare_sleep() + futex  /  try_skip() for claims a writer left stuck
 // Header-only, no OS calls: waking and sleeping are the caller's (client/subscription.cpp).
 //
 // Memory-ordering labels (docs/design/ring.md keeps the table):
@@ -15,6 +15,10 @@
 //        [R7], the broker's store of a recycled ring's fresh tail, so a claim never sees a stale
 //        incarnation together with a new tail.
 //   [R4] consumer's sleeping-bit CAS; totally ordered with every claim CAS on the tail word.
+//   [R5] begin_write CAS (release): header fields before the writing state; pairs with [A5] in
+//        try_skip(), which reads the length of a record it finds being written.
+//   [S1] state-word CASes (begin_write, commit, try_skip) are RMWs on one word: a late writer
+//        and the consumer that gave up on it cannot both win (docs/design/ring.md, "skips").
 //
 // Every length read from the ring is checked against the capacity before it is used; a record
 // that fails a check makes poll() return PollStatus::corrupt instead of reading out of bounds.
@@ -34,6 +38,24 @@ namespace bus::detail {
 enum class ClaimStatus { claimed, full, stale, too_large };
 enum class PollStatus { delivered, empty, in_progress, corrupt };
 
+/// What begin_write() puts in a record header (see ring/record.hpp).
+struct RecordFields {
+  std::uint8_t subject_len = 0;
+  std::uint8_t reply_len = 0;
+  std::uint16_t flags = 0;
+  std::uint16_t origin = 0;
+  std::uint16_t producer_client = 0;
+  std::uint32_t producer_epoch = 0;
+  std::uint32_t headers_len = 0;
+  std::uint32_t payload_len = 0;
+};
+
+/// Outcome of try_skip(): how many bytes from the head the consumer may step over.
+struct SkipResult {
+  enum class Kind { none, skipped, corrupt } kind = Kind::none;
+  std::uint32_t bytes = 0;
+};
+
 /// What a producer keeps per target ring, in its own process memory.
 struct ProducerCursor {
   std::uint32_t incarnation = 0;  // the incarnation its route was resolved for
@@ -52,6 +74,8 @@ struct Claim {
 /// shared header meanwhile, and nothing here re-reads it.
 struct RecordView {
   const RecordHeader* header;
+  std::uint16_t flags;
+  std::uint16_t origin;
   std::uint16_t subject_len;
   std::uint16_t reply_len;
   std::uint32_t headers_len;
@@ -60,6 +84,8 @@ struct RecordView {
   const char* reply;
   const std::byte* headers;
   const std::byte* payload;
+  std::uint64_t timestamp_ns;  // 0 unless kFlagTimestamp
+  std::uint64_t sequence;      // 0 unless kFlagSequence
 };
 
 class MpscRing {
@@ -77,8 +103,10 @@ class MpscRing {
   // ------------------------------------------------------------------------------- producers
 
   /// Claims `bytes` (a multiple of 8) for a record, owned by the caller until commit(). Never
-  /// blocks: full and stale are normal outcomes.
-  ClaimStatus try_claim(ProducerCursor& cursor, std::uint32_t bytes, Claim& out) noexcept {
+  /// blocks: full and stale are normal outcomes. `lane` is the caller's claim lane, already
+  /// naming this ring: the position of each attempt is stored in it before the CAS, so a
+  /// consumer can tell where a live writer may still be writing (docs/design/ring.md).
+  ClaimStatus try_claim(ProducerCursor& cursor, std::uint32_t bytes, ClaimLane& lane, Claim& out) noexcept {
     if (bytes > max_record_bytes() || bytes < kRecordHeaderBytes) return ClaimStatus::too_large;
     // [A3] acquire: see the header comment.
     std::uint64_t word = ctl_->tail_word.load(std::memory_order_acquire);
@@ -102,8 +130,11 @@ class MpscRing {
           return ClaimStatus::full;
         }
       }
+      // Relaxed: made visible by the release half of the CAS below ([R3]); own lane.
+      lane.claim_position.store(position, std::memory_order_relaxed);
       const std::uint64_t next = position + total;  // sleeping bit cleared: we wake the consumer
-      // [R3] release: our claim-lane store is visible to the broker's [A7] RMW that follows.
+      // [R3] release: our claim-lane stores are visible to the broker's [A7] RMW and to any
+      // consumer whose acquire load of the tail reads this claim or a later one.
       // [A3] acquire (both outcomes): a retry re-checks the incarnation against a fresh tail.
       if (ctl_->tail_word.compare_exchange_weak(word, next, std::memory_order_acq_rel,
                                                 std::memory_order_acquire)) {
@@ -113,9 +144,13 @@ class MpscRing {
     out.consumer_sleeping = tail_sleeping(word);
     if (padding != 0) {
       auto* pad = header_at(position);
-      if (padding >= 16) pad->length = padding;
-      // [R1] release: the padding's length is visible before its state commits it.
-      pad->state.store(position | kRecordPadding, std::memory_order_release);
+      std::uint64_t old = pad->state.load(std::memory_order_relaxed);
+      if (!tagged(old, position)) {  // the consumer may have skipped it already ([S1])
+        if (padding >= 16) std::atomic_ref<std::uint32_t>(pad->length).store(padding, std::memory_order_relaxed);
+        // [R1] release: the padding's length is visible before its state commits it.
+        (void)pad->state.compare_exchange_strong(old, position | kRecordPadding, std::memory_order_release,
+                                                 std::memory_order_relaxed);
+      }
       position += padding;
     }
     out.record = header_at(position);
@@ -124,31 +159,42 @@ class MpscRing {
     return ClaimStatus::claimed;
   }
 
-  /// Fills the record header and marks the claim as being written by (client, epoch): if the
-  /// writer dies before commit(), the consumer can prove it dead and skip the record
-  /// (try_unblock). Every field is written: the ring is not zeroed between laps.
-  static void begin_write(Claim& claim, std::uint32_t client, std::uint32_t epoch,
-                          std::uint16_t subject_len, std::uint16_t reply_len,
-                          std::uint32_t headers_len, std::uint32_t payload_len) noexcept {
+  /// Fills the record header and marks the claim as being written. False: the consumer gave up
+  /// on this claim (the writer stalled) and skipped it; write nothing more and count the loss.
+  /// Every field is written: the ring is not zeroed between laps.
+  static bool begin_write(Claim& claim, const RecordFields& f) noexcept {
     RecordHeader* r = claim.record;
-    r->length = claim.bytes;
-    r->subject_len = subject_len;
-    r->reply_len = reply_len;
-    r->headers_len = headers_len;
-    r->payload_len = payload_len;
-    r->producer_client = client;
-    r->producer_epoch = epoch;
-    // Release: length and owner are visible to a consumer that sees the writing state.
-    r->state.store(claim.position | kRecordWriting, std::memory_order_release);
+    std::uint64_t old = r->state.load(std::memory_order_relaxed);
+    if (tagged(old, claim.position)) return false;  // skipped before we began
+    // Relaxed atomic stores: try_skip() may CAS these words of a claim it found untouched, and
+    // both sides must be atomic for that to be defined; the CAS below publishes them ([R5]).
+    std::atomic_ref<std::uint32_t>(r->length).store(claim.bytes, std::memory_order_relaxed);
+    std::atomic_ref<std::uint16_t>(r->flags).store(f.flags, std::memory_order_relaxed);
+    std::atomic_ref<std::uint8_t>(r->subject_len).store(f.subject_len, std::memory_order_relaxed);
+    std::atomic_ref<std::uint8_t>(r->reply_len).store(f.reply_len, std::memory_order_relaxed);
+    std::atomic_ref<std::uint32_t>(r->headers_len).store(f.headers_len, std::memory_order_relaxed);
+    std::atomic_ref<std::uint32_t>(r->payload_len).store(f.payload_len, std::memory_order_relaxed);
+    std::atomic_ref<std::uint16_t>(r->producer_client).store(f.producer_client, std::memory_order_relaxed);
+    std::atomic_ref<std::uint16_t>(r->origin).store(f.origin, std::memory_order_relaxed);
+    std::atomic_ref<std::uint32_t>(r->producer_epoch).store(f.producer_epoch, std::memory_order_relaxed);
+    // [R5] release: the fields above are visible to a consumer that sees the writing state.
+    // [S1] fails only if the consumer skipped the claim meanwhile.
+    return r->state.compare_exchange_strong(old, claim.position | kRecordWriting, std::memory_order_release,
+                                            std::memory_order_relaxed);
   }
 
   static std::byte* body(const Claim& claim) noexcept {
     return reinterpret_cast<std::byte*>(claim.record) + kRecordHeaderBytes;
   }
 
-  static void commit(const Claim& claim) noexcept {
+  /// Publishes the record. False: the consumer skipped it while we were writing (we stalled
+  /// past its unblock timeout); nothing of it is delivered and the caller counts the loss.
+  static bool commit(const Claim& claim) noexcept {
+    std::uint64_t expected = claim.position | kRecordWriting;
     // [R1] release: every byte of the record is visible before the consumer sees it committed.
-    claim.record->state.store(claim.position | kRecordMessage, std::memory_order_release);
+    // [S1] the consumer's skip CAS and this one cannot both succeed.
+    return claim.record->state.compare_exchange_strong(expected, claim.position | kRecordMessage,
+                                                       std::memory_order_release, std::memory_order_relaxed);
   }
 
   /// Address of the 32-bit futex word: the high half of tail_word, which holds the sleeping bit.
@@ -157,16 +203,23 @@ class MpscRing {
     static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "futex word is the high half");
     return reinterpret_cast<std::uint32_t*>(&ctl_->tail_word) + 1;
   }
+  /// The futex word's present value (to wait for any change of it).
+  std::uint32_t futex_value() const noexcept {
+    // Relaxed: FUTEX_WAIT re-compares atomically; a stale value only returns at once.
+    return static_cast<std::uint32_t>(ctl_->tail_word.load(std::memory_order_relaxed) >> 32);
+  }
 
   // -------------------------------------------------------------------------------- consumer
 
   /// Delivers up to `max_records` committed messages to `on_message(const RecordView&)`, then
   /// releases their space to producers. Returns in_progress when the head record is being
   /// written, empty when nothing is written at the head yet. `head` is the consumer's own copy
-  /// of its position (single writer).
+  /// of its position (single writer). Space at and above `reuse_floor` stays reserved: the
+  /// consumer passes it as the start of the oldest skipped record a live writer may still
+  /// touch (see try_skip()).
   template <class OnMessage>
   PollStatus poll(std::uint64_t& head, std::uint32_t max_records, std::uint32_t& delivered,
-                  OnMessage&& on_message) noexcept {
+                  OnMessage&& on_message, std::uint64_t reuse_floor = ~0ull) noexcept {
     delivered = 0;
     PollStatus status = PollStatus::empty;
     const std::uint64_t start = head;
@@ -187,7 +240,7 @@ class MpscRing {
       } else if (kind == kRecordMessage) {
         bytes = rec->length;
       } else {
-        status = PollStatus::corrupt;
+        status = PollStatus::corrupt;  // kSkipped at the head: only this consumer writes it
         break;
       }
       if (bytes == 0 || bytes % kRecordAlign != 0 || bytes > capacity_ - index) {
@@ -196,21 +249,33 @@ class MpscRing {
       }
       if (kind == kRecordMessage) {
         // One read of each length, then only the copies are checked and used.
+        const std::uint16_t flags = rec->flags;
         const std::uint16_t subject_len = rec->subject_len;
         const std::uint16_t reply_len = rec->reply_len;
         const std::uint32_t headers_len = rec->headers_len;
         const std::uint32_t payload_len = rec->payload_len;
-        const std::uint64_t used = std::uint64_t{kRecordHeaderBytes} + subject_len + reply_len +
+        const std::uint32_t extension = extension_bytes(flags);
+        const std::uint64_t used = std::uint64_t{kRecordHeaderBytes} + extension + subject_len + reply_len +
                                    headers_len + payload_len;
         if (bytes < kRecordHeaderBytes || used > bytes) {
           status = PollStatus::corrupt;
           break;
         }
-        const char* base = reinterpret_cast<const char*>(rec) + kRecordHeaderBytes;
+        const char* words = reinterpret_cast<const char*>(rec) + kRecordHeaderBytes;
+        std::uint64_t timestamp = 0, sequence = 0;
+        if (flags & kFlagTimestamp) {
+          std::memcpy(&timestamp, words, 8);
+          words += 8;
+        }
+        if (flags & kFlagSequence) {
+          std::memcpy(&sequence, words, 8);
+          words += 8;
+        }
+        const char* base = words;
         const char* headers = base + subject_len + reply_len;
-        on_message(RecordView{rec, subject_len, reply_len, headers_len, payload_len, base,
+        on_message(RecordView{rec, flags, rec->origin, subject_len, reply_len, headers_len, payload_len, base,
                               base + subject_len, reinterpret_cast<const std::byte*>(headers),
-                              reinterpret_cast<const std::byte*>(headers + headers_len)});
+                              reinterpret_cast<const std::byte*>(headers + headers_len), timestamp, sequence});
         ++delivered;
         status = PollStatus::delivered;
       }
@@ -218,7 +283,7 @@ class MpscRing {
     }
     if (head != start) {
       // [R2] release: our reads of the consumed bytes are done before producers may reuse them.
-      ctl_->head_position.store(head, std::memory_order_release);
+      ctl_->head_position.store(std::min(head, reuse_floor), std::memory_order_release);
       if (delivered != 0) {
         // Relaxed: a statistic with one writer (this consumer).
         ctl_->delivered_msgs.store(ctl_->delivered_msgs.load(std::memory_order_relaxed) + delivered,
@@ -227,9 +292,15 @@ class MpscRing {
     }
     // An empty answer does not look at the tail: that line belongs to the producers, and
     // reading it on every idle poll would cost them a cache miss on every claim. Callers that
-    // need to know about claims not yet written (to sleep, or to spot a dead writer) ask
+    // need to know about claims not yet written (to sleep, or to spot a stuck writer) ask
     // claimed_beyond() on their slow path.
     return status;
+  }
+
+  /// Publishes how far producers may reuse space (after pins were released).
+  void release_space(std::uint64_t head, std::uint64_t reuse_floor) noexcept {
+    // [R2] release: as in poll().
+    ctl_->head_position.store(std::min(head, reuse_floor), std::memory_order_release);
   }
 
   /// True when the record at `head` is committed (what a spinning consumer watches).
@@ -243,6 +314,12 @@ class MpscRing {
   bool claimed_beyond(std::uint64_t head) const noexcept {
     // Relaxed: a hint for choosing how to wait; no data is read on its strength.
     return tail_position(ctl_->tail_word.load(std::memory_order_relaxed)) != head;
+  }
+
+  /// The tail position, with acquire ([A3]): every claim below it has its claim-lane stores
+  /// visible ([R3]), which is what a consumer judging stuck writers relies on.
+  std::uint64_t tail_acquire() const noexcept {
+    return tail_position(ctl_->tail_word.load(std::memory_order_acquire));
   }
 
   /// Announces that the consumer is about to sleep. Succeeds only when no claim is outstanding
@@ -276,51 +353,72 @@ class MpscRing {
     }
   }
 
-  /// Skips a record at `head` whose writer died before committing it. `is_dead(client, epoch)`
-  /// says whether a writer identity is gone. `allow_gap_scan` permits the heuristic case of a
-  /// writer that died between its claim CAS and begin_write() (only when the broker has
-  /// reported a dead client that was claiming in this ring). Returns true if it unblocked.
-  /// `scan_end` bounds the gap scan (the tail seen when the dead client was reported), so a
-  /// claim made after that — a live writer's — is never padded over.
-  template <class IsDead>
-  bool try_unblock(std::uint64_t head, bool allow_gap_scan, IsDead&& is_dead,
-                   std::uint64_t scan_end = ~0ull) noexcept {
+  /// Gives up on the claim at `head` (below `tail`, a tail read with tail_acquire()), whose
+  /// writer stalled or died: the caller has decided that (docs/design/ring.md, "skips").
+  ///  * being written: its state becomes skipped; the writer's commit() then fails.
+  ///  * not begun (the writer stopped between its claim CAS and begin_write): the claim runs to
+  ///    the next record start, i.e. the first 8-byte position P whose state is tagged P, or the
+  ///    tail, or the end of the ring. Every 8-byte word of that gap is marked skipped, so any
+  ///    writer whose claim starts inside it fails its begin_write() and writes nothing; a
+  ///    writer that wins its CAS first ends the gap there.
+  /// Returns the bytes the consumer steps over (none when the record was committed or begun
+  /// meanwhile), or corrupt when the record fails its bounds checks.
+  SkipResult try_skip(std::uint64_t head, std::uint64_t tail) noexcept {
+    using Kind = SkipResult::Kind;
+    if (tail <= head || tail - head > capacity_) return {};
     const auto index = static_cast<std::uint32_t>(head & mask_);
     auto* rec = header_at(head);
-    const std::uint64_t state = rec->state.load(std::memory_order_acquire);
-    if (state == (head | kRecordWriting)) {
-      const std::uint32_t bytes = rec->length;
-      if (bytes < kRecordHeaderBytes || bytes % kRecordAlign != 0 || bytes > capacity_ - index) return false;
-      if (!is_dead(rec->producer_client, rec->producer_epoch)) return false;
-      // The record is a padding of the same length now. [R1] release: length before state.
-      rec->state.store(head | kRecordPadding, std::memory_order_release);
-      return true;
+    // [A5] acquire: pairs with [R5]; the length of a record being written is visible.
+    std::uint64_t state = rec->state.load(std::memory_order_acquire);
+    if (tagged(state, head)) {
+      if ((state & kRecordKindMask) != kRecordWriting) return {};  // committed: poll() takes it
+      const std::uint32_t bytes = std::atomic_ref<std::uint32_t>(rec->length).load(std::memory_order_relaxed);
+      if (bytes < kRecordHeaderBytes || bytes % kRecordAlign != 0 || bytes > capacity_ - index) {
+        return {Kind::corrupt, 0};
+      }
+      // [S1] fails if the writer committed just now.
+      if (!rec->state.compare_exchange_strong(state, head | kRecordSkipped, std::memory_order_acq_rel,
+                                              std::memory_order_acquire)) {
+        return {};
+      }
+      return {Kind::skipped, bytes};
     }
-    if (tagged(state, head) || !allow_gap_scan) return false;
-    // The dead writer claimed [head, X) and wrote nothing. X is the next record start: the first
-    // 8-byte position P whose state word is tagged P, or the tail, or the end of the ring.
-    const std::uint64_t tail =
-        std::min(scan_end, tail_position(ctl_->tail_word.load(std::memory_order_acquire)));
-    if (tail <= head || tail - head > capacity_) return false;
     const auto limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(capacity_ - index, tail - head));
     std::uint32_t gap = kRecordAlign;
     while (gap < limit &&
            !tagged(header_at(head + gap)->state.load(std::memory_order_acquire), head + gap)) {
       gap += kRecordAlign;
     }
-    if (gap < 16 && gap != capacity_ - index) return false;  // a real claim is never this short
-    // Re-check the head: a live writer would have tagged it by now.
-    if (tagged(rec->state.load(std::memory_order_acquire), head)) return false;
-    if (gap >= 16) rec->length = gap;
-    rec->state.store(head | kRecordPadding, std::memory_order_release);  // [R1]
-    return true;
+    // A claim is a padding to the end of the ring or a record of at least a header.
+    if (gap < kRecordHeaderBytes && gap != capacity_ - index) return {};
+    // [S1] fails if the head's writer began just now.
+    if (!rec->state.compare_exchange_strong(state, head | kRecordSkipped, std::memory_order_acq_rel,
+                                            std::memory_order_acquire)) {
+      return {};
+    }
+    for (std::uint32_t off = kRecordAlign; off < gap; off += kRecordAlign) {
+      auto& word = header_at(head + off)->state;
+      std::uint64_t v = word.load(std::memory_order_relaxed);
+      for (;;) {
+        if (tagged(v, head + off)) return {Kind::skipped, off};  // a writer began there: gap ends
+        // [S1] acq_rel: against the begin_write() CAS of a claim starting at this word.
+        if (word.compare_exchange_weak(v, (head + off) | kRecordSkipped, std::memory_order_acq_rel,
+                                       std::memory_order_relaxed)) {
+          break;
+        }
+      }
+    }
+    return {Kind::skipped, gap};
   }
 
  private:
   /// Was this state word written for the record at `position`? (Zeroes never are: kind 0.)
+ public:
   static bool tagged(std::uint64_t state, std::uint64_t position) noexcept {
     return (state & ~kRecordKindMask) == position && (state & kRecordKindMask) != 0;
   }
+
+ private:
 
   RecordHeader* header_at(std::uint64_t position) const noexcept {
     return reinterpret_cast<RecordHeader*>(data_ + (position & mask_));

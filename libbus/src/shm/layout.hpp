@@ -5,9 +5,9 @@
 // pointers, because every process maps it at a different address. Every offset, index and
 // length read from it is untrusted: code that uses one checks it against the bounds below.
 //
-//   segment (all regions 4096-aligned)
+//   segment (all regions 4096-aligned; each found through the header's region table)
 //   +--------------------------------------+ 0
-//   | SegmentHeader            (4096 B)    |  magic, version, sizes, region offsets, broker
+//   | SegmentHeader            (4096 B)    |  magic, version, state, id, sizes, region table
 //   +--------------------------------------+ clients_offset
 //   | ClientLayout x max_clients           |  who is attached; publisher claim lanes
 //   +--------------------------------------+ subscriptions_offset
@@ -35,7 +35,7 @@
 namespace bus::detail {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x3130'4745'5353'5542ull;  // "BUSSEG01" little-endian
-inline constexpr std::uint16_t kLayoutMajor = 1;
+inline constexpr std::uint16_t kLayoutMajor = 2;
 inline constexpr std::uint16_t kLayoutMinor = 0;
 inline constexpr std::size_t kCacheLine = 64;
 // Hot atomics get two cache lines (Aeron's rule): the adjacent-line prefetcher pulls pairs of
@@ -60,65 +60,103 @@ static_assert(std::atomic<std::int32_t>::is_always_lock_free);
 //    8     2 layout_major               broker  clients refuse a different major
 //   10     2 layout_minor               broker  newer minor = fields added in reserved space
 //   12     4 header_size                broker  4096
-//   16     8 segment_size               broker  must equal the mapped file size
-//   24     4 max_clients                broker
-//   28     4 max_subscriptions          broker  = number of rings
-//   32     4 max_routes                 broker
-//   36     4 max_fanout                 broker  targets per route
-//   40     8 ring_bytes                 broker  power of two, per subscription
-//   48     8 max_payload                broker  headers + payload, per message
-//   56     8 clients_offset             broker
-//   64     8 subscriptions_offset       broker
-//   72     8 routes_offset              broker
-//   80     8 route_stride               broker  bytes per RouteLayout incl. targets
-//   88     8 rings_offset               broker
-//   96     4 broker_pid                 broker
-//  100     4 owner_uid                  broker
-//  104     8 broker_start_ticks         broker  /proc/<pid>/stat starttime (pid-reuse proof)
-//  112     8 created_unix_ns            broker
-//  120   136 reserved (zero)                    room for minor additions (journal, stats)
-//  256   128 broker_heartbeat_ns        broker  CLOCK_MONOTONIC ns, every 100 ms  [hot block]
-//  384   128 registry_generation        broker  +1 per subscription change       [hot block]
-//  512  3584 reserved (zero)                    monitoring counters, journal descriptors
+//   16     4 segment_state              broker  SegmentState; `superseded` tells every client of
+//                                               any version to leave (offsets 0..19 never move)
+//   20     4 region_count               broker  entries used in `regions`
+//   24     8 segment_size               broker  must equal the mapped file size
+//   32     8 segment_id                 broker  random at creation; kept across adoptions
+//   40     8 created_unix_ns            broker
+//   48     4 owner_uid                  broker
+//   52     4 broker_epoch               broker  +1 each time a broker creates or adopts it
+//   56     4 broker_pid                 broker  rewritten by an adopting broker
+//   60     4 reserved
+//   64     8 broker_start_ticks         broker  /proc/<pid>/stat starttime (pid-reuse proof)
+//   72     4 max_clients                broker
+//   76     4 max_subscriptions          broker  = number of rings
+//   80     4 max_routes                 broker
+//   84     4 max_fanout                 broker  targets per route
+//   88     8 ring_bytes                 broker  power of two, per subscription
+//   96     8 max_payload                broker  headers + payload, per message
+//  104    24 reserved (zero)
+//  128   512 regions[16]                broker  RegionEntry: kind, offset, size, count, stride
+//  640   128 broker_heartbeat_ns        broker  CLOCK_MONOTONIC ns, every 100 ms  [hot block]
+//  768   128 registry_generation        broker  +1 per subscription change       [hot block]
+//  896  3200 reserved (zero)                    monitoring counters, journal descriptors
+//
+// The region table is how the segment grows without a rewrite: a reader finds each region by
+// kind, checks offset + size against the file, and ignores kinds it does not know (a newer minor
+// version may add counters, streams, a payload pool or bridge state).
 // ---------------------------------------------------------------------------------------------
+enum class SegmentState : std::uint32_t {
+  building = 0,    // being filled (magic not yet published)
+  live = 1,        // served by a broker, or waiting for one to adopt it
+  superseded = 2,  // a broker replaced it: clients must stop using it and re-attach
+};
+
+enum class RegionKind : std::uint32_t {
+  none = 0,
+  clients = 1,        // ClientLayout x max_clients
+  subscriptions = 2,  // SubscriptionLayout x max_subscriptions
+  routes = 3,         // RouteLayout (+ targets) x max_routes, stride route_stride
+  rings = 4,          // ring data x max_subscriptions, stride ring_bytes
+  // reserved for the next issues: counters = 5, streams = 6, payload_pool = 7, bridge = 8
+};
+
+inline constexpr std::size_t kMaxRegions = 16;
+
+struct RegionEntry {
+  std::uint32_t kind;    // RegionKind
+  std::uint32_t flags;   // 0; reserved
+  std::uint64_t offset;  // from the segment start, kRegionAlign-aligned
+  std::uint64_t size;    // bytes
+  std::uint32_t count;   // elements
+  std::uint32_t stride;  // bytes per element (0 when elements are bigger than 4 GiB)
+};
+static_assert(sizeof(RegionEntry) == 32);
+
 struct alignas(kRegionAlign) SegmentHeader {
   std::atomic<std::uint64_t> magic;
   std::uint16_t layout_major;
   std::uint16_t layout_minor;
   std::uint32_t header_size;
+  std::atomic<std::uint32_t> segment_state;
+  std::uint32_t region_count;
   std::uint64_t segment_size;
+  std::uint64_t segment_id;
+  std::uint64_t created_unix_ns;
+  std::uint32_t owner_uid;
+  std::atomic<std::uint32_t> broker_epoch;
+  std::atomic<std::uint32_t> broker_pid;
+  std::uint32_t reserved0;
+  std::atomic<std::uint64_t> broker_start_ticks;
   std::uint32_t max_clients;
   std::uint32_t max_subscriptions;
   std::uint32_t max_routes;
   std::uint32_t max_fanout;
   std::uint64_t ring_bytes;
   std::uint64_t max_payload;
-  std::uint64_t clients_offset;
-  std::uint64_t subscriptions_offset;
-  std::uint64_t routes_offset;
-  std::uint64_t route_stride;
-  std::uint64_t rings_offset;
-  std::uint32_t broker_pid;
-  std::uint32_t owner_uid;
-  std::uint64_t broker_start_ticks;
-  std::uint64_t created_unix_ns;
-  std::uint8_t reserved0[136];
+  std::uint8_t reserved1[24];
+  RegionEntry regions[kMaxRegions];
   alignas(kHotBlock) std::atomic<std::uint64_t> broker_heartbeat_ns;
   alignas(kHotBlock) std::atomic<std::uint64_t> registry_generation;
-  alignas(kHotBlock) std::uint8_t reserved1[3584];
+  alignas(kHotBlock) std::uint8_t reserved2[3200];
 };
 static_assert(offsetof(SegmentHeader, magic) == 0);
 static_assert(offsetof(SegmentHeader, layout_major) == 8);
 static_assert(offsetof(SegmentHeader, header_size) == 12);
-static_assert(offsetof(SegmentHeader, segment_size) == 16);
-static_assert(offsetof(SegmentHeader, max_clients) == 24);
-static_assert(offsetof(SegmentHeader, ring_bytes) == 40);
-static_assert(offsetof(SegmentHeader, clients_offset) == 56);
-static_assert(offsetof(SegmentHeader, rings_offset) == 88);
-static_assert(offsetof(SegmentHeader, broker_pid) == 96);
-static_assert(offsetof(SegmentHeader, created_unix_ns) == 112);
-static_assert(offsetof(SegmentHeader, broker_heartbeat_ns) == 256);
-static_assert(offsetof(SegmentHeader, registry_generation) == 384);
+static_assert(offsetof(SegmentHeader, segment_state) == 16);
+static_assert(offsetof(SegmentHeader, region_count) == 20);
+static_assert(offsetof(SegmentHeader, segment_size) == 24);
+static_assert(offsetof(SegmentHeader, segment_id) == 32);
+static_assert(offsetof(SegmentHeader, broker_epoch) == 52);
+static_assert(offsetof(SegmentHeader, broker_pid) == 56);
+static_assert(offsetof(SegmentHeader, broker_start_ticks) == 64);
+static_assert(offsetof(SegmentHeader, max_clients) == 72);
+static_assert(offsetof(SegmentHeader, ring_bytes) == 88);
+static_assert(offsetof(SegmentHeader, max_payload) == 96);
+static_assert(offsetof(SegmentHeader, regions) == 128);
+static_assert(offsetof(SegmentHeader, broker_heartbeat_ns) == 640);
+static_assert(offsetof(SegmentHeader, registry_generation) == 768);
 static_assert(sizeof(SegmentHeader) == 4096);
 
 // ---------------------------------------------------------------------------------------------
@@ -133,28 +171,36 @@ static_assert(sizeof(SegmentHeader) == 4096);
 //   24     8 connected_unix_ns  broker
 //   32    48 name               broker  client-chosen label for monitoring (NUL-terminated)
 //   80    48 reserved (zero)
-//  128  2048 claim_lanes[32]    client  one 64-byte line per publishing thread
+//  128  2048 claim_lanes[32]    client  one 64-byte line per publishing thread:
+//                                       0: ring + 1 being claimed in, 8: claim position
 //
-// Claim lane protocol (see docs/design/ring.md, "dead publishers"): before a publisher CASes a
-// ring's tail it stores `subscription index + 1` in its lane, and stores 0 after committing. The
-// broker reads the lanes (a) of a dead client, to find rings that may hold a claim it never
-// committed, and (b) of all live clients, before recycling a ring, to know no claim under the
-// ring's old incarnation is still being written.
+// Claim lane protocol (see docs/design/ring.md, "stalled and dead publishers"): before a
+// publisher CASes a ring's tail it stores `subscription index + 1` in its lane (release) and the
+// tail position it expects to claim at (before every CAS attempt); it stores 0 after committing.
+// Readers:
+//  * the broker, before recycling a ring: no live lane names it => no claim under the ring's old
+//    incarnation is still being written;
+//  * a consumer whose head is stuck: the lanes naming its ring, with their positions, tell
+//    which live writers may still write below a position. A lane whose process is gone
+//    (pid + start ticks) is no threat, so recovery needs no broker.
 // ---------------------------------------------------------------------------------------------
 enum class ClientState : std::uint32_t { free = 0, live = 1 };
 
 struct alignas(kCacheLine) ClaimLane {
   std::atomic<std::uint32_t> active_subscription_plus1;
-  std::uint8_t pad[kCacheLine - 4];
+  std::uint32_t reserved;
+  std::atomic<std::uint64_t> claim_position;  // tail position of the claim (being) made
+  std::uint8_t pad[kCacheLine - 16];
 };
+static_assert(offsetof(ClaimLane, claim_position) == 8);
 static_assert(sizeof(ClaimLane) == kCacheLine);
 
 struct alignas(kCacheLine) ClientLayout {
   std::atomic<std::uint32_t> state;
   std::atomic<std::uint32_t> epoch;
-  std::uint32_t pid;
+  std::atomic<std::uint32_t> pid;
   std::uint32_t uid;
-  std::uint64_t start_ticks;
+  std::atomic<std::uint64_t> start_ticks;
   std::uint64_t connected_unix_ns;
   char name[kClientNameBytes];
   std::uint8_t reserved[48];
@@ -182,11 +228,14 @@ static_assert(sizeof(ClientLayout) == 128 + kClaimLanes * kCacheLine);
 //  512     8 tail_word             producers [hot] bit 63 = consumer sleeping, bits 62..0 = tail
 //                                            position (bytes claimed, ever; never wraps)
 //  520     4 incarnation           broker    [same line] +1 when the subscription is removed
-//  640     8 head_position         consumer  [hot] bytes consumed, ever; index = position & mask
+//  640     8 head_position         consumer  [hot] bytes producers may reuse below (= consumed,
+//                                            except a skipped record a live writer may still
+//                                            touch holds it back); index = position & mask
 //  648     8 delivered_msgs        consumer  [same block] messages handed to the application
+//  656     8 skipped_records       consumer  [same block] records skipped: writer dead or stalled
 //  768     8 dropped_msgs          producers a full ring dropped a message for this sub
-//  776     4 dead_claim_hints      broker    +1 when a dead client may have left a claim here
-//  780   116 reserved
+//  776     8 abandoned_msgs        producers a stalled writer found its record skipped
+//  784   112 reserved
 //
 // Positions are 64-bit and only grow (Aeron's rule), so a publisher's cached copy of the head
 // can be old but never wrong in the direction that matters. A publisher holding a stale route
@@ -217,10 +266,11 @@ struct alignas(kHotBlock) SubscriptionLayout {
   alignas(kHotBlock) std::atomic<std::uint64_t> tail_word;
   std::atomic<std::uint32_t> incarnation;
   alignas(kHotBlock) std::atomic<std::uint64_t> head_position;
-  std::atomic<std::uint64_t> delivered_msgs;  // written with head: no line shared with producers
+  std::atomic<std::uint64_t> delivered_msgs;   // written with head: no line shared with producers
+  std::atomic<std::uint64_t> skipped_records;  // likewise
   alignas(kHotBlock) std::atomic<std::uint64_t> dropped_msgs;
-  std::atomic<std::uint32_t> dead_claim_hints;
-  std::uint8_t reserved2[116];
+  std::atomic<std::uint64_t> abandoned_msgs;
+  std::uint8_t reserved2[112];
 };
 static_assert(offsetof(SubscriptionLayout, pattern) == 32);
 static_assert(offsetof(SubscriptionLayout, group) == 288);
@@ -228,8 +278,9 @@ static_assert(offsetof(SubscriptionLayout, tail_word) == 512);
 static_assert(offsetof(SubscriptionLayout, incarnation) == 520);
 static_assert(offsetof(SubscriptionLayout, head_position) == 640);
 static_assert(offsetof(SubscriptionLayout, delivered_msgs) == 648);
+static_assert(offsetof(SubscriptionLayout, skipped_records) == 656);
 static_assert(offsetof(SubscriptionLayout, dropped_msgs) == 768);
-static_assert(offsetof(SubscriptionLayout, dead_claim_hints) == 776);
+static_assert(offsetof(SubscriptionLayout, abandoned_msgs) == 776);
 static_assert(sizeof(SubscriptionLayout) == 896);
 
 // ---------------------------------------------------------------------------------------------
@@ -242,7 +293,7 @@ static_assert(sizeof(SubscriptionLayout) == 896);
 //   12     4 target_count   broker  <= max_fanout (checked by readers)
 //   16   256 subject        broker  NUL-terminated literal subject
 //  272    48 reserved
-//  320   16n targets        broker  RouteTarget[max_fanout]
+//  320   16n targets        broker  RouteTarget[max_fanout]: subscription, incarnation, group, kind
 //
 // A route lists every subscription whose pattern matches the subject. Publishers copy it into
 // process memory under the seqlock and re-copy only when `version` changes, so a steady-state
@@ -250,11 +301,15 @@ static_assert(sizeof(SubscriptionLayout) == 896);
 // ---------------------------------------------------------------------------------------------
 enum class RouteState : std::uint32_t { free = 0, active = 1 };
 
+// What a route target delivers into. Publishers skip kinds they do not know, so a newer broker
+// can add targets (the journal's streams, the NATS bridge) without breaking older clients.
+enum class TargetKind : std::uint32_t { ring = 0, stream = 1, bridge = 2 };
+
 struct RouteTarget {
-  std::atomic<std::uint32_t> subscription;  // slot index
+  std::atomic<std::uint32_t> subscription;  // slot index (ring), or the kind's own index
   std::atomic<std::uint32_t> incarnation;   // ring incarnation the route was built for
   std::atomic<std::uint32_t> group;         // 0 = plain; else queue-group ordinal within route
-  std::uint32_t reserved;
+  std::atomic<std::uint32_t> kind;          // TargetKind
 };
 static_assert(sizeof(RouteTarget) == 16);
 
@@ -305,6 +360,26 @@ constexpr SegmentGeometry compute_geometry(const SegmentConfig& c) noexcept {
       align_up(g.routes_offset + std::uint64_t{c.max_routes} * g.route_stride, kRegionAlign);
   g.segment_size = g.rings_offset + std::uint64_t{c.max_subscriptions} * c.ring_bytes;
   return g;
+}
+
+/// The region table a segment of this geometry carries (what create() writes and what open()
+/// expects to find for the kinds it knows).
+struct RegionTable {
+  RegionEntry entries[4];
+};
+constexpr RegionTable region_table(const SegmentConfig& c, const SegmentGeometry& g) noexcept {
+  const auto u32 = [](std::uint64_t v) { return v > 0xFFFF'FFFFull ? 0u : static_cast<std::uint32_t>(v); };
+  return RegionTable{{
+      {static_cast<std::uint32_t>(RegionKind::clients), 0, g.clients_offset,
+       std::uint64_t{c.max_clients} * sizeof(ClientLayout), c.max_clients, u32(sizeof(ClientLayout))},
+      {static_cast<std::uint32_t>(RegionKind::subscriptions), 0, g.subscriptions_offset,
+       std::uint64_t{c.max_subscriptions} * sizeof(SubscriptionLayout), c.max_subscriptions,
+       u32(sizeof(SubscriptionLayout))},
+      {static_cast<std::uint32_t>(RegionKind::routes), 0, g.routes_offset,
+       std::uint64_t{c.max_routes} * g.route_stride, c.max_routes, u32(g.route_stride)},
+      {static_cast<std::uint32_t>(RegionKind::rings), 0, g.rings_offset,
+       std::uint64_t{c.max_subscriptions} * c.ring_bytes, c.max_subscriptions, u32(c.ring_bytes)},
+  }};
 }
 
 }  // namespace bus::detail

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <new>
 #include <thread>
 
@@ -55,6 +57,12 @@ Segment& Segment::operator=(Segment&&) noexcept = default;
 Segment::~Segment() = default;
 
 namespace {
+
+std::uint64_t random_u64() noexcept {
+  std::uint64_t v = 0;
+  if (::getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v)) v = realtime_ns() ^ (std::uint64_t(::getpid()) << 32);
+  return v == 0 ? 1 : v;
+}
 
 bool is_power_of_two(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
@@ -162,29 +170,31 @@ Result<Segment> Segment::create(std::string_view bus_name, const SegmentConfig& 
   h->layout_major = kLayoutMajor;
   h->layout_minor = kLayoutMinor;
   h->header_size = sizeof(SegmentHeader);
+  h->segment_state.store(static_cast<std::uint32_t>(SegmentState::building), std::memory_order_relaxed);
   h->segment_size = geo.segment_size;
+  h->segment_id = random_u64();
+  h->created_unix_ns = realtime_ns();
+  h->owner_uid = static_cast<std::uint32_t>(::geteuid());
+  h->broker_epoch.store(1, std::memory_order_relaxed);
+  h->broker_pid.store(static_cast<std::uint32_t>(broker_pid), std::memory_order_relaxed);
+  h->broker_start_ticks.store(broker_start_ticks, std::memory_order_relaxed);
   h->max_clients = config.max_clients;
   h->max_subscriptions = config.max_subscriptions;
   h->max_routes = config.max_routes;
   h->max_fanout = config.max_fanout;
   h->ring_bytes = config.ring_bytes;
   h->max_payload = config.max_payload;
-  h->clients_offset = geo.clients_offset;
-  h->subscriptions_offset = geo.subscriptions_offset;
-  h->routes_offset = geo.routes_offset;
-  h->route_stride = geo.route_stride;
-  h->rings_offset = geo.rings_offset;
-  h->broker_pid = static_cast<std::uint32_t>(broker_pid);
-  h->owner_uid = static_cast<std::uint32_t>(::geteuid());
-  h->broker_start_ticks = broker_start_ticks;
-  h->created_unix_ns = realtime_ns();
+  const RegionTable table = region_table(config, geo);
+  h->region_count = static_cast<std::uint32_t>(std::size(table.entries));
+  for (std::size_t i = 0; i < std::size(table.entries); ++i) h->regions[i] = table.entries[i];
   h->broker_heartbeat_ns.store(monotonic_ns(), std::memory_order_relaxed);
   h->registry_generation.store(1, std::memory_order_relaxed);
   // Every ring starts at incarnation 1 (0 is never valid, so a zeroed route target is stale).
   for (std::uint32_t i = 0; i < config.max_subscriptions; ++i) {
     seg.subscription(i)->incarnation.store(1, std::memory_order_relaxed);
   }
-  // Readiness: the magic goes last. Release: pairs with the acquire in open(); every header and
+  h->segment_state.store(static_cast<std::uint32_t>(SegmentState::live), std::memory_order_relaxed);
+  // Readiness: the magic goes last. [R0] release: pairs with [A0] in open(); every header and
   // table field above is visible to a client that sees the magic.
   h->magic.store(kSegmentMagic, std::memory_order_release);
   return seg;
@@ -242,6 +252,9 @@ Result<Segment> Segment::open(std::string_view bus_name) {
                           std::to_string(h->layout_minor) + " is not supported (this build speaks " +
                           std::to_string(kLayoutMajor) + ".x)");
   }
+  if (h->segment_state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(SegmentState::superseded)) {
+    return make_error(Errc::broker_gone, "/dev/shm/" + object + " was superseded by a newer broker");
+  }
   SegmentConfig c;
   c.max_clients = h->max_clients;
   c.max_subscriptions = h->max_subscriptions;
@@ -253,16 +266,59 @@ Result<Segment> Segment::open(std::string_view bus_name) {
     return make_error(Errc::segment_corrupt, "segment header holds invalid sizes: " + v.error().message);
   }
   const SegmentGeometry g = compute_geometry(c);
-  if (h->header_size != sizeof(SegmentHeader) || h->segment_size != g.segment_size ||
-      seg.size_ < g.segment_size || h->clients_offset != g.clients_offset ||
-      h->subscriptions_offset != g.subscriptions_offset || h->routes_offset != g.routes_offset ||
-      h->route_stride != g.route_stride || h->rings_offset != g.rings_offset) {
-    return make_error(Errc::segment_corrupt,
-                      "segment header offsets disagree with its sizes or the file size");
+  if (h->header_size != sizeof(SegmentHeader) || h->segment_size != g.segment_size || seg.size_ < g.segment_size) {
+    return make_error(Errc::segment_corrupt, "segment header sizes disagree with each other or the file size");
+  }
+  // Every region this build knows must be where its sizes put it; unknown kinds (a newer minor
+  // version's) are skipped, but must still lie inside the file.
+  const std::uint32_t regions = h->region_count;
+  if (regions > kMaxRegions) return make_error(Errc::segment_corrupt, "segment header lists too many regions");
+  const RegionTable expected = region_table(c, g);
+  for (const RegionEntry& want : expected.entries) {
+    bool found = false;
+    for (std::uint32_t i = 0; i < regions && !found; ++i) {
+      const RegionEntry& have = h->regions[i];
+      if (have.kind != want.kind) continue;
+      found = have.offset == want.offset && have.size == want.size && have.count == want.count &&
+              have.stride == want.stride;
+      if (!found) break;
+    }
+    if (!found) {
+      return make_error(Errc::segment_corrupt, "segment region " + std::to_string(want.kind) +
+                                                   " is missing or disagrees with the header's sizes");
+    }
+  }
+  for (std::uint32_t i = 0; i < regions; ++i) {
+    const RegionEntry& r = h->regions[i];
+    if (r.offset > seg.size_ || r.size > seg.size_ - r.offset) {
+      return make_error(Errc::segment_corrupt, "segment region " + std::to_string(r.kind) + " lies outside the file");
+    }
   }
   seg.config_ = c;
   seg.geometry_ = g;
   return seg;
+}
+
+std::uint64_t Segment::id() const noexcept { return base_ == nullptr ? 0 : header()->segment_id; }
+
+bool Segment::superseded() const noexcept {
+  // Relaxed: a flag that only ever goes one way; whoever sees it leaves.
+  return base_ != nullptr && header()->segment_state.load(std::memory_order_relaxed) ==
+                                 static_cast<std::uint32_t>(SegmentState::superseded);
+}
+
+void Segment::mark_superseded(std::string_view bus_name) noexcept {
+  try {
+    bip::shared_memory_object shm(bip::open_only, segment_object_name(bus_name).c_str(), bip::read_write);
+    bip::offset_t size = 0;
+    if (!shm.get_size(size) || static_cast<std::uint64_t>(size) < sizeof(SegmentHeader)) return;
+    bip::mapped_region region(shm, bip::read_write, 0, sizeof(SegmentHeader));
+    auto* h = static_cast<SegmentHeader*>(region.get_address());
+    // Offsets 0..19 (magic, version, state) are the same in every layout version, so clients
+    // of any build see this. Release: nothing to publish with it but the intent.
+    h->segment_state.store(static_cast<std::uint32_t>(SegmentState::superseded), std::memory_order_release);
+  } catch (...) {
+  }
 }
 
 Segment::Peek Segment::peek(std::string_view bus_name) noexcept {
@@ -275,8 +331,11 @@ Segment::Peek Segment::peek(std::string_view bus_name) noexcept {
     bip::mapped_region region(shm, bip::read_only, 0, sizeof(SegmentHeader));
     const auto* h = static_cast<const SegmentHeader*>(region.get_address());
     p.valid_magic = h->magic.load(std::memory_order_acquire) == kSegmentMagic;
-    p.broker_pid = h->broker_pid;
-    p.broker_start_ticks = h->broker_start_ticks;
+    p.layout_major = h->layout_major;
+    if (p.valid_magic && p.layout_major == kLayoutMajor) {
+      p.broker_pid = h->broker_pid.load(std::memory_order_relaxed);
+      p.broker_start_ticks = h->broker_start_ticks.load(std::memory_order_relaxed);
+    }
   } catch (...) {
   }
   return p;

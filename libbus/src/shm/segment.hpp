@@ -47,11 +47,15 @@ class Segment {
   /// Reads the header of an existing segment without keeping it (stale-segment diagnostics).
   struct Peek {
     bool valid_magic = false;
+    std::uint16_t layout_major = 0;
     std::uint32_t broker_pid = 0;
     std::uint64_t broker_start_ticks = 0;
   };
   static Peek peek(std::string_view bus_name) noexcept;
   static bool exists(std::string_view bus_name) noexcept;
+  /// Tells every client still mapping the segment of `bus_name` that it is being replaced
+  /// (before the broker unlinks it): their publishes and polls then fail with broker_gone.
+  static void mark_superseded(std::string_view bus_name) noexcept;
   static bool remove(std::string_view bus_name) noexcept;
 
   /// Reserves the pages of ring `index` (broker, before first use of a ring).
@@ -59,6 +63,11 @@ class Segment {
   /// Maps ring `index`'s pages into this process now (MADV_POPULATE_WRITE), so the first lap
   /// through the ring takes no page faults on the data path. Best effort: older kernels skip it.
   void prefault_ring(std::uint32_t index) const noexcept;
+
+  /// Random identity chosen at creation and kept by adopting brokers.
+  std::uint64_t id() const noexcept;
+  /// A newer broker replaced this segment: stop using it (cheap: one load of a read-mostly line).
+  bool superseded() const noexcept;
 
   SegmentHeader* header() const noexcept { return reinterpret_cast<SegmentHeader*>(base_); }
   const SegmentConfig& config() const noexcept { return config_; }
