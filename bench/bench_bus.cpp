@@ -85,7 +85,7 @@ void BM_RingPublishConsume(benchmark::State& state) {
   fields.payload_len = static_cast<std::uint32_t>(payload_bytes);
   for (auto _ : state) {
     bus::detail::Claim claim;
-    if (ring.try_claim(cursor, bytes, lane, claim) != bus::detail::ClaimStatus::claimed) {
+    if (ring.try_claim(cursor, bytes, lane, bus::detail::lane_tag(0), claim) != bus::detail::ClaimStatus::claimed) {
       state.SkipWithError("claim failed");
       break;
     }

@@ -72,8 +72,13 @@ TEST(Layout, client_slot_is_frozen) {
   EXPECT_EQ(offsetof(ClientLayout, name), 32u);
   EXPECT_EQ(offsetof(ClientLayout, claim_lanes), 128u);
   EXPECT_EQ(sizeof(ClaimLane), 64u);
-  EXPECT_EQ(offsetof(ClaimLane, active_subscription_plus1), 0u);
-  EXPECT_EQ(offsetof(ClaimLane, claim_position), 8u);
+  EXPECT_EQ(offsetof(ClaimLane, claim), 0u);
+  EXPECT_EQ(kLanePositionBits, 43u);
+  const std::uint64_t tail = (7ull << 43) + 4096;
+  const std::uint64_t word = lane_word(lane_tag(5), tail - 100);
+  EXPECT_EQ(lane_ring_plus1(word), 6u);
+  EXPECT_EQ(lane_position(word, tail), tail - 100) << "positions are rebuilt relative to the tail";
+  EXPECT_EQ(lane_position(lane_word(lane_tag(0), tail), tail), tail);
   EXPECT_EQ(kClaimLanes, 32u);
 }
 
@@ -139,7 +144,13 @@ TEST(Layout, route_and_record_are_frozen) {
   EXPECT_EQ(kFlagSequence, 2u);
   EXPECT_EQ(record_bytes(1, 0, 0, 0), 40u) << "a message using no option pays nothing for them";
   EXPECT_EQ(record_bytes(1, 0, 0, 0, kFlagTimestamp | kFlagSequence), 56u);
-  EXPECT_EQ(sizeof(ControlMessage), 368u);
+  EXPECT_EQ(sizeof(ControlMessage), 376u);
+  EXPECT_EQ(kControlVersion, 2u);
+  EXPECT_EQ(offsetof(ControlMessage, u64), 32u);
+  EXPECT_EQ(offsetof(ControlMessage, u64b), 40u);
+  EXPECT_EQ(offsetof(ControlMessage, str1_len), 48u);
+  EXPECT_EQ(offsetof(ControlMessage, str1), 56u);
+  EXPECT_EQ(offsetof(ControlMessage, str2), 312u);
 }
 
 TEST(Layout, geometry_keeps_regions_aligned_and_disjoint) {

@@ -62,7 +62,7 @@ ClaimStatus write_message(MpscRing& ring, ProducerCursor& cursor, std::string_vi
                           std::string_view payload, std::uint32_t client = 0, ClaimLane& lane = g_lane) {
   Claim claim;
   const auto bytes = static_cast<std::uint32_t>(record_bytes(subject.size(), 0, 0, payload.size()));
-  const ClaimStatus st = ring.try_claim(cursor, bytes, lane, claim);
+  const ClaimStatus st = ring.try_claim(cursor, bytes, lane, lane_tag(0), claim);
   if (st != ClaimStatus::claimed) return st;
   EXPECT_TRUE(MpscRing::begin_write(claim, fields_for(subject.size(), payload.size(), client)));
   char* out = reinterpret_cast<char*>(MpscRing::body(claim));
@@ -156,7 +156,7 @@ TEST(MpscRing, should_not_deliver_a_record_that_is_still_being_written) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
   Claim claim;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, claim), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, lane_tag(0), claim), ClaimStatus::claimed);
   std::uint64_t head = 0;
   std::vector<Received> got;
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty) << "claimed, nothing written";
@@ -217,7 +217,7 @@ TEST(MpscRing, should_ignore_bytes_left_from_an_earlier_lap) {
   EXPECT_EQ(got.size(), first_lap);
   // A claim in progress at the head: still nothing, whatever the old bytes say.
   Claim claim;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, claim), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, lane_tag(0), claim), ClaimStatus::claimed);
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty);
   EXPECT_EQ(got.size(), first_lap);
 }
@@ -246,7 +246,7 @@ TEST(MpscRing, should_skip_a_stalled_record_and_refuse_its_late_commit) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
   Claim claim;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, claim), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, lane_tag(0), claim), ClaimStatus::claimed);
   ASSERT_TRUE(MpscRing::begin_write(claim, fields_for(0, 0, 5)));  // then the writer stops
   ASSERT_EQ(write_message(r.ring, cursor, "after", "ok"), ClaimStatus::claimed);
   std::uint64_t head = 0;
@@ -277,7 +277,7 @@ TEST(MpscRing, should_report_a_stalled_record_with_a_bogus_length_as_corrupt) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
   Claim claim;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, claim), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, lane_tag(0), claim), ClaimStatus::claimed);
   ASSERT_TRUE(MpscRing::begin_write(claim, fields_for(0, 0)));
   claim.record->length = 1u << 20;  // scribbled
   EXPECT_EQ(r.ring.try_skip(0, r.ring.tail_acquire()).kind, SkipResult::Kind::corrupt);
@@ -287,7 +287,7 @@ TEST(MpscRing, should_skip_a_claim_never_begun_and_refuse_its_late_begin) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
   Claim claim;
-  ASSERT_EQ(r.ring.try_claim(cursor, 96, g_lane, claim), ClaimStatus::claimed);  // writer stops here
+  ASSERT_EQ(r.ring.try_claim(cursor, 96, g_lane, lane_tag(0), claim), ClaimStatus::claimed);  // writer stops here
   ASSERT_EQ(write_message(r.ring, cursor, "after", "ok"), ClaimStatus::claimed);
   std::uint64_t head = 0;
   std::vector<Received> got;
@@ -308,9 +308,10 @@ TEST(MpscRing, should_skip_two_adjacent_claims_never_begun_and_refuse_both_late_
   TestRing r(4096);
   auto cursor = cursor_for(r);
   Claim first, second;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[0], first), ClaimStatus::claimed);
-  ASSERT_EQ(r.ring.try_claim(cursor, 128, r.lanes[1], second), ClaimStatus::claimed);
-  EXPECT_EQ(r.lanes[1].claim_position.load(), 64u) << "the lane names the claim's position";
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[0], lane_tag(0), first), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 128, r.lanes[1], lane_tag(0), second), ClaimStatus::claimed);
+  EXPECT_EQ(lane_position(r.lanes[1].claim.load(), r.ring.tail_acquire()), 64u) << "the lane names the claim's position";
+  EXPECT_EQ(lane_ring_plus1(r.lanes[1].claim.load()), 1u) << "and the ring (index 0 in these tests)";
   std::uint64_t head = 0;
   const SkipResult skip = r.ring.try_skip(head, r.ring.tail_acquire());
   ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
@@ -330,8 +331,8 @@ TEST(MpscRing, should_end_a_gap_where_a_live_writer_has_begun) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
   Claim stuck, live;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[0], stuck), ClaimStatus::claimed);
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[1], live), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[0], lane_tag(0), stuck), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[1], lane_tag(0), live), ClaimStatus::claimed);
   ASSERT_TRUE(MpscRing::begin_write(live, fields_for(0, 4)));
   const SkipResult skip = r.ring.try_skip(0, r.ring.tail_acquire());
   ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
@@ -358,7 +359,7 @@ TEST(MpscRing, should_find_the_next_record_past_a_dead_claim_among_old_lap_bytes
   Claim dead;
   for (;;) {
     const std::uint64_t before = tail_position(r.ctl->tail_word.load());
-    ASSERT_EQ(r.ring.try_claim(cursor, 200, g_lane, dead), ClaimStatus::claimed);
+    ASSERT_EQ(r.ring.try_claim(cursor, 200, g_lane, lane_tag(0), dead), ClaimStatus::claimed);
     if ((before & 4095) + 200 > 4096) break;  // this claim padded to the end, record at index 0
     ASSERT_TRUE(MpscRing::begin_write(dead, fields_for(0, 0)));
     ASSERT_TRUE(MpscRing::commit(dead));
@@ -382,7 +383,7 @@ TEST(MpscRing, should_keep_skipped_space_from_producers_below_the_reuse_floor) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
   Claim stuck;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, stuck), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, lane_tag(0), stuck), ClaimStatus::claimed);
   ASSERT_TRUE(MpscRing::begin_write(stuck, fields_for(0, 0)));
   const SkipResult skip = r.ring.try_skip(0, r.ring.tail_acquire());
   ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
@@ -410,11 +411,11 @@ TEST(MpscRing, should_tell_the_next_claimer_to_wake_a_sleeping_consumer_exactly_
   ASSERT_TRUE(r.ring.prepare_sleep(0, futex_value));
   EXPECT_EQ(futex_value, 0x8000'0000u);
   Claim first;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, first), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, lane_tag(0), first), ClaimStatus::claimed);
   EXPECT_TRUE(first.consumer_sleeping);
   EXPECT_NE(*r.ring.futex_word(), futex_value) << "the claim must change the futex word";
   Claim second;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, second), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, lane_tag(0), second), ClaimStatus::claimed);
   EXPECT_FALSE(second.consumer_sleeping);
   // With a claim outstanding the consumer must not go to sleep.
   EXPECT_FALSE(r.ring.prepare_sleep(0, futex_value));

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace bus {
@@ -34,8 +35,24 @@ struct SubscribeOptions {
 
 struct ConnectOptions {
   std::string name;  ///< label shown by monitoring tools
-  /// How long a control call (subscribe, first publish to a subject) waits for the broker.
+  /// How long a control call (subscribe, first publish to a subject) waits for the broker,
+  /// including, while reconnecting, for the broker to come back.
   std::chrono::milliseconds control_timeout = std::chrono::seconds(5);
+
+  // Reconnecting, after the NATS clients (names and meaning; defaults differ, see
+  // docs/failure.md). The data path does not need the broker: while it is away, routes already
+  // in use keep delivering and subscriptions keep receiving; only control calls wait.
+  /// Reconnect to a restarted broker at all (NATS AllowReconnect).
+  bool allow_reconnect = true;
+  /// Attempts before giving up and closing; -1 = forever (NATS MaxReconnect, default 60).
+  int max_reconnects = 60;
+  /// Pause between attempts (NATS ReconnectWait, 2 s there: a local broker restarts in ms).
+  std::chrono::milliseconds reconnect_wait = std::chrono::milliseconds(100);
+  /// Called (on the connection's supervisor thread) when the broker goes away, when a new one
+  /// took the connection back, and when the connection is closed for good.
+  std::function<void()> disconnected_cb = {};
+  std::function<void()> reconnected_cb = {};
+  std::function<void()> closed_cb = {};
 };
 
 struct BrokerOptions {

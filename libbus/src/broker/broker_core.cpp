@@ -108,35 +108,53 @@ Result<std::unique_ptr<BrokerCore>> BrokerCore::create(const BrokerOptions& opti
     return make_error(Errc::io_error, errno_message("listen", errno));
   }
 
-  // 2. We hold the lock, so a segment that exists now was left by a broker that died.
+  // 2. We hold the lock, so a segment that exists now was left by a broker that died (or
+  //    stopped while clients were attached). Adopt it if we can: its clients keep publishing
+  //    and consuming meanwhile, and reconnect to us. Otherwise tell them it is superseded and
+  //    replace it.
+  bool adopted = false;
   if (Segment::exists(options.bus_name)) {
     const auto peek = Segment::peek(options.bus_name);
-    core->log("replacing stale segment /dev/shm/" + segment_object_name(options.bus_name) +
-              (peek.broker_pid != 0 ? " left by dead broker pid " + std::to_string(peek.broker_pid)
-                                    : std::string(" (no valid header)")));
-    Segment::remove(options.bus_name);
+    const std::string object = "/dev/shm/" + segment_object_name(options.bus_name);
+    auto old = Segment::open(options.bus_name);
+    if (old) {
+      core->prepare_tables(old->config());
+      if (auto st = core->adopt(std::move(old).value()); st) {
+        adopted = true;
+      } else {
+        core->log("cannot adopt " + object + ": " + st.error().message);
+        core->segment_ = Segment();
+      }
+    } else {
+      core->log("cannot adopt " + object + ": " + old.error().message);
+    }
+    if (!adopted) {
+      core->log("replacing stale segment " + object +
+                (peek.broker_pid != 0 ? " left by dead broker pid " + std::to_string(peek.broker_pid)
+                                      : std::string(" (no valid header)")) +
+                "; its clients are told it is superseded");
+      Segment::mark_superseded(options.bus_name);
+      Segment::remove(options.bus_name);
+    }
   }
 
   // 3. The segment.
-  SegmentConfig config;
-  config.max_clients = options.max_clients;
-  config.max_subscriptions = options.max_subscriptions;
-  config.max_routes = options.max_routes;
-  config.max_fanout = options.max_fanout;
-  config.ring_bytes = options.ring_bytes;
-  config.max_payload = options.max_payload;
-  const pid_t self = ::getpid();
-  auto seg = Segment::create(options.bus_name, config, options.mode, self,
-                             process_start_ticks(self).value_or(0));
-  if (!seg) return std::move(seg).error();
-  core->segment_ = std::move(seg).value();
-
-  core->clients_.resize(config.max_clients);
-  core->subscriptions_.resize(config.max_subscriptions);
-  core->routes_.resize(config.max_routes);
-  // LIFO stacks handing out low indices first (keeps the touched part of the segment small).
-  for (std::uint32_t i = config.max_subscriptions; i-- > 0;) core->free_subscriptions_.push_back(i);
-  for (std::uint32_t i = config.max_routes; i-- > 0;) core->free_routes_.push_back(i);
+  if (!adopted) {
+    SegmentConfig config;
+    config.max_clients = options.max_clients;
+    config.max_subscriptions = options.max_subscriptions;
+    config.max_routes = options.max_routes;
+    config.max_fanout = options.max_fanout;
+    config.ring_bytes = options.ring_bytes;
+    config.max_payload = options.max_payload;
+    const pid_t self = ::getpid();
+    auto seg = Segment::create(options.bus_name, config, options.mode, self,
+                               process_start_ticks(self).value_or(0));
+    if (!seg) return std::move(seg).error();
+    core->segment_ = std::move(seg).value();
+    core->prepare_tables(config);
+  }
+  const SegmentConfig& config = core->segment_.config();
 
   // 4. Event loop plumbing.
   core->epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -158,9 +176,10 @@ Result<std::unique_ptr<BrokerCore>> BrokerCore::create(const BrokerOptions& opti
   add(core->listen_fd_, kListen);
   add(core->timer_fd_, kTimer);
   add(core->stop_fd_, kStop);
+  for (const auto& [pidfd, slot] : core->pidfds_) add(pidfd, kPidfd);  // adopted clients
   core->stop_registry_slot_ = register_stop_fd(core->stop_fd_);
 
-  core->log("serving bus '" + options.bus_name + "': segment /dev/shm/" +
+  core->log(std::string(adopted ? "adopted" : "serving") + " bus '" + options.bus_name + "': segment /dev/shm/" +
             segment_object_name(options.bus_name) + " (" +
             std::to_string(core->segment_.size() >> 20) + " MiB virtual), max_clients=" +
             std::to_string(config.max_clients) + " max_subscriptions=" +
@@ -169,17 +188,39 @@ Result<std::unique_ptr<BrokerCore>> BrokerCore::create(const BrokerOptions& opti
   return core;
 }
 
+void BrokerCore::prepare_tables(const SegmentConfig& config) {
+  clients_.assign(config.max_clients, ClientRecord{});
+  subscriptions_.assign(config.max_subscriptions, SubscriptionRecord{});
+  routes_.assign(config.max_routes, RouteRecord{});
+  free_subscriptions_.clear();
+  free_routes_.clear();
+  quarantine_.clear();
+  route_by_subject_.clear();
+  sublist_ = Sublist();
+  // LIFO stacks handing out low indices first (keeps the touched part of the segment small).
+  for (std::uint32_t i = config.max_subscriptions; i-- > 0;) free_subscriptions_.push_back(i);
+  for (std::uint32_t i = config.max_routes; i-- > 0;) free_routes_.push_back(i);
+}
+
 BrokerCore::~BrokerCore() {
   if (stop_registry_slot_ >= 0) g_stop_fds[stop_registry_slot_].store(0);
+  close_deferred();
   for (auto& [fd, slot] : connections_) ::close(fd);
   for (auto& [fd, slot] : pidfds_) ::close(fd);
   for (int fd : {listen_fd_, epoll_fd_, timer_fd_, stop_fd_}) {
     if (fd >= 0) ::close(fd);
   }
   if (segment_.base() != nullptr) {
-    // Clients keep their mappings; only the name goes, so a new broker starts clean.
-    Segment::remove(options_.bus_name);
-    log("stopped; segment removed");
+    const auto attached = static_cast<std::size_t>(
+        std::count_if(clients_.begin(), clients_.end(), [](const ClientRecord& c) { return c.in_use; }));
+    if (attached == 0) {
+      Segment::remove(options_.bus_name);
+      log("stopped; segment removed");
+    } else {
+      // Their data path goes on without us, and the next broker adopts the segment.
+      log("stopped; segment left for the next broker to adopt (" + std::to_string(attached) +
+          " client(s) attached)");
+    }
   }
 }
 
@@ -202,6 +243,7 @@ Status BrokerCore::run() {
           accept_clients();
           break;
         case kClient:
+          if (!connections_.contains(fd)) break;  // dropped earlier in this batch
           if (events[i].events & EPOLLIN) {
             on_readable(fd);
           } else {
@@ -223,7 +265,17 @@ Status BrokerCore::run() {
           return {};
       }
     }
+    // Only now: an fd closed mid-batch could be reused by an accept4() in the same batch, and
+    // a later event of the batch for the old fd would then hit the new connection.
+    close_deferred();
   }
+}
+
+void BrokerCore::close_later(int fd) { deferred_closes_.push_back(fd); }
+
+void BrokerCore::close_deferred() noexcept {
+  for (int fd : deferred_closes_) ::close(fd);
+  deferred_closes_.clear();
 }
 
 void BrokerCore::accept_clients() {
@@ -293,6 +345,7 @@ Result<ControlMessage> BrokerCore::on_hello(int fd, const ControlMessage& reques
     return make_error(Errc::permission_denied,
                       "uid " + std::to_string(cred.uid) + " may not attach to this bus");
   }
+  if (request.b != 0) return on_resume(fd, request, cred);
   std::uint32_t slot = 0;
   while (slot < clients_.size() && clients_[slot].in_use) ++slot;
   if (slot == clients_.size()) {
@@ -326,7 +379,7 @@ Result<ControlMessage> BrokerCore::on_hello(int fd, const ControlMessage& reques
   }
 
   ClientLayout* layout = segment_.client(slot);
-  for (auto& lane : layout->claim_lanes) lane.active_subscription_plus1.store(0, std::memory_order_relaxed);
+  for (auto& lane : layout->claim_lanes) lane.claim.store(0, std::memory_order_relaxed);
   // Relaxed: only the broker writes the epoch; clients learn it from the welcome reply.
   const std::uint32_t epoch = layout->epoch.load(std::memory_order_relaxed) + 1;
   layout->epoch.store(epoch, std::memory_order_relaxed);
@@ -345,6 +398,37 @@ Result<ControlMessage> BrokerCore::on_hello(int fd, const ControlMessage& reques
   ControlMessage reply = reply_of(ControlType::welcome, request);
   reply.a = slot;
   reply.b = epoch;
+  reply.u64 = segment_.id();
+  return reply;
+}
+
+Result<ControlMessage> BrokerCore::on_resume(int fd, const ControlMessage& request, const ucred& cred) {
+  // A client of the broker we replaced, reconnecting: it keeps its slot, subscriptions and
+  // routes if it is exactly the process that held the slot, on this very segment.
+  const std::uint32_t slot = request.b - 1;
+  if (request.u64b != segment_.id()) {
+    return make_error(Errc::broker_gone, "this broker serves a different segment: re-attach");
+  }
+  if (slot >= clients_.size() || !clients_[slot].in_use || clients_[slot].fd >= 0) {
+    return make_error(Errc::broker_gone, "client slot " + std::to_string(request.b - 1) + " is not awaiting a reconnect");
+  }
+  ClientRecord& rec = clients_[slot];
+  ClientLayout* layout = segment_.client(slot);
+  const auto ticks = process_start_ticks(cred.pid);
+  if (rec.pid != cred.pid || !ticks || *ticks != rec.start_ticks ||
+      layout->epoch.load(std::memory_order_relaxed) != request.c) {
+    return make_error(Errc::permission_denied, "client slot " + std::to_string(slot) + " belongs to another process");
+  }
+  rec.fd = fd;
+  connections_[fd] = slot;
+  log("client " + std::to_string(slot) + " reconnected: pid " + std::to_string(cred.pid) +
+      (rec.name.empty() ? "" : " (" + rec.name + ")") + ", " + std::to_string(rec.subscriptions.size()) +
+      " subscription(s) kept");
+  ControlMessage reply = reply_of(ControlType::welcome, request);
+  reply.a = slot;
+  reply.b = request.c;
+  reply.c = 1;
+  reply.u64 = segment_.id();
   return reply;
 }
 
@@ -357,7 +441,7 @@ void BrokerCore::drop_connection(int fd, const char* reason) {
     return;
   }
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-  ::close(fd);
+  close_later(fd);
   connections_.erase(it);
 }
 
@@ -369,9 +453,9 @@ void BrokerCore::reap_client(std::uint32_t slot, const char* reason) {
   // A claim the client never committed may block a consumer at that record: tell the ring.
   for (auto& lane : layout->claim_lanes) {
     // Acquire: the process is gone, its last stores are final; pairs with nothing live.
-    const std::uint32_t v = lane.active_subscription_plus1.load(std::memory_order_acquire);
+    const std::uint32_t v = lane_ring_plus1(lane.claim.load(std::memory_order_acquire));
     if (v == 0) continue;
-    lane.active_subscription_plus1.store(0, std::memory_order_relaxed);
+    lane.claim.store(0, std::memory_order_relaxed);
     // The consumer finds out by itself (its head is stuck, and the lane's process is gone);
     // waking it only makes it look sooner.
     if (segment_.subscription(v - 1) != nullptr) futex_wake_all(segment_.ring(v - 1).futex_word());
@@ -387,12 +471,12 @@ void BrokerCore::reap_client(std::uint32_t slot, const char* reason) {
       std::to_string(rec.route_refs.size()) + " route(s)");
   if (rec.fd >= 0) {
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, rec.fd, nullptr);
-    ::close(rec.fd);
+    close_later(rec.fd);
     connections_.erase(rec.fd);
   }
   if (rec.pidfd >= 0) {
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, rec.pidfd, nullptr);
-    ::close(rec.pidfd);
+    close_later(rec.pidfd);
     pidfds_.erase(rec.pidfd);
   }
   rec = ClientRecord{};
@@ -563,7 +647,7 @@ bool BrokerCore::claimed_by_live_client(std::uint32_t subscription) const noexce
     for (const auto& lane : layout->claim_lanes) {
       // Acquire: pairs with the publisher's release store of 0 after its commit; when we see 0
       // the publisher's writes into the old ring are finished.
-      if (lane.active_subscription_plus1.load(std::memory_order_acquire) == subscription + 1) return true;
+      if (lane_ring_plus1(lane.claim.load(std::memory_order_acquire)) == subscription + 1) return true;
     }
   }
   return false;
@@ -685,7 +769,9 @@ void BrokerCore::publish_route(std::uint32_t index) {
   }
   RouteLayout* layout = segment_.route(index);
   RouteTarget* targets = segment_.route_targets(layout);
-  const std::uint32_t version = layout->version.load(std::memory_order_relaxed);
+  // Odd already only if a broker died mid-write (we are adopting): stay odd while rewriting.
+  const std::uint32_t seen = layout->version.load(std::memory_order_relaxed);
+  const std::uint32_t version = (seen & 1u) != 0 ? seen - 1 : seen;
   // Seqlock write (single writer: the broker). Odd version first; the release fence orders it
   // before every target store below, so a reader that sees a new target also sees odd/changed.
   layout->version.store(version + 1, std::memory_order_relaxed);

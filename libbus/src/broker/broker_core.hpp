@@ -7,6 +7,7 @@
 // /proc liveness backstop) and a stop eventfd.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -41,7 +42,7 @@ class BrokerCore {
  private:
   struct ClientRecord {
     bool in_use = false;
-    int fd = -1;
+    int fd = -1;  // -1 while in use: adopted from a dead broker, not reconnected yet
     int pidfd = -1;
     pid_t pid = 0;
     std::uint64_t start_ticks = 0;
@@ -67,7 +68,21 @@ class BrokerCore {
   BrokerCore() = default;
   void log(const std::string& line) const;
 
+  /// Sizes the in-process tables for a segment of `config`, all free.
+  void prepare_tables(const SegmentConfig& config);
+  /// Takes over a segment left by a broker that died (broker/adoption.cpp): validates every
+  /// table as untrusted input, keeps the clients that are still alive (they reconnect), their
+  /// subscriptions and the routes, and reclaims the rest. An error: the segment cannot be
+  /// adopted (the caller replaces it).
+  Status adopt(Segment segment);
+  void adopt_clients();
+  void adopt_subscriptions();
+  void adopt_routes();
+
   void accept_clients();
+  /// Closes `fd` after the current epoll batch (its events may still be in the batch).
+  void close_later(int fd);
+  void close_deferred() noexcept;
   void on_readable(int fd);
   void drop_connection(int fd, const char* reason);
   void reap_client(std::uint32_t slot, const char* reason);
@@ -75,6 +90,7 @@ class BrokerCore {
 
   ControlMessage handle(int fd, const ControlMessage& request);
   Result<ControlMessage> on_hello(int fd, const ControlMessage& request);
+  Result<ControlMessage> on_resume(int fd, const ControlMessage& request, const ucred& cred);
   Result<ControlMessage> on_subscribe(std::uint32_t client, const ControlMessage& request);
   Result<ControlMessage> on_unsubscribe(std::uint32_t client, const ControlMessage& request);
   Result<ControlMessage> on_resolve(std::uint32_t client, const ControlMessage& request);
@@ -115,6 +131,7 @@ class BrokerCore {
   std::uint32_t next_eviction_ = 0;
   std::unordered_map<std::string, std::uint32_t> route_by_subject_;
   std::vector<std::uint32_t> match_scratch_;
+  std::vector<int> deferred_closes_;
 };
 
 }  // namespace bus::detail

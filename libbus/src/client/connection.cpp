@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <thread>
 
 #include "bus/connection.hpp"
@@ -12,6 +13,7 @@
 #include "client/inbox.hpp"
 #include "client/subscription_impl.hpp"
 #include "os/futex.hpp"
+#include "os/membarrier.hpp"
 #include "os/process.hpp"
 #include "subject/subject.hpp"
 
@@ -31,6 +33,10 @@ thread_local std::vector<std::unique_ptr<ThreadPublisher>> t_publishers;
 }  // namespace
 
 ThreadPublisher::~ThreadPublisher() {
+  // The thread is exiting: its route references go back while the connection is open.
+  if (!connection_alive.expired()) {
+    if (auto conn = connection.lock()) conn->release_thread_routes(*this);
+  }
   // Give the lane back; the LaneSet outlives the connection if we do.
   if (lanes) lanes->in_use.fetch_and(~(1u << lane), std::memory_order_acq_rel);
 }
@@ -46,43 +52,67 @@ Result<std::shared_ptr<ConnectionImpl>> ConnectionImpl::connect(std::string_view
   if (const char* pause = std::getenv("BUS_TEST_PAUSE_AFTER_CLAIM")) impl->test_pause_after_claim_ = std::atoi(pause);
 #endif
 
-  if (auto st = impl->control_.connect(bus_name); !st) return std::move(st).error();
-  ControlMessage hello;
-  hello.type = ControlType::hello;
-  hello.a = static_cast<std::uint32_t>(::getpid());
-  hello.u64 = process_start_ticks(::getpid()).value_or(0);
-  hello.set_s1(options.name);
-  auto welcome = impl->control_.call(hello, options.control_timeout);
-  if (!welcome) return std::move(welcome).error();
-  impl->slot_ = welcome->a;
-  impl->epoch_ = welcome->b;
-
-  auto segment = Segment::open(bus_name);
-  if (!segment) return std::move(segment).error();
-  impl->segment_ = std::move(segment).value();
+  register_heavy_barrier();
+  // The welcome names the segment the broker serves. A broker restart between the welcome and
+  // our open would attach us to the wrong segment with a slot from the old one: the identity
+  // check catches it, and we simply start over.
+  for (int attempt = 0;; ++attempt) {
+    if (auto st = impl->control_.connect(bus_name); !st) return std::move(st).error();
+    auto welcome = impl->say_hello(/*resume=*/false);
+    if (!welcome) return std::move(welcome).error();
+    impl->slot_ = welcome->a;
+    impl->epoch_ = welcome->b;
+    auto segment = Segment::open(bus_name);
+    if (!segment) return std::move(segment).error();
+    if (segment->id() == welcome->u64) {
+      impl->segment_ = std::move(segment).value();
+      break;
+    }
+    if (attempt == 3) {
+      return make_error(Errc::broker_gone, "the broker of bus '" + std::string(bus_name) +
+                                               "' kept changing while we attached");
+    }
+  }
   impl->prefaulted_ = std::make_unique<std::atomic<bool>[]>(impl->segment_.config().max_subscriptions);
   if (impl->segment_.client(impl->slot_) == nullptr) {
     return make_error(Errc::protocol_error, "broker assigned a client slot outside the segment");
   }
+  impl->supervisor_ = std::thread([raw = impl.get()] { raw->supervise(); });
   return impl;
+}
+
+Result<ControlMessage> ConnectionImpl::say_hello(bool resume) {
+  ControlMessage hello;
+  hello.type = ControlType::hello;
+  hello.a = static_cast<std::uint32_t>(::getpid());
+  hello.u64 = process_start_ticks(::getpid()).value_or(0);
+  hello.set_s1(options_.name);
+  if (resume) {
+    hello.b = slot_ + 1;
+    hello.c = epoch_;
+    hello.u64b = segment_.id();
+  }
+  return control_.call(hello, options_.control_timeout);
 }
 
 ConnectionImpl::~ConnectionImpl() { (void)close(); }
 
-std::optional<std::uint64_t> ConnectionImpl::oldest_live_claim(std::uint32_t subscription,
-                                                                std::uint64_t below) const {
-  std::optional<std::uint64_t> oldest;
+void ConnectionImpl::live_claims(std::uint32_t subscription, std::uint64_t tail,
+                                 std::vector<std::uint64_t>& out) const {
+  out.clear();
   const std::uint32_t marker = subscription + 1;
   for (std::uint32_t slot = 0; slot < segment_.config().max_clients; ++slot) {
     const ClientLayout* client = segment_.client(slot);
     bool checked = false, alive = false;
     for (const ClaimLane& lane : client->claim_lanes) {
-      // [A3'] acquire: pairs with the release of the lane store in deliver(); with the tail read
-      // by the caller ([A3] via [R3]), a writer inside a claim below `below` shows it here.
-      if (lane.active_subscription_plus1.load(std::memory_order_acquire) != marker) continue;
-      // Relaxed: ordered after the acquire above; the position of the claim (being) made.
-      const std::uint64_t position = lane.claim_position.load(std::memory_order_relaxed);
-      if (position >= below) continue;  // a claim at or past the caller's tail: not in question
+      // [A3a] acquire: pairs with [R3a] (this claim's word, or the writer's later 0 or next
+      // ring's word, which are release stores too: whatever the writer did before them is
+      // visible). With the caller's acquire load of the tail ([A3] via [R3]), a writer inside a
+      // claim below `tail` shows that claim here, or a later word.
+      const std::uint64_t word = lane.claim.load(std::memory_order_acquire);
+      if (lane_ring_plus1(word) != marker) continue;
+      const std::uint64_t position = lane_position(word, tail);
+      if (position >= tail) continue;  // a claim at or past the caller's tail: not in question
       if (!checked) {
         // Relaxed: the broker wrote the identity before it made the slot live ([R8]); a torn
         // or reused identity only makes a dead writer look alive until its lane is cleared.
@@ -90,10 +120,10 @@ std::optional<std::uint64_t> ConnectionImpl::oldest_live_claim(std::uint32_t sub
                               client->start_ticks.load(std::memory_order_relaxed));
         checked = true;
       }
-      if (alive && (!oldest || position < *oldest)) oldest = position;
+      if (alive) out.push_back(position);
     }
   }
-  return oldest;
+  std::sort(out.begin(), out.end());
 }
 
 // ------------------------------------------------------------------------------------ publish
@@ -113,6 +143,7 @@ ThreadPublisher* ConnectionImpl::thread_publisher() {
       auto tp = std::make_unique<ThreadPublisher>();
       tp->connection_serial = serial_;
       tp->connection_alive = alive_token_;
+      tp->connection = weak_from_this();
       tp->lanes = lanes_;
       tp->lane = lane;
       tp->claim_lane = &segment_.client(slot_)->claim_lanes[lane];
@@ -123,19 +154,43 @@ ThreadPublisher* ConnectionImpl::thread_publisher() {
   }
 }
 
-Result<std::uint32_t> ConnectionImpl::acquire_route(std::string_view subject) {
+Result<std::uint32_t> ConnectionImpl::acquire_route(std::string_view subject, std::uint64_t& generation) {
   std::lock_guard lock(routes_mutex_);
-  if (auto it = held_routes_.find(subject); it != held_routes_.end()) return it->second;
+  if (auto it = held_routes_.find(subject); it != held_routes_.end()) {
+    ++it->second.users;
+    generation = it->second.generation;
+    return it->second.index;
+  }
   ControlMessage request;
   request.type = ControlType::resolve;
   request.set_s1(subject);
-  auto reply = control_.call(request, options_.control_timeout);
+  auto reply = control_call(request);
   if (!reply) return std::move(reply).error();
   if (segment_.route(reply->a) == nullptr) {
     return make_error(Errc::protocol_error, "broker returned a route outside the segment");
   }
-  held_routes_.emplace(std::string(subject), reply->a);
+  generation = next_route_generation_++;
+  held_routes_.emplace(std::string(subject), HeldRoute{reply->a, 1, generation});
   return reply->a;
+}
+
+void ConnectionImpl::release_route_ref(const std::string& subject, std::uint64_t generation) {
+  std::lock_guard lock(routes_mutex_);
+  auto it = held_routes_.find(subject);
+  if (it == held_routes_.end() || it->second.generation != generation) return;  // already forgotten
+  if (--it->second.users != 0) return;
+  ControlMessage request;
+  request.type = ControlType::release;
+  request.a = it->second.index;
+  held_routes_.erase(it);
+  // No waiting for a reconnect: a broker that comes back re-counts references from scratch.
+  if (!closed()) (void)control_.call(request, options_.control_timeout);
+}
+
+void ConnectionImpl::release_thread_routes(ThreadPublisher& tp) {
+  for (auto& [subject, route] : tp.routes) release_route_ref(subject, route.held_generation);
+  tp.routes.clear();
+  tp.last_route = nullptr;
 }
 
 Result<LocalRoute*> ConnectionImpl::route_for(ThreadPublisher& tp, std::string_view subject) {
@@ -147,17 +202,22 @@ Result<LocalRoute*> ConnectionImpl::route_for(ThreadPublisher& tp, std::string_v
   }
   // Slow path, once per (thread, subject): validate, ask the broker, copy the route.
   if (auto st = validate_publish_subject(subject); !st) return std::move(st).error();
-  // A thread that publishes to ever new subjects must not grow its cache without bound.
+  // A thread that publishes to ever new subjects must not grow its cache (nor the broker's
+  // route table) without bound: past the limit, each new subject pushes an old one out.
   if (tp.routes.size() >= kMaxThreadRoutes) {
-    tp.routes.clear();
+    auto victim = tp.routes.begin();
+    release_route_ref(victim->first, victim->second.held_generation);
+    tp.routes.erase(victim);
     tp.last_route = nullptr;
   }
   // The broker may take a route back (table full) between our resolve and our copy; then ask
   // again. Only a table thrashing far beyond its size keeps that up.
   for (int attempt = 0; attempt < kResolveAttempts; ++attempt) {
-    auto index = acquire_route(subject);
+    std::uint64_t generation = 0;
+    auto index = acquire_route(subject, generation);
     if (!index) return std::move(index).error();
     LocalRoute route;
+    route.held_generation = generation;
     route.layout = segment_.route(index.value());
     route.version = 1;  // never even: forces the first refresh
     // Queue groups start at a random member (as NATS does), then rotate.
@@ -173,8 +233,11 @@ Result<LocalRoute*> ConnectionImpl::route_for(ThreadPublisher& tp, std::string_v
     }
     tp.routes.erase(it);
     tp.last_route = nullptr;
-    if (!valid) return std::move(valid).error();
-    forget_route(subject);
+    if (!valid) {
+      release_route_ref(std::string(subject), generation);
+      return std::move(valid).error();
+    }
+    forget_route(subject, generation);
   }
   return make_error(Errc::resource_exhausted,
                     "the route of '" + std::string(subject) +
@@ -183,9 +246,12 @@ Result<LocalRoute*> ConnectionImpl::route_for(ThreadPublisher& tp, std::string_v
 }
 
 
-void ConnectionImpl::forget_route(std::string_view subject) {
+void ConnectionImpl::forget_route(std::string_view subject, std::uint64_t generation) {
+  // The broker took the route back (and our reference with it): every cache of it is stale.
   std::lock_guard lock(routes_mutex_);
-  if (auto it = held_routes_.find(subject); it != held_routes_.end()) held_routes_.erase(it);
+  if (auto it = held_routes_.find(subject); it != held_routes_.end() && it->second.generation == generation) {
+    held_routes_.erase(it);
+  }
 }
 
 Result<bool> ConnectionImpl::refresh(LocalRoute& route, std::string_view subject) {
@@ -264,12 +330,10 @@ Result<bool> ConnectionImpl::refresh(LocalRoute& route, std::string_view subject
 bool ConnectionImpl::deliver(LocalRoute::Target& target, ThreadPublisher& tp, std::uint32_t bytes,
                              std::string_view subject, std::string_view reply,
                              std::string_view headers, std::string_view data) {
-  // Release: when a fan-out moves the lane from the previous ring to this one, our writes into
-  // the previous ring are ordered before the broker can see the lane leave it (as with the
-  // final store of 0). The claim CAS's release ([R3]) then orders this store before the claim.
-  tp.claim_lane->active_subscription_plus1.store(target.subscription + 1, std::memory_order_release);
+  // try_claim() names this ring and the claim's position in our lane before its CAS ([R3a]).
   Claim claim;
-  const ClaimStatus status = target.ring.try_claim(target.cursor, bytes, *tp.claim_lane, claim);
+  const ClaimStatus status =
+      target.ring.try_claim(target.cursor, bytes, *tp.claim_lane, lane_tag(target.subscription), claim);
   if (status != ClaimStatus::claimed) {
     if (status == ClaimStatus::full) {
       // Relaxed: a statistic; the consumer reads it as a count only.
@@ -347,6 +411,18 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   if (tp == nullptr) {
     return make_error(Errc::resource_exhausted, "more than 32 threads publish on one connection");
   }
+  // close() must not let the broker reclaim our slot (lanes, rings) while this thread is still
+  // writing: it sets closed_, then waits for every busy flag to drop. Dekker's pattern with an
+  // asymmetric fence: this side pays a compiler barrier, close() a process-wide membarrier.
+  auto& busy = tp->lanes->busy[tp->lane].flag;
+  busy.store(1, std::memory_order_relaxed);  // own flag, single writer
+  light_barrier();                           // [F1] pairs with heavy_barrier() in close()
+  struct Idle {
+    std::atomic<std::uint32_t>& flag;
+    // Release: our shared-memory writes are done before close() sees the lane idle.
+    ~Idle() { flag.store(0, std::memory_order_release); }
+  } idle{busy};
+  if (closed_.load(std::memory_order_relaxed)) return make_error(Errc::closed, "connection is closed");
   if (subject.size() > kInboxPrefix.size() && subject.compare(0, kInboxPrefix.size(), kInboxPrefix) == 0 &&
       try_deliver_to_inbox(*tp, subject, reply, headers, data)) {
     return std::size_t{1};
@@ -360,9 +436,10 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
     if (!valid) return std::move(valid).error();
     if (!valid.value()) {
       // The broker took the route back (its table was full): resolve the subject again.
+      const std::uint64_t generation = route->held_generation;
       tp->routes.erase(tp->routes.find(subject));
       tp->last_route = nullptr;
-      forget_route(subject);
+      forget_route(subject, generation);
       auto again = route_for(*tp, subject);
       if (!again) return std::move(again).error();
       route = again.value();
@@ -391,7 +468,7 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   }
   // Release: pairs with the broker's acquire scan in claimed_by_live_client(); all our record
   // bytes are written before the broker may see the lane empty and recycle a ring.
-  tp->claim_lane->active_subscription_plus1.store(0, std::memory_order_release);
+  tp->claim_lane->claim.store(0, std::memory_order_release);
   return n;
 }
 
@@ -421,7 +498,7 @@ bool ConnectionImpl::try_deliver_to_inbox(ThreadPublisher& tp, std::string_view 
   target.cursor.cached_head = layout->head_position.load(std::memory_order_acquire);
   const auto bytes = static_cast<std::uint32_t>(record_bytes(subject.size(), reply.size(), headers.size(), data.size()));
   deliver(target, tp, bytes, subject, reply, headers, data);
-  tp.claim_lane->active_subscription_plus1.store(0, std::memory_order_release);  // as at the end of publish()
+  tp.claim_lane->claim.store(0, std::memory_order_release);  // as at the end of publish()
   return true;
 }
 
@@ -489,7 +566,7 @@ Result<std::unique_ptr<SubscriptionImpl>> ConnectionImpl::subscribe(std::string_
   request.type = ControlType::subscribe;
   request.set_s1(pattern);
   request.set_s2(options.queue_group);
-  auto reply = control_.call(request, options_.control_timeout);
+  auto reply = control_call(request);
   if (!reply) return std::move(reply).error();
   if (segment_.subscription(reply->a) == nullptr) {
     return make_error(Errc::protocol_error, "broker returned a subscription outside the segment");
@@ -515,7 +592,7 @@ Status ConnectionImpl::unsubscribe(std::uint32_t subscription, std::uint32_t inc
   request.a = subscription;
   request.b = incarnation;
   request.c = keep_ring ? 1 : 0;
-  auto reply = control_.call(request, options_.control_timeout);
+  auto reply = control_call(request);
   if (!reply) return std::move(reply).error();
   return {};
 }
@@ -527,6 +604,18 @@ void ConnectionImpl::forget(SubscriptionImpl* subscription) {
 
 Status ConnectionImpl::close() {
   if (closed_.exchange(true, std::memory_order_acq_rel)) return {};
+  // [F1] Every publish() that did not see closed_ has its busy flag visible now: wait for them
+  // to finish (they never block; a bound in case a thread is stopped in a debugger).
+  heavy_barrier();
+  const std::uint64_t deadline = monotonic_ns() + 5'000'000'000ull;
+  for (auto& lane : lanes_->busy) {
+    // Acquire: pairs with the release in publish()'s Idle guard.
+    while (lane.flag.load(std::memory_order_acquire) != 0 && monotonic_ns() < deadline) std::this_thread::yield();
+  }
+  {
+    std::lock_guard lock(reconnect_mutex_);
+    reconnect_cv_.notify_all();
+  }
   std::shared_ptr<Inbox> inbox;
   {
     std::lock_guard lock(inbox_mutex_);
@@ -541,6 +630,14 @@ Status ConnectionImpl::close() {
   // Closing the socket is the goodbye: the broker reclaims the slot, subscriptions and routes.
   control_.close();
   alive_token_.reset();
+  if (supervisor_.joinable()) {
+    if (supervisor_.get_id() == std::this_thread::get_id()) {
+      supervisor_.detach();  // close() from a callback: the supervisor returns by itself
+    } else {
+      supervisor_.join();
+    }
+  }
+  fire_closed_cb();
   return {};
 }
 
@@ -641,7 +738,7 @@ const std::string& Connection::bus_name() const noexcept {
   return impl_ ? impl_->bus_name() : kEmpty;
 }
 
-bool Connection::connected() const noexcept { return impl_ && impl_->broker_alive(); }
+bool Connection::connected() const noexcept { return impl_ && impl_->control_connected() && impl_->broker_alive(); }
 
 Status Connection::close() {
   if (!impl_) return {};

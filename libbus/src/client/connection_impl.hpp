@@ -10,7 +10,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <condition_variable>
 #include <future>
+#include <thread>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -51,17 +53,31 @@ struct LocalRoute {
   std::vector<Target> targets;    // capacity max_fanout, reserved once: refresh never allocates
   std::vector<Target> scratch;    // refresh() fills this, then swaps it with targets
   std::uint32_t next_member = 0;  // round-robin start for queue groups (random first, then +1)
+  std::uint64_t held_generation = 0;  // which HeldRoute entry this copy took a reference on
+};
+
+/// A route this connection holds a broker reference to, and how many thread caches use it.
+struct HeldRoute {
+  std::uint32_t index = 0;
+  std::uint32_t users = 0;
+  std::uint64_t generation = 0;  // distinguishes a re-resolved entry from the one it replaced
 };
 
 /// Claim lanes of one connection, shared with the ThreadPublishers that hold one, so a thread
 /// that outlives the connection can still give its lane back.
 struct LaneSet {
   std::atomic<std::uint32_t> in_use{0};  // bit i = lane i taken
+  /// busy[i] = lane i's thread is inside publish(): close() waits until every lane is idle.
+  struct alignas(64) Busy {
+    std::atomic<std::uint32_t> flag{0};
+  };
+  Busy busy[32];
 };
 
 struct ThreadPublisher {
   std::uint64_t connection_serial = 0;
-  std::weak_ptr<void> connection_alive;  // expired once the ConnectionImpl is gone
+  std::weak_ptr<void> connection_alive;  // expired once the connection is closed
+  std::weak_ptr<ConnectionImpl> connection;  // to give route references back at thread exit
   std::shared_ptr<LaneSet> lanes;
   std::uint32_t lane = 0;
   ClaimLane* claim_lane = nullptr;  // this thread's lane in the client slot
@@ -95,10 +111,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::future<Result<Message>> request_async(std::string_view subject, std::string_view data,
                                              std::string_view headers, std::chrono::nanoseconds timeout);
 
-  /// The oldest claim position below `below` that a live writer may still be working on in
-  /// ring `subscription` (from the claim lanes; a lane whose process is gone does not count),
-  /// or nullopt when no live writer is inside a claim there. Slow path: reads every lane.
-  std::optional<std::uint64_t> oldest_live_claim(std::uint32_t subscription, std::uint64_t below) const;
+  /// Positions (ascending) of the claims below `tail` that live writers may still be working
+  /// on in ring `subscription`, from the claim lanes; a lane whose process is gone does not
+  /// count. `tail` is one the caller read with acquire. Slow path: reads every lane.
+  void live_claims(std::uint32_t subscription, std::uint64_t tail, std::vector<std::uint64_t>& out) const;
 
   const Segment& segment() const noexcept { return segment_; }
   const std::string& bus_name() const noexcept { return bus_name_; }
@@ -110,11 +126,32 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   ConnectionImpl() = default;
   ThreadPublisher* thread_publisher();
   Result<LocalRoute*> route_for(ThreadPublisher& tp, std::string_view subject);
-  Result<std::uint32_t> acquire_route(std::string_view subject);
+  /// Takes a reference for one thread cache on `subject`'s route (asking the broker the first
+  /// time); `generation` identifies the entry for release_route_ref().
+  Result<std::uint32_t> acquire_route(std::string_view subject, std::uint64_t& generation);
+  /// A thread cache dropped its copy: the last one gives the broker its reference back.
+  void release_route_ref(const std::string& subject, std::uint64_t generation);
+ public:
+  /// A publishing thread is exiting: its cached routes' references go (ThreadPublisher).
+  void release_thread_routes(ThreadPublisher& tp);
+  /// Sends a control request; while the broker is away (reconnecting) waits for it to come
+  /// back, within control_timeout, and tries once more.
+  Result<ControlMessage> control_call(const ControlMessage& request);
+  std::uint64_t abandoned_count() const noexcept { return abandoned_msgs_.load(std::memory_order_relaxed); }
+  bool control_connected() const noexcept { return control_up_.load(std::memory_order_acquire); }
+ private:
+  /// Hello (or, with resume, the reconnect hello) on a freshly connected control channel.
+  Result<ControlMessage> say_hello(bool resume);
+  /// The supervisor thread: notices the broker going away and reconnects (client/reconnect.cpp).
+  void supervise();
+  Status try_resume();
+  void retake_route_references();
+  void lost_for_good(const char* why);
+  void fire_closed_cb();
   /// Re-copies a route under its seqlock. false: the slot no longer holds `subject`'s route
   /// (the broker freed or reused it); the caller resolves again.
   Result<bool> refresh(LocalRoute& route, std::string_view subject);
-  void forget_route(std::string_view subject);
+  void forget_route(std::string_view subject, std::uint64_t generation);
   /// A reply to an inbox made by a bus requester goes straight to that inbox's ring (see
   /// client/inbox.hpp); returns false when `subject` is not such an inbox.
   bool try_deliver_to_inbox(ThreadPublisher& tp, std::string_view subject, std::string_view reply,
@@ -145,7 +182,15 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::unique_ptr<std::atomic<bool>[]> prefaulted_;
 
   std::mutex routes_mutex_;
-  std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> held_routes_;
+  std::unordered_map<std::string, HeldRoute, StringHash, std::equal_to<>> held_routes_;
+  std::uint64_t next_route_generation_ = 1;
+
+  // Reconnecting (client/reconnect.cpp).
+  std::thread supervisor_;
+  std::atomic<bool> control_up_{true};  // the control channel to a broker is open
+  std::atomic<bool> closed_cb_fired_{false};
+  std::mutex reconnect_mutex_;
+  std::condition_variable reconnect_cv_;  // control_up_ changed, or closing
 
   std::mutex subscriptions_mutex_;
   std::set<SubscriptionImpl*> subscriptions_;

@@ -1,4 +1,5 @@
 // client/subscription.cpp — consuming a subscription ring: poll, wait, recover, dispatch.
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -108,7 +109,7 @@ Result<std::size_t> SubscriptionImpl::poll_locked(const MessageHandler& handler,
     // path once per 1024 idle calls), not on each.
     check_stuck_head_locked();
   }
-  if (!pins_.empty() && delivered == 0) release_pins_locked();
+  if (!pins_.empty()) release_pins_locked();  // rate-limited; under load too, or producers starve
   return std::size_t{delivered};
 }
 
@@ -121,22 +122,37 @@ void SubscriptionImpl::check_stuck_head_locked() {
   }
   const std::uint64_t stuck_for = now - stuck_since_ns_;
   if (stuck_for < kStuckCheckNs) return;
-  // [A3] acquire: every claim below this tail has its claim-lane stores visible ([R3]).
-  const std::uint64_t tail = ring_.tail_acquire();
-  if (tail == head_) return;
-  // Is a live writer inside a claim below the tail? If not, whoever claimed the head is dead
-  // and nobody can write there any more: skip now. If so, it is stalled (stopped, swapped out,
-  // in a debugger): skip only after the unblock timeout, and keep the space until it has gone.
-  const std::optional<std::uint64_t> live = connection_->oldest_live_claim(index_, tail);
+  // [A3] acquire: every claim below this tail has its lane word visible ([R3], [A3a]). While
+  // draining, the broker moved the tail on by a ring's length: the claims end at drain_end_.
+  std::uint64_t tail = ring_.tail_acquire();
+  if (draining_.load(std::memory_order_relaxed)) tail = std::min(tail, drain_end_.load(std::memory_order_relaxed));
+  if (tail <= head_) return;
+  connection_->live_claims(index_, tail, live_);
+  // The head claim's writer, if alive, shows a lane at or below the head (a wrapping claim's
+  // lane names its padding, before the head), unless it is a writer we skipped and pinned
+  // already, whose claim ends at or before the head. Live claims past the head are healthy
+  // writers: the gap we may skip ends at the first of them.
+  bool owner_alive = false;
+  std::uint64_t end = tail;
+  for (std::uint64_t p : live_) {
+    if (p > head_) {
+      end = std::min(end, p);
+    } else if (std::none_of(pins_.begin(), pins_.end(), [&](const Pin& pin) { return p >= pin.start && p < pin.end; })) {
+      owner_alive = true;
+    }
+  }
+  // A dead owner: nobody can write there any more, skip now. A live one is stalled (stopped,
+  // swapped out, in a debugger): skip only after the unblock timeout, and keep the space from
+  // producers until it has left (its late writes must land in bytes nobody else uses).
   const auto timeout = static_cast<std::uint64_t>(std::max<std::int64_t>(0, options_.unblock_timeout.count()));
-  if (live && stuck_for < timeout) return;
-  const SkipResult skip = ring_.try_skip(head_, tail);
+  if (owner_alive && stuck_for < timeout) return;
+  const SkipResult skip = ring_.try_skip(head_, end);
   if (skip.kind == SkipResult::Kind::corrupt) {
     corrupt_ = true;
     return;
   }
   if (skip.kind != SkipResult::Kind::skipped) return;
-  if (live) pins_.push_back({head_, head_ + skip.bytes});
+  if (owner_alive) pins_.push_back({head_, head_ + skip.bytes});
   head_ += skip.bytes;
   head_hint_.store(head_, std::memory_order_relaxed);
   // Relaxed: a statistic with one writer (this consumer).
@@ -151,10 +167,10 @@ void SubscriptionImpl::release_pins_locked() {
   if (now - pins_checked_ns_ < kPinCheckNs) return;
   pins_checked_ns_ = now;
   // A live writer whose claim began at P may still write anywhere from P on: pins that end at
-  // or before the oldest such P are free.
-  const std::optional<std::uint64_t> live = connection_->oldest_live_claim(index_, pins_.back().end);
+  // or before the oldest such P are free. [A3] as in check_stuck_head_locked().
+  connection_->live_claims(index_, ring_.tail_acquire(), live_);
   std::size_t freed = 0;
-  while (freed < pins_.size() && (!live || pins_[freed].end <= *live)) ++freed;
+  while (freed < pins_.size() && (live_.empty() || pins_[freed].end <= live_.front())) ++freed;
   if (freed == 0) return;
   pins_.erase(pins_.begin(), pins_.begin() + static_cast<std::ptrdiff_t>(freed));
   ring_.release_space(head_, reuse_floor());
@@ -190,7 +206,8 @@ void SubscriptionImpl::wait_locked(std::uint64_t deadline_ns) {
     ring_.cancel_sleep();
   } else {
     // A claim is outstanding: its writer will commit without waking us (it saw no sleeping bit),
-    // so sleep briefly on the word's present value (a new claim that changes it ends the sleep).
+    // so take a timed nap (on the word's present value: FUTEX_WAIT sleeps, rather than failing
+    // at once as it did when we passed a value the word never holds).
     check_stuck_head_locked();
     if (!pins_.empty()) release_pins_locked();
     // Naps grow once the head has been stuck a while (a stalled writer): bounded CPU meanwhile.

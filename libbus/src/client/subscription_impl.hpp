@@ -83,6 +83,7 @@ class SubscriptionImpl {
     std::uint64_t start, end;
   };
   std::vector<Pin> pins_;
+  std::vector<std::uint64_t> live_;  // scratch for ConnectionImpl::live_claims()
   std::uint64_t pins_checked_ns_ = 0;
   bool corrupt_ = false;
 

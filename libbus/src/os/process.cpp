@@ -10,19 +10,10 @@
 
 namespace bus::detail {
 
-std::optional<std::uint64_t> process_start_ticks(pid_t pid) noexcept {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  std::FILE* f = std::fopen(path, "re");
-  if (f == nullptr) return std::nullopt;
-  char buf[1024];
-  const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  buf[n] = '\0';
-  // The command name (field 2) may contain spaces and ')'; fields resume after the last ')'.
-  const char* p = std::strrchr(buf, ')');
-  if (p == nullptr) return std::nullopt;
-  ++p;
+namespace {
+
+// Field 22 (starttime) of /proc/<pid>/stat, from the text after the command name's ')'.
+std::optional<std::uint64_t> parse_start_ticks(const char* p) noexcept {
   // After ')' come fields 3..; starttime is field 22, i.e. the 20th field after ')'.
   int field = 2;
   while (*p != '\0' && field < 21) {
@@ -36,6 +27,23 @@ std::optional<std::uint64_t> process_start_ticks(pid_t pid) noexcept {
   return static_cast<std::uint64_t>(ticks);
 }
 
+}  // namespace
+
+std::optional<std::uint64_t> process_start_ticks(pid_t pid) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  std::FILE* f = std::fopen(path, "re");
+  if (f == nullptr) return std::nullopt;
+  char buf[1024];
+  const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  // The command name (field 2) may contain spaces and ')'; fields resume after the last ')'.
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr) return std::nullopt;
+  return parse_start_ticks(p + 1);
+}
+
 int open_pidfd(pid_t pid) noexcept {
 #ifdef SYS_pidfd_open
   return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
@@ -47,19 +55,22 @@ int open_pidfd(pid_t pid) noexcept {
 }
 
 bool process_alive(pid_t pid, std::uint64_t start_ticks) noexcept {
-  const auto now = process_start_ticks(pid);
-  if (!now.has_value() || *now != start_ticks) return false;
-  // A zombie (exited, not yet reaped by its parent) still has a /proc entry: it is dead to us.
+  // Dead only on positive evidence: callers skip a dead writer's record at once, so a process
+  // we merely failed to look at (EMFILE, a sandbox) must count as alive.
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
   std::FILE* f = std::fopen(path, "re");
-  if (f == nullptr) return false;
-  char buf[512];
+  if (f == nullptr) return errno != ENOENT && errno != ESRCH;
+  char buf[1024];
   const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
   std::fclose(f);
   buf[n] = '\0';
   const char* p = std::strrchr(buf, ')');
-  return p != nullptr && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+  if (p == nullptr || p[1] != ' ') return n == 0;  // vanished while we read it: gone
+  // A zombie (exited, not yet reaped by its parent) still has a /proc entry: it is dead to us.
+  if (p[2] == 'Z' || p[2] == 'X') return false;
+  const auto ticks = parse_start_ticks(p + 1);
+  return !ticks || *ticks == start_ticks;  // another start time: the pid was reused
 }
 
 std::uint64_t monotonic_ns() noexcept {

@@ -16,11 +16,12 @@
 //   14     2 reserved
 //   16    16 a, b, c, d   meaning per type (below)
 //   32     8 u64          meaning per type
-//   40     2 str1_len     <= 255, checked on receipt
-//   42     2 str2_len     <= 63
-//   44     4 reserved
-//   48   256 str1         subject / pattern / client name / error text
-//  304    64 str2         queue group
+//   40     8 u64b         meaning per type
+//   48     2 str1_len     <= 255, checked on receipt
+//   50     2 str2_len     <= 63
+//   52     4 reserved
+//   56   256 str1         subject / pattern / client name / error text
+//  312    64 str2         queue group
 #pragma once
 
 #include <cstdint>
@@ -32,11 +33,12 @@
 namespace bus::detail {
 
 inline constexpr std::uint32_t kControlMagic = 0x4c54'4342;  // "BCTL"
-inline constexpr std::uint16_t kControlVersion = 1;
+inline constexpr std::uint16_t kControlVersion = 2;
 
 enum class ControlType : std::uint16_t {
-  hello = 1,         // c->b  a=pid(claimed) u64=start ticks str1=client name
-  welcome = 2,       // b->c  a=client slot b=epoch
+  hello = 1,         // c->b  a=pid(claimed) u64=start ticks str1=client name; to resume a
+                     //       slot after a broker restart: b=slot+1 c=epoch u64b=segment id
+  welcome = 2,       // b->c  a=client slot b=epoch c=1 if resumed u64=segment id
   subscribe = 3,     // c->b  str1=pattern str2=queue group (may be empty)
   subscribed = 4,    // b->c  a=subscription slot b=ring incarnation
   unsubscribe = 5,   // c->b  a=subscription slot b=ring incarnation c=1: stop routing only (drain)
@@ -57,6 +59,7 @@ struct ControlMessage {
   std::uint16_t reserved0 = 0;
   std::uint32_t a = 0, b = 0, c = 0, d = 0;
   std::uint64_t u64 = 0;
+  std::uint64_t u64b = 0;
   std::uint16_t str1_len = 0;
   std::uint16_t str2_len = 0;
   std::uint32_t reserved1 = 0;
@@ -71,7 +74,7 @@ struct ControlMessage {
   /// Checks magic, version and string lengths of a received message.
   bool well_formed() const noexcept;
 };
-static_assert(sizeof(ControlMessage) == 368);
+static_assert(sizeof(ControlMessage) == 376);
 
 ControlMessage make_error_reply(const ControlMessage& request, const Error& error);
 Error error_from_reply(const ControlMessage& reply);

@@ -120,6 +120,14 @@ Result<ControlMessage> ControlChannel::call(ControlMessage request, std::chrono:
   }
 }
 
+bool ControlChannel::wait_hangup(std::chrono::milliseconds timeout) const noexcept {
+  const int fd = fd_open_.load(std::memory_order_acquire);
+  if (fd < 0) return true;
+  pollfd pfd{fd, POLLRDHUP, 0};
+  const int rc = ::poll(&pfd, 1, static_cast<int>(timeout.count()));
+  return rc > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
 void ControlChannel::close() noexcept {
   // shutdown() first: it wakes a call() blocked in poll() on another thread, which then returns
   // and releases the mutex; only then is the descriptor closed (and its number reusable).

@@ -25,6 +25,9 @@ class ControlChannel {
   Result<ControlMessage> call(ControlMessage request, std::chrono::milliseconds timeout);
   void close() noexcept;
   bool is_open() const noexcept { return fd_open_.load(std::memory_order_acquire) >= 0; }
+  /// Waits up to `timeout` for the broker's end to go away (it died or closed us). True when it
+  /// did, or when the channel is not open. Consumes nothing: safe beside a call() in flight.
+  bool wait_hangup(std::chrono::milliseconds timeout) const noexcept;
 
  private:
   std::mutex mutex_;

@@ -103,10 +103,11 @@ class MpscRing {
   // ------------------------------------------------------------------------------- producers
 
   /// Claims `bytes` (a multiple of 8) for a record, owned by the caller until commit(). Never
-  /// blocks: full and stale are normal outcomes. `lane` is the caller's claim lane, already
-  /// naming this ring: the position of each attempt is stored in it before the CAS, so a
-  /// consumer can tell where a live writer may still be writing (docs/design/ring.md).
-  ClaimStatus try_claim(ProducerCursor& cursor, std::uint32_t bytes, ClaimLane& lane, Claim& out) noexcept {
+  /// blocks: full and stale are normal outcomes. Before each CAS attempt the caller's claim
+  /// `lane` is set to this ring (`tag` = lane_tag(ring index)) and the position claimed at, so
+  /// the broker and the consumer can tell where a live writer may still be writing.
+  ClaimStatus try_claim(ProducerCursor& cursor, std::uint32_t bytes, ClaimLane& lane, std::uint64_t tag,
+                        Claim& out) noexcept {
     if (bytes > max_record_bytes() || bytes < kRecordHeaderBytes) return ClaimStatus::too_large;
     // [A3] acquire: see the header comment.
     std::uint64_t word = ctl_->tail_word.load(std::memory_order_acquire);
@@ -130,8 +131,9 @@ class MpscRing {
           return ClaimStatus::full;
         }
       }
-      // Relaxed: made visible by the release half of the CAS below ([R3]); own lane.
-      lane.claim_position.store(position, std::memory_order_relaxed);
+      // [R3a] release: our writes to the ring named before (a fan-out's previous target) are
+      // done before a reader that acquires this word sees the lane leave it.
+      lane.claim.store(lane_word(tag, position), std::memory_order_release);
       const std::uint64_t next = position + total;  // sleeping bit cleared: we wake the consumer
       // [R3] release: our claim-lane stores are visible to the broker's [A7] RMW and to any
       // consumer whose acquire load of the tail reads this claim or a later one.
@@ -357,10 +359,11 @@ class MpscRing {
   /// writer stalled or died: the caller has decided that (docs/design/ring.md, "skips").
   ///  * being written: its state becomes skipped; the writer's commit() then fails.
   ///  * not begun (the writer stopped between its claim CAS and begin_write): the claim runs to
-  ///    the next record start, i.e. the first 8-byte position P whose state is tagged P, or the
-  ///    tail, or the end of the ring. Every 8-byte word of that gap is marked skipped, so any
-  ///    writer whose claim starts inside it fails its begin_write() and writes nothing; a
-  ///    writer that wins its CAS first ends the gap there.
+  ///    the next record start, i.e. the first 8-byte position P whose state is tagged P, or
+  ///    `tail` (the caller passes the tail, or the position of a live writer's claim past the
+  ///    head, which is a claim boundary too), or the end of the ring. Every 8-byte word of that
+  ///    gap is marked skipped, so a writer whose claim starts inside it fails its begin_write()
+  ///    and writes nothing; a writer that wins its CAS first ends the gap there.
   /// Returns the bytes the consumer steps over (none when the record was committed or begun
   /// meanwhile), or corrupt when the record fails its bounds checks.
   SkipResult try_skip(std::uint64_t head, std::uint64_t tail) noexcept {
@@ -384,31 +387,34 @@ class MpscRing {
       return {Kind::skipped, bytes};
     }
     const auto limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(capacity_ - index, tail - head));
-    std::uint32_t gap = kRecordAlign;
-    while (gap < limit &&
-           !tagged(header_at(head + gap)->state.load(std::memory_order_acquire), head + gap)) {
-      gap += kRecordAlign;
+    // A claim is a padding to the end of the ring or a record of at least a header; a tagged
+    // word inside the head claim's header words means that is not what we are looking at. (Those
+    // words are written only through atomics, so looking at them races with nobody.)
+    if (limit < kRecordHeaderBytes && limit != capacity_ - index) return {};
+    for (std::uint32_t off = kRecordAlign; off < std::min(limit, kRecordHeaderBytes); off += kRecordAlign) {
+      if (tagged(header_at(head + off)->state.load(std::memory_order_acquire), head + off)) return {};
     }
-    // A claim is a padding to the end of the ring or a record of at least a header.
-    if (gap < kRecordHeaderBytes && gap != capacity_ - index) return {};
     // [S1] fails if the head's writer began just now.
     if (!rec->state.compare_exchange_strong(state, head | kRecordSkipped, std::memory_order_acq_rel,
                                             std::memory_order_acquire)) {
       return {};
     }
-    for (std::uint32_t off = kRecordAlign; off < gap; off += kRecordAlign) {
+    // One pass: each word is marked before we look past it, so the only words we ever touch
+    // belong to claims whose writers can no longer begin (their start word was marked first),
+    // or are the start word of a claim whose writer has begun, where the gap ends.
+    for (std::uint32_t off = kRecordAlign; off < limit; off += kRecordAlign) {
       auto& word = header_at(head + off)->state;
-      std::uint64_t v = word.load(std::memory_order_relaxed);
+      std::uint64_t v = word.load(std::memory_order_acquire);
       for (;;) {
         if (tagged(v, head + off)) return {Kind::skipped, off};  // a writer began there: gap ends
         // [S1] acq_rel: against the begin_write() CAS of a claim starting at this word.
         if (word.compare_exchange_weak(v, (head + off) | kRecordSkipped, std::memory_order_acq_rel,
-                                       std::memory_order_relaxed)) {
+                                       std::memory_order_acquire)) {
           break;
         }
       }
     }
-    return {Kind::skipped, gap};
+    return {Kind::skipped, limit};
   }
 
  private:

@@ -171,28 +171,42 @@ static_assert(sizeof(SegmentHeader) == 4096);
 //   24     8 connected_unix_ns  broker
 //   32    48 name               broker  client-chosen label for monitoring (NUL-terminated)
 //   80    48 reserved (zero)
-//  128  2048 claim_lanes[32]    client  one 64-byte line per publishing thread:
-//                                       0: ring + 1 being claimed in, 8: claim position
+//  128  2048 claim_lanes[32]    client  one 64-byte line per publishing thread: one word,
+//                                       ring + 1 and claim position (lane_word())
 //
-// Claim lane protocol (see docs/design/ring.md, "stalled and dead publishers"): before a
-// publisher CASes a ring's tail it stores `subscription index + 1` in its lane (release) and the
-// tail position it expects to claim at (before every CAS attempt); it stores 0 after committing.
-// Readers:
+// Claim lane protocol (see docs/design/ring.md, "stalled and dead publishers"): before each
+// claim CAS on a ring's tail, a publisher stores in its lane, with release, one word naming the
+// ring and the tail position it claims at (lane_word()); after committing it stores 0. One
+// word, so a reader never pairs one claim's ring with another's position. Readers:
 //  * the broker, before recycling a ring: no live lane names it => no claim under the ring's old
 //    incarnation is still being written;
-//  * a consumer whose head is stuck: the lanes naming its ring, with their positions, tell
-//    which live writers may still write below a position. A lane whose process is gone
-//    (pid + start ticks) is no threat, so recovery needs no broker.
+//  * a consumer whose head is stuck: the lanes naming its ring tell which live writers may still
+//    write, and from which position on. A lane whose process is gone (pid + start ticks) is no
+//    threat, so recovery needs no broker.
 // ---------------------------------------------------------------------------------------------
 enum class ClientState : std::uint32_t { free = 0, live = 1 };
 
+// Lane word: bits 63..43 = ring index + 1 (max_subscriptions <= 2^20), bits 42..0 = the claim
+// position modulo 2^43 (readers rebuild it relative to a tail they read: claims a lane can
+// still be inside lie within a ring's capacity of the tail, far less than 2^43 bytes).
+inline constexpr unsigned kLanePositionBits = 43;
+inline constexpr std::uint64_t kLanePositionMask = (1ull << kLanePositionBits) - 1;
+constexpr std::uint64_t lane_tag(std::uint32_t ring) noexcept { return std::uint64_t{ring + 1} << kLanePositionBits; }
+constexpr std::uint64_t lane_word(std::uint64_t tag, std::uint64_t position) noexcept {
+  return tag | (position & kLanePositionMask);
+}
+constexpr std::uint32_t lane_ring_plus1(std::uint64_t word) noexcept {
+  return static_cast<std::uint32_t>(word >> kLanePositionBits);
+}
+/// The full position of a lane word's claim: the value congruent to it nearest at or below `tail`.
+constexpr std::uint64_t lane_position(std::uint64_t word, std::uint64_t tail) noexcept {
+  return tail - ((tail - word) & kLanePositionMask);
+}
+
 struct alignas(kCacheLine) ClaimLane {
-  std::atomic<std::uint32_t> active_subscription_plus1;
-  std::uint32_t reserved;
-  std::atomic<std::uint64_t> claim_position;  // tail position of the claim (being) made
-  std::uint8_t pad[kCacheLine - 16];
+  std::atomic<std::uint64_t> claim;  // lane_word(), or 0 when not claiming
+  std::uint8_t pad[kCacheLine - 8];
 };
-static_assert(offsetof(ClaimLane, claim_position) == 8);
 static_assert(sizeof(ClaimLane) == kCacheLine);
 
 struct alignas(kCacheLine) ClientLayout {

@@ -1,0 +1,133 @@
+// client/reconnect.cpp — a connection outlives its broker.
+//
+// The data path needs no broker, so when busd dies (or is restarted) nothing changes for
+// publishes on routes already in use and for subscriptions already made: they keep going on
+// the shared segment. What needs the broker is control: subscribe, unsubscribe, the first
+// publish to a subject. The supervisor thread of each connection watches the control socket;
+// when the broker's end goes away it reconnects with backoff, and a broker that adopted our
+// segment (broker/adoption.cpp) gives us back our slot (hello with resume): subscriptions
+// stay, route references are taken again. Control calls made meanwhile wait for that, within
+// control_timeout. If the new broker replaced our segment instead (superseded), or resuming
+// is refused, the connection is lost for good: publishes and polls fail with broker_gone.
+#include <unistd.h>
+
+#include "client/connection_impl.hpp"
+#include "os/process.hpp"
+
+namespace bus::detail {
+
+namespace {
+constexpr std::chrono::milliseconds kHangupPoll{200};
+// Attempts back off from reconnect_wait, doubling, up to this.
+constexpr std::chrono::milliseconds kMaxReconnectWait{2000};
+}  // namespace
+
+Result<ControlMessage> ConnectionImpl::control_call(const ControlMessage& request) {
+  auto reply = control_.call(request, options_.control_timeout);
+  if (reply || reply.error().code != Errc::broker_gone || !options_.allow_reconnect || closed()) return reply;
+  // The broker is away. Wait for the supervisor to bring it back, then try once more.
+  std::unique_lock lock(reconnect_mutex_);
+  const bool back = reconnect_cv_.wait_for(lock, options_.control_timeout, [&] {
+    return closed() || segment_.superseded() || control_up_.load(std::memory_order_acquire);
+  });
+  lock.unlock();
+  if (closed()) return make_error(Errc::closed, "connection is closed");
+  if (!back || !control_up_.load(std::memory_order_acquire)) {
+    return make_error(Errc::broker_gone, "the broker of bus '" + bus_name_ + "' is away and did not come back within " +
+                                             std::to_string(options_.control_timeout.count()) + " ms");
+  }
+  return control_.call(request, options_.control_timeout);
+}
+
+void ConnectionImpl::supervise() {
+  while (!closed()) {
+    if (!control_.wait_hangup(kHangupPoll)) continue;
+    if (closed()) return;
+    control_up_.store(false, std::memory_order_release);
+    if (options_.disconnected_cb) options_.disconnected_cb();
+    if (!options_.allow_reconnect) {
+      lost_for_good("the broker went away and reconnecting is off");
+      return;
+    }
+    bool resumed = false;
+    std::chrono::milliseconds wait = options_.reconnect_wait;
+    for (int attempt = 0; !closed() && (options_.max_reconnects < 0 || attempt < options_.max_reconnects); ++attempt) {
+      {
+        std::unique_lock lock(reconnect_mutex_);
+        reconnect_cv_.wait_for(lock, wait, [&] { return closed(); });
+      }
+      wait = std::min(wait * 2, std::max(kMaxReconnectWait, options_.reconnect_wait));
+      if (closed()) return;
+      const Status st = try_resume();
+      if (st) {
+        resumed = true;
+        break;
+      }
+      // A broker that answered but will not give us our slot back will not change its mind.
+      if (st.error().code != Errc::broker_not_running && st.error().code != Errc::timeout &&
+          st.error().code != Errc::io_error) {
+        lost_for_good(st.error().message.c_str());
+        return;
+      }
+    }
+    if (closed()) return;
+    if (!resumed) {
+      lost_for_good("the broker did not come back");
+      return;
+    }
+    {
+      std::lock_guard lock(reconnect_mutex_);
+      control_up_.store(true, std::memory_order_release);
+      reconnect_cv_.notify_all();
+    }
+    if (options_.reconnected_cb) options_.reconnected_cb();
+  }
+}
+
+Status ConnectionImpl::try_resume() {
+  if (segment_.superseded()) {
+    return make_error(Errc::broker_gone, "the new broker replaced this connection's segment");
+  }
+  if (auto st = control_.connect(bus_name_); !st) return st;
+  auto welcome = say_hello(/*resume=*/true);
+  if (!welcome) {
+    control_.close();
+    return std::move(welcome).error();
+  }
+  if (welcome->c != 1 || welcome->a != slot_ || welcome->b != epoch_ || welcome->u64 != segment_.id()) {
+    control_.close();
+    return make_error(Errc::broker_gone, "the new broker did not give this connection its slot back");
+  }
+  retake_route_references();
+  return {};
+}
+
+void ConnectionImpl::retake_route_references() {
+  // The adopting broker kept the routes but not who references them: take ours again. A route
+  // it dropped comes back under a new slot; publishers find out through the route versions.
+  std::lock_guard lock(routes_mutex_);
+  for (auto& [subject, held] : held_routes_) {
+    ControlMessage request;
+    request.type = ControlType::resolve;
+    request.set_s1(subject);
+    auto reply = control_.call(request, options_.control_timeout);
+    if (reply && segment_.route(reply->a) != nullptr) held.index = reply->a;
+  }
+}
+
+void ConnectionImpl::lost_for_good(const char* why) {
+  (void)why;  // the error publishes and control calls return says it in their own words
+  // Wake control calls waiting for a reconnect; they report broker_gone. The data path goes
+  // on working until the application closes us, unless the segment was superseded.
+  {
+    std::lock_guard lock(reconnect_mutex_);
+    reconnect_cv_.notify_all();
+  }
+  fire_closed_cb();
+}
+
+void ConnectionImpl::fire_closed_cb() {
+  if (options_.closed_cb && !closed_cb_fired_.exchange(true, std::memory_order_acq_rel)) options_.closed_cb();
+}
+
+}  // namespace bus::detail
