@@ -357,7 +357,14 @@ BrokerProcess::~BrokerProcess() {
   }
   // A broker that died left its segment: do not leak it into /dev/shm. (Only a broker that got
   // ready created one; a refused second busd must not remove the first one's segment.)
-  if (ready_ && !bus_name_.empty()) ::unlink(segment_path(bus_name_).c_str());
+  if (ready_ && !crashed_ && !bus_name_.empty()) ::unlink(segment_path(bus_name_).c_str());
+}
+
+bool BrokerProcess::crash(std::chrono::milliseconds timeout) {
+  stop_requested_ = true;
+  crashed_ = true;
+  if (process_.exited()) return true;
+  return process_.kill(SIGKILL) && process_.wait_exit(timeout).has_value();
 }
 
 std::optional<ExitStatus> BrokerProcess::stop(std::chrono::milliseconds timeout) {

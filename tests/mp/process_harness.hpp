@@ -139,12 +139,16 @@ class BrokerProcess {
 
   /// SIGTERM, then waits for the exit; nullopt on timeout.
   std::optional<ExitStatus> stop(std::chrono::milliseconds timeout = 10s);
+  /// kill -9, reaped; the segment is left for the next broker to adopt (the destructor then
+  /// neither expects a clean exit nor removes the segment).
+  bool crash(std::chrono::milliseconds timeout = 10s);
 
  private:
   std::string bus_name_;
   ChildProcess process_;
   bool ready_ = false;
   bool stop_requested_ = false;
+  bool crashed_ = false;
 };
 
 /// Time a child gets to finish work that takes well under a second.

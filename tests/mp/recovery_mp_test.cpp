@@ -182,5 +182,139 @@ TEST(RecoveryMp, should_ignore_the_test_hook_variable_outside_the_test_build) {
   EXPECT_EQ(receive(*sub, 1, 5s), std::vector<std::string>{"hello"});
 }
 
+// ------------------------------------------------------------------------ broker restart
+
+// Waits (bounded) until `conn` is connected again after a broker restart.
+bool wait_connected(const Connection& conn, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (conn.status() == ConnectionStatus::connected && conn.connected()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+// Defect 4 / build item 1: kill -9 of busd while a publisher streams on an established route.
+// Nothing is lost: the data path does not need the broker; the new busd adopts the segment; the
+// clients reconnect and keep their subscriptions; control calls work again.
+TEST(BrokerRestartMp, should_lose_nothing_on_an_established_route_across_kill_9_of_busd) {
+  const std::string bus = unique_bus_name();
+  auto broker = std::make_unique<BrokerProcess>(bus, kSmallBroker);
+  ASSERT_TRUE(broker->ready()) << broker->process().describe();
+  constexpr int kCount = 3000;
+  auto sub = spawn_peer({"sub", bus, "restart.x", std::to_string(kCount), "10000"});
+  ASSERT_TRUE(sub.wait_for_line(Stream::out, "ready", kStartTimeout)) << sub.describe();
+  // 3000 messages 1 ms apart: the restart happens in the middle of the stream.
+  auto pub = spawn_peer({"pub", bus, "restart.x", std::to_string(kCount), "1000", "m"});
+  ASSERT_TRUE(sub.wait_for_lines(Stream::out, 200, 10s)) << sub.describe();
+
+  auto conn = Connection::connect(bus);
+  ASSERT_TRUE(conn) << conn.error().message;
+  std::atomic<int> disconnects{0}, reconnects{0};
+  ConnectOptions watched;
+  watched.disconnected_cb = [&] { ++disconnects; };
+  watched.reconnected_cb = [&] { ++reconnects; };
+  auto observer = Connection::connect(bus, watched);
+  ASSERT_TRUE(observer) << observer.error().message;
+
+  ASSERT_TRUE(broker->crash());
+  std::this_thread::sleep_for(300ms);  // no broker at all for a while; the stream goes on
+  EXPECT_NE(conn->status(), ConnectionStatus::connected);
+  const auto restarted_at = std::chrono::steady_clock::now();
+  auto second = std::make_unique<BrokerProcess>(bus, kSmallBroker);
+  ASSERT_TRUE(second->ready()) << second->process().describe();
+  EXPECT_NE(second->log().find("adopting segment"), std::string::npos) << second->log();
+
+  ASSERT_TRUE(wait_connected(*conn, 10s)) << second->log();
+  ASSERT_TRUE(wait_connected(*observer, 10s));
+  const auto reconnect_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - restarted_at).count();
+  std::fprintf(stderr, "reconnected %lld ms after the new broker started\n", static_cast<long long>(reconnect_ms));
+  EXPECT_EQ(disconnects.load(), 1);
+  EXPECT_EQ(reconnects.load(), 1);
+
+  // Control calls work again through the old connection: subscribe, and a new subject.
+  auto fresh = conn->subscribe("after.restart");
+  ASSERT_TRUE(fresh) << fresh.error().message;
+  ASSERT_TRUE(observer->publish("after.restart", "hello"));
+  auto got = fresh->next(5s);
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(got->data, "hello");
+
+  ASSERT_TRUE(exits_ok(pub));
+  ASSERT_TRUE(exits_ok(sub)) << "the subscriber must receive every message: " << sub.describe();
+  auto lines = sub.lines(Stream::out);
+  ASSERT_FALSE(lines.empty());
+  lines.erase(lines.begin());  // "ready"
+  EXPECT_EQ(lines, numbered("m", kCount)) << "messages lost across the broker restart";
+  EXPECT_NE(second->log().find("reconnected"), std::string::npos) << second->log();
+}
+
+// A new broker that cannot adopt the old segment (here: its header was scribbled while no
+// broker ran) marks it superseded before replacing it. Its clients then get broker_gone from
+// publish and poll, never a silent success into a segment nobody reads.
+TEST(BrokerRestartMp, should_tell_clients_of_a_superseded_segment_instead_of_splitting_the_bus) {
+  const std::string bus = unique_bus_name();
+  auto broker = std::make_unique<BrokerProcess>(bus, kSmallBroker);
+  ASSERT_TRUE(broker->ready()) << broker->process().describe();
+  auto conn = Connection::connect(bus);
+  ASSERT_TRUE(conn) << conn.error().message;
+  auto sub = conn->subscribe("split.x");
+  ASSERT_TRUE(sub) << sub.error().message;
+  ASSERT_TRUE(conn->publish("split.x", "before"));
+  ASSERT_TRUE(sub->next(5s));
+
+  ASSERT_TRUE(broker->crash());
+  {
+    auto seg = detail::Segment::open(bus);
+    ASSERT_TRUE(seg) << seg.error().message;
+    seg->header()->max_fanout = 0;  // no longer a valid header: cannot be adopted
+  }
+  auto second = std::make_unique<BrokerProcess>(bus, kSmallBroker);
+  ASSERT_TRUE(second->ready()) << second->process().describe();
+  EXPECT_NE(second->log().find("superseded"), std::string::npos) << second->log();
+
+  const auto published = conn->publish("split.x", "after");
+  ASSERT_FALSE(published) << "a publish into a superseded segment must not report success";
+  EXPECT_EQ(published.error().code, Errc::broker_gone);
+  auto polled = sub->next(1s);
+  ASSERT_FALSE(polled);
+  EXPECT_EQ(polled.error().code, Errc::broker_gone);
+  EXPECT_EQ(conn->status(), ConnectionStatus::closed);
+
+  // The new segment is a working bus for new clients.
+  auto fresh = Connection::connect(bus);
+  ASSERT_TRUE(fresh) << fresh.error().message;
+  auto fresh_sub = fresh->subscribe("split.x");
+  ASSERT_TRUE(fresh_sub);
+  ASSERT_TRUE(fresh->publish("split.x", "new"));
+  auto got = fresh_sub->next(5s);
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(got->data, "new");
+}
+
+// `bus sub` keeps going across a broker restart, saying so on stderr; `bus pub` running across
+// it delivers everything and exits 0.
+TEST(BrokerRestartMp, should_keep_the_cli_going_across_a_restart) {
+  const std::string bus = unique_bus_name();
+  auto broker = std::make_unique<BrokerProcess>(bus, kSmallBroker);
+  ASSERT_TRUE(broker->ready()) << broker->process().describe();
+  constexpr int kCount = 1000;
+  auto sub = spawn_cli({"sub", "--bus", bus, "cli.restart", "--raw", "--count", std::to_string(kCount)});
+  ASSERT_TRUE(sub.wait_for_line(Stream::err, "Listening on", kStartTimeout)) << sub.describe();
+  auto pub = spawn_cli({"pub", "--bus", bus, "cli.restart", "{{Count}}", "--count", std::to_string(kCount),
+                        "--sleep", "2ms"});
+  ASSERT_TRUE(sub.wait_for_lines(Stream::out, 100, 10s)) << sub.describe();
+  ASSERT_TRUE(broker->crash());
+  std::this_thread::sleep_for(200ms);
+  auto second = std::make_unique<BrokerProcess>(bus, kSmallBroker);
+  ASSERT_TRUE(second->ready()) << second->process().describe();
+  ASSERT_TRUE(exits_ok(pub)) << pub.describe();
+  ASSERT_TRUE(exits_ok(sub)) << sub.describe();
+  EXPECT_EQ(sub.lines(Stream::out), numbered("", kCount));
+  EXPECT_NE(sub.err().find("reconnecting"), std::string::npos) << sub.describe();
+  EXPECT_NE(sub.err().find("reconnected"), std::string::npos) << sub.describe();
+}
+
 }  // namespace
 }  // namespace bus::test

@@ -58,7 +58,15 @@ int run_pub(PubFlags& flags) {
         flags.headers.empty()
             ? conn->publish(subject_view, data, flags.reply)
             : conn->publish(subject_view, data, flags.headers.build(n), flags.reply);
-    if (!published) return report(published.error());
+    if (!published) {
+      // Messages 1..n-1 are in their subscribers' rings; n.. may not be anywhere.
+      Error error = published.error();
+      if (flags.count > 1) {
+        error.message += " (" + std::to_string(flags.count - n + 1) + " of " + std::to_string(flags.count) +
+                         " messages may not have been delivered)";
+      }
+      return report(error);
+    }
     if (flags.verbose) {
       std::fprintf(stderr, "Published %zu bytes to \"%.*s\"\n", data.size(),
                    static_cast<int>(subject_view.size()), subject_view.data());

@@ -36,6 +36,12 @@ Result<Connection> connect(const ClientFlags& flags, std::string_view client_nam
   options.name = std::string(client_name);
   // Round up so a sub-millisecond --timeout does not become "no wait at all".
   options.control_timeout = std::chrono::ceil<std::chrono::milliseconds>(flags.timeout);
+  // Across a broker restart the verbs keep going (the data path needs no broker); say so.
+  const std::string bus = flags.bus_name;
+  options.disconnected_cb = [bus] {
+    std::fprintf(stderr, "bus: lost the broker of bus '%s'; reconnecting (messages keep flowing)\n", bus.c_str());
+  };
+  options.reconnected_cb = [bus] { std::fprintf(stderr, "bus: reconnected to the broker of bus '%s'\n", bus.c_str()); };
   return Connection::connect(flags.bus_name, options);
 }
 
@@ -73,12 +79,13 @@ bool BrokerWatch::gone() {
   const auto now = std::chrono::steady_clock::now();
   if (now < next_check_) return false;
   next_check_ = now + kPollInterval;
-  return !conn_.connected();
+  // Reconnecting is not gone: only a broker that will not (or can not) take us back is.
+  return conn_.status() == ConnectionStatus::closed;
 }
 
 Error broker_gone_error(std::string_view bus_name) {
   return make_error(Errc::broker_gone, "lost the connection to bus '" + std::string(bus_name) +
-                                           "': its broker (busd) stopped or died");
+                                           "': its broker (busd) stopped or died and did not take us back");
 }
 
 }  // namespace bus::cli

@@ -29,6 +29,13 @@ namespace detail {
 class ConnectionImpl;
 }
 
+/// Where a connection stands with its broker (NATS's connection status, reduced).
+enum class ConnectionStatus {
+  connected,     ///< a broker serves the bus and has our control channel
+  reconnecting,  ///< the broker went away; publishes on known routes and subscriptions go on
+  closed,        ///< closed by the application, or the broker is gone for good
+};
+
 class Connection {
  public:
   Connection() noexcept;
@@ -75,7 +82,9 @@ class Connection {
   /// Largest headers + payload this bus accepts.
   std::uint64_t max_payload() const noexcept;
   const std::string& bus_name() const noexcept;
+  /// True while a live broker serves this connection (false while reconnecting).
   bool connected() const noexcept;
+  ConnectionStatus status() const noexcept;
 
   /// Releases routes and detaches. Subscriptions still alive stop receiving.
   Status close();

@@ -179,7 +179,7 @@ Result<std::unique_ptr<BrokerCore>> BrokerCore::create(const BrokerOptions& opti
   for (const auto& [pidfd, slot] : core->pidfds_) add(pidfd, kPidfd);  // adopted clients
   core->stop_registry_slot_ = register_stop_fd(core->stop_fd_);
 
-  core->log(std::string(adopted ? "adopted" : "serving") + " bus '" + options.bus_name + "': segment /dev/shm/" +
+  core->log("serving bus '" + options.bus_name + "': " + (adopted ? "adopted " : "") + "segment /dev/shm/" +
             segment_object_name(options.bus_name) + " (" +
             std::to_string(core->segment_.size() >> 20) + " MiB virtual), max_clients=" +
             std::to_string(config.max_clients) + " max_subscriptions=" +

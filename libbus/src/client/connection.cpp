@@ -740,6 +740,11 @@ const std::string& Connection::bus_name() const noexcept {
 
 bool Connection::connected() const noexcept { return impl_ && impl_->control_connected() && impl_->broker_alive(); }
 
+ConnectionStatus Connection::status() const noexcept {
+  if (!impl_) return ConnectionStatus::closed;
+  return impl_->status();
+}
+
 Status Connection::close() {
   if (!impl_) return {};
   return impl_->close();

@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bus/connection.hpp"
 #include "bus/message.hpp"
 #include "bus/options.hpp"
 #include "bus/result.hpp"
@@ -139,6 +140,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   Result<ControlMessage> control_call(const ControlMessage& request);
   std::uint64_t abandoned_count() const noexcept { return abandoned_msgs_.load(std::memory_order_relaxed); }
   bool control_connected() const noexcept { return control_up_.load(std::memory_order_acquire); }
+  ConnectionStatus status() const noexcept {
+    if (closed() || lost_.load(std::memory_order_acquire) || segment_.superseded()) return ConnectionStatus::closed;
+    return control_connected() ? ConnectionStatus::connected : ConnectionStatus::reconnecting;
+  }
  private:
   /// Hello (or, with resume, the reconnect hello) on a freshly connected control channel.
   Result<ControlMessage> say_hello(bool resume);
@@ -189,6 +194,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::thread supervisor_;
   std::atomic<bool> control_up_{true};  // the control channel to a broker is open
   std::atomic<bool> closed_cb_fired_{false};
+  std::atomic<bool> lost_{false};  // the broker is gone for good (no reconnect possible)
   std::mutex reconnect_mutex_;
   std::condition_variable reconnect_cv_;  // control_up_ changed, or closing
 

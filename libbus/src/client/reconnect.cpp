@@ -20,6 +20,7 @@ namespace {
 constexpr std::chrono::milliseconds kHangupPoll{200};
 // Attempts back off from reconnect_wait, doubling, up to this.
 constexpr std::chrono::milliseconds kMaxReconnectWait{2000};
+constexpr int kFastAttempts = 10;
 }  // namespace
 
 Result<ControlMessage> ConnectionImpl::control_call(const ControlMessage& request) {
@@ -56,7 +57,8 @@ void ConnectionImpl::supervise() {
         std::unique_lock lock(reconnect_mutex_);
         reconnect_cv_.wait_for(lock, wait, [&] { return closed(); });
       }
-      wait = std::min(wait * 2, std::max(kMaxReconnectWait, options_.reconnect_wait));
+      // A broker restart takes well under a second: try at the base pace that long, then back off.
+      if (attempt >= kFastAttempts) wait = std::min(wait * 2, std::max(kMaxReconnectWait, options_.reconnect_wait));
       if (closed()) return;
       const Status st = try_resume();
       if (st) {
@@ -119,6 +121,7 @@ void ConnectionImpl::lost_for_good(const char* why) {
   (void)why;  // the error publishes and control calls return says it in their own words
   // Wake control calls waiting for a reconnect; they report broker_gone. The data path goes
   // on working until the application closes us, unless the segment was superseded.
+  lost_.store(true, std::memory_order_release);
   {
     std::lock_guard lock(reconnect_mutex_);
     reconnect_cv_.notify_all();

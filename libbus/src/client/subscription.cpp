@@ -83,6 +83,11 @@ Result<std::size_t> SubscriptionImpl::poll_locked(const MessageHandler& handler,
   if (corrupt_) {
     return make_error(Errc::segment_corrupt, "subscription '" + pattern_ + "': ring is corrupt");
   }
+  // A broker that could not adopt our segment replaced it: nobody publishes here any more, so
+  // waiting would only look like silence. (One load of a read-mostly line.)
+  if (connection_->segment().superseded()) [[unlikely]] {
+    return make_error(Errc::broker_gone, "subscription '" + pattern_ + "': the bus was restarted with a new segment");
+  }
   std::uint32_t delivered = 0;
   const PollStatus status = ring_.poll(
       head_, static_cast<std::uint32_t>(max), delivered,
