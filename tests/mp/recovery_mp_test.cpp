@@ -316,5 +316,41 @@ TEST(BrokerRestartMp, should_keep_the_cli_going_across_a_restart) {
   EXPECT_NE(sub.err().find("reconnected"), std::string::npos) << sub.describe();
 }
 
+// ------------------------------------------------------------------------- permissions
+
+// Defect 11: BrokerOptions::mode could not actually admit a group (hello required the same
+// uid). Now `busd --mode 0660` admits members of the segment's group and nobody else. Needs
+// root (to run a client as another user) and setpriv(1).
+TEST(PermissionsMp, should_admit_the_segments_group_only_when_the_mode_shares_it) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a client as another user";
+  struct stat st {};
+  if (::stat("/usr/bin/setpriv", &st) != 0) GTEST_SKIP() << "needs setpriv (util-linux)";
+  for (const bool shared : {true, false}) {
+    SCOPED_TRACE(shared ? "--mode 0660" : "--mode 0600");
+    const std::string bus = unique_bus_name();
+    std::vector<std::string> flags = kSmallBroker;
+    flags.insert(flags.end(), {"--mode", shared ? "0660" : "0600"});
+    BrokerProcess broker(bus, flags);
+    ASSERT_TRUE(broker.ready()) << broker.process().describe();
+    auto conn = Connection::connect(bus);
+    ASSERT_TRUE(conn) << conn.error().message;
+    auto sub = conn->subscribe("shared.x");
+    ASSERT_TRUE(sub) << sub.error().message;
+    // nobody, whose only group is the segment's (root's, gid 0).
+    auto pub = ChildProcess::spawn({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--groups=0", "--",
+                                    bus_cli_path(), "pub", "--bus", bus, "shared.x", "from-the-group"});
+    if (shared) {
+      ASSERT_TRUE(exits_ok(pub)) << pub.describe();
+      auto got = sub->next(5s);
+      ASSERT_TRUE(got) << got.error().message;
+      EXPECT_EQ(got->data, "from-the-group");
+    } else {
+      ASSERT_TRUE(exits_with(pub, 1)) << pub.describe();
+      EXPECT_NE(pub.err().find("may not attach"), std::string::npos) << pub.describe();
+      EXPECT_FALSE(sub->next(200ms)) << "nothing may arrive from a client the mode does not admit";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace bus::test

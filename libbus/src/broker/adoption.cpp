@@ -20,24 +20,10 @@
 
 #include "broker/broker_core.hpp"
 #include "os/process.hpp"
+#include "shm/shared_text.hpp"
 #include "subject/subject.hpp"
 
 namespace bus::detail {
-
-namespace {
-
-/// A NUL-free string of at most `capacity - 1` bytes from a fixed field, or nullopt.
-std::optional<std::string> bounded_string(const char* field, std::size_t capacity, std::uint32_t len) {
-  if (len >= capacity) return std::nullopt;
-  std::string out(len, '\0');
-  for (std::uint32_t i = 0; i < len; ++i) {
-    // Relaxed atomic loads: a client of the old broker cannot write these, but be exact anyway.
-    out[i] = std::atomic_ref<const char>(field[i]).load(std::memory_order_relaxed);
-  }
-  return out;
-}
-
-}  // namespace
 
 Status BrokerCore::adopt(Segment segment) {
   segment_ = std::move(segment);
@@ -92,8 +78,8 @@ void BrokerCore::adopt_clients() {
     rec.pidfd = pidfd;
     rec.pid = pid;
     rec.start_ticks = ticks;
-    if (auto name = bounded_string(layout->name, sizeof layout->name,
-                                   static_cast<std::uint32_t>(::strnlen(layout->name, sizeof layout->name - 1)))) {
+    if (auto name = load_text(layout->name, sizeof layout->name,
+                              static_cast<std::uint32_t>(::strnlen(layout->name, sizeof layout->name - 1)))) {
       rec.name = *name;
     }
     if (pidfd >= 0) pidfds_[pidfd] = slot;
@@ -120,8 +106,8 @@ void BrokerCore::adopt_subscriptions() {
       continue;  // free: handed out again below (its ring is reserved again on first use)
     }
     const std::uint32_t owner = layout->owner_client;
-    auto pattern = bounded_string(layout->pattern, sizeof layout->pattern, layout->pattern_len);
-    auto group = bounded_string(layout->group, sizeof layout->group, layout->group_len);
+    auto pattern = load_text(layout->pattern, sizeof layout->pattern, layout->pattern_len);
+    auto group = load_text(layout->group, sizeof layout->group, layout->group_len);
     const bool owner_kept = owner < clients_.size() && clients_[owner].in_use &&
                             layout->owner_epoch == segment_.client(owner)->epoch.load(std::memory_order_relaxed);
     const bool valid = pattern && group && validate_subscribe_subject(*pattern) &&
@@ -159,8 +145,7 @@ void BrokerCore::adopt_routes() {
     RouteRecord& route = routes_[index];
     route = RouteRecord{};
     if (layout->state.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(RouteState::active)) {
-      const std::uint32_t len = std::atomic_ref<std::uint32_t>(layout->subject_len).load(std::memory_order_relaxed);
-      auto subject = bounded_string(layout->subject, sizeof layout->subject, len);
+      auto subject = load_text(layout->subject, sizeof layout->subject, load_length(layout->subject_len));
       if (subject && validate_publish_subject(*subject) && !route_by_subject_.contains(*subject)) {
         route.active = true;
         route.subject = *subject;

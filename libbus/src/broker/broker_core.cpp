@@ -18,6 +18,7 @@
 #include "os/futex.hpp"
 #include "os/process.hpp"
 #include "proto/control_channel.hpp"
+#include "shm/shared_text.hpp"
 #include "subject/subject.hpp"
 
 namespace bus::detail {
@@ -341,9 +342,12 @@ Result<ControlMessage> BrokerCore::on_hello(int fd, const ControlMessage& reques
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0) {
     return make_error(Errc::io_error, errno_message("SO_PEERCRED", errno));
   }
-  if (cred.uid != ::geteuid() && cred.uid != 0) {
+  // Our uid, root, or (when the segment's mode shares it with its group) a member of that group.
+  const bool group_member = (segment_.file_mode() & 0060) == 0060 && process_in_group(cred.pid, segment_.file_gid());
+  if (cred.uid != ::geteuid() && cred.uid != 0 && !group_member) {
     return make_error(Errc::permission_denied,
-                      "uid " + std::to_string(cred.uid) + " may not attach to this bus");
+                      "uid " + std::to_string(cred.uid) + " may not attach to this bus (busd --mode 0660 shares it with "
+                      "the segment's group)");
   }
   if (request.b != 0) return on_resume(fd, request, cred);
   std::uint32_t slot = 0;
@@ -537,12 +541,12 @@ Result<ControlMessage> BrokerCore::on_subscribe(std::uint32_t client, const Cont
   SubscriptionLayout* layout = segment_.subscription(index);
   layout->owner_client = client;
   layout->owner_epoch = segment_.client(client)->epoch.load(std::memory_order_relaxed);
-  layout->pattern_len = static_cast<std::uint32_t>(pattern.size());
-  std::memset(layout->pattern, 0, sizeof layout->pattern);
-  std::memcpy(layout->pattern, pattern.data(), pattern.size());
-  layout->group_len = static_cast<std::uint32_t>(group.size());
-  std::memset(layout->group, 0, sizeof layout->group);
-  std::memcpy(layout->group, group.data(), group.size());
+  // Relaxed atomic stores (shm/shared_text.hpp): an inbox reply may be checking the pattern of
+  // this slot right now; `state` below decides whether what it read counts.
+  store_length(layout->pattern_len, pattern.size());
+  store_text(layout->pattern, sizeof layout->pattern, pattern);
+  store_length(layout->group_len, group.size());
+  store_text(layout->group, sizeof layout->group, group);
   layout->dropped_msgs.store(0, std::memory_order_relaxed);
   layout->abandoned_msgs.store(0, std::memory_order_relaxed);
   layout->delivered_msgs.store(0, std::memory_order_relaxed);
@@ -796,12 +800,8 @@ void BrokerCore::publish_route(std::uint32_t index) {
   // Identity inside the seqlock too: a publisher holding this slot for another subject (it was
   // freed and reused) sees the mismatch when it re-copies the route.
   // Relaxed atomic stores: publishers may be reading them right now; the seqlock decides.
-  std::atomic_ref<std::uint32_t>(layout->subject_len).store(static_cast<std::uint32_t>(route.subject.size()),
-                                                            std::memory_order_relaxed);
-  for (std::size_t c = 0; c < sizeof layout->subject; ++c) {
-    std::atomic_ref<char>(layout->subject[c]).store(c < route.subject.size() ? route.subject[c] : '\0',
-                                                    std::memory_order_relaxed);
-  }
+  store_length(layout->subject_len, route.subject.size());
+  store_text(layout->subject, sizeof layout->subject, route.subject);
   layout->state.store(static_cast<std::uint32_t>(route.active ? RouteState::active : RouteState::free),
                       std::memory_order_relaxed);
   // [R6] release: the new targets are visible to a publisher that acquires this even version

@@ -15,6 +15,7 @@
 #include "os/futex.hpp"
 #include "os/membarrier.hpp"
 #include "os/process.hpp"
+#include "shm/shared_text.hpp"
 #include "subject/subject.hpp"
 
 namespace bus::detail {
@@ -62,7 +63,7 @@ Result<std::shared_ptr<ConnectionImpl>> ConnectionImpl::connect(std::string_view
     if (!welcome) return std::move(welcome).error();
     impl->slot_ = welcome->a;
     impl->epoch_ = welcome->b;
-    auto segment = Segment::open(bus_name);
+    auto segment = Segment::open(bus_name, impl->control_.peer_uid());
     if (!segment) return std::move(segment).error();
     if (segment->id() == welcome->u64) {
       impl->segment_ = std::move(segment).value();
@@ -294,12 +295,10 @@ Result<bool> ConnectionImpl::refresh(LocalRoute& route, std::string_view subject
       }
       // Is this slot still the route of our subject? (The broker may have freed or reused it.)
       // Relaxed atomic loads: the broker may be rewriting these under the seqlock right now.
-      const std::uint32_t subject_len = std::atomic_ref<std::uint32_t>(layout->subject_len).load(std::memory_order_relaxed);
-      bool ours = layout->state.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(RouteState::active) &&
-                  subject_len == subject.size() && subject_len < sizeof layout->subject;
-      for (std::size_t c = 0; ours && c < subject.size(); ++c) {
-        ours = std::atomic_ref<char>(layout->subject[c]).load(std::memory_order_relaxed) == subject[c];
-      }
+      const std::uint32_t subject_len = load_length(layout->subject_len);
+      const bool ours = layout->state.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(RouteState::active) &&
+                        subject_len == subject.size() && subject_len < sizeof layout->subject &&
+                        text_equals(layout->subject, sizeof layout->subject, subject);
       // Acquire fence: the loads above complete before the version is re-read.
       std::atomic_thread_fence(std::memory_order_acquire);
       if (layout->version.load(std::memory_order_relaxed) == v1) {
@@ -484,9 +483,11 @@ bool ConnectionImpl::try_deliver_to_inbox(ThreadPublisher& tp, std::string_view 
     return false;
   }
   // The ring must be exactly that inbox's: pattern "_INBOX.<random>.>".
-  const std::uint32_t len = layout->pattern_len;
+  // Relaxed atomic loads (shm/shared_text.hpp): the broker may be reassigning the slot.
+  const std::uint32_t len = load_length(layout->pattern_len);
   if (len != address->pattern_prefix.size() + 1 || len >= sizeof layout->pattern ||
-      std::string_view(layout->pattern, len - 1) != address->pattern_prefix || layout->pattern[len - 1] != '>') {
+      !text_equals(layout->pattern, sizeof layout->pattern, address->pattern_prefix) ||
+      std::atomic_ref<char>(layout->pattern[len - 1]).load(std::memory_order_relaxed) != '>') {
     return false;
   }
   LocalRoute::Target target;

@@ -73,6 +73,31 @@ bool process_alive(pid_t pid, std::uint64_t start_ticks) noexcept {
   return !ticks || *ticks == start_ticks;  // another start time: the pid was reused
 }
 
+bool process_in_group(pid_t pid, gid_t gid) noexcept {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/status", static_cast<int>(pid));
+  std::FILE* f = std::fopen(path, "re");
+  if (f == nullptr) return false;
+  char line[4096];
+  bool found = false;
+  while (!found && std::fgets(line, sizeof line, f) != nullptr) {
+    // "Gid:\treal\teffective\tsaved\tfs" and "Groups:\tg1 g2 ...".
+    const bool gids = std::strncmp(line, "Gid:", 4) == 0;
+    const bool groups = std::strncmp(line, "Groups:", 7) == 0;
+    if (!gids && !groups) continue;
+    const char* p = line + (gids ? 4 : 7);
+    for (int field = 0; *p != '\0' && (groups || field < 2); ++field) {
+      char* end = nullptr;
+      const unsigned long value = std::strtoul(p, &end, 10);
+      if (end == p) break;
+      if (static_cast<gid_t>(value) == gid) found = true;
+      p = end;
+    }
+  }
+  std::fclose(f);
+  return found;
+}
+
 std::uint64_t monotonic_ns() noexcept {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -22,6 +22,9 @@ int open_pidfd(pid_t pid) noexcept;
 /// True if the process (pid, start_ticks) is still running.
 bool process_alive(pid_t pid, std::uint64_t start_ticks) noexcept;
 
+/// True if `pid`'s real, effective or supplementary groups include `gid` (/proc/<pid>/status).
+bool process_in_group(pid_t pid, gid_t gid) noexcept;
+
 /// CLOCK_MONOTONIC and CLOCK_REALTIME in nanoseconds.
 std::uint64_t monotonic_ns() noexcept;
 std::uint64_t realtime_ns() noexcept;

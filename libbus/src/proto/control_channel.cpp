@@ -84,6 +84,17 @@ Status ControlChannel::connect(std::string_view bus_name) {
     }
     return make_error(Errc::io_error, errno_message("connect to broker", err));
   }
+  // Whom are we talking to? Segment::open() then insists that the segment belongs to this uid
+  // and is ours, or root's, or shared with our group: a stranger who bound the name first
+  // cannot feed us or read what we publish.
+  ucred cred{};
+  socklen_t cred_len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return make_error(Errc::io_error, errno_message("SO_PEERCRED of the broker", err));
+  }
+  peer_uid_ = cred.uid;
   fd_ = fd;
   fd_open_.store(fd, std::memory_order_release);
   return {};

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <sys/types.h>
 #include <string_view>
 
 #include "bus/result.hpp"
@@ -24,6 +25,8 @@ class ControlChannel {
   /// Sends `request` and waits up to `timeout` for its reply; an error reply becomes an Error.
   Result<ControlMessage> call(ControlMessage request, std::chrono::milliseconds timeout);
   void close() noexcept;
+  /// The broker's credentials (SO_PEERCRED at connect).
+  uid_t peer_uid() const noexcept { return peer_uid_; }
   bool is_open() const noexcept { return fd_open_.load(std::memory_order_acquire) >= 0; }
   /// Waits up to `timeout` for the broker's end to go away (it died or closed us). True when it
   /// did, or when the channel is not open. Consumes nothing: safe beside a call() in flight.
@@ -34,6 +37,7 @@ class ControlChannel {
   int fd_ = -1;                      // under mutex_
   std::atomic<int> fd_open_{-1};     // the same, for close() to shutdown() without the lock
   std::uint32_t next_request_id_ = 1;
+  uid_t peer_uid_ = 0;
 };
 
 /// Sends one control message on `fd` (broker side too). False on a broken socket.

@@ -140,6 +140,8 @@ Result<Segment> Segment::create(std::string_view bus_name, const SegmentConfig& 
   }
   // umask may have narrowed the mode; the caller's mode is what we promise.
   ::fchmod(mapping->fd(), mode);
+  struct stat created {};
+  (void)::fstat(mapping->fd(), &created);
   try {
     mapping->shm.truncate(static_cast<bip::offset_t>(geo.segment_size));
   } catch (const bip::interprocess_exception& e) {
@@ -163,6 +165,8 @@ Result<Segment> Segment::create(std::string_view bus_name, const SegmentConfig& 
   (void)seg.adopt_mapping(std::move(mapping));
   seg.config_ = config;
   seg.geometry_ = geo;
+  seg.gid_ = created.st_gid;
+  seg.mode_ = mode & 0777;
 
   auto* h = seg.header();
   // The fresh object is zero-filled by the kernel; construct the atomics in place over it.
@@ -200,7 +204,21 @@ Result<Segment> Segment::create(std::string_view bus_name, const SegmentConfig& 
   return seg;
 }
 
-Result<Segment> Segment::open(std::string_view bus_name) {
+namespace {
+
+bool in_group(gid_t gid) {
+  if (::getegid() == gid) return true;
+  gid_t groups[256];
+  const int n = ::getgroups(256, groups);
+  for (int i = 0; i < n; ++i) {
+    if (groups[i] == gid) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<Segment> Segment::open(std::string_view bus_name, std::optional<uid_t> broker_uid) {
   if (auto st = validate_bus_name(bus_name); !st) return std::move(st).error();
   const std::string object = segment_object_name(bus_name);
   auto mapping = std::make_unique<Mapping>();
@@ -220,8 +238,21 @@ Result<Segment> Segment::open(std::string_view bus_name) {
   if (::fstat(mapping->fd(), &st) != 0) {
     return make_error(Errc::io_error, errno_message("fstat segment", errno));
   }
-  // Name squatting: a segment not owned by us (or root) could be fed by a stranger.
-  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+  // Name squatting: a segment not owned by the broker we talk to could be fed by a stranger.
+  // Sharing with a group is the operator's choice (busd --mode 0660): then the file's group
+  // must be one of ours.
+  if (broker_uid) {
+    if (st.st_uid != *broker_uid) {
+      return make_error(Errc::permission_denied, "/dev/shm/" + object + " is owned by uid " +
+                                                     std::to_string(st.st_uid) + ", not by the broker (uid " +
+                                                     std::to_string(*broker_uid) + ")");
+    }
+    const bool shared_with_us = (st.st_mode & 0060) == 0060 && in_group(st.st_gid);
+    if (st.st_uid != ::geteuid() && ::geteuid() != 0 && !shared_with_us) {
+      return make_error(Errc::permission_denied, "/dev/shm/" + object + " belongs to uid " +
+                                                     std::to_string(st.st_uid) + " and is not shared with our groups");
+    }
+  } else if (st.st_uid != ::geteuid()) {
     return make_error(Errc::permission_denied, "/dev/shm/" + object + " is owned by uid " +
                                                    std::to_string(st.st_uid) + ", not by us");
   }
@@ -235,6 +266,8 @@ Result<Segment> Segment::open(std::string_view bus_name) {
   }
   Segment seg;
   (void)seg.adopt_mapping(std::move(mapping));
+  seg.gid_ = st.st_gid;
+  seg.mode_ = st.st_mode & 0777;
   auto* h = seg.header();
   // Wait (bounded) for the broker to finish filling the segment.
   const std::uint64_t deadline = monotonic_ns() + 2'000'000'000ull;

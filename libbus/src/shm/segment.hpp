@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -42,7 +43,10 @@ class Segment {
 
   /// Attaches to an existing segment: checks owner, size, magic, major version and that every
   /// region offset in the header agrees with the sizes in the header and the file's size.
-  static Result<Segment> open(std::string_view bus_name);
+  /// `broker_uid`: the uid of the broker we talked to (SO_PEERCRED). The file must belong to it,
+  /// and to us unless its mode grants our group access (busd --mode 0660). Without it (the
+  /// broker adopting a segment) the file must be ours.
+  static Result<Segment> open(std::string_view bus_name, std::optional<uid_t> broker_uid = std::nullopt);
 
   /// Reads the header of an existing segment without keeping it (stale-segment diagnostics).
   struct Peek {
@@ -72,6 +76,9 @@ class Segment {
   SegmentHeader* header() const noexcept { return reinterpret_cast<SegmentHeader*>(base_); }
   const SegmentConfig& config() const noexcept { return config_; }
   std::uint64_t size() const noexcept { return size_; }
+  /// Group of the segment file (clients in it may attach when its mode grants group access).
+  gid_t file_gid() const noexcept { return gid_; }
+  mode_t file_mode() const noexcept { return mode_; }
   std::byte* base() const noexcept { return base_; }
 
   ClientLayout* client(std::uint32_t index) const noexcept;
@@ -89,6 +96,8 @@ class Segment {
   std::unique_ptr<Mapping> mapping_;
   std::byte* base_ = nullptr;
   std::uint64_t size_ = 0;
+  gid_t gid_ = 0;
+  mode_t mode_ = 0;
   SegmentConfig config_{};
   SegmentGeometry geometry_{};
 };
