@@ -249,6 +249,46 @@ for publication in "${publications[@]}"; do
     echo "$subject matched no subscription: dropped without error, as NATS does (no interest)"
 done
 
+# --- surviving a broker crash -------------------------------------------------------------------
+say "kill -9 the broker in the middle of a stream, then start a new one: nothing is lost"
+stream=400
+echo "\$ bus sub demo.stream --raw --count $stream      # in the background"
+set -m
+"$bus" sub --bus "$name" --raw --count "$stream" demo.stream >"$work/stream.out" 2>"$work/stream.err" &
+stream_sub=$!
+set +m
+wait_for_listening "$stream_sub" "$work/stream.err" || die "the stream subscriber did not start"
+echo "\$ bus pub demo.stream '{{Count}}' --count $stream --sleep 5ms   # about 2 s"
+set -m
+"$bus" pub --bus "$name" --timeout 5s demo.stream '{{Count}}' --count "$stream" --sleep 5ms \
+  2>"$work/stream-pub.err" &
+stream_pub=$!
+set +m
+sleep 0.5
+echo "\$ kill -9 $busd_pid    # busd dies; publisher and subscriber go on through the segment"
+kill -KILL "$busd_pid"
+wait_exit "$busd_pid" "$wait_s" || true
+sleep 0.3
+echo "\$ busd --bus $name ...   # a new broker adopts the segment; the clients reconnect"
+set -m
+"$busd" --bus "$name" --ring-bytes 1MiB --max-payload 64KiB 2>"$work/busd2.log" &
+busd_pid=$!
+set +m
+pub_status=0
+wait_exit "$stream_pub" "$wait_s" || pub_status=$?
+((pub_status == 0)) || die "bus pub across the restart failed (exit $pub_status): $(cat "$work/stream-pub.err")"
+sub_status=0
+wait_exit "$stream_sub" "$wait_s" || sub_status=$?
+((sub_status == 0)) || die "the stream subscriber did not get all $stream messages (exit $sub_status)"
+if [[ $(seq 1 "$stream" | paste -sd,) != $(paste -sd, "$work/stream.out") ]]; then
+  die "the stream arrived with gaps or out of order: $(paste -sd, "$work/stream.out" | head -c 300)"
+fi
+echo "the subscriber got all $stream messages, in order; what it said on stderr:"
+grep -v '^Listening on' "$work/stream.err" | sed 's/^/  sub | /'
+echo "the new broker's log:"
+sed 's/^/  busd | /' "$work/busd2.log"
+cat "$work/busd2.log" >>"$work/busd.log"
+
 # --- shutdown -----------------------------------------------------------------------------------
 say "Stopping busd with SIGTERM"
 kill -TERM "$busd_pid"
