@@ -352,5 +352,111 @@ TEST(PermissionsMp, should_admit_the_segments_group_only_when_the_mode_shares_it
   }
 }
 
+// ---------------------------------------------------------------------- client resources
+
+std::size_t active_routes(const std::string& bus) {
+  auto seg = detail::Segment::open(bus);
+  if (!seg) return ~std::size_t{0};
+  std::size_t n = 0;
+  for (std::uint32_t r = 0; r < seg->config().max_routes; ++r) {
+    if (seg->route(r)->state.load() == static_cast<std::uint32_t>(detail::RouteState::active)) ++n;
+  }
+  return n;
+}
+
+// Defect 7: routes were never released by clients, so a process publishing to ever-new
+// subjects pinned broker routes without bound. Now a thread cache holds at most 4096 and each
+// one it pushes out, and each one a thread takes with it when it exits, goes back.
+TEST(ClientResourcesMp, should_give_routes_back_when_a_thread_cache_overflows_or_exits) {
+  const std::string bus = unique_bus_name();
+  std::vector<std::string> flags = kSmallBroker;
+  flags.insert(flags.end(), {"--max-routes", "8192"});
+  BrokerProcess broker(bus, flags);
+  ASSERT_TRUE(broker.ready()) << broker.process().describe();
+  auto conn = Connection::connect(bus);
+  ASSERT_TRUE(conn) << conn.error().message;
+  for (int i = 0; i < 5000; ++i) ASSERT_TRUE(conn->publish("many." + std::to_string(i), "x"));
+  const std::size_t after_many = active_routes(bus);
+  EXPECT_LE(after_many, 4096u) << "a thread cache pushing routes out must release them";
+  EXPECT_GE(after_many, 4000u) << "the cache keeps what it can";
+
+  std::thread short_lived([&] {
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(conn->publish("brief." + std::to_string(i), "x"));
+  });
+  short_lived.join();
+  EXPECT_EQ(active_routes(bus), after_many) << "an exiting thread gives its routes back";
+}
+
+// Defect 5: close() racing publish() on another thread. close() now returns only once no
+// publish of this connection is writing: after it, the subscriber's ring does not move.
+TEST(ClientResourcesMp, should_finish_publishes_in_flight_before_close_returns) {
+  const std::string bus = unique_bus_name();
+  BrokerProcess broker(bus, kSmallBroker);
+  ASSERT_TRUE(broker.ready()) << broker.process().describe();
+  auto reader = Connection::connect(bus);
+  ASSERT_TRUE(reader) << reader.error().message;
+  auto sub = reader->subscribe("close.race");
+  ASSERT_TRUE(sub) << sub.error().message;
+  auto seg = detail::Segment::open(bus);
+  ASSERT_TRUE(seg) << seg.error().message;
+  // Keep the ring from filling (a full ring would keep the tail still anyway).
+  std::atomic<bool> done{false};
+  std::atomic<long> drained{0};
+  std::thread drainer([&] {
+    while (!done.load()) {
+      if (sub->next(1ms)) drained.fetch_add(1);
+    }
+  });
+  for (int round = 0; round < 20; ++round) {
+    auto writer = Connection::connect(bus);
+    ASSERT_TRUE(writer) << writer.error().message;
+    std::atomic<bool> started{false};
+    std::atomic<long> after_close_ok{0};
+    std::atomic<bool> closed{false};
+    std::thread publisher([&] {
+      for (;;) {
+        const bool was_closed = closed.load();
+        const Status st = writer->publish("close.race", "payload");
+        started.store(true);
+        if (!st) break;
+        if (was_closed) after_close_ok.fetch_add(1);
+      }
+    });
+    while (!started.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::microseconds(200 + 100 * round));
+    ASSERT_TRUE(writer->close());
+    closed.store(true);
+    const std::uint64_t tail = detail::tail_position(seg->subscription(0)->tail_word.load());
+    publisher.join();
+    std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(detail::tail_position(seg->subscription(0)->tail_word.load()), tail)
+        << "a publish still wrote after close() returned (round " << round << ")";
+    EXPECT_EQ(after_close_ok.load(), 0) << "a publish that began after close() returned succeeded";
+  }
+  done.store(true);
+  drainer.join();
+  EXPECT_GT(drained.load(), 0) << "the publishers were publishing when close() came";
+}
+
+// Defect 8: the broker closed fds in the middle of an epoll batch; an accept4() later in the
+// same batch could reuse the number, and a stale hang-up event then dropped the new client.
+// Clients come and go in bursts here while one long-lived client must never be dropped.
+TEST(ClientResourcesMp, should_never_drop_a_client_for_another_ones_hang_up) {
+  const std::string bus = unique_bus_name();
+  BrokerProcess broker(bus, kSmallBroker);
+  ASSERT_TRUE(broker.ready()) << broker.process().describe();
+  for (int round = 0; round < 30; ++round) {
+    std::vector<ChildProcess> burst;
+    for (int i = 0; i < 4; ++i) burst.push_back(spawn_cli({"pub", "--bus", bus, "burst.x", "b"}));
+    // A newcomer connecting while the burst hangs up.
+    auto conn = Connection::connect(bus);
+    ASSERT_TRUE(conn) << conn.error().message;
+    for (auto& p : burst) ASSERT_TRUE(exits_ok(p)) << p.describe();
+    // Its control channel must still be served.
+    auto sub = conn->subscribe("burst.check." + std::to_string(round));
+    ASSERT_TRUE(sub) << "round " << round << ": " << sub.error().message << "\n" << broker.log();
+  }
+}
+
 }  // namespace
 }  // namespace bus::test
