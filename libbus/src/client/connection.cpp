@@ -593,7 +593,14 @@ Status ConnectionImpl::unsubscribe(std::uint32_t subscription, std::uint32_t inc
   request.a = subscription;
   request.b = incarnation;
   request.c = keep_ring ? 1 : 0;
-  auto reply = control_call(request);
+  // No waiting for a broker that is away: the request is kept and sent once we are back
+  // (retake_route_references), so unsubscribe() and destructors never block on a restart.
+  auto reply = control_.call(request, options_.control_timeout);
+  if (!reply && reply.error().code == Errc::broker_gone && options_.allow_reconnect && !closed()) {
+    std::lock_guard lock(routes_mutex_);
+    pending_unsubscribes_.push_back(request);
+    return {};
+  }
   if (!reply) return std::move(reply).error();
   return {};
 }
@@ -629,7 +636,7 @@ Status ConnectionImpl::close() {
     subscriptions_.clear();
   }
   // Closing the socket is the goodbye: the broker reclaims the slot, subscriptions and routes.
-  control_.close();
+  control_.shut_down();
   alive_token_.reset();
   if (supervisor_.joinable()) {
     if (supervisor_.get_id() == std::this_thread::get_id()) {

@@ -189,6 +189,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::mutex routes_mutex_;
   std::unordered_map<std::string, HeldRoute, StringHash, std::equal_to<>> held_routes_;
   std::uint64_t next_route_generation_ = 1;
+  std::vector<ControlMessage> pending_unsubscribes_;  // made while the broker was away
 
   // Reconnecting (client/reconnect.cpp).
   std::thread supervisor_;

@@ -107,6 +107,7 @@ Status ConnectionImpl::try_resume() {
 void ConnectionImpl::retake_route_references() {
   // The adopting broker kept the routes but not who references them: take ours again. A route
   // it dropped comes back under a new slot; publishers find out through the route versions.
+  // (routes_mutex_ also guards pending_unsubscribes_.)
   std::lock_guard lock(routes_mutex_);
   for (auto& [subject, held] : held_routes_) {
     ControlMessage request;
@@ -115,6 +116,9 @@ void ConnectionImpl::retake_route_references() {
     auto reply = control_.call(request, options_.control_timeout);
     if (reply && segment_.route(reply->a) != nullptr) held.index = reply->a;
   }
+  // Unsubscribes made while the broker was away.
+  for (const ControlMessage& request : pending_unsubscribes_) (void)control_.call(request, options_.control_timeout);
+  pending_unsubscribes_.clear();
 }
 
 void ConnectionImpl::lost_for_good(const char* why) {

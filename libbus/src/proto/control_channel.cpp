@@ -95,6 +95,11 @@ Status ControlChannel::connect(std::string_view bus_name) {
     return make_error(Errc::io_error, errno_message("SO_PEERCRED of the broker", err));
   }
   peer_uid_ = cred.uid;
+  std::lock_guard lock(mutex_);
+  if (shut_down_.load(std::memory_order_acquire)) {
+    ::close(fd);
+    return make_error(Errc::closed, "connection is closed");
+  }
   fd_ = fd;
   fd_open_.store(fd, std::memory_order_release);
   return {};
@@ -137,6 +142,11 @@ bool ControlChannel::wait_hangup(std::chrono::milliseconds timeout) const noexce
   pollfd pfd{fd, POLLRDHUP, 0};
   const int rc = ::poll(&pfd, 1, static_cast<int>(timeout.count()));
   return rc > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+void ControlChannel::shut_down() noexcept {
+  shut_down_.store(true, std::memory_order_release);
+  close();
 }
 
 void ControlChannel::close() noexcept {

@@ -25,6 +25,9 @@ class ControlChannel {
   /// Sends `request` and waits up to `timeout` for its reply; an error reply becomes an Error.
   Result<ControlMessage> call(ControlMessage request, std::chrono::milliseconds timeout);
   void close() noexcept;
+  /// close(), and every later connect() fails: the connection is closing for good, and a
+  /// reconnect attempt racing with that must not open a new socket.
+  void shut_down() noexcept;
   /// The broker's credentials (SO_PEERCRED at connect).
   uid_t peer_uid() const noexcept { return peer_uid_; }
   bool is_open() const noexcept { return fd_open_.load(std::memory_order_acquire) >= 0; }
@@ -38,6 +41,7 @@ class ControlChannel {
   std::atomic<int> fd_open_{-1};     // the same, for close() to shutdown() without the lock
   std::uint32_t next_request_id_ = 1;
   uid_t peer_uid_ = 0;
+  std::atomic<bool> shut_down_{false};
 };
 
 /// Sends one control message on `fd` (broker side too). False on a broken socket.
