@@ -384,6 +384,16 @@ ChildProcess spawn_cli(std::vector<std::string> args, const ChildProcess::Env& e
   return ChildProcess::spawn(std::move(args), env);
 }
 
+std::vector<std::string> receive(Subscription& sub, std::size_t count, std::chrono::milliseconds per_message) {
+  std::vector<std::string> got;
+  while (got.size() < count) {
+    auto msg = sub.next(per_message);
+    if (!msg) break;
+    got.push_back(msg->data);
+  }
+  return got;
+}
+
 std::vector<std::string> numbered(const std::string& prefix, std::size_t count) {
   std::vector<std::string> out;
   for (std::size_t i = 1; i <= count; ++i) out.push_back(prefix + std::to_string(i));

@@ -17,6 +17,8 @@
 
 #include <gtest/gtest.h>
 
+#include "bus/subscription.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -175,5 +177,9 @@ ChildProcess spawn_cli(std::vector<std::string> args, const ChildProcess::Env& e
 
 /// {prefix1, prefix2, ..., prefixN}: what `test_peer pub` and `bus pub` with {{Count}} send.
 std::vector<std::string> numbered(const std::string& prefix, std::size_t count);
+
+/// Receives `count` messages in this process, each within `per_message`; stops at the first
+/// failure (so a short answer says how far it got).
+std::vector<std::string> receive(Subscription& sub, std::size_t count, std::chrono::milliseconds per_message);
 
 }  // namespace bus::test

@@ -74,17 +74,6 @@ bool segment_exists(const std::string& bus) {
   return ::stat(segment_path(bus).c_str(), &st) == 0;
 }
 
-// Receives `count` messages in-process, each within `per_message`; stops at the first failure.
-std::vector<std::string> receive(Subscription& sub, std::size_t count, std::chrono::milliseconds per_message) {
-  std::vector<std::string> got;
-  while (got.size() < count) {
-    auto msg = sub.next(per_message);
-    if (!msg) break;
-    got.push_back(msg->data);
-  }
-  return got;
-}
-
 // --------------------------------------------------------------------------------- fan-out
 
 TEST(PubSubMp, should_deliver_every_message_in_order_to_each_of_three_subscriber_processes) {

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -41,16 +42,6 @@ ChildProcess start_stalled_publisher(const std::string& bus, const std::string& 
 void kill_and_reap(ChildProcess& p) {
   ASSERT_TRUE(p.kill(SIGKILL));
   ASSERT_TRUE(p.wait_exit(10s)) << p.describe();
-}
-
-std::vector<std::string> receive(Subscription& sub, std::size_t count, std::chrono::milliseconds per_message) {
-  std::vector<std::string> got;
-  while (got.size() < count) {
-    auto msg = sub.next(per_message);
-    if (!msg) break;
-    got.push_back(msg->data);
-  }
-  return got;
 }
 
 std::uint64_t abandoned_in_ring(const std::string& bus, std::uint32_t ring) {
@@ -194,6 +185,22 @@ bool wait_connected(const Connection& conn, std::chrono::milliseconds timeout) {
   return false;
 }
 
+// kill -9 the broker, let `scribble` change its segment while no broker runs, start a new one.
+std::unique_ptr<BrokerProcess> crash_and_restart(const std::string& bus, BrokerProcess& broker,
+                                                 const std::function<void(detail::Segment&)>& scribble = {},
+                                                 std::chrono::milliseconds downtime = 0ms) {
+  EXPECT_TRUE(broker.crash());
+  if (scribble) {
+    auto seg = detail::Segment::open(bus);
+    EXPECT_TRUE(seg) << seg.error().message;
+    if (seg) scribble(*seg);
+  }
+  std::this_thread::sleep_for(downtime);
+  auto second = std::make_unique<BrokerProcess>(bus, kSmallBroker);
+  EXPECT_TRUE(second->ready()) << second->process().describe();
+  return second;
+}
+
 // Defect 4 / build item 1: kill -9 of busd while a publisher streams on an established route.
 // Nothing is lost: the data path does not need the broker; the new busd adopts the segment; the
 // clients reconnect and keep their subscriptions; control calls work again.
@@ -264,14 +271,9 @@ TEST(BrokerRestartMp, should_tell_clients_of_a_superseded_segment_instead_of_spl
   ASSERT_TRUE(conn->publish("split.x", "before"));
   ASSERT_TRUE(sub->next(5s));
 
-  ASSERT_TRUE(broker->crash());
-  {
-    auto seg = detail::Segment::open(bus);
-    ASSERT_TRUE(seg) << seg.error().message;
-    seg->header()->max_fanout = 0;  // no longer a valid header: cannot be adopted
-  }
-  auto second = std::make_unique<BrokerProcess>(bus, kSmallBroker);
-  ASSERT_TRUE(second->ready()) << second->process().describe();
+  // A header that is no longer valid: the segment cannot be adopted.
+  auto second = crash_and_restart(bus, *broker, [](detail::Segment& seg) { seg.header()->max_fanout = 0; });
+  ASSERT_TRUE(second->ready());
   EXPECT_NE(second->log().find("superseded"), std::string::npos) << second->log();
 
   const auto published = conn->publish("split.x", "after");
@@ -307,16 +309,12 @@ TEST(BrokerRestartMp, should_adopt_around_scribbled_table_entries) {
   ASSERT_TRUE(bad) << bad.error().message;
   ASSERT_TRUE(conn->publish("adopt.good", "1"));
   ASSERT_TRUE(good->next(5s));
-  ASSERT_TRUE(broker->crash());
-  {
-    auto seg = detail::Segment::open(bus);
-    ASSERT_TRUE(seg) << seg.error().message;
-    seg->subscription(1)->pattern_len = 9999;     // the second subscription: a length past its field
-    seg->route(0)->subject_len = 1u << 30;         // the route of adopt.good: likewise
-    seg->route(0)->version.store(7);               // and a seqlock left odd, as by a crash mid-write
-  }
-  auto second = std::make_unique<BrokerProcess>(bus, kSmallBroker);
-  ASSERT_TRUE(second->ready()) << second->process().describe();
+  auto second = crash_and_restart(bus, *broker, [](detail::Segment& seg) {
+    seg.subscription(1)->pattern_len = 9999;  // the second subscription: a length past its field
+    seg.route(0)->subject_len = 1u << 30;     // the route of adopt.good: likewise
+    seg.route(0)->version.store(7);           // and a seqlock left odd, as by a crash mid-write
+  });
+  ASSERT_TRUE(second->ready());
   EXPECT_NE(second->log().find("fails validation"), std::string::npos) << second->log();
   ASSERT_TRUE(wait_connected(*conn, 10s)) << second->log();
   // The kept subscription still receives on its old route (re-resolved once the scribbled
@@ -341,10 +339,8 @@ TEST(BrokerRestartMp, should_keep_the_cli_going_across_a_restart) {
   auto pub = spawn_cli({"pub", "--bus", bus, "cli.restart", "{{Count}}", "--count", std::to_string(kCount),
                         "--sleep", "2ms"});
   ASSERT_TRUE(sub.wait_for_lines(Stream::out, 100, 10s)) << sub.describe();
-  ASSERT_TRUE(broker->crash());
-  std::this_thread::sleep_for(200ms);
-  auto second = std::make_unique<BrokerProcess>(bus, kSmallBroker);
-  ASSERT_TRUE(second->ready()) << second->process().describe();
+  auto second = crash_and_restart(bus, *broker, {}, 200ms);
+  ASSERT_TRUE(second->ready());
   ASSERT_TRUE(exits_ok(pub)) << pub.describe();
   ASSERT_TRUE(exits_ok(sub)) << sub.describe();
   EXPECT_EQ(sub.lines(Stream::out), numbered("", kCount));
