@@ -3,7 +3,9 @@
 //   busd [--bus NAME] [--max-clients N] [--max-subscriptions N] [--max-routes N]
 //        [--max-fanout N] [--ring-bytes SIZE] [--max-payload SIZE] [--mode OCTAL] [-q]
 //
-// Runs in the foreground until SIGINT or SIGTERM, then removes the bus's segment and exits 0.
+// Runs in the foreground until SIGINT or SIGTERM, then exits 0: it removes the bus's segment
+// if no client is attached, else leaves it for the next busd to adopt (docs/failure.md).
+// On start it adopts a segment a dead busd left, or replaces (supersedes) one it cannot adopt.
 // Exit 1 when the broker fails (another busd serves the bus, /dev/shm full...), 2 on bad flags.
 
 #include <CLI/CLI.hpp>

@@ -56,7 +56,7 @@ Status BrokerCore::adopt(Segment segment) {
 void BrokerCore::adopt_clients() {
   for (std::uint32_t slot = 0; slot < clients_.size(); ++slot) {
     ClientLayout* layout = segment_.client(slot);
-    // Acquire: pairs with the old broker's [R8]; the identity below is the one it published.
+    // [A8] acquire: pairs with the old broker's [R8]; the identity below is the one it published.
     if (layout->state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(ClientState::live)) continue;
     const auto pid = static_cast<pid_t>(layout->pid.load(std::memory_order_relaxed));
     const std::uint64_t ticks = layout->start_ticks.load(std::memory_order_relaxed);

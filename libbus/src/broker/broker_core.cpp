@@ -394,7 +394,8 @@ Result<ControlMessage> BrokerCore::on_hello(int fd, const ControlMessage& reques
   std::memset(layout->name, 0, sizeof layout->name);
   std::memcpy(layout->name, rec.name.data(), std::min(rec.name.size(), sizeof layout->name - 1));
   // [R8] release: identity fields and epoch are visible to anyone who sees state == live
-  // (consumers judging whether a record's writer is alive, [A8] in subscription.cpp).
+  // ([A8] in broker/adoption.cpp, when a new broker reads the slot; consumers judge a writer
+  // by its pid and start ticks, which are written before this too).
   layout->state.store(static_cast<std::uint32_t>(ClientState::live), std::memory_order_release);
 
   log("client " + std::to_string(slot) + " attached: pid " + std::to_string(cred.pid) +
@@ -805,7 +806,7 @@ void BrokerCore::publish_route(std::uint32_t index) {
   layout->state.store(static_cast<std::uint32_t>(route.active ? RouteState::active : RouteState::free),
                       std::memory_order_relaxed);
   // [R6] release: the new targets are visible to a publisher that acquires this even version
-  // ([A6] in client/route_cache.hpp).
+  // ([A6] in client/connection.cpp: publish() and refresh()).
   layout->version.store(version + 2, std::memory_order_release);
 }
 

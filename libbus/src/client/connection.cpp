@@ -596,7 +596,8 @@ Status ConnectionImpl::unsubscribe(std::uint32_t subscription, std::uint32_t inc
   // No waiting for a broker that is away: the request is kept and sent once we are back
   // (retake_route_references), so unsubscribe() and destructors never block on a restart.
   auto reply = control_.call(request, options_.control_timeout);
-  if (!reply && reply.error().code == Errc::broker_gone && options_.allow_reconnect && !closed()) {
+  // (Not a drain's stop-routing step: drain() needs the broker's answer to know where to stop.)
+  if (!reply && !keep_ring && reply.error().code == Errc::broker_gone && options_.allow_reconnect && !closed()) {
     std::lock_guard lock(routes_mutex_);
     pending_unsubscribes_.push_back(request);
     return {};
