@@ -156,12 +156,16 @@ ThreadPublisher* ConnectionImpl::thread_publisher() {
 }
 
 Result<std::uint32_t> ConnectionImpl::acquire_route(std::string_view subject, std::uint64_t& generation) {
-  std::lock_guard lock(routes_mutex_);
-  if (auto it = held_routes_.find(subject); it != held_routes_.end()) {
-    ++it->second.users;
-    generation = it->second.generation;
-    return it->second.index;
+  {
+    std::lock_guard lock(routes_mutex_);
+    if (auto it = held_routes_.find(subject); it != held_routes_.end()) {
+      ++it->second.users;
+      generation = it->second.generation;
+      return it->second.index;
+    }
   }
+  // Not under routes_mutex_: the call may wait for a reconnect, and the supervisor needs that
+  // lock to finish one (retake_route_references()).
   ControlMessage request;
   request.type = ControlType::resolve;
   request.set_s1(subject);
@@ -169,6 +173,19 @@ Result<std::uint32_t> ConnectionImpl::acquire_route(std::string_view subject, st
   if (!reply) return std::move(reply).error();
   if (segment_.route(reply->a) == nullptr) {
     return make_error(Errc::protocol_error, "broker returned a route outside the segment");
+  }
+  std::unique_lock lock(routes_mutex_);
+  if (auto it = held_routes_.find(subject); it != held_routes_.end()) {
+    // Another thread resolved it meanwhile: use its entry and give our extra reference back.
+    ++it->second.users;
+    generation = it->second.generation;
+    const std::uint32_t index = it->second.index;
+    lock.unlock();
+    ControlMessage release;
+    release.type = ControlType::release;
+    release.a = reply->a;
+    (void)control_.call(release, options_.control_timeout);
+    return index;
   }
   generation = next_route_generation_++;
   held_routes_.emplace(std::string(subject), HeldRoute{reply->a, 1, generation});

@@ -194,6 +194,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   // Reconnecting (client/reconnect.cpp).
   std::thread supervisor_;
   std::atomic<bool> control_up_{true};  // the control channel to a broker is open
+  std::atomic<std::uint64_t> control_generation_{0};  // +1 per successful reconnect
   std::atomic<bool> closed_cb_fired_{false};
   std::atomic<bool> lost_{false};  // the broker is gone for good (no reconnect possible)
   std::mutex reconnect_mutex_;

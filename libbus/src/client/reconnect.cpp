@@ -24,16 +24,20 @@ constexpr int kFastAttempts = 10;
 }  // namespace
 
 Result<ControlMessage> ConnectionImpl::control_call(const ControlMessage& request) {
+  const std::uint64_t generation = control_generation_.load(std::memory_order_acquire);
   auto reply = control_.call(request, options_.control_timeout);
   if (reply || reply.error().code != Errc::broker_gone || !options_.allow_reconnect || closed()) return reply;
-  // The broker is away. Wait for the supervisor to bring it back, then try once more.
+  // The broker is away. Wait until the supervisor has connected anew (a later generation: the
+  // flag alone may still say "up" if the supervisor has not seen the hang-up yet, e.g. when
+  // the whole process was stopped across the restart), then try once more.
   std::unique_lock lock(reconnect_mutex_);
   const bool back = reconnect_cv_.wait_for(lock, options_.control_timeout, [&] {
-    return closed() || segment_.superseded() || control_up_.load(std::memory_order_acquire);
+    return closed() || segment_.superseded() || lost_.load(std::memory_order_acquire) ||
+           control_generation_.load(std::memory_order_acquire) != generation;
   });
   lock.unlock();
   if (closed()) return make_error(Errc::closed, "connection is closed");
-  if (!back || !control_up_.load(std::memory_order_acquire)) {
+  if (!back || control_generation_.load(std::memory_order_acquire) == generation) {
     return make_error(Errc::broker_gone, "the broker of bus '" + bus_name_ + "' is away and did not come back within " +
                                              std::to_string(options_.control_timeout.count()) + " ms");
   }
@@ -79,6 +83,7 @@ void ConnectionImpl::supervise() {
     }
     {
       std::lock_guard lock(reconnect_mutex_);
+      control_generation_.fetch_add(1, std::memory_order_acq_rel);
       control_up_.store(true, std::memory_order_release);
       reconnect_cv_.notify_all();
     }
