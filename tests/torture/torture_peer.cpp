@@ -210,6 +210,15 @@ struct SeqChecker {
 
   // Every publisher's "about to publish" now: numbers above it started after our subscribe().
   void read_baseline() {
+    // A counter still being created has published nothing yet.
+    for_each_publisher([&](unsigned long id, PubCounter& p) {
+      for (std::uint32_t s = 0; s < kMaxSubjects; ++s) baseline[id][s] = p.about[s].load(std::memory_order_seq_cst);
+    });
+  }
+
+  // Calls fn(id, counter) for every publisher's counter file (pub-<id>.ctr) in the run's dir.
+  template <class Fn>
+  void for_each_publisher(Fn&& fn) {
     DIR* d = ::opendir(c.dir.c_str());
     if (d == nullptr) return;
     while (dirent* e = ::readdir(d)) {
@@ -218,8 +227,8 @@ struct SeqChecker {
       if (std::sscanf(e->d_name, "pub-%lu.ct%c", &id, &tail) != 2 || tail != 'r' || id == 0 || id >= kMaxPublishers) continue;
       if (std::strlen(e->d_name) != std::strlen("pub-.ctr") + std::to_string(id).size()) continue;
       PubCounter* p = bus::torture::map_file<PubCounter>(c.dir + "/" + e->d_name, false);
-      if (p == nullptr) continue;  // being created: nothing published yet
-      for (std::uint32_t s = 0; s < kMaxSubjects; ++s) baseline[id][s] = p->about[s].load(std::memory_order_seq_cst);
+      if (p == nullptr) continue;
+      fn(id, *p);
       bus::torture::unmap_file(p);
     }
     ::closedir(d);
@@ -273,32 +282,21 @@ struct SeqChecker {
   // counted as lost. Returns the numbers missing at the tail.
   std::uint64_t tail_missing() {
     std::uint64_t missing = 0;
-    DIR* d = ::opendir(c.dir.c_str());
-    if (d == nullptr) return 0;
-    while (dirent* e = ::readdir(d)) {
-      unsigned long id = 0;
-      char tail = 0;
-      if (std::sscanf(e->d_name, "pub-%lu.ct%c", &id, &tail) != 2 || tail != 'r' || id == 0 || id >= kMaxPublishers) continue;
-      if (std::strlen(e->d_name) != std::strlen("pub-.ctr") + std::to_string(id).size()) continue;
-      PubCounter* p = bus::torture::map_file<PubCounter>(c.dir + "/" + e->d_name, false);
-      if (p == nullptr) continue;
-      if (p->magic.load() == bus::torture::kPubMagic) {
-        const auto subjects = std::min<std::uint64_t>(p->subjects.load(), kMaxSubjects);
-        for (std::uint32_t s = 0; s < subjects; ++s) {
-          if (!bus::subject_matches(pattern, bus::torture::pub_subject(id, s))) continue;
-          const std::uint64_t done = p->done[s].load();
-          const std::uint64_t have = std::max(get(c.stats->last[id][s]), baseline[id][s]);
-          if (done > have) {
-            missing += done - have;
-            if (++reports <= 40) complain("%s: %s ends at #%llu, last received #%llu (baseline %llu)", c.name.c_str(),
-                                          bus::torture::pub_subject(id, s).c_str(), ull(done),
-                                          ull(get(c.stats->last[id][s])), ull(baseline[id][s]));
-          }
+    for_each_publisher([&](unsigned long id, PubCounter& p) {
+      if (p.magic.load() != bus::torture::kPubMagic) return;
+      const auto subjects = std::min<std::uint64_t>(p.subjects.load(), kMaxSubjects);
+      for (std::uint32_t s = 0; s < subjects; ++s) {
+        if (!bus::subject_matches(pattern, bus::torture::pub_subject(id, s))) continue;
+        const std::uint64_t done = p.done[s].load();
+        const std::uint64_t have = std::max(get(c.stats->last[id][s]), baseline[id][s]);
+        if (done > have) {
+          missing += done - have;
+          if (++reports <= 40) complain("%s: %s ends at #%llu, last received #%llu (baseline %llu)", c.name.c_str(),
+                                        bus::torture::pub_subject(id, s).c_str(), ull(done),
+                                        ull(get(c.stats->last[id][s])), ull(baseline[id][s]));
         }
       }
-      bus::torture::unmap_file(p);
-    }
-    ::closedir(d);
+    });
     return missing;
   }
 };

@@ -404,7 +404,6 @@ void ConnectionImpl::abandoned(LocalRoute::Target& target) noexcept {
   // We stalled past the subscriber's unblock timeout and it skipped our claim: the message is
   // lost for that subscriber, and counted (relaxed: a statistic).
   target.ring.control()->abandoned_msgs.fetch_add(1, std::memory_order_relaxed);
-  abandoned_msgs_.fetch_add(1, std::memory_order_relaxed);
 }
 
 Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::string_view reply,

@@ -138,7 +138,6 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   /// Sends a control request; while the broker is away (reconnecting) waits for it to come
   /// back, within control_timeout, and tries once more.
   Result<ControlMessage> control_call(const ControlMessage& request);
-  std::uint64_t abandoned_count() const noexcept { return abandoned_msgs_.load(std::memory_order_relaxed); }
   bool control_connected() const noexcept { return control_up_.load(std::memory_order_acquire); }
   ConnectionStatus status() const noexcept {
     if (closed() || lost_.load(std::memory_order_acquire) || segment_.superseded()) return ConnectionStatus::closed;
@@ -151,7 +150,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   void supervise();
   Status try_resume();
   void retake_route_references();
-  void lost_for_good(const char* why);
+  void lost_for_good();
   void fire_closed_cb();
   /// Re-copies a route under its seqlock. false: the slot no longer holds `subject`'s route
   /// (the broker freed or reused it); the caller resolves again.
@@ -174,7 +173,6 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::uint32_t epoch_ = 0;
   std::uint64_t serial_ = 0;
   std::atomic<bool> closed_{false};
-  std::atomic<std::uint64_t> abandoned_msgs_{0};  // our claims a subscriber skipped (we stalled)
   std::shared_ptr<LaneSet> lanes_ = std::make_shared<LaneSet>();
   std::shared_ptr<int> alive_token_ = std::make_shared<int>(0);
 #ifdef BUS_TEST_HOOKS

@@ -51,7 +51,7 @@ void ConnectionImpl::supervise() {
     control_up_.store(false, std::memory_order_release);
     if (options_.disconnected_cb) options_.disconnected_cb();
     if (!options_.allow_reconnect) {
-      lost_for_good("the broker went away and reconnecting is off");
+      lost_for_good();
       return;
     }
     bool resumed = false;
@@ -72,13 +72,13 @@ void ConnectionImpl::supervise() {
       // A broker that answered but will not give us our slot back will not change its mind.
       if (st.error().code != Errc::broker_not_running && st.error().code != Errc::timeout &&
           st.error().code != Errc::io_error) {
-        lost_for_good(st.error().message.c_str());
+        lost_for_good();
         return;
       }
     }
     if (closed()) return;
     if (!resumed) {
-      lost_for_good("the broker did not come back");
+      lost_for_good();
       return;
     }
     {
@@ -126,8 +126,7 @@ void ConnectionImpl::retake_route_references() {
   pending_unsubscribes_.clear();
 }
 
-void ConnectionImpl::lost_for_good(const char* why) {
-  (void)why;  // the error publishes and control calls return says it in their own words
+void ConnectionImpl::lost_for_good() {
   // Wake control calls waiting for a reconnect; they report broker_gone. The data path goes
   // on working until the application closes us, unless the segment was superseded.
   lost_.store(true, std::memory_order_release);
