@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <functional>
+#include <mutex>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -259,40 +260,97 @@ TEST(BrokerRestartMp, should_lose_nothing_on_an_established_route_across_kill_9_
 
 // A new broker that cannot adopt the old segment (here: its header was scribbled while no
 // broker ran) marks it superseded before replacing it. Its clients then get broker_gone from
-// publish and poll, never a silent success into a segment nobody reads.
-TEST(BrokerRestartMp, should_tell_clients_of_a_superseded_segment_instead_of_splitting_the_bus) {
+// publish and poll, never a silent success into a segment nobody reads; then they attach to the
+// new segment and subscribe again by themselves, and each subscription first delivers what its
+// old ring still held.
+TEST(BrokerRestartMp, should_reattach_clients_of_a_superseded_segment_instead_of_splitting_the_bus) {
   const std::string bus = unique_bus_name();
   auto broker = std::make_unique<BrokerProcess>(bus, kSmallBroker);
   ASSERT_TRUE(broker->ready()) << broker->process().describe();
-  auto conn = Connection::connect(bus);
+  // A slow first reconnect attempt: the window in which the client knows its segment is
+  // superseded but has not re-attached yet is then long enough to look at.
+  ConnectOptions slow;
+  slow.reconnect_wait = 2s;
+  std::atomic<int> reconnects{0};
+  slow.reconnected_cb = [&] { ++reconnects; };
+  auto conn = Connection::connect(bus, slow);
   ASSERT_TRUE(conn) << conn.error().message;
   auto sub = conn->subscribe("split.x");
   ASSERT_TRUE(sub) << sub.error().message;
+  std::mutex seen_mutex;
+  std::vector<std::string> seen;  // what a handler subscription got
+  auto handled = conn->subscribe("split.>", [&](const MessageView& m) {
+    std::lock_guard lock(seen_mutex);
+    seen.emplace_back(m.data);
+  });
+  ASSERT_TRUE(handled) << handled.error().message;
   ASSERT_TRUE(conn->publish("split.x", "before"));
-  ASSERT_TRUE(sub->next(5s));
+  ASSERT_TRUE(conn->publish("split.x", "unread"));  // still in the old ring when the broker dies
+  auto first = sub->next(5s);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->data, "before");
 
   // A header that is no longer valid: the segment cannot be adopted.
   auto second = crash_and_restart(bus, *broker, [](detail::Segment& seg) { seg.header()->max_fanout = 0; });
   ASSERT_TRUE(second->ready());
   EXPECT_NE(second->log().find("superseded"), std::string::npos) << second->log();
 
-  const auto published = conn->publish("split.x", "after");
+  // Before the client has re-attached: no success, and the status says why.
+  ASSERT_EQ(reconnects.load(), 0) << "the test needs the re-attach to come later";
+  const auto published = conn->publish("split.x", "lost");
   ASSERT_FALSE(published) << "a publish into a superseded segment must not report success";
   EXPECT_EQ(published.error().code, Errc::broker_gone);
-  auto polled = sub->next(1s);
-  ASSERT_FALSE(polled);
+  EXPECT_EQ(conn->status(), ConnectionStatus::reconnecting);
+  // What the old ring held is still delivered; then the poll says why nothing else comes.
+  auto unread = sub->try_poll([](const MessageView& m) { EXPECT_EQ(m.data, "unread"); }, 10);
+  ASSERT_TRUE(unread) << unread.error().message;
+  EXPECT_EQ(unread.value(), 1u);
+  auto polled = sub->try_poll([](const MessageView&) {}, 10);
+  ASSERT_FALSE(polled) << "a poll of a superseded segment must not look like silence";
   EXPECT_EQ(polled.error().code, Errc::broker_gone);
-  EXPECT_EQ(conn->status(), ConnectionStatus::closed);
 
-  // The new segment is a working bus for new clients.
+  // The new segment is a working bus for new clients, and the old client joins it by itself.
   auto fresh = Connection::connect(bus);
   ASSERT_TRUE(fresh) << fresh.error().message;
   auto fresh_sub = fresh->subscribe("split.x");
   ASSERT_TRUE(fresh_sub);
-  ASSERT_TRUE(fresh->publish("split.x", "new"));
-  auto got = fresh_sub->next(5s);
-  ASSERT_TRUE(got) << got.error().message;
-  EXPECT_EQ(got->data, "new");
+  ASSERT_TRUE(wait_connected(*conn, 10s)) << second->log();
+  EXPECT_EQ(reconnects.load(), 1);
+  EXPECT_NE(second->log().find("client"), std::string::npos);
+
+  // Both ways: the old client's subscriptions moved, and its publishes reach new subscribers.
+  ASSERT_TRUE(fresh->publish("split.x", "from-new"));
+  auto moved = sub->next(5s);
+  ASSERT_TRUE(moved) << moved.error().message;
+  EXPECT_EQ(moved->data, "from-new");
+  ASSERT_TRUE(conn->publish("split.x", "from-old")) << "publishing again after the re-attach";
+  auto own = fresh_sub->next(5s);  // the new client's own message first
+  ASSERT_TRUE(own) << own.error().message;
+  EXPECT_EQ(own->data, "from-new");
+  auto reached = fresh_sub->next(5s);
+  ASSERT_TRUE(reached) << reached.error().message;
+  EXPECT_EQ(reached->data, "from-old");
+  // The handler subscription saw, in order: the old ring's three, then the new segment's two.
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  for (;;) {
+    {
+      std::lock_guard lock(seen_mutex);
+      if (seen.size() >= 4 || std::chrono::steady_clock::now() > until) break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  {
+    std::lock_guard lock(seen_mutex);
+    EXPECT_EQ(seen, (std::vector<std::string>{"before", "unread", "from-new", "from-old"}));
+  }
+  // Request/reply works again: the inbox is made anew on the new segment.
+  auto responder = fresh->subscribe("split.echo", [](const MessageView& m) { (void)m.respond(std::string(m.data)); });
+  ASSERT_TRUE(responder);
+  auto answer = conn->request("split.echo", "ping", 5s);
+  ASSERT_TRUE(answer) << answer.error().message;
+  EXPECT_EQ(answer->data, "ping");
+  EXPECT_EQ(sub->dropped_count(), 0u);
+  EXPECT_EQ(sub->delivered_count(), 3u) << "counts carry on across the move";
 }
 
 // Adoption treats the segment as untrusted input: entries that fail validation are removed (and

@@ -48,7 +48,6 @@ Result<std::shared_ptr<ConnectionImpl>> ConnectionImpl::connect(std::string_view
   std::shared_ptr<ConnectionImpl> impl(new ConnectionImpl());
   impl->bus_name_ = std::string(bus_name);
   impl->options_ = options;
-  impl->serial_ = g_next_serial.fetch_add(1, std::memory_order_relaxed);
 #ifdef BUS_TEST_HOOKS
   if (const char* pause = std::getenv("BUS_TEST_PAUSE_AFTER_CLAIM")) impl->test_pause_after_claim_ = std::atoi(pause);
 #endif
@@ -59,27 +58,37 @@ Result<std::shared_ptr<ConnectionImpl>> ConnectionImpl::connect(std::string_view
   // check catches it, and we simply start over.
   for (int attempt = 0;; ++attempt) {
     if (auto st = impl->control_.connect(bus_name); !st) return std::move(st).error();
-    auto welcome = impl->say_hello(/*resume=*/false);
-    if (!welcome) return std::move(welcome).error();
-    impl->slot_ = welcome->a;
-    impl->epoch_ = welcome->b;
-    auto segment = Segment::open(bus_name, impl->control_.peer_uid());
-    if (!segment) return std::move(segment).error();
-    if (segment->id() == welcome->u64) {
-      impl->segment_ = std::move(segment).value();
+    auto attached = impl->attach();
+    if (attached) {
+      impl->attached_.store(attached.value().get(), std::memory_order_release);
+      impl->attachments_.push_back(std::move(attached).value());
       break;
     }
-    if (attempt == 3) {
-      return make_error(Errc::broker_gone, "the broker of bus '" + std::string(bus_name) +
-                                               "' kept changing while we attached");
-    }
-  }
-  impl->prefaulted_ = std::make_unique<std::atomic<bool>[]>(impl->segment_.config().max_subscriptions);
-  if (impl->segment_.client(impl->slot_) == nullptr) {
-    return make_error(Errc::protocol_error, "broker assigned a client slot outside the segment");
+    if (attached.error().code != Errc::broker_gone || attempt == 3) return std::move(attached).error();
   }
   impl->supervisor_ = std::thread([raw = impl.get()] { raw->supervise(); });
   return impl;
+}
+
+Result<std::unique_ptr<Attachment>> ConnectionImpl::attach() {
+  auto welcome = say_hello(/*resume=*/false);
+  if (!welcome) return std::move(welcome).error();
+  auto a = std::make_unique<Attachment>();
+  a->slot = welcome->a;
+  a->epoch = welcome->b;
+  a->serial = g_next_serial.fetch_add(1, std::memory_order_relaxed);
+  auto segment = Segment::open(bus_name_, control_.peer_uid());
+  if (!segment) return std::move(segment).error();
+  if (segment->id() != welcome->u64) {
+    control_.close();
+    return make_error(Errc::broker_gone, "the broker of bus '" + bus_name_ + "' kept changing while we attached");
+  }
+  a->segment = std::move(segment).value();
+  if (a->segment.client(a->slot) == nullptr) {
+    return make_error(Errc::protocol_error, "broker assigned a client slot outside the segment");
+  }
+  a->prefaulted = std::make_unique<std::atomic<bool>[]>(a->segment.config().max_subscriptions);
+  return a;
 }
 
 Result<ControlMessage> ConnectionImpl::say_hello(bool resume) {
@@ -89,21 +98,22 @@ Result<ControlMessage> ConnectionImpl::say_hello(bool resume) {
   hello.u64 = process_start_ticks(::getpid()).value_or(0);
   hello.set_s1(options_.name);
   if (resume) {
-    hello.b = slot_ + 1;
-    hello.c = epoch_;
-    hello.u64b = segment_.id();
+    const Attachment& a = attachment();
+    hello.b = a.slot + 1;
+    hello.c = a.epoch;
+    hello.u64b = a.segment.id();
   }
   return control_.call(hello, options_.control_timeout);
 }
 
 ConnectionImpl::~ConnectionImpl() { (void)close(); }
 
-void ConnectionImpl::live_claims(std::uint32_t subscription, std::uint64_t tail,
-                                 std::vector<std::uint64_t>& out) const {
+void ConnectionImpl::live_claims(const Segment& segment, std::uint32_t subscription, std::uint64_t tail,
+                                 std::vector<std::uint64_t>& out) {
   out.clear();
   const std::uint32_t marker = subscription + 1;
-  for (std::uint32_t slot = 0; slot < segment_.config().max_clients; ++slot) {
-    const ClientLayout* client = segment_.client(slot);
+  for (std::uint32_t slot = 0; slot < segment.config().max_clients; ++slot) {
+    const ClientLayout* client = segment.client(slot);
     bool checked = false, alive = false;
     for (const ClaimLane& lane : client->claim_lanes) {
       // [A3a] acquire: pairs with [R3a] (this claim's word, or the writer's later 0 or next
@@ -129,25 +139,26 @@ void ConnectionImpl::live_claims(std::uint32_t subscription, std::uint64_t tail,
 
 // ------------------------------------------------------------------------------------ publish
 
-ThreadPublisher* ConnectionImpl::thread_publisher() {
+ThreadPublisher* ConnectionImpl::thread_publisher(Attachment& a) {
   for (auto& tp : t_publishers) {
-    if (tp->connection_serial == serial_) return tp.get();
+    if (tp->connection_serial == a.serial) return tp.get();
   }
-  // First publish from this thread on this connection: sweep entries of closed connections,
-  // then take a free lane.
+  // First publish from this thread on this attachment: sweep entries of closed connections
+  // and left attachments, then take a free lane.
   std::erase_if(t_publishers, [](const auto& tp) { return tp->connection_alive.expired(); });
-  std::uint32_t used = lanes_->in_use.load(std::memory_order_relaxed);
+  std::uint32_t used = a.lanes->in_use.load(std::memory_order_relaxed);
   for (;;) {
     if (used == 0xFFFF'FFFFu) return nullptr;
     const std::uint32_t lane = static_cast<std::uint32_t>(__builtin_ctz(~used));
-    if (lanes_->in_use.compare_exchange_weak(used, used | (1u << lane), std::memory_order_acq_rel)) {
+    if (a.lanes->in_use.compare_exchange_weak(used, used | (1u << lane), std::memory_order_acq_rel)) {
       auto tp = std::make_unique<ThreadPublisher>();
-      tp->connection_serial = serial_;
-      tp->connection_alive = alive_token_;
+      tp->connection_serial = a.serial;
+      tp->attachment = &a;
+      tp->connection_alive = a.alive_token;
       tp->connection = weak_from_this();
-      tp->lanes = lanes_;
+      tp->lanes = a.lanes;
       tp->lane = lane;
-      tp->claim_lane = &segment_.client(slot_)->claim_lanes[lane];
+      tp->claim_lane = &a.segment.client(a.slot)->claim_lanes[lane];
       tp->last_subject.reserve(kPatternBytes);
       t_publishers.push_back(std::move(tp));
       return t_publishers.back().get();
@@ -171,7 +182,7 @@ Result<std::uint32_t> ConnectionImpl::acquire_route(std::string_view subject, st
   request.set_s1(subject);
   auto reply = control_call(request);
   if (!reply) return std::move(reply).error();
-  if (segment_.route(reply->a) == nullptr) {
+  if (segment().route(reply->a) == nullptr) {
     return make_error(Errc::protocol_error, "broker returned a route outside the segment");
   }
   std::unique_lock lock(routes_mutex_);
@@ -234,16 +245,22 @@ Result<LocalRoute*> ConnectionImpl::route_for(ThreadPublisher& tp, std::string_v
     std::uint64_t generation = 0;
     auto index = acquire_route(subject, generation);
     if (!index) return std::move(index).error();
+    const Segment& segment = tp.attachment->segment;
+    if (tp.attachment != &attachment()) {
+      // We re-attached meanwhile: the index names a route of the new segment, not of ours.
+      release_route_ref(std::string(subject), generation);
+      return make_error(Errc::broker_gone, "the bus was restarted with a new segment; publish again");
+    }
     LocalRoute route;
     route.held_generation = generation;
-    route.layout = segment_.route(index.value());
+    route.layout = segment.route(index.value());
     route.version = 1;  // never even: forces the first refresh
     // Queue groups start at a random member (as NATS does), then rotate.
     route.next_member = static_cast<std::uint32_t>(monotonic_ns() ^ (reinterpret_cast<std::uintptr_t>(&tp) >> 4));
-    route.targets.reserve(segment_.config().max_fanout);
-    route.scratch.reserve(segment_.config().max_fanout);
+    route.targets.reserve(segment.config().max_fanout);
+    route.scratch.reserve(segment.config().max_fanout);
     auto [it, inserted] = tp.routes.emplace(std::string(subject), std::move(route));
-    auto valid = refresh(it->second, subject);
+    auto valid = refresh(*tp.attachment, it->second, subject);
     if (valid && valid.value()) {
       tp.last_subject.assign(subject);
       tp.last_route = &it->second;
@@ -272,10 +289,11 @@ void ConnectionImpl::forget_route(std::string_view subject, std::uint64_t genera
   }
 }
 
-Result<bool> ConnectionImpl::refresh(LocalRoute& route, std::string_view subject) {
+Result<bool> ConnectionImpl::refresh(Attachment& a, LocalRoute& route, std::string_view subject) {
+  const Segment& segment = a.segment;
   RouteLayout* layout = route.layout;
-  RouteTarget* targets = segment_.route_targets(layout);
-  const std::uint32_t max_fanout = segment_.config().max_fanout;
+  RouteTarget* targets = segment.route_targets(layout);
+  const std::uint32_t max_fanout = segment.config().max_fanout;
   // Seqlock read. The broker never holds the version odd for more than a few microseconds; a
   // version stuck odd means the broker died mid-write, so the wait is bounded.
   const std::uint64_t deadline = monotonic_ns() + 1'000'000'000ull;
@@ -300,7 +318,7 @@ Result<bool> ConnectionImpl::refresh(LocalRoute& route, std::string_view subject
         // Kinds a newer broker may add (streams, the bridge) are not ours to deliver to.
         if (t.kind != static_cast<std::uint32_t>(TargetKind::ring)) continue;
         LocalRoute::Target target;
-        target.ring = segment_.ring(t.subscription);
+        target.ring = segment.ring(t.subscription);
         if (target.ring.control() == nullptr) {
           valid = false;
           break;
@@ -325,8 +343,8 @@ Result<bool> ConnectionImpl::refresh(LocalRoute& route, std::string_view subject
         }
         // A fresh head for every ring: a cached head must never be ahead of the real one.
         for (auto& target : next) {
-          if (!prefaulted_[target.subscription].exchange(true, std::memory_order_relaxed)) {
-            segment_.prefault_ring(target.subscription);  // once per ring per process
+          if (!a.prefaulted[target.subscription].exchange(true, std::memory_order_relaxed)) {
+            segment.prefault_ring(target.subscription);  // once per ring per process
           }
           target.cursor.cached_head =
               target.ring.control()->head_position.load(std::memory_order_acquire);  // [A2]
@@ -363,8 +381,8 @@ bool ConnectionImpl::deliver(LocalRoute::Target& target, ThreadPublisher& tp, st
   RecordFields fields;
   fields.subject_len = static_cast<std::uint8_t>(subject.size());
   fields.reply_len = static_cast<std::uint8_t>(reply.size());
-  fields.producer_client = static_cast<std::uint16_t>(slot_);
-  fields.producer_epoch = epoch_;
+  fields.producer_client = static_cast<std::uint16_t>(tp.attachment->slot);
+  fields.producer_epoch = tp.attachment->epoch;
   fields.headers_len = static_cast<std::uint32_t>(headers.size());
   fields.payload_len = static_cast<std::uint32_t>(data.size());
   if (!MpscRing::begin_write(claim, fields)) [[unlikely]] {
@@ -409,11 +427,11 @@ void ConnectionImpl::abandoned(LocalRoute::Target& target) noexcept {
 Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::string_view reply,
                                             std::string_view headers, std::string_view data) {
   if (closed_.load(std::memory_order_relaxed)) return make_error(Errc::closed, "connection is closed");
-  // A broker that could not adopt our segment replaced it: nothing we write here is read.
-  if (segment_.superseded()) [[unlikely]] {
-    return make_error(Errc::broker_gone, "the bus was restarted with a new segment; this connection's is superseded");
-  }
-  const std::uint64_t max_payload = segment_.config().max_payload;
+  Attachment& a = attachment();
+  // A broker that could not adopt our segment replaced it: nothing we write here is read. The
+  // supervisor attaches to the new one (client/reconnect.cpp); until then we say so.
+  if (a.segment.superseded()) [[unlikely]] return superseded_error();
+  const std::uint64_t max_payload = a.segment.config().max_payload;
   if (headers.size() + data.size() > max_payload) {
     return make_error(Errc::payload_too_large,
                       "message of " + std::to_string(headers.size() + data.size()) +
@@ -422,7 +440,7 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   if (!reply.empty()) {
     if (auto st = validate_publish_subject(reply); !st) return std::move(st).error();
   }
-  ThreadPublisher* tp = thread_publisher();
+  ThreadPublisher* tp = thread_publisher(a);
   if (tp == nullptr) {
     return make_error(Errc::resource_exhausted, "more than 32 threads publish on one connection");
   }
@@ -440,14 +458,15 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   if (closed_.load(std::memory_order_relaxed)) return make_error(Errc::closed, "connection is closed");
   if (subject.size() > kInboxPrefix.size() && subject.compare(0, kInboxPrefix.size(), kInboxPrefix) == 0 &&
       try_deliver_to_inbox(*tp, subject, reply, headers, data)) {
+    if (a.segment.superseded(std::memory_order_seq_cst)) [[unlikely]] return superseded_error();  // [SC2]
     return std::size_t{1};
   }
-  auto found = route_for(*tp, subject);
+  auto found = route_for(*tp, subject);  // route_for and refresh use tp's attachment, a
   if (!found) return std::move(found).error();
   LocalRoute* route = found.value();
   // [A6] acquire: pairs with [R6]; one shared load per publish tells whether the route changed.
   if (route->layout->version.load(std::memory_order_acquire) != route->version) {
-    auto valid = refresh(*route, subject);
+    auto valid = refresh(a, *route, subject);
     if (!valid) return std::move(valid).error();
     if (!valid.value()) {
       // The broker took the route back (its table was full): resolve the subject again.
@@ -484,7 +503,16 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   // Release: pairs with the broker's acquire scan in claimed_by_live_client(); all our record
   // bytes are written before the broker may see the lane empty and recycle a ring.
   tp->claim_lane->claim.store(0, std::memory_order_release);
+  // [SC2] seq_cst, after our claim CASes (seq_cst): a subscriber that left this segment after it
+  // saw it superseded read a tail without our claim only if this load sees superseded too
+  // (SubscriptionImpl::leave_superseded_locked). Then what we wrote may never be read: say so.
+  if (a.segment.superseded(std::memory_order_seq_cst)) [[unlikely]] return superseded_error();
   return n;
+}
+
+Error ConnectionImpl::superseded_error() {
+  return make_error(Errc::broker_gone,
+                    "the bus was restarted with a new segment; this message may not have been delivered (re-attaching)");
 }
 
 bool ConnectionImpl::try_deliver_to_inbox(ThreadPublisher& tp, std::string_view subject,
@@ -492,7 +520,8 @@ bool ConnectionImpl::try_deliver_to_inbox(ThreadPublisher& tp, std::string_view 
                                           std::string_view data) {
   const auto address = parse_inbox_address(subject);
   if (!address) return false;
-  SubscriptionLayout* layout = segment_.subscription(address->ring);
+  const Segment& segment = tp.attachment->segment;
+  SubscriptionLayout* layout = segment.subscription(address->ring);
   if (layout == nullptr) return false;
   // Acquire: pairs with the broker's release of `active` after it wrote the pattern.
   if (layout->state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SubscriptionState::active)) {
@@ -507,7 +536,7 @@ bool ConnectionImpl::try_deliver_to_inbox(ThreadPublisher& tp, std::string_view 
     return false;
   }
   LocalRoute::Target target;
-  target.ring = segment_.ring(address->ring);
+  target.ring = segment.ring(address->ring);
   target.subscription = address->ring;
   // A stale incarnation (the requester left) makes the claim fail as `stale`: nothing delivered.
   target.cursor.incarnation = address->incarnation;
@@ -522,12 +551,13 @@ bool ConnectionImpl::try_deliver_to_inbox(ThreadPublisher& tp, std::string_view 
 bool ConnectionImpl::broker_alive() const noexcept {
   if (closed()) return false;
   // The broker stamps its heartbeat every 100 ms; CLOCK_MONOTONIC is the same in every process.
-  const std::uint64_t beat = segment_.header()->broker_heartbeat_ns.load(std::memory_order_relaxed);
+  const SegmentHeader* header = segment().header();
+  const std::uint64_t beat = header->broker_heartbeat_ns.load(std::memory_order_relaxed);
   const std::uint64_t now = monotonic_ns();
   // Relaxed: the broker's identity, rewritten only when a broker adopts the segment.
   return beat + 1'500'000'000ull > now &&
-         process_alive(static_cast<pid_t>(segment_.header()->broker_pid.load(std::memory_order_relaxed)),
-                       segment_.header()->broker_start_ticks.load(std::memory_order_relaxed));
+         process_alive(static_cast<pid_t>(header->broker_pid.load(std::memory_order_relaxed)),
+                       header->broker_start_ticks.load(std::memory_order_relaxed));
 }
 
 // ----------------------------------------------------------------------------- request/reply
@@ -583,12 +613,15 @@ Result<std::unique_ptr<SubscriptionImpl>> ConnectionImpl::subscribe(std::string_
   request.type = ControlType::subscribe;
   request.set_s1(pattern);
   request.set_s2(options.queue_group);
+  Attachment& a = attachment();
+  if (a.segment.superseded()) return superseded_error();
   auto reply = control_call(request);
   if (!reply) return std::move(reply).error();
-  if (segment_.subscription(reply->a) == nullptr) {
+  if (&a != &attachment()) return superseded_error();  // re-attached meanwhile: not our segment's index
+  if (a.segment.subscription(reply->a) == nullptr) {
     return make_error(Errc::protocol_error, "broker returned a subscription outside the segment");
   }
-  auto sub = std::make_unique<SubscriptionImpl>(shared_from_this(), reply->a, reply->b,
+  auto sub = std::make_unique<SubscriptionImpl>(shared_from_this(), a, reply->a, reply->b,
                                                 std::string(pattern), options);
   std::unique_lock lock(subscriptions_mutex_);
   // close() sets closed_ before it takes this lock to detach every listed subscription: a
@@ -633,9 +666,11 @@ Status ConnectionImpl::close() {
   // to finish (they never block; a bound in case a thread is stopped in a debugger).
   heavy_barrier();
   const std::uint64_t deadline = monotonic_ns() + 5'000'000'000ull;
-  for (auto& lane : lanes_->busy) {
-    // Acquire: pairs with the release in publish()'s Idle guard.
-    while (lane.flag.load(std::memory_order_acquire) != 0 && monotonic_ns() < deadline) std::this_thread::yield();
+  if (Attachment* attached = attached_.load(std::memory_order_acquire); attached != nullptr) {  // null: connect() failed
+    for (auto& lane : attached->lanes->busy) {
+      // Acquire: pairs with the release in publish()'s Idle guard.
+      while (lane.flag.load(std::memory_order_acquire) != 0 && monotonic_ns() < deadline) std::this_thread::yield();
+    }
   }
   {
     std::lock_guard lock(reconnect_mutex_);
@@ -654,7 +689,10 @@ Status ConnectionImpl::close() {
   }
   // Closing the socket is the goodbye: the broker reclaims the slot, subscriptions and routes.
   control_.shut_down();
-  alive_token_.reset();
+  {
+    std::lock_guard lock(attach_mutex_);
+    for (auto& a : attachments_) a->alive_token.reset();
+  }
   if (supervisor_.joinable()) {
     if (supervisor_.get_id() == std::this_thread::get_id()) {
       supervisor_.detach();  // close() from a callback: the supervisor returns by itself

@@ -75,9 +75,25 @@ struct LaneSet {
   Busy busy[32];
 };
 
+/// One attachment of a connection to a segment: the mapping, our client slot in it, and the
+/// claim lanes of our publishing threads. A connection attaches anew when a new broker
+/// supersedes its segment (client/reconnect.cpp); the attachments it leaves stay mapped until
+/// the connection is destroyed, since other threads may still be reading them.
+struct Attachment {
+  Segment segment;
+  std::uint32_t slot = 0;
+  std::uint32_t epoch = 0;
+  std::uint64_t serial = 0;  // process-unique: ThreadPublishers of this attachment carry it
+  std::shared_ptr<LaneSet> lanes = std::make_shared<LaneSet>();
+  std::shared_ptr<int> alive_token = std::make_shared<int>(0);  // reset when left or closed
+  // Rings this process has prefaulted (publishers do it when a route first names a ring).
+  std::unique_ptr<std::atomic<bool>[]> prefaulted;
+};
+
 struct ThreadPublisher {
-  std::uint64_t connection_serial = 0;
-  std::weak_ptr<void> connection_alive;  // expired once the connection is closed
+  std::uint64_t connection_serial = 0;  // the Attachment's serial
+  Attachment* attachment = nullptr;      // valid while connection_alive has not expired
+  std::weak_ptr<void> connection_alive;  // expired once the attachment is left or closed
   std::weak_ptr<ConnectionImpl> connection;  // to give route references back at thread exit
   std::shared_ptr<LaneSet> lanes;
   std::uint32_t lane = 0;
@@ -113,19 +129,21 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
                                              std::string_view headers, std::chrono::nanoseconds timeout);
 
   /// Positions (ascending) of the claims below `tail` that live writers may still be working
-  /// on in ring `subscription`, from the claim lanes; a lane whose process is gone does not
+  /// on in ring `subscription` of `segment`, from the claim lanes; a lane whose process is gone does not
   /// count. `tail` is one the caller read with acquire. Slow path: reads every lane.
-  void live_claims(std::uint32_t subscription, std::uint64_t tail, std::vector<std::uint64_t>& out) const;
+  static void live_claims(const Segment& segment, std::uint32_t subscription, std::uint64_t tail,
+                          std::vector<std::uint64_t>& out);
 
-  const Segment& segment() const noexcept { return segment_; }
+  /// The attachment in use (it changes only when the broker superseded the segment; earlier
+  /// ones stay valid until the connection is destroyed).
+  Attachment& attachment() const noexcept { return *attached_.load(std::memory_order_acquire); }
+  const Segment& segment() const noexcept { return attachment().segment; }
   const std::string& bus_name() const noexcept { return bus_name_; }
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
-  std::uint32_t slot() const noexcept { return slot_; }
-  std::uint32_t epoch() const noexcept { return epoch_; }
 
  private:
   ConnectionImpl() = default;
-  ThreadPublisher* thread_publisher();
+  ThreadPublisher* thread_publisher(Attachment& a);
   Result<LocalRoute*> route_for(ThreadPublisher& tp, std::string_view subject);
   /// Takes a reference for one thread cache on `subject`'s route (asking the broker the first
   /// time); `generation` identifies the entry for release_route_ref().
@@ -140,7 +158,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   Result<ControlMessage> control_call(const ControlMessage& request);
   bool control_connected() const noexcept { return control_up_.load(std::memory_order_acquire); }
   ConnectionStatus status() const noexcept {
-    if (closed() || lost_.load(std::memory_order_acquire) || segment_.superseded()) return ConnectionStatus::closed;
+    if (closed() || lost_.load(std::memory_order_acquire)) return ConnectionStatus::closed;
+    if (segment().superseded()) return ConnectionStatus::reconnecting;  // re-attaching
     return control_connected() ? ConnectionStatus::connected : ConnectionStatus::reconnecting;
   }
  private:
@@ -149,12 +168,20 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   /// The supervisor thread: notices the broker going away and reconnects (client/reconnect.cpp).
   void supervise();
   Status try_resume();
+  /// Hello on the open control channel, then maps the segment it names (checking its identity).
+  Result<std::unique_ptr<Attachment>> attach();
+  /// The broker replaced our segment: attach to its new one, re-subscribe every subscription
+  /// (each moves over once it has delivered what its old ring holds), forget route references.
+  Status reattach();
+  /// Subscribes again, on the present attachment, every subscription not bound to it.
+  Status resubscribe();
   void retake_route_references();
   void lost_for_good();
   void fire_closed_cb();
   /// Re-copies a route under its seqlock. false: the slot no longer holds `subject`'s route
   /// (the broker freed or reused it); the caller resolves again.
-  Result<bool> refresh(LocalRoute& route, std::string_view subject);
+  Result<bool> refresh(Attachment& a, LocalRoute& route, std::string_view subject);
+  static Error superseded_error();
   void forget_route(std::string_view subject, std::uint64_t generation);
   /// A reply to an inbox made by a bus requester goes straight to that inbox's ring (see
   /// client/inbox.hpp); returns false when `subject` is not such an inbox.
@@ -167,22 +194,17 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
 
   std::string bus_name_;
   ConnectOptions options_;
-  Segment segment_;
+  std::atomic<Attachment*> attached_{nullptr};
+  std::mutex attach_mutex_;  // guards attachments_ (not attached_: readers load it lock-free)
+  std::vector<std::unique_ptr<Attachment>> attachments_;  // every one made; only the supervisor adds
   ControlChannel control_;
-  std::uint32_t slot_ = 0;
-  std::uint32_t epoch_ = 0;
-  std::uint64_t serial_ = 0;
   std::atomic<bool> closed_{false};
-  std::shared_ptr<LaneSet> lanes_ = std::make_shared<LaneSet>();
-  std::shared_ptr<int> alive_token_ = std::make_shared<int>(0);
 #ifdef BUS_TEST_HOOKS
   // BUS_TEST_PAUSE_AFTER_CLAIM=1|2|3: stop (SIGSTOP) once, after the claim, after
   // begin_write, or before commit. Crash-injection tests only; compiled out of libbus.
   int test_pause_after_claim_ = 0;
   void test_pause() noexcept;
 #endif
-  // Rings this process has prefaulted (publishers do it when a route first names a ring).
-  std::unique_ptr<std::atomic<bool>[]> prefaulted_;
 
   std::mutex routes_mutex_;
   std::unordered_map<std::string, HeldRoute, StringHash, std::equal_to<>> held_routes_;

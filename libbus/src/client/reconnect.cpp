@@ -7,11 +7,15 @@
 // when the broker's end goes away it reconnects with backoff, and a broker that adopted our
 // segment (broker/adoption.cpp) gives us back our slot (hello with resume): subscriptions
 // stay, route references are taken again. Control calls made meanwhile wait for that, within
-// control_timeout. If the new broker replaced our segment instead (superseded), or resuming
-// is refused, the connection is lost for good: publishes and polls fail with broker_gone.
+// control_timeout. If the new broker replaced our segment instead (superseded), we attach to
+// its new segment with a new slot and subscribe every subscription again there; meanwhile
+// publishes fail with broker_gone, and each subscription delivers what its old ring still
+// holds before it moves over. If resuming is refused, the connection is lost for good.
 #include <unistd.h>
 
 #include "client/connection_impl.hpp"
+#include "client/inbox.hpp"
+#include "client/subscription_impl.hpp"
 #include "os/process.hpp"
 
 namespace bus::detail {
@@ -32,7 +36,7 @@ Result<ControlMessage> ConnectionImpl::control_call(const ControlMessage& reques
   // the whole process was stopped across the restart), then try once more.
   std::unique_lock lock(reconnect_mutex_);
   const bool back = reconnect_cv_.wait_for(lock, options_.control_timeout, [&] {
-    return closed() || segment_.superseded() || lost_.load(std::memory_order_acquire) ||
+    return closed() || lost_.load(std::memory_order_acquire) ||
            control_generation_.load(std::memory_order_acquire) != generation;
   });
   lock.unlock();
@@ -70,8 +74,10 @@ void ConnectionImpl::supervise() {
         break;
       }
       // A broker that answered but will not give us our slot back will not change its mind.
-      if (st.error().code != Errc::broker_not_running && st.error().code != Errc::timeout &&
-          st.error().code != Errc::io_error) {
+      // (A segment that changed under a re-attach is only a broker restarting again.)
+      const Errc code = st.error().code;
+      if (code != Errc::broker_not_running && code != Errc::timeout && code != Errc::io_error &&
+          !(code == Errc::broker_gone && segment().superseded())) {
         lost_for_good();
         return;
       }
@@ -92,20 +98,79 @@ void ConnectionImpl::supervise() {
 }
 
 Status ConnectionImpl::try_resume() {
-  if (segment_.superseded()) {
-    return make_error(Errc::broker_gone, "the new broker replaced this connection's segment");
-  }
+  if (segment().superseded()) return reattach();
   if (auto st = control_.connect(bus_name_); !st) return st;
   auto welcome = say_hello(/*resume=*/true);
   if (!welcome) {
     control_.close();
+    // The new broker says it serves another segment: it has marked ours superseded.
+    if (segment().superseded()) return reattach();
     return std::move(welcome).error();
   }
-  if (welcome->c != 1 || welcome->a != slot_ || welcome->b != epoch_ || welcome->u64 != segment_.id()) {
+  const Attachment& a = attachment();
+  if (welcome->c != 1 || welcome->a != a.slot || welcome->b != a.epoch || welcome->u64 != a.segment.id()) {
     control_.close();
     return make_error(Errc::broker_gone, "the new broker did not give this connection its slot back");
   }
   retake_route_references();
+  // Subscriptions a re-attach interrupted by another restart did not get to.
+  return resubscribe();
+}
+
+Status ConnectionImpl::reattach() {
+  if (auto st = control_.connect(bus_name_); !st) return st;
+  auto attached = attach();
+  if (!attached) {
+    control_.close();
+    return std::move(attached).error();
+  }
+  Attachment* fresh = attached.value().get();
+  {
+    std::lock_guard lock(attach_mutex_);
+    attachments_.push_back(std::move(attached).value());
+  }
+  {
+    // Route references and unsubscribes were the old broker's; thread caches of the old
+    // attachment are never used again (their serial is not the new one).
+    std::lock_guard lock(routes_mutex_);
+    held_routes_.clear();
+    pending_unsubscribes_.clear();
+  }
+  // Release: pairs with attachment()'s acquire; the new attachment is complete.
+  attached_.store(fresh, std::memory_order_release);
+  // The inbox's address names its old ring: requests in flight fail; the next makes a new one.
+  std::shared_ptr<Inbox> inbox;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox = std::move(inbox_);
+  }
+  if (inbox) inbox->close();
+  return resubscribe();
+}
+
+Status ConnectionImpl::resubscribe() {
+  Attachment& a = attachment();
+  std::lock_guard lock(subscriptions_mutex_);
+  for (SubscriptionImpl* sub : subscriptions_) {
+    if (sub->destination() == &a) continue;
+    ControlMessage request;
+    request.type = ControlType::subscribe;
+    request.set_s1(sub->pattern());
+    request.set_s2(sub->queue_group());
+    auto reply = control_.call(request, options_.control_timeout);
+    if (!reply) {
+      const Errc code = reply.error().code;
+      // The broker went away again: the next reconnect carries on from here.
+      if (code == Errc::broker_gone || code == Errc::timeout || code == Errc::io_error) return std::move(reply).error();
+      sub->strand(reply.error());  // refused (e.g. the new broker has fewer subscription slots)
+      continue;
+    }
+    if (a.segment.subscription(reply->a) == nullptr) {
+      sub->strand(make_error(Errc::protocol_error, "broker returned a subscription outside the segment"));
+      continue;
+    }
+    sub->offer_rebind(a, reply->a, reply->b);
+  }
   return {};
 }
 
@@ -119,7 +184,7 @@ void ConnectionImpl::retake_route_references() {
     request.type = ControlType::resolve;
     request.set_s1(subject);
     auto reply = control_.call(request, options_.control_timeout);
-    if (reply && segment_.route(reply->a) != nullptr) held.index = reply->a;
+    if (reply && segment().route(reply->a) != nullptr) held.index = reply->a;
   }
   // Unsubscribes made while the broker was away.
   for (const ControlMessage& request : pending_unsubscribes_) (void)control_.call(request, options_.control_timeout);

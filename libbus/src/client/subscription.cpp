@@ -43,19 +43,77 @@ std::uint64_t deadline_after(std::chrono::nanoseconds timeout) {
 
 }  // namespace
 
-SubscriptionImpl::SubscriptionImpl(std::shared_ptr<ConnectionImpl> connection, std::uint32_t index,
-                                   std::uint32_t incarnation, std::string pattern,
+SubscriptionImpl::SubscriptionImpl(std::shared_ptr<ConnectionImpl> connection, Attachment& attachment,
+                                   std::uint32_t index, std::uint32_t incarnation, std::string pattern,
                                    SubscribeOptions options)
-    : connection_(std::move(connection)),
-      ring_(connection_->segment().ring(index)),
-      index_(index),
-      incarnation_(incarnation),
-      pattern_(std::move(pattern)),
-      options_(std::move(options)) {
+    : connection_(std::move(connection)), pattern_(std::move(pattern)), options_(std::move(options)) {
+  bindings_.push_back(std::make_unique<Binding>(Binding{&attachment, attachment.segment.ring(index), index, incarnation}));
+  binding_.store(bindings_.back().get(), std::memory_order_release);
   // Acquire: pairs with the broker's [R7] release of a recycled ring's tail; head is current.
-  connection_->segment().prefault_ring(index);
-  head_ = ring_.control()->head_position.load(std::memory_order_acquire);
+  attachment.segment.prefault_ring(index);
+  head_ = ring().control()->head_position.load(std::memory_order_acquire);
   head_hint_.store(head_, std::memory_order_relaxed);
+}
+
+void SubscriptionImpl::offer_rebind(Attachment& attachment, std::uint32_t index, std::uint32_t incarnation) {
+  MpscRing old_ring = ring();
+  {
+    std::lock_guard lock(rebind_mutex_);
+    bindings_.push_back(std::make_unique<Binding>(Binding{&attachment, attachment.segment.ring(index), index, incarnation}));
+    offered_ = bindings_.back().get();
+  }
+  // A consumer asleep on the old ring (nobody publishes there any more) looks again now; one
+  // that misses this wake-up naps at most kPinCheckNs while its segment is superseded.
+  futex_wake_all(old_ring.futex_word());
+}
+
+void SubscriptionImpl::strand(Error why) {
+  std::lock_guard lock(rebind_mutex_);
+  stranded_ = std::move(why);
+}
+
+const Attachment* SubscriptionImpl::destination() const {
+  std::lock_guard lock(rebind_mutex_);
+  return offered_ != nullptr ? offered_->attachment : bound().attachment;
+}
+
+bool SubscriptionImpl::reattaching(const Error& error) const {
+  if (error.code != Errc::broker_gone || !bound().attachment->segment.superseded()) return false;
+  if (connection_->status() == ConnectionStatus::closed) return false;
+  std::lock_guard lock(rebind_mutex_);
+  return !stranded_.has_value();
+}
+
+bool SubscriptionImpl::leave_superseded_locked() {
+  Binding* next = nullptr;
+  {
+    std::lock_guard lock(rebind_mutex_);
+    next = offered_;
+  }
+  if (next == nullptr) return false;
+  // [SC3] seq_cst: we saw the segment superseded (seq_cst) before this load of the tail. A
+  // publisher whose claim is not below this tail does its claim CAS after it in the total
+  // order, and its superseded check after that ([SC2]) reports the message as not delivered.
+  // Claims below it are delivered (or skipped and counted, if their writers died) first.
+  if (!bound().attachment->segment.superseded(std::memory_order_seq_cst)) return false;
+  if (ring().tail_seq_cst() != head_) return false;
+  // Relaxed: statistics, one writer (us).
+  const SubscriptionLayout* old = ring().control();
+  left_dropped_.fetch_add(old->dropped_msgs.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  left_skipped_.fetch_add(old->skipped_records.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  left_delivered_.fetch_add(old->delivered_msgs.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  {
+    std::lock_guard lock(rebind_mutex_);
+    if (offered_ == next) offered_ = nullptr;
+  }
+  binding_.store(next, std::memory_order_release);
+  pins_.clear();  // they named the old ring
+  stuck_head_ = ~0ull;
+  next->attachment->segment.prefault_ring(next->index);
+  // Acquire: as in the constructor.
+  head_ = ring().control()->head_position.load(std::memory_order_acquire);
+  head_hint_.store(head_, std::memory_order_relaxed);
+  return true;
 }
 
 SubscriptionImpl::~SubscriptionImpl() {
@@ -67,29 +125,25 @@ SubscriptionImpl::~SubscriptionImpl() {
   if (dispatch_.joinable()) dispatch_.detach();
 }
 
+// Statistics (relaxed), summed over the rings we left and the one in use.
 std::uint64_t SubscriptionImpl::dropped_count() const noexcept {
-  return ring_.control()->dropped_msgs.load(std::memory_order_relaxed);  // a statistic
+  return left_dropped_.load(std::memory_order_relaxed) + ring().control()->dropped_msgs.load(std::memory_order_relaxed);
 }
 
 std::uint64_t SubscriptionImpl::skipped_count() const noexcept {
-  return ring_.control()->skipped_records.load(std::memory_order_relaxed);  // a statistic
+  return left_skipped_.load(std::memory_order_relaxed) + ring().control()->skipped_records.load(std::memory_order_relaxed);
 }
 
 std::uint64_t SubscriptionImpl::delivered_count() const noexcept {
-  return ring_.control()->delivered_msgs.load(std::memory_order_relaxed);  // a statistic
+  return left_delivered_.load(std::memory_order_relaxed) + ring().control()->delivered_msgs.load(std::memory_order_relaxed);
 }
 
 Result<std::size_t> SubscriptionImpl::poll_locked(const MessageHandler& handler, std::size_t max) {
   if (corrupt_) {
     return make_error(Errc::segment_corrupt, "subscription '" + pattern_ + "': ring is corrupt");
   }
-  // A broker that could not adopt our segment replaced it: nobody publishes here any more, so
-  // waiting would only look like silence. (One load of a read-mostly line.)
-  if (connection_->segment().superseded()) [[unlikely]] {
-    return make_error(Errc::broker_gone, "subscription '" + pattern_ + "': the bus was restarted with a new segment");
-  }
   std::uint32_t delivered = 0;
-  const PollStatus status = ring_.poll(
+  const PollStatus status = ring().poll(
       head_, static_cast<std::uint32_t>(max), delivered,
       [&](const RecordView& r) {
         handler(MessageView{std::string_view(r.subject, r.subject_len),
@@ -108,13 +162,25 @@ Result<std::size_t> SubscriptionImpl::poll_locked(const MessageHandler& handler,
   }
   if (status == PollStatus::in_progress && delivered == 0) {
     check_stuck_head_locked();
-  } else if (status == PollStatus::empty && (++empty_polls_ & 63u) == 0 && ring_.claimed_beyond(head_)) {
+  } else if (status == PollStatus::empty && (++empty_polls_ & 63u) == 0 && ring().claimed_beyond(head_)) {
     // A caller that only ever try_poll()s still gets stuck writers skipped; the tail (the
     // producers' line) is looked at once per 64 idle slow-path polls (try_poll takes the slow
     // path once per 1024 idle calls), not on each.
     check_stuck_head_locked();
   }
   if (!pins_.empty()) release_pins_locked();  // rate-limited; under load too, or producers starve
+  // A broker that could not adopt our segment replaced it: once the old ring is empty, move to
+  // the new segment, or say why nothing comes. (One load of a read-mostly line.)
+  if (delivered == 0 && bound().attachment->segment.superseded()) [[unlikely]] {
+    if (!leave_superseded_locked()) {
+      {
+        std::lock_guard lock(rebind_mutex_);
+        if (stranded_) return make_error(stranded_->code, "subscription '" + pattern_ + "' could not move to the new segment: " + stranded_->message);
+      }
+      return make_error(Errc::broker_gone, "subscription '" + pattern_ + "': the bus was restarted with a new segment" +
+                                               (connection_->status() == ConnectionStatus::closed ? "" : "; re-attaching"));
+    }
+  }
   return std::size_t{delivered};
 }
 
@@ -129,10 +195,10 @@ void SubscriptionImpl::check_stuck_head_locked() {
   if (stuck_for < kStuckCheckNs) return;
   // [A3] acquire: every claim below this tail has its lane word visible ([R3], [A3a]). While
   // draining, the broker moved the tail on by a ring's length: the claims end at drain_end_.
-  std::uint64_t tail = ring_.tail_acquire();
+  std::uint64_t tail = ring().tail_acquire();
   if (draining_.load(std::memory_order_relaxed)) tail = std::min(tail, drain_end_.load(std::memory_order_relaxed));
   if (tail <= head_) return;
-  connection_->live_claims(index_, tail, live_);
+  ConnectionImpl::live_claims(bound().attachment->segment, bound().index, tail, live_);
   // The head claim's writer, if alive, shows a lane at or below the head (a wrapping claim's
   // lane names its padding, before the head), unless it is a writer we skipped and pinned
   // already, whose claim ends at or before the head. Live claims past the head are healthy
@@ -151,7 +217,7 @@ void SubscriptionImpl::check_stuck_head_locked() {
   // producers until it has left (its late writes must land in bytes nobody else uses).
   const auto timeout = static_cast<std::uint64_t>(std::max<std::int64_t>(0, options_.unblock_timeout.count()));
   if (owner_alive && stuck_for < timeout) return;
-  const SkipResult skip = ring_.try_skip(head_, end);
+  const SkipResult skip = ring().try_skip(head_, end);
   if (skip.kind == SkipResult::Kind::corrupt) {
     corrupt_ = true;
     return;
@@ -161,9 +227,9 @@ void SubscriptionImpl::check_stuck_head_locked() {
   head_ += skip.bytes;
   head_hint_.store(head_, std::memory_order_relaxed);
   // Relaxed: a statistic with one writer (this consumer).
-  ring_.control()->skipped_records.store(ring_.control()->skipped_records.load(std::memory_order_relaxed) + 1,
+  ring().control()->skipped_records.store(ring().control()->skipped_records.load(std::memory_order_relaxed) + 1,
                                          std::memory_order_relaxed);
-  ring_.release_space(head_, reuse_floor());
+  ring().release_space(head_, reuse_floor());
   stuck_head_ = ~0ull;
 }
 
@@ -173,12 +239,12 @@ void SubscriptionImpl::release_pins_locked() {
   pins_checked_ns_ = now;
   // A live writer whose claim began at P may still write anywhere from P on: pins that end at
   // or before the oldest such P are free. [A3] as in check_stuck_head_locked().
-  connection_->live_claims(index_, ring_.tail_acquire(), live_);
+  ConnectionImpl::live_claims(bound().attachment->segment, bound().index, ring().tail_acquire(), live_);
   std::size_t freed = 0;
   while (freed < pins_.size() && (live_.empty() || pins_[freed].end <= live_.front())) ++freed;
   if (freed == 0) return;
   pins_.erase(pins_.begin(), pins_.begin() + static_cast<std::ptrdiff_t>(freed));
-  ring_.release_space(head_, reuse_floor());
+  ring().release_space(head_, reuse_floor());
 }
 
 void SubscriptionImpl::wait_locked(std::uint64_t deadline_ns) {
@@ -189,26 +255,28 @@ void SubscriptionImpl::wait_locked(std::uint64_t deadline_ns) {
   const std::uint64_t spin_end = std::min(deadline_ns, now + (busy ? kStuckCheckNs : spin_ns));
   // Spin: watch the head record's length word (a line the producer will write), nothing else.
   for (unsigned i = 0; now < spin_end; ++i) {
-    if (ring_.committed_at(head_) || closing_.load(std::memory_order_relaxed)) return;
+    if (ring().committed_at(head_) || closing_.load(std::memory_order_relaxed)) return;
     cpu_relax();
     if ((i & 63) == 63) now = monotonic_ns();
   }
   if (busy) {
-    if (ring_.claimed_beyond(head_)) check_stuck_head_locked();
+    if (ring().claimed_beyond(head_)) check_stuck_head_locked();
     return;
   }
   if (now >= deadline_ns) return;
   // Pinned records are given back only when we look: do not sleep long while there are any.
-  const std::uint64_t slice = std::min(deadline_ns - now, pins_.empty() ? kMaxSleepNs : kPinCheckNs);
+  // Nor while our segment is superseded: the move to the new one may be offered any moment.
+  const bool short_sleep = !pins_.empty() || bound().attachment->segment.superseded();
+  const std::uint64_t slice = std::min(deadline_ns - now, short_sleep ? kPinCheckNs : kMaxSleepNs);
   std::uint32_t futex_value = 0;
-  if (ring_.prepare_sleep(head_, futex_value)) {
+  if (ring().prepare_sleep(head_, futex_value)) {
     // Full fence: orders our sleeping-bit CAS before the closing_ load, against close's store
     // of closing_ before its cancel_sleep() (store-buffer pattern; both sides fence).
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (!closing_.load(std::memory_order_relaxed)) {
-      futex_wait(ring_.futex_word(), futex_value, std::chrono::nanoseconds(slice));
+      futex_wait(ring().futex_word(), futex_value, std::chrono::nanoseconds(slice));
     }
-    ring_.cancel_sleep();
+    ring().cancel_sleep();
   } else {
     // A claim is outstanding: its writer will commit without waking us (it saw no sleeping bit),
     // so take a timed nap (on the word's present value: FUTEX_WAIT sleeps, rather than failing
@@ -217,7 +285,7 @@ void SubscriptionImpl::wait_locked(std::uint64_t deadline_ns) {
     if (!pins_.empty()) release_pins_locked();
     // Naps grow once the head has been stuck a while (a stalled writer): bounded CPU meanwhile.
     const std::uint64_t nap = monotonic_ns() - stuck_since_ns_ > kStuckCheckNs ? kStalledSleepNs : kOutstandingSleepNs;
-    futex_wait(ring_.futex_word(), ring_.futex_value(), std::chrono::nanoseconds(std::min(slice, nap)));
+    futex_wait(ring().futex_word(), ring().futex_value(), std::chrono::nanoseconds(std::min(slice, nap)));
   }
 }
 
@@ -233,7 +301,12 @@ Result<Message> SubscriptionImpl::next(std::chrono::nanoseconds timeout) {
   };
   for (;;) {
     auto polled = poll_locked(take, 1);
-    if (!polled) return std::move(polled).error();
+    if (!polled) {
+      // Re-attaching to a new segment: wait for the move within our timeout, as for a message.
+      if (!reattaching(polled.error()) || monotonic_ns() >= deadline) return std::move(polled).error();
+      wait_locked(deadline);
+      continue;
+    }
     if (got) return out;
     if (closing_.load(std::memory_order_relaxed)) {
       if (draining_.load(std::memory_order_relaxed) && head_ < drain_end_.load(std::memory_order_relaxed)) {
@@ -252,7 +325,10 @@ Result<Message> SubscriptionImpl::next(std::chrono::nanoseconds timeout) {
 Result<std::size_t> SubscriptionImpl::try_poll(const MessageHandler& handler, std::size_t max) {
   // An empty poll takes no lock: busy-spinning callers would otherwise spend a quarter of their
   // cycles on an uncontended mutex. Relaxed: a stale hint only sends us to the locked path.
-  if (!ring_.committed_at(head_hint_.load(std::memory_order_relaxed)) && (empty_polls_hint_.fetch_add(1, std::memory_order_relaxed) & 1023u) != 1023u) {
+  // (A superseded segment takes the locked path, which says so or moves us to the new one.)
+  const Binding& b = bound();
+  if (!b.ring.committed_at(head_hint_.load(std::memory_order_relaxed)) && !b.attachment->segment.superseded() &&
+      (empty_polls_hint_.fetch_add(1, std::memory_order_relaxed) & 1023u) != 1023u) {
     return std::size_t{0};
   }
   std::lock_guard lock(consume_mutex_);
@@ -270,7 +346,12 @@ void SubscriptionImpl::start_dispatch(MessageHandler handler) {
     std::uint64_t drain_deadline = 0;
     for (;;) {
       auto polled = poll_locked(guarded, 64);
-      if (!polled) break;  // corrupt ring: stop; next()/unsubscribe report it
+      if (!polled) {
+        if (!reattaching(polled.error())) break;  // corrupt ring, or lost for good: stop
+        if (closing_.load(std::memory_order_relaxed)) break;
+        wait_locked(monotonic_ns() + kPinCheckNs);
+        continue;
+      }
       if (polled.value() != 0) continue;
       if (closing_.load(std::memory_order_relaxed)) {
         if (!draining_.load(std::memory_order_relaxed)) break;
@@ -288,8 +369,8 @@ void SubscriptionImpl::stop_dispatch() noexcept {
   closing_.store(true, std::memory_order_relaxed);
   // Full fence: pairs with the one in wait_locked() (store-buffer pattern).
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  ring_.cancel_sleep();
-  futex_wake_all(ring_.futex_word());
+  ring().cancel_sleep();
+  futex_wake_all(ring().futex_word());
   join_dispatch();
 }
 
@@ -323,8 +404,15 @@ Status SubscriptionImpl::unsubscribe() {
   unsubscribed_flag_.store(true, std::memory_order_release);
   connection_->forget(this);
   if (connection_->closed()) return {};
-  // Nobody in this process reads the ring any more: the broker may recycle it.
-  return connection_->unsubscribe(index_, incarnation_, /*keep_ring=*/false);
+  // Nobody in this process reads the ring any more: the broker may recycle it. That is the
+  // broker we were subscribed with last (moved to, or offered a move to); one we left is gone.
+  Binding last = bound();
+  {
+    std::lock_guard rebind_lock(rebind_mutex_);
+    if (offered_ != nullptr) last = *offered_;
+  }
+  if (last.attachment != &connection_->attachment()) return {};
+  return connection_->unsubscribe(last.index, last.incarnation, /*keep_ring=*/false);
 }
 
 Status SubscriptionImpl::drain() {
@@ -334,18 +422,20 @@ Status SubscriptionImpl::drain() {
   }
   // 1. No new messages: the broker drops us from every route, bumps the incarnation and moves
   //    the tail on by one ring's length; claims made before that end at tail - capacity.
-  if (!connection_->closed()) {
-    if (auto st = connection_->unsubscribe(index_, incarnation_, /*keep_ring=*/true); !st) return st;
-    const std::uint64_t tail = tail_position(ring_.control()->tail_word.load(std::memory_order_acquire));
-    drain_end_.store(tail - ring_.capacity(), std::memory_order_relaxed);
+  // (A subscription of a superseded segment skips this: nobody routes to its ring any more.)
+  if (!connection_->closed() && bound().attachment == &connection_->attachment() &&
+      !bound().attachment->segment.superseded()) {
+    if (auto st = connection_->unsubscribe(bound().index, bound().incarnation, /*keep_ring=*/true); !st) return st;
+    const std::uint64_t tail = tail_position(ring().control()->tail_word.load(std::memory_order_acquire));
+    drain_end_.store(tail - ring().capacity(), std::memory_order_relaxed);
   }
   // 2. Let the dispatch thread deliver what is already in the ring (it never takes the lock
   //    away from us: we do not take consume_mutex_ until it has left).
   draining_.store(true, std::memory_order_relaxed);
   closing_.store(true, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  ring_.cancel_sleep();
-  futex_wake_all(ring_.futex_word());
+  ring().cancel_sleep();
+  futex_wake_all(ring().futex_word());
   join_dispatch();
   // 3. Release the ring.
   return unsubscribe();

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,10 +25,11 @@
 namespace bus::detail {
 
 class ConnectionImpl;
+struct Attachment;
 
 class SubscriptionImpl {
  public:
-  SubscriptionImpl(std::shared_ptr<ConnectionImpl> connection, std::uint32_t index,
+  SubscriptionImpl(std::shared_ptr<ConnectionImpl> connection, Attachment& attachment, std::uint32_t index,
                    std::uint32_t incarnation, std::string pattern, SubscribeOptions options);
   ~SubscriptionImpl();
 
@@ -39,9 +41,17 @@ class SubscriptionImpl {
   /// The connection is closing: stop consuming (the broker reclaims the ring).
   void detach() noexcept;
 
+  /// The connection attached to a new segment and subscribed us there: we move over once we
+  /// have delivered what the old ring holds (its publishers stopped when it was superseded).
+  void offer_rebind(Attachment& attachment, std::uint32_t index, std::uint32_t incarnation);
+  /// The new broker refused to subscribe us again: polls report `why` from now on.
+  void strand(Error why);
+  /// The attachment we consume from, or will once we have moved.
+  const Attachment* destination() const;
+
   const std::string& pattern() const noexcept { return pattern_; }
-  std::uint32_t index() const noexcept { return index_; }
-  std::uint32_t incarnation() const noexcept { return incarnation_; }
+  std::uint32_t index() const noexcept { return bound().index; }
+  std::uint32_t incarnation() const noexcept { return bound().incarnation; }
   const std::string& queue_group() const noexcept { return options_.queue_group; }
   std::uint64_t dropped_count() const noexcept;
   std::uint64_t delivered_count() const noexcept;
@@ -59,13 +69,35 @@ class SubscriptionImpl {
   /// Gives skipped records back to producers once no live writer may still touch them.
   void release_pins_locked();
   std::uint64_t reuse_floor() const noexcept { return pins_.empty() ? ~0ull : pins_.front().start; }
+  /// Our segment was superseded and everything its ring holds is delivered: move to the binding
+  /// offered by the connection. False: not yet (nothing offered, or claims still outstanding).
+  bool leave_superseded_locked();
+  /// `error` came from a superseded segment while the connection re-attaches: wait, not fail.
+  bool reattaching(const Error& error) const;
   void stop_dispatch() noexcept;
   void join_dispatch() noexcept;
 
+  /// A ring this subscription consumes: the first one, then one per segment it moved to.
+  struct Binding {
+    Attachment* attachment;
+    MpscRing ring;
+    std::uint32_t index;
+    std::uint32_t incarnation;
+  };
+  const Binding& bound() const noexcept { return *binding_.load(std::memory_order_acquire); }
+  /// The ring in use; stable while consume_mutex_ is held (only a consumer changes it).
+  MpscRing& ring() const noexcept { return binding_.load(std::memory_order_acquire)->ring; }
+
   std::shared_ptr<ConnectionImpl> connection_;
-  MpscRing ring_;
-  std::uint32_t index_;
-  std::uint32_t incarnation_;
+  // Release/acquire: a Binding is filled before it is published here; threads without
+  // consume_mutex_ (statistics, try_poll's peek, stop_dispatch's wake-up) only read it.
+  std::atomic<Binding*> binding_{nullptr};
+  mutable std::mutex rebind_mutex_;                 // guards bindings_ and offered_
+  std::vector<std::unique_ptr<Binding>> bindings_;  // all of them, until we are destroyed
+  Binding* offered_ = nullptr;                      // where to move once drained
+  std::optional<Error> stranded_;                   // refused a move (under rebind_mutex_)
+  // Counts of the rings we left (statistics carry on across a move).
+  std::atomic<std::uint64_t> left_dropped_{0}, left_skipped_{0}, left_delivered_{0};
   std::string pattern_;
   SubscribeOptions options_;
 

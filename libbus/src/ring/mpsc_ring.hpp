@@ -140,7 +140,9 @@ class MpscRing {
       // [R3] release: our claim-lane stores are visible to the broker's [A7] RMW and to any
       // consumer whose acquire load of the tail reads this claim or a later one.
       // [A3] acquire (both outcomes): a retry re-checks the incarnation against a fresh tail.
-      if (ctl_->tail_word.compare_exchange_weak(word, next, std::memory_order_acq_rel,
+      // seq_cst (the same instruction as acq_rel on x86): also orders the claim before the
+      // publisher's superseded check that follows it ([SC2] in client/connection.cpp).
+      if (ctl_->tail_word.compare_exchange_weak(word, next, std::memory_order_seq_cst,
                                                 std::memory_order_acquire)) {
         break;
       }
@@ -335,6 +337,10 @@ class MpscRing {
   /// visible ([R3]), which is what a consumer judging stuck writers relies on.
   std::uint64_t tail_acquire() const noexcept {
     return tail_position(ctl_->tail_word.load(std::memory_order_acquire));
+  }
+  /// The tail position, seq_cst: for a consumer leaving a superseded segment ([SC3]).
+  std::uint64_t tail_seq_cst() const noexcept {
+    return tail_position(ctl_->tail_word.load(std::memory_order_seq_cst));
   }
 
   /// Announces that the consumer is about to sleep. Succeeds only when no claim is outstanding

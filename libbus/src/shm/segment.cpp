@@ -334,9 +334,9 @@ Result<Segment> Segment::open(std::string_view bus_name, std::optional<uid_t> br
 
 std::uint64_t Segment::id() const noexcept { return base_ == nullptr ? 0 : header()->segment_id; }
 
-bool Segment::superseded() const noexcept {
-  // Relaxed: a flag that only ever goes one way; whoever sees it leaves.
-  return base_ != nullptr && header()->segment_state.load(std::memory_order_relaxed) ==
+bool Segment::superseded(std::memory_order order) const noexcept {
+  // Relaxed by default: a flag that only ever goes one way; whoever sees it leaves.
+  return base_ != nullptr && header()->segment_state.load(order) ==
                                  static_cast<std::uint32_t>(SegmentState::superseded);
 }
 
@@ -348,8 +348,9 @@ void Segment::mark_superseded(std::string_view bus_name) noexcept {
     bip::mapped_region region(shm, bip::read_write, 0, sizeof(SegmentHeader));
     auto* h = static_cast<SegmentHeader*>(region.get_address());
     // Offsets 0..19 (magic, version, state) are the same in every layout version, so clients
-    // of any build see this. Release: nothing to publish with it but the intent.
-    h->segment_state.store(static_cast<std::uint32_t>(SegmentState::superseded), std::memory_order_release);
+    // of any build see this. [SC1] seq_cst: in one total order with the publishers' claim CASes
+    // and their check after them ([SC2]), and the subscribers' loads before they leave ([SC3]).
+    h->segment_state.store(static_cast<std::uint32_t>(SegmentState::superseded), std::memory_order_seq_cst);
   } catch (...) {
   }
 }

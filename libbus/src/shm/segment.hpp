@@ -71,7 +71,9 @@ class Segment {
   /// Random identity chosen at creation and kept by adopting brokers.
   std::uint64_t id() const noexcept;
   /// A newer broker replaced this segment: stop using it (cheap: one load of a read-mostly line).
-  bool superseded() const noexcept;
+  /// seq_cst where the caller needs the flag ordered against its own RMWs on ring tails
+  /// ([SC1]..[SC3], docs/design/ring.md "Superseded").
+  bool superseded(std::memory_order order = std::memory_order_relaxed) const noexcept;
 
   SegmentHeader* header() const noexcept { return reinterpret_cast<SegmentHeader*>(base_); }
   const SegmentConfig& config() const noexcept { return config_; }
