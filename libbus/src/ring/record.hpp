@@ -15,16 +15,17 @@
 // kind in the low 3 bits. Positions only grow and never repeat, so the consumer at position P
 // accepts a record only if state == P | kind: bytes left over from earlier laps carry older
 // positions and cannot be mistaken for a record, and the consumer need not zero what it read.
-// Every transition of a state word is a compare-and-swap, so a writer and the consumer that
-// gave up on it agree on one outcome:
+// A writer and the consumer that gave up on it agree on one outcome: the consumer's transitions
+// are compare-and-swaps, the writer's a check for the consumer's mark and then a release store
+// (docs/design/ring.md, "State words", for the one narrow window that leaves):
 //   (older value) -> P | kWriting    producer, begin_write(): header fields are valid
 //   P | kWriting  -> P | kMessage    producer, commit(): everything below `length` is valid
-//   (older value) -> P | kPadding    producer, the rest of the ring before a wrapping record;
-//                                    `length` is valid if 16 bytes are left at this index,
-//                                    else the padding runs to the end of the ring
+//   (older value) -> P | kPadding    producer (CAS), the rest of the ring before a wrapping
+//                                    record; `length` is valid if 16 bytes are left at this
+//                                    index, else the padding runs to the end of the ring
 //   (older value) or P | kWriting -> P | kSkipped
 //                                    consumer, try_skip(): the writer stalled or died; a writer
-//                                    that comes back finds its CAS refused and counts the loss
+//                                    that comes back finds the mark and counts the loss
 // Anything else is "not written yet".
 //
 // Room for what later issues need, at no cost to a message that uses none of it: `flags` says
