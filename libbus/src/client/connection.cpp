@@ -84,6 +84,7 @@ Result<std::unique_ptr<Attachment>> ConnectionImpl::attach() {
     return make_error(Errc::broker_gone, "the broker of bus '" + bus_name_ + "' kept changing while we attached");
   }
   a->segment = std::move(segment).value();
+  a->session.store(control_.session(), std::memory_order_release);  // the hello's connection
   if (a->segment.client(a->slot) == nullptr) {
     return make_error(Errc::protocol_error, "broker assigned a client slot outside the segment");
   }
@@ -166,10 +167,12 @@ ThreadPublisher* ConnectionImpl::thread_publisher(Attachment& a) {
   }
 }
 
-Result<std::uint32_t> ConnectionImpl::acquire_route(std::string_view subject, std::uint64_t& generation) {
+Result<std::uint32_t> ConnectionImpl::acquire_route(const Attachment& attachment_of_caller, std::string_view subject,
+                                                    std::uint64_t& generation) {
   {
     std::lock_guard lock(routes_mutex_);
     if (auto it = held_routes_.find(subject); it != held_routes_.end()) {
+      if (it->second.owner != &attachment_of_caller) return superseded_error();  // re-attached meanwhile
       ++it->second.users;
       generation = it->second.generation;
       return it->second.index;
@@ -180,12 +183,22 @@ Result<std::uint32_t> ConnectionImpl::acquire_route(std::string_view subject, st
   ControlMessage request;
   request.type = ControlType::resolve;
   request.set_s1(subject);
-  auto reply = control_call(request);
+  Attachment* used = nullptr;
+  auto reply = control_call(request, &used);
   if (!reply) return std::move(reply).error();
-  if (segment().route(reply->a) == nullptr) {
+  std::unique_lock lock(routes_mutex_);
+  if (used != &attachment_of_caller || used != &attachment()) {
+    // We re-attached meanwhile: the index is not one of the caller's segment. Give it back.
+    lock.unlock();
+    ControlMessage release;
+    release.type = ControlType::release;
+    release.a = reply->a;
+    (void)control_.call(release, options_.control_timeout, used->session.load(std::memory_order_acquire));
+    return superseded_error();
+  }
+  if (used->segment.route(reply->a) == nullptr) {
     return make_error(Errc::protocol_error, "broker returned a route outside the segment");
   }
-  std::unique_lock lock(routes_mutex_);
   if (auto it = held_routes_.find(subject); it != held_routes_.end()) {
     // Another thread resolved it meanwhile: use its entry and give our extra reference back.
     ++it->second.users;
@@ -195,11 +208,11 @@ Result<std::uint32_t> ConnectionImpl::acquire_route(std::string_view subject, st
     ControlMessage release;
     release.type = ControlType::release;
     release.a = reply->a;
-    (void)control_.call(release, options_.control_timeout);
+    (void)control_.call(release, options_.control_timeout, used->session.load(std::memory_order_acquire));
     return index;
   }
   generation = next_route_generation_++;
-  held_routes_.emplace(std::string(subject), HeldRoute{reply->a, 1, generation});
+  held_routes_.emplace(std::string(subject), HeldRoute{reply->a, 1, generation, used});
   return reply->a;
 }
 
@@ -211,9 +224,11 @@ void ConnectionImpl::release_route_ref(const std::string& subject, std::uint64_t
   ControlMessage request;
   request.type = ControlType::release;
   request.a = it->second.index;
+  const std::uint64_t session = it->second.owner->session.load(std::memory_order_acquire);
   held_routes_.erase(it);
   // No waiting for a reconnect: a broker that comes back re-counts references from scratch.
-  if (!closed()) (void)control_.call(request, options_.control_timeout);
+  // Only to the broker that gave us the reference: a later one never heard of it.
+  if (!closed()) (void)control_.call(request, options_.control_timeout, session);
 }
 
 void ConnectionImpl::release_thread_routes(ThreadPublisher& tp) {
@@ -243,14 +258,9 @@ Result<LocalRoute*> ConnectionImpl::route_for(ThreadPublisher& tp, std::string_v
   // again. Only a table thrashing far beyond its size keeps that up.
   for (int attempt = 0; attempt < kResolveAttempts; ++attempt) {
     std::uint64_t generation = 0;
-    auto index = acquire_route(subject, generation);
+    auto index = acquire_route(*tp.attachment, subject, generation);
     if (!index) return std::move(index).error();
     const Segment& segment = tp.attachment->segment;
-    if (tp.attachment != &attachment()) {
-      // We re-attached meanwhile: the index names a route of the new segment, not of ours.
-      release_route_ref(std::string(subject), generation);
-      return make_error(Errc::broker_gone, "the bus was restarted with a new segment; publish again");
-    }
     LocalRoute route;
     route.held_generation = generation;
     route.layout = segment.route(index.value());
@@ -613,17 +623,19 @@ Result<std::unique_ptr<SubscriptionImpl>> ConnectionImpl::subscribe(std::string_
   request.type = ControlType::subscribe;
   request.set_s1(pattern);
   request.set_s2(options.queue_group);
-  Attachment& a = attachment();
-  if (a.segment.superseded()) return superseded_error();
-  auto reply = control_call(request);
+  if (segment().superseded()) return superseded_error();
+  Attachment* used = nullptr;  // the reply's indices are of this attachment's segment
+  auto reply = control_call(request, &used);
   if (!reply) return std::move(reply).error();
-  if (&a != &attachment()) return superseded_error();  // re-attached meanwhile: not our segment's index
-  if (a.segment.subscription(reply->a) == nullptr) {
+  if (used->segment.subscription(reply->a) == nullptr) {
     return make_error(Errc::protocol_error, "broker returned a subscription outside the segment");
   }
-  auto sub = std::make_unique<SubscriptionImpl>(shared_from_this(), a, reply->a, reply->b,
+  auto sub = std::make_unique<SubscriptionImpl>(shared_from_this(), *used, reply->a, reply->b,
                                                 std::string(pattern), options);
   std::unique_lock lock(subscriptions_mutex_);
+  // Re-attached since the reply: that re-attach's resubscribe() may have gone through the list
+  // before we are on it. The supervisor goes through it again.
+  if (used != &attachment()) request_resubscribe();
   // close() sets closed_ before it takes this lock to detach every listed subscription: a
   // subscription that missed that list must not go on reading a ring the broker will recycle.
   if (closed()) {
@@ -635,7 +647,7 @@ Result<std::unique_ptr<SubscriptionImpl>> ConnectionImpl::subscribe(std::string_
   return sub;
 }
 
-Status ConnectionImpl::unsubscribe(std::uint32_t subscription, std::uint32_t incarnation,
+Status ConnectionImpl::unsubscribe(const Attachment& owner, std::uint32_t subscription, std::uint32_t incarnation,
                                    bool keep_ring) {
   ControlMessage request;
   request.type = ControlType::unsubscribe;
@@ -644,11 +656,12 @@ Status ConnectionImpl::unsubscribe(std::uint32_t subscription, std::uint32_t inc
   request.c = keep_ring ? 1 : 0;
   // No waiting for a broker that is away: the request is kept and sent once we are back
   // (retake_route_references), so unsubscribe() and destructors never block on a restart.
-  auto reply = control_.call(request, options_.control_timeout);
+  // Only on the control connection of `owner`'s broker: indices mean nothing to another one.
+  auto reply = control_.call(request, options_.control_timeout, owner.session.load(std::memory_order_acquire));
   // (Not a drain's stop-routing step: drain() needs the broker's answer to know where to stop.)
   if (!reply && !keep_ring && reply.error().code == Errc::broker_gone && options_.allow_reconnect && !closed()) {
     std::lock_guard lock(routes_mutex_);
-    pending_unsubscribes_.push_back(request);
+    pending_unsubscribes_.emplace_back(&owner, request);
     return {};
   }
   if (!reply) return std::move(reply).error();
@@ -666,10 +679,14 @@ Status ConnectionImpl::close() {
   // to finish (they never block; a bound in case a thread is stopped in a debugger).
   heavy_barrier();
   const std::uint64_t deadline = monotonic_ns() + 5'000'000'000ull;
-  if (Attachment* attached = attached_.load(std::memory_order_acquire); attached != nullptr) {  // null: connect() failed
-    for (auto& lane : attached->lanes->busy) {
-      // Acquire: pairs with the release in publish()'s Idle guard.
-      while (lane.flag.load(std::memory_order_acquire) != 0 && monotonic_ns() < deadline) std::this_thread::yield();
+  {
+    // Every attachment's: a publish racing a re-attach may be on either.
+    std::lock_guard lock(attach_mutex_);
+    for (auto& attached : attachments_) {
+      for (auto& lane : attached->lanes->busy) {
+        // Acquire: pairs with the release in publish()'s Idle guard.
+        while (lane.flag.load(std::memory_order_acquire) != 0 && monotonic_ns() < deadline) std::this_thread::yield();
+      }
     }
   }
   {

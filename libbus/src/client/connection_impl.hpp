@@ -58,10 +58,12 @@ struct LocalRoute {
 };
 
 /// A route this connection holds a broker reference to, and how many thread caches use it.
+struct Attachment;
 struct HeldRoute {
   std::uint32_t index = 0;
   std::uint32_t users = 0;
   std::uint64_t generation = 0;  // distinguishes a re-resolved entry from the one it replaced
+  const Attachment* owner = nullptr;  // whose broker holds the reference
 };
 
 /// Claim lanes of one connection, shared with the ThreadPublishers that hold one, so a thread
@@ -84,8 +86,11 @@ struct Attachment {
   std::uint32_t slot = 0;
   std::uint32_t epoch = 0;
   std::uint64_t serial = 0;  // process-unique: ThreadPublishers of this attachment carry it
+  // The control connection (ControlChannel::session()) to the broker of this segment; a resume
+  // after an adopting restart moves it on. Requests for this attachment go only there.
+  std::atomic<std::uint64_t> session{0};
   std::shared_ptr<LaneSet> lanes = std::make_shared<LaneSet>();
-  std::shared_ptr<int> alive_token = std::make_shared<int>(0);  // reset when left or closed
+  std::shared_ptr<int> alive_token = std::make_shared<int>(0);  // reset when the connection closes
   // Rings this process has prefaulted (publishers do it when a route first names a ring).
   std::unique_ptr<std::atomic<bool>[]> prefaulted;
 };
@@ -117,8 +122,11 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
                               std::string_view headers, std::string_view data);
   Result<std::unique_ptr<SubscriptionImpl>> subscribe(std::string_view pattern,
                                                       const SubscribeOptions& options);
-  /// Called by a subscription that unsubscribes itself. keep_ring: stop routing only (drain).
-  Status unsubscribe(std::uint32_t subscription, std::uint32_t incarnation, bool keep_ring);
+  /// Called by a subscription that unsubscribes itself from the broker of `owner` (nothing is
+  /// sent if that broker is gone). keep_ring: stop routing only (drain).
+  Status unsubscribe(const Attachment& owner, std::uint32_t subscription, std::uint32_t incarnation, bool keep_ring);
+  /// A subscription could not move to the present attachment: subscribe it again (supervisor).
+  void request_resubscribe() noexcept { needs_resubscribe_.store(true, std::memory_order_release); }
   void forget(SubscriptionImpl* subscription);
   Status close();
   bool broker_alive() const noexcept;
@@ -147,15 +155,16 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   Result<LocalRoute*> route_for(ThreadPublisher& tp, std::string_view subject);
   /// Takes a reference for one thread cache on `subject`'s route (asking the broker the first
   /// time); `generation` identifies the entry for release_route_ref().
-  Result<std::uint32_t> acquire_route(std::string_view subject, std::uint64_t& generation);
+  Result<std::uint32_t> acquire_route(const Attachment& attachment, std::string_view subject, std::uint64_t& generation);
   /// A thread cache dropped its copy: the last one gives the broker its reference back.
   void release_route_ref(const std::string& subject, std::uint64_t generation);
  public:
   /// A publishing thread is exiting: its cached routes' references go (ThreadPublisher).
   void release_thread_routes(ThreadPublisher& tp);
-  /// Sends a control request; while the broker is away (reconnecting) waits for it to come
-  /// back, within control_timeout, and tries once more.
-  Result<ControlMessage> control_call(const ControlMessage& request);
+  /// Sends a control request to the broker of the present attachment; while the broker is away
+  /// (reconnecting) waits for it to come back, within control_timeout, and tries once more.
+  /// `used`: the attachment whose broker answered (the one the reply's indices belong to).
+  Result<ControlMessage> control_call(const ControlMessage& request, Attachment** used = nullptr);
   bool control_connected() const noexcept { return control_up_.load(std::memory_order_acquire); }
   ConnectionStatus status() const noexcept {
     if (closed() || lost_.load(std::memory_order_acquire)) return ConnectionStatus::closed;
@@ -209,7 +218,9 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::mutex routes_mutex_;
   std::unordered_map<std::string, HeldRoute, StringHash, std::equal_to<>> held_routes_;
   std::uint64_t next_route_generation_ = 1;
-  std::vector<ControlMessage> pending_unsubscribes_;  // made while the broker was away
+  // Made while the broker was away, with the attachment whose broker they are for.
+  std::vector<std::pair<const Attachment*, ControlMessage>> pending_unsubscribes_;
+  std::atomic<bool> needs_resubscribe_{false};  // a subscription is not yet on the present attachment
 
   // Reconnecting (client/reconnect.cpp).
   std::thread supervisor_;

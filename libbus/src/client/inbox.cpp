@@ -73,6 +73,7 @@ Status Inbox::open() {
   auto sub = connection_.subscribe(pattern_prefix + ">", SubscribeOptions{});
   if (!sub) return std::move(sub).error();
   subscription_ = std::move(sub).value();
+  subscription_->set_rebindable(false);
   reply_prefix_ = pattern_prefix + to_hex(subscription_->index()) + "-" +
                   to_hex(subscription_->incarnation()) + ".";
   return {};

@@ -27,9 +27,13 @@ constexpr std::chrono::milliseconds kMaxReconnectWait{2000};
 constexpr int kFastAttempts = 10;
 }  // namespace
 
-Result<ControlMessage> ConnectionImpl::control_call(const ControlMessage& request) {
+Result<ControlMessage> ConnectionImpl::control_call(const ControlMessage& request, Attachment** used) {
   const std::uint64_t generation = control_generation_.load(std::memory_order_acquire);
-  auto reply = control_.call(request, options_.control_timeout);
+  Attachment* a = &attachment();
+  if (used != nullptr) *used = a;
+  // On the attachment's own connection only: the supervisor may be making a new one right now,
+  // and until it has finished, a request for this attachment must not reach that broker.
+  auto reply = control_.call(request, options_.control_timeout, a->session.load(std::memory_order_acquire));
   if (reply || reply.error().code != Errc::broker_gone || !options_.allow_reconnect || closed()) return reply;
   // The broker is away. Wait until the supervisor has connected anew (a later generation: the
   // flag alone may still say "up" if the supervisor has not seen the hang-up yet, e.g. when
@@ -45,12 +49,19 @@ Result<ControlMessage> ConnectionImpl::control_call(const ControlMessage& reques
     return make_error(Errc::broker_gone, "the broker of bus '" + bus_name_ + "' is away and did not come back within " +
                                              std::to_string(options_.control_timeout.count()) + " ms");
   }
-  return control_.call(request, options_.control_timeout);
+  a = &attachment();
+  if (used != nullptr) *used = a;
+  return control_.call(request, options_.control_timeout, a->session.load(std::memory_order_acquire));
 }
 
 void ConnectionImpl::supervise() {
   while (!closed()) {
-    if (!control_.wait_hangup(kHangupPoll)) continue;
+    if (!control_.wait_hangup(kHangupPoll)) {
+      // Subscriptions a re-attach could not move yet (the broker was slow, or a subscribe
+      // raced it): try again on this connection.
+      if (needs_resubscribe_.exchange(false, std::memory_order_acq_rel)) (void)resubscribe();
+      continue;
+    }
     if (closed()) return;
     control_up_.store(false, std::memory_order_release);
     if (options_.disconnected_cb) options_.disconnected_cb();
@@ -107,14 +118,18 @@ Status ConnectionImpl::try_resume() {
     if (segment().superseded()) return reattach();
     return std::move(welcome).error();
   }
-  const Attachment& a = attachment();
+  Attachment& a = attachment();
   if (welcome->c != 1 || welcome->a != a.slot || welcome->b != a.epoch || welcome->u64 != a.segment.id()) {
     control_.close();
     return make_error(Errc::broker_gone, "the new broker did not give this connection its slot back");
   }
+  // Release: requests for this attachment go to the new connection from now on.
+  a.session.store(control_.session(), std::memory_order_release);
   retake_route_references();
-  // Subscriptions a re-attach interrupted by another restart did not get to.
-  return resubscribe();
+  // Subscriptions a re-attach interrupted by another restart did not get to. From here on a
+  // failure is not the resume's: the supervisor tries again (needs_resubscribe_).
+  (void)resubscribe();
+  return {};
 }
 
 Status ConnectionImpl::reattach() {
@@ -129,15 +144,17 @@ Status ConnectionImpl::reattach() {
     std::lock_guard lock(attach_mutex_);
     attachments_.push_back(std::move(attached).value());
   }
+  // Release: pairs with attachment()'s acquire; the new attachment is complete.
+  attached_.store(fresh, std::memory_order_release);
   {
     // Route references and unsubscribes were the old broker's; thread caches of the old
-    // attachment are never used again (their serial is not the new one).
+    // attachment are never used again (their serial is not the new one). (After the store:
+    // acquire_route() inserts only for the present attachment, under this lock.)
     std::lock_guard lock(routes_mutex_);
     held_routes_.clear();
     pending_unsubscribes_.clear();
   }
-  // Release: pairs with attachment()'s acquire; the new attachment is complete.
-  attached_.store(fresh, std::memory_order_release);
+  (void)resubscribe();  // a failure is retried by the supervisor (needs_resubscribe_)
   // The inbox's address names its old ring: requests in flight fail; the next makes a new one.
   std::shared_ptr<Inbox> inbox;
   {
@@ -145,14 +162,14 @@ Status ConnectionImpl::reattach() {
     inbox = std::move(inbox_);
   }
   if (inbox) inbox->close();
-  return resubscribe();
+  return {};
 }
 
 Status ConnectionImpl::resubscribe() {
   Attachment& a = attachment();
   std::lock_guard lock(subscriptions_mutex_);
   for (SubscriptionImpl* sub : subscriptions_) {
-    if (sub->destination() == &a) continue;
+    if (!sub->rebindable() || sub->destination() == &a) continue;
     ControlMessage request;
     request.type = ControlType::subscribe;
     request.set_s1(sub->pattern());
@@ -160,8 +177,11 @@ Status ConnectionImpl::resubscribe() {
     auto reply = control_.call(request, options_.control_timeout);
     if (!reply) {
       const Errc code = reply.error().code;
-      // The broker went away again: the next reconnect carries on from here.
-      if (code == Errc::broker_gone || code == Errc::timeout || code == Errc::io_error) return std::move(reply).error();
+      // The broker is slow or went away again: the supervisor carries on from here later.
+      if (code == Errc::broker_gone || code == Errc::timeout || code == Errc::io_error) {
+        request_resubscribe();
+        return std::move(reply).error();
+      }
       sub->strand(reply.error());  // refused (e.g. the new broker has fewer subscription slots)
       continue;
     }
@@ -186,8 +206,10 @@ void ConnectionImpl::retake_route_references() {
     auto reply = control_.call(request, options_.control_timeout);
     if (reply && segment().route(reply->a) != nullptr) held.index = reply->a;
   }
-  // Unsubscribes made while the broker was away.
-  for (const ControlMessage& request : pending_unsubscribes_) (void)control_.call(request, options_.control_timeout);
+  // Unsubscribes made while the broker was away (for this attachment's broker only).
+  for (const auto& [owner, request] : pending_unsubscribes_) {
+    if (owner == &attachment()) (void)control_.call(request, options_.control_timeout);
+  }
   pending_unsubscribes_.clear();
 }
 

@@ -61,6 +61,7 @@ void SubscriptionImpl::offer_rebind(Attachment& attachment, std::uint32_t index,
     std::lock_guard lock(rebind_mutex_);
     bindings_.push_back(std::make_unique<Binding>(Binding{&attachment, attachment.segment.ring(index), index, incarnation}));
     offered_ = bindings_.back().get();
+    stranded_.reset();
   }
   // A consumer asleep on the old ring (nobody publishes there any more) looks again now; one
   // that misses this wake-up naps at most kPinCheckNs while its segment is superseded.
@@ -85,12 +86,27 @@ bool SubscriptionImpl::reattaching(const Error& error) const {
 }
 
 bool SubscriptionImpl::leave_superseded_locked() {
+  // A drain finishes the ring it began on: its end is a position of that ring.
+  if (draining_.load(std::memory_order_relaxed)) return false;
   Binding* next = nullptr;
   {
     std::lock_guard lock(rebind_mutex_);
     next = offered_;
   }
   if (next == nullptr) return false;
+  // An offer is good only for the attachment in use and while its ring is still ours (relaxed:
+  // the broker bumps the incarnation when it takes the ring back; a stale read errs towards
+  // moving, and the publishers' own incarnation check keeps them out of a recycled ring). One
+  // that is not goes back to the supervisor, which subscribes us again.
+  if (next->attachment != &connection_->attachment() ||
+      next->ring.control()->incarnation.load(std::memory_order_relaxed) != next->incarnation) {
+    {
+      std::lock_guard lock(rebind_mutex_);
+      if (offered_ == next) offered_ = nullptr;
+    }
+    connection_->request_resubscribe();
+    return false;
+  }
   // [SC3] seq_cst: we saw the segment superseded (seq_cst) before this load of the tail. A
   // publisher whose claim is not below this tail does its claim CAS after it in the total
   // order, and its superseded check after that ([SC2]) reports the message as not delivered.
@@ -103,10 +119,11 @@ bool SubscriptionImpl::leave_superseded_locked() {
   left_skipped_.fetch_add(old->skipped_records.load(std::memory_order_relaxed), std::memory_order_relaxed);
   left_delivered_.fetch_add(old->delivered_msgs.load(std::memory_order_relaxed), std::memory_order_relaxed);
   {
+    // One step for destination(): never "neither the old nor the offered one".
     std::lock_guard lock(rebind_mutex_);
     if (offered_ == next) offered_ = nullptr;
+    binding_.store(next, std::memory_order_release);
   }
-  binding_.store(next, std::memory_order_release);
   pins_.clear();  // they named the old ring
   stuck_head_ = ~0ull;
   next->attachment->segment.prefault_ring(next->index);
@@ -304,6 +321,9 @@ Result<Message> SubscriptionImpl::next(std::chrono::nanoseconds timeout) {
     if (!polled) {
       // Re-attaching to a new segment: wait for the move within our timeout, as for a message.
       if (!reattaching(polled.error()) || monotonic_ns() >= deadline) return std::move(polled).error();
+      if (closing_.load(std::memory_order_relaxed)) {
+        return make_error(Errc::closed, "subscription '" + pattern_ + "' is closed");
+      }
       wait_locked(deadline);
       continue;
     }
@@ -398,11 +418,13 @@ Status SubscriptionImpl::unsubscribe() {
   }
   draining_.store(false, std::memory_order_relaxed);
   stop_dispatch();
+  // Off the connection's list before we take consume_mutex_: close() holds the list's lock
+  // while it takes each member's consume_mutex_ (detach()), so the other order deadlocks.
+  connection_->forget(this);
   std::lock_guard lock(consume_mutex_);
   if (unsubscribed_) return {};
   unsubscribed_ = true;
   unsubscribed_flag_.store(true, std::memory_order_release);
-  connection_->forget(this);
   if (connection_->closed()) return {};
   // Nobody in this process reads the ring any more: the broker may recycle it. That is the
   // broker we were subscribed with last (moved to, or offered a move to); one we left is gone.
@@ -412,7 +434,7 @@ Status SubscriptionImpl::unsubscribe() {
     if (offered_ != nullptr) last = *offered_;
   }
   if (last.attachment != &connection_->attachment()) return {};
-  return connection_->unsubscribe(last.index, last.incarnation, /*keep_ring=*/false);
+  return connection_->unsubscribe(*last.attachment, last.index, last.incarnation, /*keep_ring=*/false);
 }
 
 Status SubscriptionImpl::drain() {
@@ -422,10 +444,15 @@ Status SubscriptionImpl::drain() {
   }
   // 1. No new messages: the broker drops us from every route, bumps the incarnation and moves
   //    the tail on by one ring's length; claims made before that end at tail - capacity.
-  // (A subscription of a superseded segment skips this: nobody routes to its ring any more.)
-  if (!connection_->closed() && bound().attachment == &connection_->attachment() &&
-      !bound().attachment->segment.superseded()) {
-    if (auto st = connection_->unsubscribe(bound().index, bound().incarnation, /*keep_ring=*/true); !st) return st;
+  //    A subscription of a superseded segment: nobody routes to its ring any more, so the claims
+  //    to finish are those below its tail ([SC3], as when it leaves the ring).
+  if (bound().attachment->segment.superseded(std::memory_order_seq_cst)) {
+    drain_end_.store(ring().tail_seq_cst(), std::memory_order_relaxed);
+  } else if (!connection_->closed()) {
+    if (auto st = connection_->unsubscribe(*bound().attachment, bound().index, bound().incarnation, /*keep_ring=*/true);
+        !st) {
+      return st;
+    }
     const std::uint64_t tail = tail_position(ring().control()->tail_word.load(std::memory_order_acquire));
     drain_end_.store(tail - ring().capacity(), std::memory_order_relaxed);
   }

@@ -48,6 +48,9 @@ class SubscriptionImpl {
   void strand(Error why);
   /// The attachment we consume from, or will once we have moved.
   const Attachment* destination() const;
+  /// False for a request inbox's subscription: a new inbox replaces it after a re-attach.
+  bool rebindable() const noexcept { return rebindable_; }
+  void set_rebindable(bool on) noexcept { rebindable_ = on; }
 
   const std::string& pattern() const noexcept { return pattern_; }
   std::uint32_t index() const noexcept { return bound().index; }
@@ -96,6 +99,7 @@ class SubscriptionImpl {
   std::vector<std::unique_ptr<Binding>> bindings_;  // all of them, until we are destroyed
   Binding* offered_ = nullptr;                      // where to move once drained
   std::optional<Error> stranded_;                   // refused a move (under rebind_mutex_)
+  bool rebindable_ = true;                          // set before the subscription is shared
   // Counts of the rings we left (statistics carry on across a move).
   std::atomic<std::uint64_t> left_dropped_{0}, left_skipped_{0}, left_delivered_{0};
   std::string pattern_;

@@ -102,12 +102,17 @@ Status ControlChannel::connect(std::string_view bus_name) {
   }
   fd_ = fd;
   fd_open_.store(fd, std::memory_order_release);
+  session_.store(session_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   return {};
 }
 
-Result<ControlMessage> ControlChannel::call(ControlMessage request, std::chrono::milliseconds timeout) {
+Result<ControlMessage> ControlChannel::call(ControlMessage request, std::chrono::milliseconds timeout,
+                                            std::optional<std::uint64_t> session) {
   std::lock_guard lock(mutex_);
   if (fd_ < 0) return make_error(Errc::broker_gone, "not connected to the broker");
+  if (session && *session != session_.load(std::memory_order_relaxed)) {
+    return make_error(Errc::broker_gone, "the control connection was made anew meanwhile");
+  }
   request.request_id = next_request_id_++;
   if (!send_control(fd_, request)) {
     return make_error(Errc::broker_gone, "the broker closed the control connection");

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <sys/types.h>
 #include <string_view>
 
@@ -23,7 +24,12 @@ class ControlChannel {
   /// Connects to the broker of `bus_name`. Errc::broker_not_running if nobody listens.
   Status connect(std::string_view bus_name);
   /// Sends `request` and waits up to `timeout` for its reply; an error reply becomes an Error.
-  Result<ControlMessage> call(ControlMessage request, std::chrono::milliseconds timeout);
+  /// With `session`: only on that connection (see session()), else broker_gone without sending,
+  /// so a request meant for one broker never reaches the next one.
+  Result<ControlMessage> call(ControlMessage request, std::chrono::milliseconds timeout,
+                              std::optional<std::uint64_t> session = std::nullopt);
+  /// Which connection this is: +1 per successful connect().
+  std::uint64_t session() const noexcept { return session_.load(std::memory_order_acquire); }
   void close() noexcept;
   /// close(), and every later connect() fails: the connection is closing for good, and a
   /// reconnect attempt racing with that must not open a new socket.
@@ -42,6 +48,7 @@ class ControlChannel {
   std::uint32_t next_request_id_ = 1;
   uid_t peer_uid_ = 0;
   std::atomic<bool> shut_down_{false};
+  std::atomic<std::uint64_t> session_{0};  // written under mutex_
 };
 
 /// Sends one control message on `fd` (broker side too). False on a broken socket.

@@ -15,12 +15,11 @@
 //        [R7], the broker's store of a recycled ring's fresh tail, so a claim never sees a stale
 //        incarnation together with a new tail.
 //   [R4] consumer's sleeping-bit CAS; totally ordered with every claim CAS on the tail word.
-//   [R5] begin_write store (release): header fields before the writing state; pairs with [A5]
-//        in try_skip(), which reads the length of a record it finds being written.
-//   [S1] the consumer's skips are CASes on the state word; the writer's begin_write and commit
-//        check that word for a skip mark, then store. A late writer sees the skip and stops,
-//        except in the window between its check and its store, where the loss is counted by
-//        the consumer alone (docs/design/ring.md, "skips").
+//   [R5] begin_write CAS (release): header fields before the writing state; pairs with [A5] in
+//        try_skip(), which reads the length of a record it finds being written.
+//   [S1] state-word CASes (begin_write, padding, try_skip) are RMWs on one word: a late writer
+//        and the consumer that gave up on it cannot both win. commit() checks, then stores: a
+//        skip landing in between is counted by the consumer alone (docs/design/ring.md).
 //
 // Every length read from the ring is checked against the capacity before it is used; a record
 // that fails a check makes poll() return PollStatus::corrupt instead of reading out of bounds.
@@ -169,17 +168,15 @@ class MpscRing {
   /// on this claim (the writer stalled) and skipped it; write nothing more and count the loss.
   /// Every field is written: the ring is not zeroed between laps.
   ///
-  /// The writing state is a plain release store after a check, not a CAS: one locked
-  /// instruction per message (commit's) instead of two. The cost is a window of two
-  /// instructions, between the check and the store, in which a writer stopped for longer than
-  /// the consumer's unblock timeout overwrites the consumer's skip mark and later commits into
-  /// bytes the consumer has stepped over. Those bytes are pinned (the writer is alive), so
-  /// nothing else is torn, and the consumer counted the skip: the loss is counted, only on the
-  /// consumer's side instead of both (docs/design/ring.md, "skips").
+  /// A CAS, unlike commit(): a skip of a claim nobody has begun marks every word of the gap it
+  /// cannot size, so a writer must never start copying into a claim the consumer marked. The
+  /// store buffer holds only the header here, so the CAS costs little (docs/performance.md).
   static bool begin_write(Claim& claim, const RecordFields& f) noexcept {
     RecordHeader* r = claim.record;
+    std::uint64_t old = r->state.load(std::memory_order_relaxed);
+    if (tagged(old, claim.position)) return false;  // skipped before we began
     // Relaxed atomic stores: try_skip() may CAS these words of a claim it found untouched, and
-    // both sides must be atomic for that to be defined; the store below publishes them ([R5]).
+    // both sides must be atomic for that to be defined; the CAS below publishes them ([R5]).
     std::atomic_ref<std::uint32_t>(r->length).store(claim.bytes, std::memory_order_relaxed);
     std::atomic_ref<std::uint16_t>(r->flags).store(f.flags, std::memory_order_relaxed);
     std::atomic_ref<std::uint8_t>(r->subject_len).store(f.subject_len, std::memory_order_relaxed);
@@ -189,11 +186,10 @@ class MpscRing {
     std::atomic_ref<std::uint16_t>(r->producer_client).store(f.producer_client, std::memory_order_relaxed);
     std::atomic_ref<std::uint16_t>(r->origin).store(f.origin, std::memory_order_relaxed);
     std::atomic_ref<std::uint32_t>(r->producer_epoch).store(f.producer_epoch, std::memory_order_relaxed);
-    // Relaxed: only the consumer's skip mark can be tagged with our position here ([S1]).
-    if (tagged(r->state.load(std::memory_order_relaxed), claim.position)) return false;  // skipped before we began
     // [R5] release: the fields above are visible to a consumer that sees the writing state.
-    r->state.store(claim.position | kRecordWriting, std::memory_order_release);
-    return true;
+    // [S1] fails only if the consumer skipped the claim meanwhile.
+    return r->state.compare_exchange_strong(old, claim.position | kRecordWriting, std::memory_order_release,
+                                            std::memory_order_relaxed);
   }
 
   static std::byte* body(const Claim& claim) noexcept {
@@ -202,10 +198,11 @@ class MpscRing {
 
   /// Publishes the record. False: the consumer skipped it while we were writing (we stalled
   /// past its unblock timeout); nothing of it is delivered and the caller counts the loss.
-  /// A check and a release store, like begin_write() and for the same reason: a CAS here would
-  /// drain the store buffer full of the payload just copied, which doubled the ring's cost per
-  /// message (docs/performance.md). A skip landing between the check and the store is counted
-  /// by the consumer only (see begin_write()).
+  /// A check and a release store, not a CAS: a locked instruction here would drain the store
+  /// buffer full of the payload just copied, which doubled the ring's cost per message
+  /// (docs/performance.md). A skip that lands between the check and the moment the store is
+  /// visible is counted by the consumer only; docs/design/ring.md, "State words", says why
+  /// that is safe and how rare.
   static bool commit(const Claim& claim) noexcept {
     // Relaxed: our own last store, unless the consumer's skip CAS replaced it ([S1]).
     if (claim.record->state.load(std::memory_order_relaxed) != (claim.position | kRecordWriting)) return false;

@@ -15,9 +15,9 @@
 // kind in the low 3 bits. Positions only grow and never repeat, so the consumer at position P
 // accepts a record only if state == P | kind: bytes left over from earlier laps carry older
 // positions and cannot be mistaken for a record, and the consumer need not zero what it read.
-// A writer and the consumer that gave up on it agree on one outcome: the consumer's transitions
-// are compare-and-swaps, the writer's a check for the consumer's mark and then a release store
-// (docs/design/ring.md, "State words", for the one narrow window that leaves):
+// A writer and the consumer that gave up on it agree on one outcome: every transition is a
+// compare-and-swap but the commit, a check for the consumer's mark and then a release store
+// (docs/design/ring.md, "State words", for the narrow window that leaves):
 //   (older value) -> P | kWriting    producer, begin_write(): header fields are valid
 //   P | kWriting  -> P | kMessage    producer, commit(): everything below `length` is valid
 //   (older value) -> P | kPadding    producer (CAS), the rest of the ring before a wrapping
