@@ -89,11 +89,11 @@ void BM_RingPublishConsume(benchmark::State& state) {
       state.SkipWithError("claim failed");
       break;
     }
-    (void)bus::detail::MpscRing::begin_write(claim, fields);
+    bus::detail::MpscRing::begin_write(claim, fields);
     char* out = reinterpret_cast<char*>(bus::detail::MpscRing::body(claim));
     std::memcpy(out, subject.data(), subject.size());
     std::memcpy(out + subject.size(), payload.data(), payload.size());
-    (void)bus::detail::MpscRing::commit(claim);
+    (void)bus::detail::MpscRing::commit(claim, lane);
     std::uint32_t delivered = 0;
     ring.poll(head, 1, delivered, [&](const bus::detail::RecordView& v) { sink += v.payload_len; });
   }

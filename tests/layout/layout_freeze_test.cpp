@@ -73,11 +73,16 @@ TEST(Layout, client_slot_is_frozen) {
   EXPECT_EQ(offsetof(ClientLayout, claim_lanes), 128u);
   EXPECT_EQ(sizeof(ClaimLane), 64u);
   EXPECT_EQ(offsetof(ClaimLane, claim), 0u);
+  EXPECT_EQ(offsetof(ClaimLane, claim_end), 8u);
+  EXPECT_EQ(kLaneSkippedBit, 1u);
   EXPECT_EQ(kLanePositionBits, 43u);
   const std::uint64_t tail = (7ull << 43) + 4096;
-  const std::uint64_t word = lane_word(lane_tag(5), tail - 100);
+  const std::uint64_t word = lane_word(lane_tag(5), tail - 104);
   EXPECT_EQ(lane_ring_plus1(word), 6u);
-  EXPECT_EQ(lane_position(word, tail), tail - 100) << "positions are rebuilt relative to the tail";
+  EXPECT_EQ(lane_position(word, tail), tail - 104) << "positions are rebuilt relative to the tail";
+  EXPECT_EQ(lane_position(word | kLaneSkippedBit, tail), tail - 104) << "the skipped bit is not part of it";
+  EXPECT_TRUE(lane_skipped(word | kLaneSkippedBit));
+  EXPECT_FALSE(lane_skipped(word));
   EXPECT_EQ(lane_position(lane_word(lane_tag(0), tail), tail), tail);
   EXPECT_EQ(kClaimLanes, 32u);
 }

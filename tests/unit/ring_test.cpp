@@ -1,6 +1,7 @@
 // ring_test.cpp — MpscRing behaviour: framing, wrap-around, full ring, torn and corrupt records,
-// stale incarnations, dead writers, the sleeping bit, and many producers (threads and processes)
-// against one consumer with nothing lost or torn.
+// stale incarnations, stalled and dead writers (exact skips by claim lane, gaps without one), the
+// sleeping bit, and many producers (threads and processes) against one consumer with nothing lost
+// or torn.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -64,12 +65,25 @@ ClaimStatus write_message(MpscRing& ring, ProducerCursor& cursor, std::string_vi
   const auto bytes = static_cast<std::uint32_t>(record_bytes(subject.size(), 0, 0, payload.size()));
   const ClaimStatus st = ring.try_claim(cursor, bytes, lane, lane_tag(0), claim);
   if (st != ClaimStatus::claimed) return st;
-  EXPECT_TRUE(MpscRing::begin_write(claim, fields_for(subject.size(), payload.size(), client)));
+  MpscRing::begin_write(claim, fields_for(subject.size(), payload.size(), client));
   char* out = reinterpret_cast<char*>(MpscRing::body(claim));
   std::memcpy(out, subject.data(), subject.size());
   std::memcpy(out + subject.size(), payload.data(), payload.size());
-  EXPECT_TRUE(MpscRing::commit(claim));
+  EXPECT_TRUE(MpscRing::commit(claim, lane));
+  lane.claim.store(0, std::memory_order_release);  // as publish() does once it is done
   return st;
+}
+
+// A writer that claimed and wrote its record but stopped before commit().
+void write_without_commit(const Claim& claim, std::string_view subject, std::string_view payload) {
+  MpscRing::begin_write(claim, fields_for(subject.size(), payload.size()));
+  char* out = reinterpret_cast<char*>(MpscRing::body(claim));
+  std::memcpy(out, subject.data(), subject.size());
+  std::memcpy(out + subject.size(), payload.data(), payload.size());
+}
+
+std::uint32_t bytes_for(std::string_view subject, std::string_view payload) {
+  return static_cast<std::uint32_t>(record_bytes(subject.size(), 0, 0, payload.size()));
 }
 
 struct Received {
@@ -156,18 +170,28 @@ TEST(MpscRing, should_not_deliver_a_record_that_is_still_being_written) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
   Claim claim;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, lane_tag(0), claim), ClaimStatus::claimed);
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[0], lane_tag(0), claim), ClaimStatus::claimed);
+  // The lane names the claim and where it ends: what a consumer needs to step over it.
+  EXPECT_EQ(r.lanes[0].claim.load(), lane_word(lane_tag(0), 0));
+  EXPECT_EQ(r.lanes[0].claim_end.load(), 64u);
   std::uint64_t head = 0;
   std::vector<Received> got;
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty) << "claimed, nothing written";
-  EXPECT_TRUE(r.ring.claimed_beyond(head));
-  ASSERT_TRUE(MpscRing::begin_write(claim, fields_for(0, 8, 3)));
-  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::in_progress) << "being written";
+  EXPECT_TRUE(r.ring.claimed_beyond(head)) << "what tells a pending claim from an empty ring";
+  const std::uint64_t state_before = claim.record->state.load();
+  write_without_commit(claim, "", "12345678");
+  EXPECT_EQ(claim.record->state.load(), state_before) << "writing is plain stores, no state change";
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty) << "written, not committed";
+  EXPECT_FALSE(r.ring.committed_at(head));
   EXPECT_TRUE(got.empty());
-  ASSERT_TRUE(MpscRing::commit(claim));
+  EXPECT_EQ(head, 0u);
+  ASSERT_TRUE(MpscRing::commit(claim, r.lanes[0]));
+  EXPECT_TRUE(r.ring.committed_at(head));
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
-  EXPECT_EQ(got.size(), 1u);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload, "12345678");
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty);
+  EXPECT_FALSE(r.ring.claimed_beyond(head));
 }
 
 TEST(MpscRing, should_report_corrupt_records_instead_of_reading_out_of_bounds) {
@@ -185,6 +209,7 @@ TEST(MpscRing, should_report_corrupt_records_instead_of_reading_out_of_bounds) {
       {"message shorter than its header", kRecordMessage, 16, 0},
       {"padding beyond the ring", kRecordPadding, 1 << 13, 0},
       {"unknown kind", 5, 64, 0},
+      {"retired being-written kind", kRecordWriting, 64, 0},  // nothing writes it any more
   };
   for (const Case& c : cases) {
     TestRing r(4096);
@@ -242,69 +267,238 @@ TEST(MpscRing, should_refuse_claims_from_a_stale_incarnation) {
   EXPECT_EQ(write_message(r.ring, cursor, "a", "2"), ClaimStatus::stale);
 }
 
+// A stalled writer (header and body written, no commit): the consumer steps over exactly the
+// claim its lane names, and the writer learns at its commit that the message is lost.
 TEST(MpscRing, should_skip_a_stalled_record_and_refuse_its_late_commit) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
-  Claim claim;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, lane_tag(0), claim), ClaimStatus::claimed);
-  ASSERT_TRUE(MpscRing::begin_write(claim, fields_for(0, 0, 5)));  // then the writer stops
-  ASSERT_EQ(write_message(r.ring, cursor, "after", "ok"), ClaimStatus::claimed);
   std::uint64_t head = 0;
   std::vector<Received> got;
-  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::in_progress);
-  const SkipResult skip = r.ring.try_skip(head, r.ring.tail_acquire());
+  // A record first, so the stalled claim sits at a position whose lane word needs the mask.
+  ASSERT_EQ(write_message(r.ring, cursor, "before", "ok", 0, r.lanes[1]), ClaimStatus::claimed);
+  Claim claim;
+  const std::string body(20, 's');
+  ASSERT_EQ(r.ring.try_claim(cursor, bytes_for("stalled", body), r.lanes[0], lane_tag(0), claim), ClaimStatus::claimed);
+  write_without_commit(claim, "stalled", body);  // then the writer stops
+  ASSERT_EQ(write_message(r.ring, cursor, "after", "ok", 0, r.lanes[1]), ClaimStatus::claimed);
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(head, claim.position);
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty) << "stuck behind the stalled claim";
+  EXPECT_TRUE(r.ring.claimed_beyond(head));
+  // What the consumer's lane scan reads.
+  const std::uint64_t tail = r.ring.tail_acquire();
+  const std::uint64_t word = r.lanes[0].claim.load();
+  const std::uint64_t end = r.lanes[0].claim_end.load();
+  ASSERT_EQ(lane_position(word, tail), head);
+  const SkipResult skip = r.ring.skip_claim(head, end, &r.lanes[0], word);
   ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
-  EXPECT_EQ(skip.bytes, 64u);
+  EXPECT_EQ(skip.bytes, claim.bytes);
+  EXPECT_TRUE(lane_skipped(r.lanes[0].claim.load())) << "the lane is marked, for the writer to see";
+  // The mark leaves the lane naming the same ring and claim: lane_position ignores the bit.
+  EXPECT_EQ(lane_position(r.lanes[0].claim.load(), tail), claim.position);
+  EXPECT_EQ(lane_ring_plus1(r.lanes[0].claim.load()), 1u);
+  EXPECT_EQ(claim.record->state.load(), claim.position | kRecordSkipped);
   head += skip.bytes;
+  got.clear();
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].subject, "after");
-  EXPECT_FALSE(MpscRing::commit(claim)) << "the late writer must learn that its record was skipped";
+  EXPECT_FALSE(MpscRing::commit(claim, r.lanes[0])) << "the late writer must learn that its record was skipped";
+  EXPECT_EQ(claim.record->state.load(), claim.position | kRecordSkipped) << "a refused commit stores nothing";
 }
 
+// The writer's commit landed between the consumer's lane scan and its skip: nothing is skipped,
+// and poll() delivers the record whole.
 TEST(MpscRing, should_not_skip_a_record_committed_in_the_meantime) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
-  ASSERT_EQ(write_message(r.ring, cursor, "done", "ok"), ClaimStatus::claimed);
-  EXPECT_EQ(r.ring.try_skip(0, r.ring.tail_acquire()).kind, SkipResult::Kind::none);
+  Claim claim;
+  ASSERT_EQ(r.ring.try_claim(cursor, bytes_for("done", "payload"), r.lanes[0], lane_tag(0), claim), ClaimStatus::claimed);
+  const std::uint64_t word = r.lanes[0].claim.load();  // the consumer's lane scan
+  const std::uint64_t end = r.lanes[0].claim_end.load();
+  write_without_commit(claim, "done", "payload");
+  ASSERT_TRUE(MpscRing::commit(claim, r.lanes[0]));  // its lane still names the claim
+  EXPECT_EQ(r.ring.skip_claim(0, end, &r.lanes[0], word).kind, SkipResult::Kind::none);
+  EXPECT_EQ(r.ring.skip_gap(0, r.ring.tail_acquire()).kind, SkipResult::Kind::none);
+  EXPECT_EQ(claim.record->state.load(), 0 | kRecordMessage) << "the commit must not be overwritten";
   std::uint64_t head = 0;
   std::vector<Received> got;
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
-  EXPECT_EQ(got.size(), 1u);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].subject, "done");
+  EXPECT_EQ(got[0].payload, "payload");
+  EXPECT_EQ(head, end);
 }
 
-TEST(MpscRing, should_report_a_stalled_record_with_a_bogus_length_as_corrupt) {
+// A claim end read from a lane is checked like any length from shared memory. A skip that fails
+// the check marks nothing, so the writer still publishes.
+TEST(MpscRing, should_report_a_skip_to_an_impossible_end_as_corrupt) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
-  Claim claim;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, lane_tag(0), claim), ClaimStatus::claimed);
-  ASSERT_TRUE(MpscRing::begin_write(claim, fields_for(0, 0)));
-  claim.record->length = 1u << 20;  // scribbled
-  EXPECT_EQ(r.ring.try_skip(0, r.ring.tail_acquire()).kind, SkipResult::Kind::corrupt);
-}
-
-TEST(MpscRing, should_skip_a_claim_never_begun_and_refuse_its_late_begin) {
-  TestRing r(4096);
-  auto cursor = cursor_for(r);
-  Claim claim;
-  ASSERT_EQ(r.ring.try_claim(cursor, 96, g_lane, lane_tag(0), claim), ClaimStatus::claimed);  // writer stops here
-  ASSERT_EQ(write_message(r.ring, cursor, "after", "ok"), ClaimStatus::claimed);
   std::uint64_t head = 0;
   std::vector<Received> got;
+  ASSERT_EQ(write_message(r.ring, cursor, "before", "ok", 0, r.lanes[1]), ClaimStatus::claimed);
+  ASSERT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
+  Claim claim;
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[0], lane_tag(0), claim), ClaimStatus::claimed);
+  ASSERT_EQ(claim.position, head);
+  const std::uint64_t word = r.lanes[0].claim.load();
+  const std::uint64_t state_before = claim.record->state.load();
+  struct Case {
+    const char* name;
+    std::uint64_t end;
+  };
+  const Case cases[] = {
+      {"end at the head", head},
+      {"end before the head", head - 8},
+      {"end more than a ring past the head", head + 4096 + 8},
+      {"end not 8-aligned", head + 60},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(r.ring.skip_claim(head, c.end, &r.lanes[0], word).kind, SkipResult::Kind::corrupt) << c.name;
+    EXPECT_EQ(r.lanes[0].claim.load(), word) << c.name << ": the lane must not be marked";
+    EXPECT_EQ(claim.record->state.load(), state_before) << c.name << ": the record must not be marked";
+  }
+  write_without_commit(claim, "still", "here");
+  EXPECT_TRUE(MpscRing::commit(claim, r.lanes[0]));
+  got.clear();
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].subject, "still");
+}
+
+// The lane word the consumer read is stale: writer X stored its lane for position 0, lost the
+// claim CAS to writer Y, and claimed again further on. Skipping [0, X's end) would mark Y's
+// record with X's length; the lane CAS refuses, and nothing is touched.
+TEST(MpscRing, should_not_skip_when_the_lane_word_changed_since_it_was_read) {
+  TestRing r(4096);
+  auto cursor = cursor_for(r);
+  // X's first attempt, the lane stores try_claim() makes before a CAS (which lost).
+  r.lanes[0].claim_end.store(128);
+  r.lanes[0].claim.store(lane_word(lane_tag(0), 0));
+  const std::uint64_t stale_word = r.lanes[0].claim.load();  // the consumer's lane scan
+  const std::uint64_t stale_end = r.lanes[0].claim_end.load();
+  Claim y, x;
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[1], lane_tag(0), y), ClaimStatus::claimed);   // Y wins 0
+  ASSERT_EQ(r.ring.try_claim(cursor, 128, r.lanes[0], lane_tag(0), x), ClaimStatus::claimed);  // X's retry
+  ASSERT_EQ(x.position, 64u);
+  EXPECT_EQ(r.ring.skip_claim(0, stale_end, &r.lanes[0], stale_word).kind, SkipResult::Kind::none);
+  EXPECT_EQ(r.lanes[0].claim.load(), lane_word(lane_tag(0), 64)) << "X's new claim must not be marked";
+  EXPECT_FALSE(MpscRing::tagged(y.record->state.load(), 0)) << "Y's record must not be marked";
+  write_without_commit(y, "y", "1");
+  write_without_commit(x, "x", "2");
+  EXPECT_TRUE(MpscRing::commit(y, r.lanes[1]));
+  EXPECT_TRUE(MpscRing::commit(x, r.lanes[0]));
+  std::uint64_t head = 0;
+  std::vector<Received> got;
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].subject, "y");
+  EXPECT_EQ(got[1].subject, "x");
+}
+
+// A wrapping claim runs from its padding start to its record's end (claim_end counts the
+// padding). Its writer stopped between the claim CAS and the padding CAS: the consumer skips it
+// whole from the padding start, the writer's padding CAS then fails, and its commit is refused.
+TEST(MpscRing, should_skip_a_wrapping_claim_whole_from_its_padding_start) {
+  TestRing r(4096);
+  auto cursor = cursor_for(r);
+  std::uint64_t head = 0;
+  std::vector<Received> got;
+  // Tail 64 bytes before the end of the ring, everything consumed.
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(write_message(r.ring, cursor, "", std::string(2016 - 32, 'f')), ClaimStatus::claimed);
+    read_all(r.ring, head, got);
+  }
+  ASSERT_EQ(head, 4032u);
+  got.clear();
+  auto* pad = reinterpret_cast<RecordHeader*>(r.data + 4032);
+  const std::uint64_t before_padding = pad->state.load();
+  Claim claim;
+  ASSERT_EQ(r.ring.try_claim(cursor, 200, r.lanes[0], lane_tag(0), claim), ClaimStatus::claimed);
+  ASSERT_EQ(claim.position, 4096u) << "the record wrapped to index 0";
+  // try_claim() runs its padding CAS right after the claim CAS: undo it, to stop the writer between the two.
+  pad->state.store(before_padding);
+  ASSERT_EQ(write_message(r.ring, cursor, "after", "ok", 0, r.lanes[1]), ClaimStatus::claimed);
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty);
-  const SkipResult skip = r.ring.try_skip(head, r.ring.tail_acquire());
+  const std::uint64_t tail = r.ring.tail_acquire();
+  const std::uint64_t word = r.lanes[0].claim.load();
+  const std::uint64_t end = r.lanes[0].claim_end.load();
+  EXPECT_EQ(lane_position(word, tail), 4032u) << "the lane names the padding start";
+  EXPECT_EQ(end, 4096u + 200u) << "and its end counts the padding";
+  const SkipResult skip = r.ring.skip_claim(head, end, &r.lanes[0], word);
   ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
-  EXPECT_EQ(skip.bytes, 96u) << "the gap ends at the next record start";
+  EXPECT_EQ(skip.bytes, 64u + 200u) << "padding and record in one step";
+  // The writer resumes: its padding CAS, from the value it loaded before the mark, fails (one
+  // that loads after the mark sees a tagged word and does not try).
+  std::uint64_t expected = before_padding;
+  EXPECT_FALSE(pad->state.compare_exchange_strong(expected, 4032 | kRecordPadding));
+  EXPECT_EQ(expected, 4032 | kRecordSkipped);
+  write_without_commit(claim, "wrapped", "late");
+  EXPECT_FALSE(MpscRing::commit(claim, r.lanes[0]));
   head += skip.bytes;
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].subject, "after");
-  EXPECT_FALSE(MpscRing::begin_write(claim, fields_for(0, 0))) << "a late writer must write nothing";
+  EXPECT_EQ(head, tail);
 }
 
-// Defect 1 at the ring level: two writers stopped between claim and first store, one behind the
-// other, and nothing after them. One skip takes both claims, and neither writer can begin later.
-TEST(MpscRing, should_skip_two_adjacent_claims_never_begun_and_refuse_both_late_writers) {
+// The narrow window of [S1]: the writer's commit check came before the lane mark, and its commit
+// store lands after the consumer's state CAS. The consumer's head is past the claim already, so
+// the message is never delivered (the loss is counted by the consumer alone).
+TEST(MpscRing, should_never_deliver_a_message_committed_in_the_skip_window) {
+  TestRing r(4096);
+  auto cursor = cursor_for(r);
+  Claim late;
+  ASSERT_EQ(r.ring.try_claim(cursor, bytes_for("late", "lost"), r.lanes[0], lane_tag(0), late), ClaimStatus::claimed);
+  write_without_commit(late, "late", "lost");
+  ASSERT_FALSE(lane_skipped(r.lanes[0].claim.load())) << "its commit check passes here";
+  const SkipResult skip = r.ring.skip_claim(0, r.lanes[0].claim_end.load(), &r.lanes[0], r.lanes[0].claim.load());
+  ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
+  ASSERT_EQ(skip.bytes, late.bytes);
+  std::uint64_t head = skip.bytes;
+  // The commit store that was already on its way.
+  late.record->state.store(late.position | kRecordMessage, std::memory_order_release);
+  ASSERT_EQ(write_message(r.ring, cursor, "next", "ok", 0, r.lanes[1]), ClaimStatus::claimed);
+  std::vector<Received> got;
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].subject, "next");
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty);
+  EXPECT_EQ(got.size(), 1u);
+  EXPECT_EQ(head, r.ring.tail_acquire());
+  EXPECT_EQ(r.ctl->delivered_msgs.load(), 1u);
+}
+
+// A writer died between claim and commit and the broker has cleared its lane: nothing says how
+// long the claim is. The gap runs to the next record start, every word of it marked, so no
+// leftover of the dead claim can ever look committed.
+TEST(MpscRing, should_skip_a_dead_claim_no_lane_names_up_to_the_next_record) {
+  TestRing r(4096);
+  auto cursor = cursor_for(r);
+  Claim dead;
+  ASSERT_EQ(r.ring.try_claim(cursor, 96, r.lanes[0], lane_tag(0), dead), ClaimStatus::claimed);  // writer dies here
+  r.lanes[0].claim.store(0);  // reaped
+  ASSERT_EQ(write_message(r.ring, cursor, "after", "ok", 0, r.lanes[1]), ClaimStatus::claimed);
+  std::uint64_t head = 0;
+  std::vector<Received> got;
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::empty);
+  const SkipResult skip = r.ring.skip_gap(head, r.ring.tail_acquire());
+  ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
+  EXPECT_EQ(skip.bytes, 96u) << "the gap ends at the next record start";
+  for (std::uint64_t off = 0; off < 96; off += 8) {
+    EXPECT_EQ(reinterpret_cast<RecordHeader*>(r.data + off)->state.load(), off | kRecordSkipped) << off;
+  }
+  head += skip.bytes;
+  EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].subject, "after");
+}
+
+// Defect 1 at the ring level: two writers died between claim and commit, one behind the other,
+// nothing after them, both lanes cleared. One gap takes both claims, up to the tail.
+TEST(MpscRing, should_skip_two_adjacent_dead_claims_in_one_gap) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
   Claim first, second;
@@ -312,13 +506,15 @@ TEST(MpscRing, should_skip_two_adjacent_claims_never_begun_and_refuse_both_late_
   ASSERT_EQ(r.ring.try_claim(cursor, 128, r.lanes[1], lane_tag(0), second), ClaimStatus::claimed);
   EXPECT_EQ(lane_position(r.lanes[1].claim.load(), r.ring.tail_acquire()), 64u) << "the lane names the claim's position";
   EXPECT_EQ(lane_ring_plus1(r.lanes[1].claim.load()), 1u) << "and the ring (index 0 in these tests)";
+  EXPECT_EQ(r.lanes[1].claim_end.load(), 192u);
+  r.lanes[0].claim.store(0);  // both reaped
+  r.lanes[1].claim.store(0);
   std::uint64_t head = 0;
-  const SkipResult skip = r.ring.try_skip(head, r.ring.tail_acquire());
+  const SkipResult skip = r.ring.skip_gap(head, r.ring.tail_acquire());
   ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
   EXPECT_EQ(skip.bytes, 192u);
+  EXPECT_EQ(second.record->state.load(), 64 | kRecordSkipped) << "the second claim's start is marked too";
   head += skip.bytes;
-  EXPECT_FALSE(MpscRing::begin_write(second, fields_for(0, 0)));
-  EXPECT_FALSE(MpscRing::begin_write(first, fields_for(0, 0)));
   ASSERT_EQ(write_message(r.ring, cursor, "later", "ok"), ClaimStatus::claimed);
   std::vector<Received> got;
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
@@ -326,22 +522,28 @@ TEST(MpscRing, should_skip_two_adjacent_claims_never_begun_and_refuse_both_late_
   EXPECT_EQ(got[0].subject, "later");
 }
 
-// Defect 6 at the ring level: the gap ends where a live writer has begun; its record survives.
-TEST(MpscRing, should_end_a_gap_where_a_live_writer_has_begun) {
+// Defect 6 at the ring level: a gap ends at the first live writer's claim past the head (the
+// caller's limit, from that writer's lane), written but uncommitted; its record survives.
+TEST(MpscRing, should_end_a_gap_at_the_claim_of_a_live_writer) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
   Claim stuck, live;
   ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[0], lane_tag(0), stuck), ClaimStatus::claimed);
   ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[1], lane_tag(0), live), ClaimStatus::claimed);
-  ASSERT_TRUE(MpscRing::begin_write(live, fields_for(0, 4)));
-  const SkipResult skip = r.ring.try_skip(0, r.ring.tail_acquire());
+  r.lanes[0].claim.store(0);  // the stuck writer died and was reaped
+  write_without_commit(live, "live", "1234");
+  const std::uint64_t limit = lane_position(r.lanes[1].claim.load(), r.ring.tail_acquire());
+  ASSERT_EQ(limit, 64u);
+  const SkipResult skip = r.ring.skip_gap(0, limit);
   ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
-  EXPECT_EQ(skip.bytes, 64u) << "only the stuck claim is skipped";
-  EXPECT_TRUE(MpscRing::commit(live));
+  EXPECT_EQ(skip.bytes, 64u) << "only the dead claim is skipped";
+  EXPECT_FALSE(MpscRing::tagged(live.record->state.load(), 64)) << "the live claim must not be marked";
+  EXPECT_TRUE(MpscRing::commit(live, r.lanes[1]));
   std::uint64_t head = skip.bytes;
   std::vector<Received> got;
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
-  EXPECT_EQ(got.size(), 1u);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].subject, "live");
 }
 
 TEST(MpscRing, should_find_the_next_record_past_a_dead_claim_among_old_lap_bytes) {
@@ -355,23 +557,25 @@ TEST(MpscRing, should_find_the_next_record_past_a_dead_claim_among_old_lap_bytes
     read_all(r.ring, head, got);
   }
   got.clear();
-  // Claims until one wraps the end of the ring; the writer of that claim "dies" before writing.
+  // Claims until one wraps the end of the ring; the writer of that claim dies before writing.
   Claim dead;
   for (;;) {
     const std::uint64_t before = tail_position(r.ctl->tail_word.load());
-    ASSERT_EQ(r.ring.try_claim(cursor, 200, g_lane, lane_tag(0), dead), ClaimStatus::claimed);
+    ASSERT_EQ(r.ring.try_claim(cursor, 200, r.lanes[0], lane_tag(0), dead), ClaimStatus::claimed);
     if ((before & 4095) + 200 > 4096) break;  // this claim padded to the end, record at index 0
-    ASSERT_TRUE(MpscRing::begin_write(dead, fields_for(0, 0)));
-    ASSERT_TRUE(MpscRing::commit(dead));
+    MpscRing::begin_write(dead, fields_for(0, 0));
+    ASSERT_TRUE(MpscRing::commit(dead, r.lanes[0]));
     read_all(r.ring, head, got);
   }
+  r.lanes[0].claim.store(0);  // reaped
   ASSERT_EQ(write_message(r.ring, cursor, "after", "ok"), ClaimStatus::claimed);
   // The padding of the wrap is committed; the dead record at index 0 blocks the consumer.
   read_all(r.ring, head, got);
   EXPECT_EQ(head & 4095, 0u);
   got.clear();
-  const SkipResult skip = r.ring.try_skip(head, r.ring.tail_acquire());
+  const SkipResult skip = r.ring.skip_gap(head, r.ring.tail_acquire());
   ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
+  EXPECT_EQ(skip.bytes, 200u) << "the gap ends at the next record, whatever the old bytes say";
   head += skip.bytes;
   EXPECT_EQ(read_all(r.ring, head, got), PollStatus::delivered);
   ASSERT_EQ(got.size(), 1u);
@@ -383,9 +587,9 @@ TEST(MpscRing, should_keep_skipped_space_from_producers_below_the_reuse_floor) {
   TestRing r(4096);
   auto cursor = cursor_for(r);
   Claim stuck;
-  ASSERT_EQ(r.ring.try_claim(cursor, 64, g_lane, lane_tag(0), stuck), ClaimStatus::claimed);
-  ASSERT_TRUE(MpscRing::begin_write(stuck, fields_for(0, 0)));
-  const SkipResult skip = r.ring.try_skip(0, r.ring.tail_acquire());
+  ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[0], lane_tag(0), stuck), ClaimStatus::claimed);
+  write_without_commit(stuck, "", "");
+  const SkipResult skip = r.ring.skip_claim(0, r.lanes[0].claim_end.load(), &r.lanes[0], r.lanes[0].claim.load());
   ASSERT_EQ(skip.kind, SkipResult::Kind::skipped);
   std::uint64_t head = skip.bytes;
   const std::uint64_t floor = 0;  // the stalled writer may still write into [0, 64)

@@ -109,14 +109,15 @@ Result<ControlMessage> ConnectionImpl::say_hello(bool resume) {
 
 ConnectionImpl::~ConnectionImpl() { (void)close(); }
 
-void ConnectionImpl::live_claims(const Segment& segment, std::uint32_t subscription, std::uint64_t tail,
-                                 std::vector<std::uint64_t>& out) {
+void ConnectionImpl::lane_claims(const Segment& segment, std::uint32_t subscription, std::uint64_t tail,
+                                 std::vector<LaneClaim>& out) {
   out.clear();
   const std::uint32_t marker = subscription + 1;
+  const std::uint64_t capacity = segment.config().ring_bytes;
   for (std::uint32_t slot = 0; slot < segment.config().max_clients; ++slot) {
-    const ClientLayout* client = segment.client(slot);
+    ClientLayout* client = segment.client(slot);
     bool checked = false, alive = false;
-    for (const ClaimLane& lane : client->claim_lanes) {
+    for (ClaimLane& lane : client->claim_lanes) {
       // [A3a] acquire: pairs with [R3a] (this claim's word, or the writer's later 0 or next
       // ring's word, which are release stores too: whatever the writer did before them is
       // visible). With the caller's acquire load of the tail ([A3] via [R3]), a writer inside a
@@ -125,6 +126,10 @@ void ConnectionImpl::live_claims(const Segment& segment, std::uint32_t subscript
       if (lane_ring_plus1(word) != marker) continue;
       const std::uint64_t position = lane_position(word, tail);
       if (position >= tail) continue;  // a claim at or past the caller's tail: not in question
+      // Acquire: stored before the word we read ([R3a]), so this is that claim's end, or a later
+      // claim's; a later one means that claim is committed, and the skip CAS will find so.
+      std::uint64_t end = lane.claim_end.load(std::memory_order_acquire);
+      if (end <= position || end - position > capacity) end = 0;  // scribbled: not an end we trust
       if (!checked) {
         // Relaxed: the broker wrote the identity before it made the slot live ([R8]); a torn
         // or reused identity only makes a dead writer look alive until its lane is cleared.
@@ -132,10 +137,10 @@ void ConnectionImpl::live_claims(const Segment& segment, std::uint32_t subscript
                               client->start_ticks.load(std::memory_order_relaxed));
         checked = true;
       }
-      if (alive) out.push_back(position);
+      out.push_back({position, end, &lane, word, alive});
     }
   }
-  std::sort(out.begin(), out.end());
+  std::sort(out.begin(), out.end(), [](const LaneClaim& x, const LaneClaim& y) { return x.position < y.position; });
 }
 
 // ------------------------------------------------------------------------------------ publish
@@ -395,10 +400,7 @@ bool ConnectionImpl::deliver(LocalRoute::Target& target, ThreadPublisher& tp, st
   fields.producer_epoch = tp.attachment->epoch;
   fields.headers_len = static_cast<std::uint32_t>(headers.size());
   fields.payload_len = static_cast<std::uint32_t>(data.size());
-  if (!MpscRing::begin_write(claim, fields)) [[unlikely]] {
-    abandoned(target);
-    return false;
-  }
+  MpscRing::begin_write(claim, fields);
 #ifdef BUS_TEST_HOOKS
   if (test_pause_after_claim_ == 2) [[unlikely]] test_pause();
 #endif
@@ -413,7 +415,7 @@ bool ConnectionImpl::deliver(LocalRoute::Target& target, ThreadPublisher& tp, st
 #ifdef BUS_TEST_HOOKS
   if (test_pause_after_claim_ == 3) [[unlikely]] test_pause();
 #endif
-  if (!MpscRing::commit(claim)) [[unlikely]] {
+  if (!MpscRing::commit(claim, *tp.claim_lane)) [[unlikely]] {
     abandoned(target);
     return false;
   }

@@ -35,6 +35,15 @@ namespace bus::detail {
 class SubscriptionImpl;
 class Inbox;
 
+/// A claim a claim lane names (ConnectionImpl::lane_claims()).
+struct LaneClaim {
+  std::uint64_t position;  // where the claim starts (a padding before a wrapping record, maybe)
+  std::uint64_t end;       // where it ends; 0 when the lane's end is not believable
+  ClaimLane* lane;         // the writer's lane, for skip_claim() to mark
+  std::uint64_t word;      // the lane word read
+  bool alive;              // the writer's process is alive (fail-closed: alive unless proven gone)
+};
+
 /// Heterogeneous lookup: find(std::string_view) without building a std::string.
 struct StringHash {
   using is_transparent = void;
@@ -136,11 +145,11 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::future<Result<Message>> request_async(std::string_view subject, std::string_view data,
                                              std::string_view headers, std::chrono::nanoseconds timeout);
 
-  /// Positions (ascending) of the claims below `tail` that live writers may still be working
-  /// on in ring `subscription` of `segment`, from the claim lanes; a lane whose process is gone does not
-  /// count. `tail` is one the caller read with acquire. Slow path: reads every lane.
-  static void live_claims(const Segment& segment, std::uint32_t subscription, std::uint64_t tail,
-                          std::vector<std::uint64_t>& out);
+  /// The claims below `tail` that claim lanes name in ring `subscription` of `segment`,
+  /// ascending by position, with whether the writer's process is alive. `tail` is one the
+  /// caller read with acquire. Slow path: reads every lane of every client slot.
+  static void lane_claims(const Segment& segment, std::uint32_t subscription, std::uint64_t tail,
+                          std::vector<LaneClaim>& out);
 
   /// The attachment in use (it changes only when the broker superseded the segment; earlier
   /// ones stay valid until the connection is destroyed).

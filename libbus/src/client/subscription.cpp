@@ -177,9 +177,7 @@ Result<std::size_t> SubscriptionImpl::poll_locked(const MessageHandler& handler,
                       "subscription '" + pattern_ + "': record at ring position " +
                           std::to_string(head_) + " fails its bounds checks");
   }
-  if (status == PollStatus::in_progress && delivered == 0) {
-    check_stuck_head_locked();
-  } else if (status == PollStatus::empty && (++empty_polls_ & 63u) == 0 && ring().claimed_beyond(head_)) {
+  if (status == PollStatus::empty && (++empty_polls_ & 63u) == 0 && ring().claimed_beyond(head_)) {
     // A caller that only ever try_poll()s still gets stuck writers skipped; the tail (the
     // producers' line) is looked at once per 64 idle slow-path polls (try_poll takes the slow
     // path once per 1024 idle calls), not on each.
@@ -215,26 +213,34 @@ void SubscriptionImpl::check_stuck_head_locked() {
   std::uint64_t tail = ring().tail_acquire();
   if (draining_.load(std::memory_order_relaxed)) tail = std::min(tail, drain_end_.load(std::memory_order_relaxed));
   if (tail <= head_) return;
-  ConnectionImpl::live_claims(bound().attachment->segment, bound().index, tail, live_);
-  // The head claim's writer, if alive, shows a lane at or below the head (a wrapping claim's
-  // lane names its padding, before the head), unless it is a writer we skipped and pinned
-  // already, whose claim ends at or before the head. Live claims past the head are healthy
-  // writers: the gap we may skip ends at the first of them.
-  bool owner_alive = false;
-  std::uint64_t end = tail;
-  for (std::uint64_t p : live_) {
-    if (p > head_) {
-      end = std::min(end, p);
-    } else if (std::none_of(pins_.begin(), pins_.end(), [&](const Pin& pin) { return p >= pin.start && p < pin.end; })) {
-      owner_alive = true;
+  ConnectionImpl::lane_claims(bound().attachment->segment, bound().index, tail, lanes_);
+  // The head claim's lane names a claim that contains the head (it starts at the head, or at
+  // the padding just before it when the claim wrapped); a lane whose claim ends at or before the
+  // head is a writer that finished there and has not moved on yet. Live claims past the head
+  // are healthy writers: a gap we may skip ends at the first of them.
+  const LaneClaim* owner = nullptr;
+  bool owner_unknown = false;  // a lane at or below the head whose end we cannot believe
+  std::uint64_t gap_end = tail;
+  for (const LaneClaim& c : lanes_) {
+    if (c.position > head_) {
+      if (c.alive) gap_end = std::min(gap_end, c.position);
+    } else if (c.end == 0) {
+      owner_unknown = owner_unknown || c.alive;
+    } else if (head_ < c.end) {
+      owner = &c;
     }
   }
   // A dead owner: nobody can write there any more, skip now. A live one is stalled (stopped,
   // swapped out, in a debugger): skip only after the unblock timeout, and keep the space from
   // producers until it has left (its late writes must land in bytes nobody else uses).
   const auto timeout = static_cast<std::uint64_t>(std::max<std::int64_t>(0, options_.unblock_timeout.count()));
-  if (owner_alive && stuck_for < timeout) return;
-  const SkipResult skip = ring().try_skip(head_, end);
+  const bool owner_alive = owner != nullptr && owner->alive;
+  if ((owner_alive || owner_unknown) && stuck_for < timeout) return;
+  if (owner == nullptr && owner_unknown) return;  // a live lane we cannot read: never guess its length
+  // With an owner's lane: exactly its claim, the lane marked first so the writer sees it. With
+  // none (its writer died and the broker cleared its lanes): the gap up to the next record.
+  const SkipResult skip = owner != nullptr ? ring().skip_claim(head_, owner->end, owner->lane, owner->word)
+                                           : ring().skip_gap(head_, gap_end);
   if (skip.kind == SkipResult::Kind::corrupt) {
     corrupt_ = true;
     return;
@@ -256,9 +262,13 @@ void SubscriptionImpl::release_pins_locked() {
   pins_checked_ns_ = now;
   // A live writer whose claim began at P may still write anywhere from P on: pins that end at
   // or before the oldest such P are free. [A3] as in check_stuck_head_locked().
-  ConnectionImpl::live_claims(bound().attachment->segment, bound().index, ring().tail_acquire(), live_);
+  ConnectionImpl::lane_claims(bound().attachment->segment, bound().index, ring().tail_acquire(), lanes_);
+  std::uint64_t oldest_live = ~0ull;
+  for (const LaneClaim& c : lanes_) {
+    if (c.alive) oldest_live = std::min(oldest_live, c.position);
+  }
   std::size_t freed = 0;
-  while (freed < pins_.size() && (live_.empty() || pins_[freed].end <= live_.front())) ++freed;
+  while (freed < pins_.size() && pins_[freed].end <= oldest_live) ++freed;
   if (freed == 0) return;
   pins_.erase(pins_.begin(), pins_.begin() + static_cast<std::ptrdiff_t>(freed));
   ring().release_space(head_, reuse_floor());

@@ -26,6 +26,7 @@ namespace bus::detail {
 
 class ConnectionImpl;
 struct Attachment;
+struct LaneClaim;
 
 class SubscriptionImpl {
  public:
@@ -119,7 +120,7 @@ class SubscriptionImpl {
     std::uint64_t start, end;
   };
   std::vector<Pin> pins_;
-  std::vector<std::uint64_t> live_;  // scratch for ConnectionImpl::live_claims()
+  std::vector<LaneClaim> lanes_;  // scratch for ConnectionImpl::lane_claims()
   std::uint64_t pins_checked_ns_ = 0;
   bool corrupt_ = false;
 

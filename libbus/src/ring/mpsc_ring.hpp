@@ -2,24 +2,31 @@
 //
 // Provides MpscRing, a view over a SubscriptionLayout's ring control words and its data bytes:
 //   producers: try_claim() -> begin_write() -> write the record -> commit()   (no lock, no syscall)
-//   consumer:  poll()  /  prepare_sleep() + futex  /  try_skip() for claims a writer left stuck
+//   consumer:  poll()  /  prepare_sleep() + futex  /  skip_claim() and skip_gap() for claims a
+//              writer left stuck
 // Header-only, no OS calls: waking and sleeping are the caller's (client/subscription.cpp).
+//
+// A producer touches a record's lines only with stores, never a load or a locked instruction:
+// a store to a line the consumer last read retires into the store buffer while the line is
+// fetched, a load or a CAS would wait for it (a cross-core transfer per message). So the claim
+// CAS (on the tail, a line producers keep) is the one locked instruction of a publish, and the
+// consumer's "I gave up on your claim" goes to the writer's own claim lane, which it checks.
 //
 // Memory-ordering labels (docs/design/ring.md keeps the table):
 //   [R1] producer commit: release-store of the record's state word; pairs with [A1] in poll().
 //   [R2] consumer frees space: release-store of head; pairs with [A2] in try_claim(): the
 //        consumer's reads of those bytes happen before producers overwrite them.
-//   [R3] claim CAS (release half): the claim-lane store is ordered before the claim; pairs with
-//        [A7], the broker's RMW on the tail when it removes a subscription.
+//   [R3] claim CAS (release half): the claim-lane stores are ordered before the claim; pairs with
+//        [A7], the broker's RMW on the tail when it removes a subscription, and with [A3] of a
+//        consumer judging stuck writers.
 //   [A3] tail loads (acquire): pair with [A7]'s release half (the bumped incarnation) and with
 //        [R7], the broker's store of a recycled ring's fresh tail, so a claim never sees a stale
 //        incarnation together with a new tail.
 //   [R4] consumer's sleeping-bit CAS; totally ordered with every claim CAS on the tail word.
-//   [R5] begin_write CAS (release): header fields before the writing state; pairs with [A5] in
-//        try_skip(), which reads the length of a record it finds being written.
-//   [S1] state-word CASes (begin_write, padding, try_skip) are RMWs on one word: a late writer
-//        and the consumer that gave up on it cannot both win. commit() checks, then stores: a
-//        skip landing in between is counted by the consumer alone (docs/design/ring.md).
+//   [S1] skips: the consumer marks the writer's lane (CAS, skipped bit), then CASes the record's
+//        state word; the writer checks its lane before its commit store. A late writer and the
+//        consumer agree on one outcome, except when the writer's check and store straddle the
+//        consumer's two steps: the consumer alone then counts the loss (docs/design/ring.md).
 //
 // Every length read from the ring is checked against the capacity before it is used; a record
 // that fails a check makes poll() return PollStatus::corrupt instead of reading out of bounds.
@@ -37,7 +44,7 @@
 namespace bus::detail {
 
 enum class ClaimStatus { claimed, full, stale, too_large };
-enum class PollStatus { delivered, empty, in_progress, corrupt };
+enum class PollStatus { delivered, empty, corrupt };
 
 /// What begin_write() puts in a record header (see ring/record.hpp).
 struct RecordFields {
@@ -105,8 +112,9 @@ class MpscRing {
 
   /// Claims `bytes` (a multiple of 8) for a record, owned by the caller until commit(). Never
   /// blocks: full and stale are normal outcomes. Before each CAS attempt the caller's claim
-  /// `lane` is set to this ring (`tag` = lane_tag(ring index)) and the position claimed at, so
-  /// the broker and the consumer can tell where a live writer may still be writing.
+  /// `lane` is set to this ring (`tag` = lane_tag(ring index)), the position claimed at and the
+  /// claim's end, so the broker and the consumer can tell where a live writer may still be
+  /// writing, and the consumer can step over exactly that claim if it must.
   ClaimStatus try_claim(ProducerCursor& cursor, std::uint32_t bytes, ClaimLane& lane, std::uint64_t tag,
                         Claim& out) noexcept {
     if (bytes > max_record_bytes() || bytes < kRecordHeaderBytes) return ClaimStatus::too_large;
@@ -132,10 +140,13 @@ class MpscRing {
           return ClaimStatus::full;
         }
       }
-      // [R3a] release: our writes to the ring named before (a fan-out's previous target) are
-      // done before a reader that acquires this word sees the lane leave it.
-      lane.claim.store(lane_word(tag, position), std::memory_order_release);
       const std::uint64_t next = position + total;  // sleeping bit cleared: we wake the consumer
+      // Relaxed: published by the release store of the claim word just below.
+      lane.claim_end.store(next, std::memory_order_relaxed);
+      // [R3a] release: our writes to the ring named before (a fan-out's previous target) are
+      // done before a reader that acquires this word sees the lane leave it, and claim_end is
+      // this claim's (or a later one's) for a reader that acquires it.
+      lane.claim.store(lane_word(tag, position), std::memory_order_release);
       // [R3] release: our claim-lane stores are visible to the broker's [A7] RMW and to any
       // consumer whose acquire load of the tail reads this claim or a later one.
       // [A3] acquire (both outcomes): a retry re-checks the incarnation against a fresh tail.
@@ -164,48 +175,35 @@ class MpscRing {
     return ClaimStatus::claimed;
   }
 
-  /// Fills the record header and marks the claim as being written. False: the consumer gave up
-  /// on this claim (the writer stalled) and skipped it; write nothing more and count the loss.
-  /// Every field is written: the ring is not zeroed between laps.
-  ///
-  /// A CAS, unlike commit(): a skip of a claim nobody has begun marks every word of the gap it
-  /// cannot size, so a writer must never start copying into a claim the consumer marked. The
-  /// store buffer holds only the header here, so the CAS costs little (docs/performance.md).
-  static bool begin_write(Claim& claim, const RecordFields& f) noexcept {
+  /// Fills the record header. Plain stores, and no state change: nothing reads a claim's
+  /// header before its commit, and a consumer that gives up on the claim never looks inside it
+  /// (it steps over it by the length in our lane). Every field is written: the ring is not
+  /// zeroed between laps.
+  static void begin_write(const Claim& claim, const RecordFields& f) noexcept {
     RecordHeader* r = claim.record;
-    std::uint64_t old = r->state.load(std::memory_order_relaxed);
-    if (tagged(old, claim.position)) return false;  // skipped before we began
-    // Relaxed atomic stores: try_skip() may CAS these words of a claim it found untouched, and
-    // both sides must be atomic for that to be defined; the CAS below publishes them ([R5]).
-    std::atomic_ref<std::uint32_t>(r->length).store(claim.bytes, std::memory_order_relaxed);
-    std::atomic_ref<std::uint16_t>(r->flags).store(f.flags, std::memory_order_relaxed);
-    std::atomic_ref<std::uint8_t>(r->subject_len).store(f.subject_len, std::memory_order_relaxed);
-    std::atomic_ref<std::uint8_t>(r->reply_len).store(f.reply_len, std::memory_order_relaxed);
-    std::atomic_ref<std::uint32_t>(r->headers_len).store(f.headers_len, std::memory_order_relaxed);
-    std::atomic_ref<std::uint32_t>(r->payload_len).store(f.payload_len, std::memory_order_relaxed);
-    std::atomic_ref<std::uint16_t>(r->producer_client).store(f.producer_client, std::memory_order_relaxed);
-    std::atomic_ref<std::uint16_t>(r->origin).store(f.origin, std::memory_order_relaxed);
-    std::atomic_ref<std::uint32_t>(r->producer_epoch).store(f.producer_epoch, std::memory_order_relaxed);
-    // [R5] release: the fields above are visible to a consumer that sees the writing state.
-    // [S1] fails only if the consumer skipped the claim meanwhile.
-    return r->state.compare_exchange_strong(old, claim.position | kRecordWriting, std::memory_order_release,
-                                            std::memory_order_relaxed);
+    r->length = claim.bytes;
+    r->flags = f.flags;
+    r->subject_len = f.subject_len;
+    r->reply_len = f.reply_len;
+    r->headers_len = f.headers_len;
+    r->payload_len = f.payload_len;
+    r->producer_client = f.producer_client;
+    r->origin = f.origin;
+    r->producer_epoch = f.producer_epoch;
   }
 
   static std::byte* body(const Claim& claim) noexcept {
     return reinterpret_cast<std::byte*>(claim.record) + kRecordHeaderBytes;
   }
 
-  /// Publishes the record. False: the consumer skipped it while we were writing (we stalled
-  /// past its unblock timeout); nothing of it is delivered and the caller counts the loss.
-  /// A check and a release store, not a CAS: a locked instruction here would drain the store
-  /// buffer full of the payload just copied, which doubled the ring's cost per message
-  /// (docs/performance.md). A skip that lands between the check and the moment the store is
-  /// visible is counted by the consumer only; docs/design/ring.md, "State words", says why
-  /// that is safe and how rare.
-  static bool commit(const Claim& claim) noexcept {
-    // Relaxed: our own last store, unless the consumer's skip CAS replaced it ([S1]).
-    if (claim.record->state.load(std::memory_order_relaxed) != (claim.position | kRecordWriting)) return false;
+  /// Publishes the record. False: the consumer gave up on this claim (we stalled past its
+  /// unblock timeout, or died in its eyes) and marked our `lane`; nothing of it is delivered
+  /// and the caller counts the loss. The check is a load of our own lane's line (in our cache);
+  /// the commit a release store. A skip whose two steps straddle them is counted by the
+  /// consumer only ([S1]; docs/design/ring.md, "State words").
+  static bool commit(const Claim& claim, const ClaimLane& lane) noexcept {
+    // Relaxed: the consumer sets the bit with a CAS on this word; whichever we see decides.
+    if (lane_skipped(lane.claim.load(std::memory_order_relaxed))) [[unlikely]] return false;
     // [R1] release: every byte of the record is visible before the consumer sees it committed.
     claim.record->state.store(claim.position | kRecordMessage, std::memory_order_release);
     return true;
@@ -226,11 +224,11 @@ class MpscRing {
   // -------------------------------------------------------------------------------- consumer
 
   /// Delivers up to `max_records` committed messages to `on_message(const RecordView&)`, then
-  /// releases their space to producers. Returns in_progress when the head record is being
-  /// written, empty when nothing is written at the head yet. `head` is the consumer's own copy
-  /// of its position (single writer). Space at and above `reuse_floor` stays reserved: the
-  /// consumer passes it as the start of the oldest skipped record a live writer may still
-  /// touch (see try_skip()).
+  /// releases their space to producers. Returns empty when nothing is committed at the head
+  /// (claimed and being written looks the same: claimed_beyond() tells them apart). `head` is
+  /// the consumer's own copy of its position (single writer). Space at and above `reuse_floor`
+  /// stays reserved: the consumer passes it as the start of the oldest skipped record a live
+  /// writer may still touch (see skip_claim()).
   template <class OnMessage>
   PollStatus poll(std::uint64_t& head, std::uint32_t max_records, std::uint32_t& delivered,
                   OnMessage&& on_message, std::uint64_t reuse_floor = ~0ull) noexcept {
@@ -244,17 +242,13 @@ class MpscRing {
       const std::uint64_t state = rec->state.load(std::memory_order_acquire);
       if (!tagged(state, head)) break;  // not written yet (an older lap's bytes, or zeroes)
       const std::uint64_t kind = state & kRecordKindMask;
-      if (kind == kRecordWriting) {
-        status = PollStatus::in_progress;
-        break;
-      }
       std::uint32_t bytes = 0;  // read once: checked below, then used
       if (kind == kRecordPadding) {
         bytes = capacity_ - index < 16 ? capacity_ - index : rec->length;
       } else if (kind == kRecordMessage) {
         bytes = rec->length;
       } else {
-        status = PollStatus::corrupt;  // kSkipped at the head: only this consumer writes it
+        status = PollStatus::corrupt;  // kSkipped at the head (only this consumer writes it), or a kind nobody writes
         break;
       }
       if (bytes == 0 || bytes % kRecordAlign != 0 || bytes > capacity_ - index) {
@@ -321,7 +315,7 @@ class MpscRing {
   bool committed_at(std::uint64_t head) const noexcept {
     // Relaxed: a hint to stop spinning; poll() re-reads the state with acquire ([A1]).
     const std::uint64_t state = header_at(head)->state.load(std::memory_order_relaxed);
-    return tagged(state, head) && (state & kRecordKindMask) != kRecordWriting;
+    return tagged(state, head);
   }
 
   /// True when producers have claimed space past `head` (committed or not).
@@ -371,66 +365,69 @@ class MpscRing {
     }
   }
 
-  /// Gives up on the claim at `head` (below `tail`, a tail read with tail_acquire()), whose
-  /// writer stalled or died: the caller has decided that (docs/design/ring.md, "skips").
-  ///  * being written: its state becomes skipped; the writer's commit() then fails.
-  ///  * not begun (the writer stopped between its claim CAS and begin_write): the claim runs to
-  ///    the next record start, i.e. the first 8-byte position P whose state is tagged P, or
-  ///    `tail` (the caller passes the tail, or the position of a live writer's claim past the
-  ///    head, which is a claim boundary too), or the end of the ring. Every 8-byte word of that
-  ///    gap is marked skipped, so a writer whose claim starts inside it fails its begin_write()
-  ///    and writes nothing; a writer that wins its CAS first ends the gap there.
-  /// Returns the bytes the consumer steps over (none when the record was committed or begun
-  /// meanwhile), or corrupt when the record fails its bounds checks.
-  SkipResult try_skip(std::uint64_t head, std::uint64_t tail) noexcept {
+  /// Gives up on the claim at `head` whose writer stalled or died (the caller has decided that:
+  /// docs/design/ring.md, "skips"), knowing where it ends: `end`, from the `lane` that names it
+  /// (`word` is what the caller read there; null for none). First the lane's skipped bit (so a
+  /// writer that comes back sees it before it commits), then the state word at the head, each
+  /// by CAS. Returns the bytes to step over, none if the writer committed meanwhile or moved on,
+  /// corrupt if `end` cannot be a claim's end.
+  SkipResult skip_claim(std::uint64_t head, std::uint64_t end, ClaimLane* lane, std::uint64_t word) noexcept {
     using Kind = SkipResult::Kind;
-    if (tail <= head || tail - head > capacity_) return {};
+    if (end <= head || end - head > capacity_ || (end - head) % kRecordAlign != 0) return {Kind::corrupt, 0};
+    // [S1] acq_rel: fails if the writer moved on to another claim (it finished this one).
+    if (lane != nullptr && !lane->claim.compare_exchange_strong(word, word | kLaneSkippedBit, std::memory_order_acq_rel,
+                                                                std::memory_order_relaxed)) {
+      return {};
+    }
+    auto& state = header_at(head)->state;
+    std::uint64_t seen = state.load(std::memory_order_acquire);
+    if (tagged(seen, head)) return {};  // committed (or padding) meanwhile: poll() takes it
+    // [S1] fails if the writer's commit store landed just now.
+    if (!state.compare_exchange_strong(seen, head | kRecordSkipped, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      return {};
+    }
+    return {Kind::skipped, static_cast<std::uint32_t>(end - head)};
+  }
+
+  /// Gives up on an uncommitted claim at `head` that no claim lane names any more: its writer
+  /// died and the broker has cleared its lanes, so nobody writes there and nothing says how long
+  /// it is. The gap runs to the next record start: the first 8-byte position P whose state is
+  /// tagged P, or `limit` (the caller passes the tail, or the first live writer's claim past the
+  /// head, which is a claim boundary too), or the end of the ring. Every 8-byte word of it is
+  /// marked skipped, so a claim of another dead writer inside it can never look committed.
+  /// Returns the bytes the consumer steps over (none when a record was committed at the head
+  /// meanwhile).
+  SkipResult skip_gap(std::uint64_t head, std::uint64_t limit) noexcept {
+    using Kind = SkipResult::Kind;
+    if (limit <= head || limit - head > capacity_) return {};
     const auto index = static_cast<std::uint32_t>(head & mask_);
     auto* rec = header_at(head);
-    // [A5] acquire: pairs with [R5]; the length of a record being written is visible.
     std::uint64_t state = rec->state.load(std::memory_order_acquire);
-    if (tagged(state, head)) {
-      if ((state & kRecordKindMask) != kRecordWriting) return {};  // committed: poll() takes it
-      const std::uint32_t bytes = std::atomic_ref<std::uint32_t>(rec->length).load(std::memory_order_relaxed);
-      if (bytes < kRecordHeaderBytes || bytes % kRecordAlign != 0 || bytes > capacity_ - index) {
-        return {Kind::corrupt, 0};
-      }
-      // [S1] fails if the writer committed just now.
-      if (!rec->state.compare_exchange_strong(state, head | kRecordSkipped, std::memory_order_acq_rel,
-                                              std::memory_order_acquire)) {
-        return {};
-      }
-      return {Kind::skipped, bytes};
-    }
-    const auto limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(capacity_ - index, tail - head));
+    if (tagged(state, head)) return {};  // committed: poll() takes it
+    const auto bound = static_cast<std::uint32_t>(std::min<std::uint64_t>(capacity_ - index, limit - head));
     // A claim is a padding to the end of the ring or a record of at least a header; a tagged
-    // word inside the head claim's header words means that is not what we are looking at. (Those
-    // words are written only through atomics, so looking at them races with nobody.)
-    if (limit < kRecordHeaderBytes && limit != capacity_ - index) return {};
-    for (std::uint32_t off = kRecordAlign; off < std::min(limit, kRecordHeaderBytes); off += kRecordAlign) {
+    // word inside the head claim's header words means that is not what we are looking at.
+    if (bound < kRecordHeaderBytes && bound != capacity_ - index) return {};
+    for (std::uint32_t off = kRecordAlign; off < std::min(bound, kRecordHeaderBytes); off += kRecordAlign) {
       if (tagged(header_at(head + off)->state.load(std::memory_order_acquire), head + off)) return {};
     }
-    // [S1] fails if the head's writer began just now.
+    // acq_rel: against a late padding CAS of the head's writer (try_claim()).
     if (!rec->state.compare_exchange_strong(state, head | kRecordSkipped, std::memory_order_acq_rel,
                                             std::memory_order_acquire)) {
       return {};
     }
-    // One pass: each word is marked before we look past it, so the only words we ever touch
-    // belong to claims whose writers can no longer begin (their start word was marked first),
-    // or are the start word of a claim whose writer has begun, where the gap ends.
-    for (std::uint32_t off = kRecordAlign; off < limit; off += kRecordAlign) {
+    for (std::uint32_t off = kRecordAlign; off < bound; off += kRecordAlign) {
       auto& word = header_at(head + off)->state;
       std::uint64_t v = word.load(std::memory_order_acquire);
       for (;;) {
-        if (tagged(v, head + off)) return {Kind::skipped, off};  // a writer began there: gap ends
-        // [S1] acq_rel: against the begin_write() CAS of a claim starting at this word.
+        if (tagged(v, head + off)) return {Kind::skipped, off};  // a record begins there: gap ends
         if (word.compare_exchange_weak(v, (head + off) | kRecordSkipped, std::memory_order_acq_rel,
                                        std::memory_order_acquire)) {
           break;
         }
       }
     }
-    return {Kind::skipped, limit};
+    return {Kind::skipped, bound};
   }
 
  private:

@@ -15,17 +15,19 @@
 // kind in the low 3 bits. Positions only grow and never repeat, so the consumer at position P
 // accepts a record only if state == P | kind: bytes left over from earlier laps carry older
 // positions and cannot be mistaken for a record, and the consumer need not zero what it read.
-// A writer and the consumer that gave up on it agree on one outcome: every transition is a
-// compare-and-swap but the commit, a check for the consumer's mark and then a release store
-// (docs/design/ring.md, "State words", for the narrow window that leaves):
-//   (older value) -> P | kWriting    producer, begin_write(): header fields are valid
-//   P | kWriting  -> P | kMessage    producer, commit(): everything below `length` is valid
+// The transitions (docs/design/ring.md, "State words"):
+//   (older value) -> P | kMessage    producer, commit(), a release store after it checked its
+//                                    claim lane for the consumer's skipped bit: everything
+//                                    below `length` is valid
 //   (older value) -> P | kPadding    producer (CAS), the rest of the ring before a wrapping
 //                                    record; `length` is valid if 16 bytes are left at this
 //                                    index, else the padding runs to the end of the ring
-//   (older value) or P | kWriting -> P | kSkipped
-//                                    consumer, try_skip(): the writer stalled or died; a writer
-//                                    that comes back finds the mark and counts the loss
+//   (older value) -> P | kSkipped    consumer (CAS), skip_claim()/skip_gap(): the writer stalled
+//                                    or died; a writer that comes back finds its lane marked and
+//                                    counts the loss
+// Kind 1 (kRecordWriting, "being written") is retired: no writer stores it, since a record's
+// lines are written by producers with stores only (a load would wait for the line). A reader
+// that finds it treats the ring as corrupt.
 // Anything else is "not written yet".
 //
 // Room for what later issues need, at no cost to a message that uses none of it: `flags` says
@@ -40,7 +42,7 @@
 
 namespace bus::detail {
 
-inline constexpr std::uint64_t kRecordWriting = 1;
+inline constexpr std::uint64_t kRecordWriting = 1;  // retired: never written (see above)
 inline constexpr std::uint64_t kRecordMessage = 2;
 inline constexpr std::uint64_t kRecordPadding = 3;
 inline constexpr std::uint64_t kRecordSkipped = 4;
@@ -79,7 +81,8 @@ inline constexpr std::uint32_t kRecordHeaderBytes = sizeof(RecordHeader);
 
 /// Bytes of the optional words that `flags` announces.
 constexpr std::uint32_t extension_bytes(std::uint16_t flags) noexcept {
-  return 8u * static_cast<std::uint32_t>(std::popcount(static_cast<unsigned>(flags & kFlagExtensionMask)));
+  // Not std::popcount: without -mpopcnt that is a library call, on every poll and publish.
+  return ((flags & kFlagTimestamp) != 0 ? 8u : 0u) + ((flags & kFlagSequence) != 0 ? 8u : 0u);
 }
 
 /// Bytes a message occupies in a ring, header, optional words and alignment included.

@@ -334,12 +334,6 @@ Result<Segment> Segment::open(std::string_view bus_name, std::optional<uid_t> br
 
 std::uint64_t Segment::id() const noexcept { return base_ == nullptr ? 0 : header()->segment_id; }
 
-bool Segment::superseded(std::memory_order order) const noexcept {
-  // Relaxed by default: a flag that only ever goes one way; whoever sees it leaves.
-  return base_ != nullptr && header()->segment_state.load(order) ==
-                                 static_cast<std::uint32_t>(SegmentState::superseded);
-}
-
 void Segment::mark_superseded(std::string_view bus_name) noexcept {
   try {
     bip::shared_memory_object shm(bip::open_only, segment_object_name(bus_name).c_str(), bip::read_write);

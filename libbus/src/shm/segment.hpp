@@ -73,7 +73,11 @@ class Segment {
   /// A newer broker replaced this segment: stop using it (cheap: one load of a read-mostly line).
   /// seq_cst where the caller needs the flag ordered against its own RMWs on ring tails
   /// ([SC1]..[SC3], docs/design/ring.md "Superseded").
-  bool superseded(std::memory_order order = std::memory_order_relaxed) const noexcept;
+  /// (Inline: publish() asks twice.) Relaxed by default: a flag that only ever goes one way.
+  bool superseded(std::memory_order order = std::memory_order_relaxed) const noexcept {
+    return base_ != nullptr &&
+           header()->segment_state.load(order) == static_cast<std::uint32_t>(SegmentState::superseded);
+  }
 
   SegmentHeader* header() const noexcept { return reinterpret_cast<SegmentHeader*>(base_); }
   const SegmentConfig& config() const noexcept { return config_; }
