@@ -171,8 +171,9 @@ TEST(MpscRing, should_not_deliver_a_record_that_is_still_being_written) {
   auto cursor = cursor_for(r);
   Claim claim;
   ASSERT_EQ(r.ring.try_claim(cursor, 64, r.lanes[0], lane_tag(0), claim), ClaimStatus::claimed);
-  // The lane names the claim and where it ends: what a consumer needs to step over it.
-  EXPECT_EQ(r.lanes[0].claim.load(), lane_word(lane_tag(0), 0));
+  // The lane names the claim, that its CAS won, and where it ends: what a consumer needs to
+  // step over it.
+  EXPECT_EQ(r.lanes[0].claim.load(), lane_word(lane_tag(0), 0) | kLaneWonBit);
   EXPECT_EQ(r.lanes[0].claim_end.load(), 64u);
   std::uint64_t head = 0;
   std::vector<Received> got;
@@ -384,7 +385,8 @@ TEST(MpscRing, should_not_skip_when_the_lane_word_changed_since_it_was_read) {
   ASSERT_EQ(r.ring.try_claim(cursor, 128, r.lanes[0], lane_tag(0), x), ClaimStatus::claimed);  // X's retry
   ASSERT_EQ(x.position, 64u);
   EXPECT_EQ(r.ring.skip_claim(0, stale_end, &r.lanes[0], stale_word).kind, SkipResult::Kind::none);
-  EXPECT_EQ(r.lanes[0].claim.load(), lane_word(lane_tag(0), 64)) << "X's new claim must not be marked";
+  EXPECT_EQ(r.lanes[0].claim.load(), lane_word(lane_tag(0), 64) | kLaneWonBit) << "X's new claim must not be marked";
+  EXPECT_FALSE(lane_won(stale_word)) << "a lost attempt never carries the won bit: no consumer takes it for an owner";
   EXPECT_FALSE(MpscRing::tagged(y.record->state.load(), 0)) << "Y's record must not be marked";
   write_without_commit(y, "y", "1");
   write_without_commit(x, "x", "2");

@@ -302,12 +302,12 @@ void BrokerCore::on_readable(int fd) {
       return;
     }
     if (n != static_cast<ssize_t>(sizeof request) || !request.well_formed()) {
-      drop_connection(fd, "sent a malformed control message");
+      drop_connection(fd, "sent a malformed control message", /*keep_live_slot=*/true);
       return;
     }
     const ControlMessage reply = handle(fd, request);
     if (!send_control(fd, reply)) {
-      drop_connection(fd, "stopped reading its connection");
+      drop_connection(fd, "stopped reading its connection", /*keep_live_slot=*/true);
       return;
     }
   }
@@ -437,11 +437,17 @@ Result<ControlMessage> BrokerCore::on_resume(int fd, const ControlMessage& reque
   return reply;
 }
 
-void BrokerCore::drop_connection(int fd, const char* reason) {
+void BrokerCore::drop_connection(int fd, const char* reason, bool keep_live_slot) {
   auto it = connections_.find(fd);
   if (it == connections_.end()) return;
   const std::int64_t slot = it->second;
-  if (slot >= 0) {
+  if (slot >= 0 && keep_live_slot && process_alive(clients_[slot].pid, clients_[slot].start_ticks)) {
+    // Its process still runs, and its data path with it: reaping now would clear the lanes of
+    // claims it may still be writing and hand its slot and rings to others. Keep the slot
+    // awaiting a reconnect (as adoption does); its death (pidfd) or its goodbye reaps it.
+    log("client " + std::to_string(slot) + " " + reason + ": connection dropped, slot kept for a reconnect");
+    clients_[static_cast<std::size_t>(slot)].fd = -1;
+  } else if (slot >= 0) {
     reap_client(static_cast<std::uint32_t>(slot), reason);  // closes fd
     return;
   }

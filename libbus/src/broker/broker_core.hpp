@@ -84,7 +84,9 @@ class BrokerCore {
   void close_later(int fd);
   void close_deferred() noexcept;
   void on_readable(int fd);
-  void drop_connection(int fd, const char* reason);
+  /// keep_live_slot: the client misbehaved on the control channel; if its process still runs,
+  /// keep its slot (and data path) awaiting a reconnect instead of reaping it.
+  void drop_connection(int fd, const char* reason, bool keep_live_slot = false);
   void reap_client(std::uint32_t slot, const char* reason);
   void on_tick();
 

@@ -125,10 +125,15 @@ void ConnectionImpl::lane_claims(const Segment& segment, std::uint32_t subscript
       const std::uint64_t word = lane.claim.load(std::memory_order_acquire);
       if (lane_ring_plus1(word) != marker) continue;
       const std::uint64_t position = lane_position(word, tail);
-      if (position >= tail) continue;  // a claim at or past the caller's tail: not in question
-      // Acquire: stored before the word we read ([R3a]), so this is that claim's end, or a later
-      // claim's; a later one means that claim is committed, and the skip CAS will find so.
-      std::uint64_t end = lane.claim_end.load(std::memory_order_acquire);
+      // A claim at or past the caller's tail came after its look; one more than a ring behind it
+      // is a position rebuilt from a claim past the tail (2^43 bytes later).
+      if (position >= tail || tail - position > capacity) continue;
+      // Seqlock read ([R3a]): the end, then the word again; a word that changed (other than its
+      // won bit, or our own skipped mark) means the writer moved on: its claim here is done.
+      std::uint64_t end = lane.claim_end.load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      const std::uint64_t again = lane.claim.load(std::memory_order_relaxed);
+      if ((again | kLaneWonBit | kLaneSkippedBit) != (word | kLaneWonBit | kLaneSkippedBit)) continue;
       if (end <= position || end - position > capacity) end = 0;  // scribbled: not an end we trust
       if (!checked) {
         // Relaxed: the broker wrote the identity before it made the slot live ([R8]); a torn
@@ -137,7 +142,7 @@ void ConnectionImpl::lane_claims(const Segment& segment, std::uint32_t subscript
                               client->start_ticks.load(std::memory_order_relaxed));
         checked = true;
       }
-      out.push_back({position, end, &lane, word, alive});
+      out.push_back({position, end, &lane, again, alive, lane_won(again)});
     }
   }
   std::sort(out.begin(), out.end(), [](const LaneClaim& x, const LaneClaim& y) { return x.position < y.position; });

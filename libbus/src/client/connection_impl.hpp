@@ -42,6 +42,7 @@ struct LaneClaim {
   ClaimLane* lane;         // the writer's lane, for skip_claim() to mark
   std::uint64_t word;      // the lane word read
   bool alive;              // the writer's process is alive (fail-closed: alive unless proven gone)
+  bool won;                // the writer's claim CAS won this position (else it may have lost it)
 };
 
 /// Heterogeneous lookup: find(std::string_view) without building a std::string.

@@ -214,20 +214,24 @@ void SubscriptionImpl::check_stuck_head_locked() {
   if (draining_.load(std::memory_order_relaxed)) tail = std::min(tail, drain_end_.load(std::memory_order_relaxed));
   if (tail <= head_) return;
   ConnectionImpl::lane_claims(bound().attachment->segment, bound().index, tail, lanes_);
-  // The head claim's lane names a claim that contains the head (it starts at the head, or at
-  // the padding just before it when the claim wrapped); a lane whose claim ends at or before the
-  // head is a writer that finished there and has not moved on yet. Live claims past the head
+  // The owner of the head claim is the lane whose claim won and contains the head (it starts
+  // at the head, or at the padding just before it when the claim wrapped); a lane whose claim
+  // ends at or before the head is a writer that finished there and has not moved on yet. A lane
+  // that has not (yet) won may be a writer that lost the CAS, or the owner in the instructions
+  // between its CAS and the won store: not trusted, only waited for. Live claims past the head
   // are healthy writers: a gap we may skip ends at the first of them.
   const LaneClaim* owner = nullptr;
-  bool owner_unknown = false;  // a lane at or below the head whose end we cannot believe
+  const LaneClaim* maybe = nullptr;  // a live lane that has not won, at or below the head
+  int maybes = 0;
   std::uint64_t gap_end = tail;
   for (const LaneClaim& c : lanes_) {
     if (c.position > head_) {
       if (c.alive) gap_end = std::min(gap_end, c.position);
-    } else if (c.end == 0) {
-      owner_unknown = owner_unknown || c.alive;
-    } else if (head_ < c.end) {
+    } else if (c.won && c.end != 0 && head_ < c.end) {
       owner = &c;
+    } else if (c.alive && (!c.won || c.end == 0) && (c.end == 0 || head_ < c.end)) {
+      maybe = &c;
+      ++maybes;
     }
   }
   // A dead owner: nobody can write there any more, skip now. A live one is stalled (stopped,
@@ -235,10 +239,18 @@ void SubscriptionImpl::check_stuck_head_locked() {
   // producers until it has left (its late writes must land in bytes nobody else uses).
   const auto timeout = static_cast<std::uint64_t>(std::max<std::int64_t>(0, options_.unblock_timeout.count()));
   const bool owner_alive = owner != nullptr && owner->alive;
-  if ((owner_alive || owner_unknown) && stuck_for < timeout) return;
-  if (owner == nullptr && owner_unknown) return;  // a live lane we cannot read: never guess its length
+  if ((owner_alive || maybes != 0) && stuck_for < timeout) return;
+  if (owner == nullptr && maybes != 0) {
+    // Only one live lane could own the head and its end is a claim boundary (the tail, another
+    // lane's claim, or a committed record): it is the owner, stopped before its won store.
+    // Anything else: never guess a length; wait for the writers to move on or die.
+    if (maybes != 1 || maybe->end == 0 || maybe->end > tail || !is_claim_boundary(maybe->end, tail)) return;
+    owner = maybe;
+  }
+  const bool pin = owner != nullptr && owner->alive;
   // With an owner's lane: exactly its claim, the lane marked first so the writer sees it. With
-  // none (its writer died and the broker cleared its lanes): the gap up to the next record.
+  // none (its writer died, and lost its lane to the broker's reaping or never won the store):
+  // the gap up to the next record.
   const SkipResult skip = owner != nullptr ? ring().skip_claim(head_, owner->end, owner->lane, owner->word)
                                            : ring().skip_gap(head_, gap_end);
   if (skip.kind == SkipResult::Kind::corrupt) {
@@ -246,7 +258,7 @@ void SubscriptionImpl::check_stuck_head_locked() {
     return;
   }
   if (skip.kind != SkipResult::Kind::skipped) return;
-  if (owner_alive) pins_.push_back({head_, head_ + skip.bytes});
+  if (pin) pins_.push_back({head_, head_ + skip.bytes});
   head_ += skip.bytes;
   head_hint_.store(head_, std::memory_order_relaxed);
   // Relaxed: a statistic with one writer (this consumer).
@@ -254,6 +266,11 @@ void SubscriptionImpl::check_stuck_head_locked() {
                                          std::memory_order_relaxed);
   ring().release_space(head_, reuse_floor());
   stuck_head_ = ~0ull;
+}
+
+bool SubscriptionImpl::is_claim_boundary(std::uint64_t position, std::uint64_t tail) const {
+  if (position == tail || ring().committed_at(position)) return true;
+  return std::any_of(lanes_.begin(), lanes_.end(), [&](const LaneClaim& c) { return c.position == position; });
 }
 
 void SubscriptionImpl::release_pins_locked() {

@@ -70,6 +70,9 @@ class SubscriptionImpl {
   /// writer can be inside it (its writer died: hazard 4), or when it has lasted past the unblock
   /// timeout (its writer is stopped). Slow path only: it reads the clock and the claim lanes.
   void check_stuck_head_locked();
+  /// `position` (at or below `tail`) is where a claim starts: the tail, a committed record, or
+  /// a position a claim lane names (uses lanes_ from the last scan).
+  bool is_claim_boundary(std::uint64_t position, std::uint64_t tail) const;
   /// Gives skipped records back to producers once no live writer may still touch them.
   void release_pins_locked();
   std::uint64_t reuse_floor() const noexcept { return pins_.empty() ? ~0ull : pins_.front().start; }

@@ -12,20 +12,22 @@ namespace bus::detail {
 
 namespace {
 
-// Field 22 (starttime) of /proc/<pid>/stat, from the text after the command name's ')'.
-std::optional<std::uint64_t> parse_start_ticks(const char* p) noexcept {
-  // After ')' come fields 3..; starttime is field 22, i.e. the 20th field after ')'.
+// Field `wanted` (1-based, as in proc(5)) of /proc/<pid>/stat; `p` points at the space after ')'.
+std::optional<std::uint64_t> parse_stat_field(const char* p, int wanted) noexcept {
+  // At the space after ')' we are still in field 2 (the command); each space moves one on.
   int field = 2;
-  while (*p != '\0' && field < 21) {
+  while (*p != '\0' && field < wanted) {
     if (*p == ' ') ++field;
     ++p;
   }
-  if (field != 21) return std::nullopt;
+  if (field != wanted) return std::nullopt;
   char* end = nullptr;
-  const unsigned long long ticks = std::strtoull(p, &end, 10);
+  const unsigned long long value = std::strtoull(p, &end, 10);
   if (end == p) return std::nullopt;
-  return static_cast<std::uint64_t>(ticks);
+  return static_cast<std::uint64_t>(value);
 }
+
+std::optional<std::uint64_t> parse_start_ticks(const char* p) noexcept { return parse_stat_field(p, 22); }
 
 }  // namespace
 
@@ -67,8 +69,14 @@ bool process_alive(pid_t pid, std::uint64_t start_ticks) noexcept {
   buf[n] = '\0';
   const char* p = std::strrchr(buf, ')');
   if (p == nullptr || p[1] != ' ') return n == 0;  // vanished while we read it: gone
-  // A zombie (exited, not yet reaped by its parent) still has a /proc entry: it is dead to us.
-  if (p[2] == 'Z' || p[2] == 'X') return false;
+  // A zombie (exited, not yet reaped by its parent) still has a /proc entry: it is dead to us,
+  // unless only its main thread exited (pthread_exit) and other threads, which may be
+  // publishing, still run: then num_threads (field 20) counts them.
+  if (p[2] == 'X') return false;
+  if (p[2] == 'Z') {
+    const auto threads = parse_stat_field(p + 1, 20);
+    if (!threads || *threads <= 1) return false;
+  }
   const auto ticks = parse_start_ticks(p + 1);
   return !ticks || *ticks == start_ticks;  // another start time: the pid was reused
 }

@@ -141,11 +141,14 @@ class MpscRing {
         }
       }
       const std::uint64_t next = position + total;  // sleeping bit cleared: we wake the consumer
-      // Relaxed: published by the release store of the claim word just below.
+      // Seqlock write of (claim, claim_end), all on our own line: 0 first, a release fence (no
+      // instruction on x86), the end, then the word. A reader that re-reads the word unchanged
+      // has this attempt's end ([A3a]).
+      lane.claim.store(0, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_release);
       lane.claim_end.store(next, std::memory_order_relaxed);
       // [R3a] release: our writes to the ring named before (a fan-out's previous target) are
-      // done before a reader that acquires this word sees the lane leave it, and claim_end is
-      // this claim's (or a later one's) for a reader that acquires it.
+      // done before a reader that acquires this word sees the lane leave it.
       lane.claim.store(lane_word(tag, position), std::memory_order_release);
       // [R3] release: our claim-lane stores are visible to the broker's [A7] RMW and to any
       // consumer whose acquire load of the tail reads this claim or a later one.
@@ -158,6 +161,10 @@ class MpscRing {
       }
     }
     out.consumer_sleeping = tail_sleeping(word);
+    // [R3b] release: this attempt won. A lane without the bit names a claim its writer may not
+    // own (it lost the CAS and has not retried yet), so a consumer never takes its end for a
+    // claim's; between the CAS and this store a live writer is treated as "unknown".
+    lane.claim.store(lane_word(tag, position) | kLaneWonBit, std::memory_order_release);
     if (padding != 0) {
       auto* pad = header_at(position);
       std::uint64_t old = pad->state.load(std::memory_order_relaxed);
@@ -245,7 +252,7 @@ class MpscRing {
       std::uint32_t bytes = 0;  // read once: checked below, then used
       if (kind == kRecordPadding) {
         bytes = capacity_ - index < 16 ? capacity_ - index : rec->length;
-      } else if (kind == kRecordMessage) {
+      } else if (kind == kRecordMessage && capacity_ - index >= kRecordHeaderBytes) {
         bytes = rec->length;
       } else {
         status = PollStatus::corrupt;  // kSkipped at the head (only this consumer writes it), or a kind nobody writes

@@ -176,12 +176,13 @@ static_assert(sizeof(SegmentHeader) == 4096);
 //                                         +8 claim_end  the end position of that claim
 //
 // Claim lane protocol (see docs/design/ring.md, "stalled and dead publishers"): before each
-// claim CAS on a ring's tail, a publisher stores in its lane the end position the claim would
-// have (claim_end), then, with release, one word naming the ring and the tail position it claims
-// at (lane_word()); after committing it stores 0. One word, so a reader never pairs one claim's
-// ring with another's position; a reader that acquires it sees that claim's end or a later
-// claim's, and a later one means this claim is committed. A consumer that gives up on a claim
-// sets the word's skipped bit (CAS): the writer checks it before it commits. Readers:
+// claim CAS on a ring's tail, a publisher stores 0 in its lane's claim word, the end position
+// the claim would have (claim_end), then, with release, the claim word naming the ring and the
+// tail position it claims at (lane_word()); once its CAS has won it sets the word's won bit, and
+// after committing it stores 0. One word, so a reader never pairs one claim's ring with another's
+// position; the 0 in front makes claim/claim_end a seqlock (a reader re-reads the word). A
+// consumer that gives up on a claim sets the word's skipped bit (CAS): the writer checks it
+// before it commits. Readers:
 //  * the broker, before recycling a ring: no live lane names it => no claim under the ring's old
 //    incarnation is still being written;
 //  * a consumer whose head is stuck: the lanes naming its ring tell which live writers may still
@@ -193,10 +194,11 @@ enum class ClientState : std::uint32_t { free = 0, live = 1 };
 // Lane word: bits 63..43 = ring index + 1 (max_subscriptions <= 2^20), bits 42..3 = the claim
 // position modulo 2^43 (readers rebuild it relative to a tail they read: claims a lane can
 // still be inside lie within a ring's capacity of the tail, far less than 2^43 bytes), bit 0 =
-// skipped (positions are multiples of 8, so the low bits are free).
+// skipped, bit 1 = won (positions are multiples of 8, so the low bits are free).
 inline constexpr unsigned kLanePositionBits = 43;
 inline constexpr std::uint64_t kLanePositionMask = (1ull << kLanePositionBits) - 1;
-inline constexpr std::uint64_t kLaneSkippedBit = 1;
+inline constexpr std::uint64_t kLaneSkippedBit = 1;  // set by a consumer that gave up on the claim
+inline constexpr std::uint64_t kLaneWonBit = 2;      // set by the writer once its claim CAS won
 constexpr std::uint64_t lane_tag(std::uint32_t ring) noexcept { return std::uint64_t{ring + 1} << kLanePositionBits; }
 constexpr std::uint64_t lane_word(std::uint64_t tag, std::uint64_t position) noexcept {
   return tag | (position & kLanePositionMask);
@@ -209,6 +211,7 @@ constexpr std::uint64_t lane_position(std::uint64_t word, std::uint64_t tail) no
   return tail - ((tail - (word & ~std::uint64_t{7})) & kLanePositionMask);
 }
 constexpr bool lane_skipped(std::uint64_t word) noexcept { return (word & kLaneSkippedBit) != 0; }
+constexpr bool lane_won(std::uint64_t word) noexcept { return (word & kLaneWonBit) != 0; }
 
 struct alignas(kCacheLine) ClaimLane {
   std::atomic<std::uint64_t> claim;      // lane_word(), or 0 when not claiming
