@@ -11,6 +11,7 @@
 #include <atomic>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -51,17 +52,34 @@ std::uint64_t abandoned_in_ring(const std::string& bus, std::uint32_t ring) {
   return seg->subscription(ring)->abandoned_msgs.load();
 }
 
+// A broker, a connection to it and one subscription: how most tests here begin.
+//   Subscribed s; ASSERT_TRUE(s.start("subject")); auto& [bus, broker, conn, sub] = s;
+struct Subscribed {
+  explicit Subscribed(const std::vector<std::string>& broker_flags = kSmallBroker) : broker(bus, broker_flags) {}
+  std::string bus = unique_bus_name();
+  BrokerProcess broker;
+  std::optional<Connection> conn;
+  std::optional<Subscription> sub;
+
+  ::testing::AssertionResult start(std::string_view subject, const SubscribeOptions& options = {}) {
+    if (!broker.ready()) return ::testing::AssertionFailure() << broker.process().describe();
+    auto connected = Connection::connect(bus);
+    if (!connected) return ::testing::AssertionFailure() << connected.error().message;
+    conn.emplace(std::move(connected).value());
+    auto subscribed = conn->subscribe(subject, options);
+    if (!subscribed) return ::testing::AssertionFailure() << subscribed.error().message;
+    sub.emplace(std::move(subscribed).value());
+    return ::testing::AssertionSuccess();
+  }
+};
+
 // Defect 1: two publishers killed between claim and first store, 50 ms apart, in one ring. The
 // subscriber used to receive none of the later messages (the second death was marked handled
 // before it was acted on).
 TEST(RecoveryMp, should_deliver_later_messages_after_two_writers_die_mid_claim_50ms_apart) {
-  const std::string bus = unique_bus_name();
-  BrokerProcess broker(bus, kSmallBroker);
-  ASSERT_TRUE(broker.ready()) << broker.process().describe();
-  auto conn = Connection::connect(bus);
-  ASSERT_TRUE(conn) << conn.error().message;
-  auto sub = conn->subscribe("two.dead");
-  ASSERT_TRUE(sub) << sub.error().message;
+  Subscribed s;
+  ASSERT_TRUE(s.start("two.dead"));
+  auto& [bus, broker, conn, sub] = s;
 
   auto first = start_stalled_publisher(bus, "two.dead", "dead-a", "1");
   auto second = start_stalled_publisher(bus, "two.dead", "dead-b", "1");
@@ -84,15 +102,11 @@ TEST(RecoveryMp, should_deliver_later_messages_after_two_writers_die_mid_claim_5
 TEST(RecoveryMp, should_skip_a_stopped_writer_after_the_unblock_timeout_and_count_its_late_commit) {
   for (const char* mode : {"2", "3"}) {
     SCOPED_TRACE(std::string("pause point ") + mode);
-    const std::string bus = unique_bus_name();
-    BrokerProcess broker(bus, kSmallBroker);
-    ASSERT_TRUE(broker.ready()) << broker.process().describe();
-    auto conn = Connection::connect(bus);
-    ASSERT_TRUE(conn) << conn.error().message;
     SubscribeOptions options;
     options.unblock_timeout = 200ms;
-    auto sub = conn->subscribe("stopped.writer", options);
-    ASSERT_TRUE(sub) << sub.error().message;
+    Subscribed s;
+    ASSERT_TRUE(s.start("stopped.writer", options));
+    auto& [bus, broker, conn, sub] = s;
 
     auto stalled = start_stalled_publisher(bus, "stopped.writer", "late", mode, 3);
     // Enough traffic behind it to wrap the 256 KiB ring several times: the skipped record's
@@ -133,15 +147,11 @@ TEST(RecoveryMp, should_skip_a_stopped_writer_after_the_unblock_timeout_and_coun
 // Defect 3: while a claim was outstanding the subscriber's "sleep briefly" returned at once
 // (FUTEX_WAIT on a value the word never holds), burning ~0.7 of a core.
 TEST(RecoveryMp, should_not_burn_a_core_while_a_claim_stays_outstanding) {
-  const std::string bus = unique_bus_name();
-  BrokerProcess broker(bus, kSmallBroker);
-  ASSERT_TRUE(broker.ready()) << broker.process().describe();
-  auto conn = Connection::connect(bus);
-  ASSERT_TRUE(conn) << conn.error().message;
   SubscribeOptions options;
   options.unblock_timeout = 30s;  // keep the claim outstanding for the whole measurement
-  auto sub = conn->subscribe("outstanding", options);
-  ASSERT_TRUE(sub) << sub.error().message;
+  Subscribed s;
+  ASSERT_TRUE(s.start("outstanding", options));
+  auto& [bus, broker, conn, sub] = s;
   auto stalled = start_stalled_publisher(bus, "outstanding", "x", "2");
 
   double cpu_fraction = 1.0;
@@ -162,13 +172,9 @@ TEST(RecoveryMp, should_not_burn_a_core_while_a_claim_stays_outstanding) {
 // Defect 9: the crash-injection hook must not exist in the library users link: `bus pub` (the
 // real CLI) ignores BUS_TEST_PAUSE_AFTER_CLAIM and delivers.
 TEST(RecoveryMp, should_ignore_the_test_hook_variable_outside_the_test_build) {
-  const std::string bus = unique_bus_name();
-  BrokerProcess broker(bus, kSmallBroker);
-  ASSERT_TRUE(broker.ready()) << broker.process().describe();
-  auto conn = Connection::connect(bus);
-  ASSERT_TRUE(conn) << conn.error().message;
-  auto sub = conn->subscribe("hook.off");
-  ASSERT_TRUE(sub) << sub.error().message;
+  Subscribed s;
+  ASSERT_TRUE(s.start("hook.off"));
+  auto& [bus, broker, conn, sub] = s;
   auto pub = spawn_cli({"pub", "--bus", bus, "hook.off", "hello"}, {{"BUS_TEST_PAUSE_AFTER_CLAIM", "1"}});
   ASSERT_TRUE(exits_ok(pub, 10s)) << "a stopped `bus pub` means the hook is compiled in";
   EXPECT_EQ(receive(*sub, 1, 5s), std::vector<std::string>{"hello"});
@@ -417,15 +423,11 @@ TEST(PermissionsMp, should_admit_the_segments_group_only_when_the_mode_shares_it
   if (::stat("/usr/bin/setpriv", &st) != 0) GTEST_SKIP() << "needs setpriv (util-linux)";
   for (const bool shared : {true, false}) {
     SCOPED_TRACE(shared ? "--mode 0660" : "--mode 0600");
-    const std::string bus = unique_bus_name();
     std::vector<std::string> flags = kSmallBroker;
     flags.insert(flags.end(), {"--mode", shared ? "0660" : "0600"});
-    BrokerProcess broker(bus, flags);
-    ASSERT_TRUE(broker.ready()) << broker.process().describe();
-    auto conn = Connection::connect(bus);
-    ASSERT_TRUE(conn) << conn.error().message;
-    auto sub = conn->subscribe("shared.x");
-    ASSERT_TRUE(sub) << sub.error().message;
+    Subscribed s(flags);
+    ASSERT_TRUE(s.start("shared.x"));
+    auto& [bus, broker, conn, sub] = s;
     // nobody, whose only group is the segment's (root's, gid 0).
     auto pub = ChildProcess::spawn({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--groups=0", "--",
                                     bus_cli_path(), "pub", "--bus", bus, "shared.x", "from-the-group"});
