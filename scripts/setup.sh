@@ -13,6 +13,7 @@ packages=(
   nlohmann-json3-dev      # JSON output of the CLI
   libgtest-dev libgmock-dev
   libbenchmark-dev
+  libxxhash-dev           # XXH3 checksums of journal records
 )
 
 if [[ "${SKIP_APT:-0}" != 1 ]]; then

@@ -22,6 +22,8 @@ const char* errc_name(Errc code) noexcept {
     case Errc::io_error: return "io_error";
     case Errc::protocol_error: return "protocol_error";
     case Errc::no_responders: return "no_responders";
+    case Errc::already_exists: return "already_exists";
+    case Errc::journal_corrupt: return "journal_corrupt";
   }
   return "unknown";
 }

@@ -35,6 +35,8 @@ enum class Errc : std::uint16_t {
   io_error = 13,               ///< an OS call failed (the message names it and errno)
   protocol_error = 14,         ///< a malformed control message
   no_responders = 15,          ///< a request found nobody subscribed (NATS 503)
+  already_exists = 16,         ///< a file, stream or consumer of that name exists
+  journal_corrupt = 17,        ///< a journal file failed a check (its record is never delivered)
 };
 
 /// Short fixed name of a code, e.g. "invalid_subject".

@@ -1,0 +1,112 @@
+// journal/format.hpp — the on-disk layout of a stream's journal: segment files and records.
+//
+// A stream's journal is a directory of segment files. Each is named by the sequence of its first
+// record (20 decimal digits + ".jrnl"), created at a fixed size (posix_fallocate: a mapped file
+// never grows under a reader, so no SIGBUS from a short file), mapped whole, and appended to in
+// place by every process that publishes to the stream: no lock, no broker hop. The layout is
+// documented with diagrams in docs/design/journal.md; tests/unit/journal_test.cpp freezes it.
+//
+// Segment file header (4096 bytes; little-endian):
+//   off size field            notes
+//     0    8 magic            "BUSJRNL1", written last at creation (release)
+//     8    2 major            kJournalMajor: a reader refuses another major
+//    10    2 minor
+//    12    4 header_bytes     4096
+//    16    8 capacity         the file's size in bytes, fixed at creation
+//    24    8 first_seq        sequence of the segment's first record (>= 1)
+//    32    8 created_unix_ns
+//    40    8 stream_id        random, the same in every segment of one stream
+//    48   80 reserved (zero)
+//   128    8 claim            appenders' CAS word: bits 63..32 = next free offset / 8,
+//                             bits 31..0 = records claimed; offset field all ones = sealed
+//   136 3960 reserved (zero)
+//  4096      records, 8-byte aligned, one after another
+//
+// Record (40-byte header, then the body, padded to 8):
+//   off size field            notes
+//     0    8 commit           the record's sequence, stored last (release); anything else =
+//                             not committed (being written, or its writer died)
+//     8    4 length           bytes of the record, header and padding included
+//    12    2 subject_len
+//    14    2 flags            kRecordDeleted (set after commit; not under the checksum)
+//    16    8 timestamp_ns     CLOCK_REALTIME when appended
+//    24    4 headers_len      NATS/1.0 header block, as in ring records
+//    28    4 payload_len
+//    32    8 checksum         XXH3-64 seeded with the sequence, over bytes 8..11, 12..13,
+//                             16..31 and the body: a torn or flipped record never verifies
+//    40      subject | headers | payload | pad to 8
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace bus::detail::journal {
+
+inline constexpr std::uint64_t kSegmentMagic = 0x314C4E524A535542ull;  // "BUSJRNL1"
+inline constexpr std::uint16_t kJournalMajor = 1;
+inline constexpr std::uint16_t kJournalMinor = 0;
+inline constexpr std::uint32_t kSegmentHeaderBytes = 4096;
+inline constexpr std::uint32_t kRecordHeaderBytes = 40;
+inline constexpr std::uint32_t kRecordAlign = 8;
+inline constexpr std::uint16_t kRecordDeleted = 1u << 0;
+// Offsets are kept in 8-byte units in 32 bits: a segment holds at most 32 GiB.
+inline constexpr std::uint64_t kMaxSegmentBytes = (std::uint64_t{0xFFFF'FFFE} * kRecordAlign);
+inline constexpr std::uint32_t kSealedUnits = 0xFFFF'FFFFu;
+
+struct SegmentHeader {
+  std::uint64_t magic;
+  std::uint16_t major;
+  std::uint16_t minor;
+  std::uint32_t header_bytes;
+  std::uint64_t capacity;
+  std::uint64_t first_seq;
+  std::uint64_t created_unix_ns;
+  std::uint64_t stream_id;
+  std::uint8_t reserved0[80];
+  alignas(128) std::atomic<std::uint64_t> claim;
+  std::uint8_t reserved1[kSegmentHeaderBytes - 136];
+};
+static_assert(offsetof(SegmentHeader, capacity) == 16);
+static_assert(offsetof(SegmentHeader, first_seq) == 24);
+static_assert(offsetof(SegmentHeader, stream_id) == 40);
+static_assert(offsetof(SegmentHeader, claim) == 128);
+static_assert(sizeof(SegmentHeader) == kSegmentHeaderBytes);
+
+struct RecordHeader {
+  std::atomic<std::uint64_t> commit;
+  std::uint32_t length;
+  std::uint16_t subject_len;
+  std::atomic<std::uint16_t> flags;
+  std::uint64_t timestamp_ns;
+  std::uint32_t headers_len;
+  std::uint32_t payload_len;
+  std::uint64_t checksum;
+};
+static_assert(offsetof(RecordHeader, length) == 8);
+static_assert(offsetof(RecordHeader, subject_len) == 12);
+static_assert(offsetof(RecordHeader, flags) == 14);
+static_assert(offsetof(RecordHeader, timestamp_ns) == 16);
+static_assert(offsetof(RecordHeader, headers_len) == 24);
+static_assert(offsetof(RecordHeader, payload_len) == 28);
+static_assert(offsetof(RecordHeader, checksum) == 32);
+static_assert(sizeof(RecordHeader) == kRecordHeaderBytes);
+
+/// The claim word: next free offset (in 8-byte units) and records claimed, in one CAS.
+constexpr std::uint64_t claim_word(std::uint32_t offset_units, std::uint32_t claimed) noexcept {
+  return (std::uint64_t{offset_units} << 32) | claimed;
+}
+constexpr std::uint32_t claim_units(std::uint64_t word) noexcept { return static_cast<std::uint32_t>(word >> 32); }
+constexpr std::uint32_t claim_count(std::uint64_t word) noexcept { return static_cast<std::uint32_t>(word); }
+constexpr bool claim_sealed(std::uint64_t word) noexcept { return claim_units(word) == kSealedUnits; }
+
+/// Bytes a record with these lengths occupies.
+constexpr std::uint64_t record_bytes(std::uint64_t subject, std::uint64_t headers, std::uint64_t payload) noexcept {
+  return (kRecordHeaderBytes + subject + headers + payload + kRecordAlign - 1) / kRecordAlign * kRecordAlign;
+}
+
+/// The record's checksum (see the layout above). `body` is subject | headers | payload.
+std::uint64_t record_checksum(std::uint64_t sequence, const RecordHeader& header, const std::byte* body,
+                              std::size_t body_len) noexcept;
+
+}  // namespace bus::detail::journal

@@ -1,0 +1,252 @@
+// journal/journal.cpp — a directory of segment files: open and recover, append with roll-over,
+// read by sequence.
+#include "journal/journal.hpp"
+
+#include <dirent.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+
+#include "os/process.hpp"
+
+namespace bus::detail::journal {
+
+namespace {
+
+// "00000000000000000001.jrnl" -> 1; anything else -> 0 (not a segment file).
+std::uint64_t parse_segment_name(const std::string& name) {
+  if (name.size() != 25 || name.compare(20, 5, ".jrnl") != 0) return 0;
+  std::uint64_t value = 0;
+  for (std::size_t i = 0; i < 20; ++i) {
+    if (name[i] < '0' || name[i] > '9') return 0;
+    value = value * 10 + static_cast<std::uint64_t>(name[i] - '0');
+  }
+  return value;
+}
+
+std::uint64_t random_id() {
+  std::uint64_t v = 0;
+  if (::getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v)) v = realtime_ns() ^ std::uint64_t(::getpid());
+  return v == 0 ? 1 : v;
+}
+
+Status make_directory(const std::string& directory) {
+  if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) {
+    return make_error(Errc::io_error, errno_message(("create " + directory).c_str(), errno));
+  }
+  struct stat st{};
+  if (::stat(directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return make_error(Errc::io_error, directory + " is not a directory");
+  }
+  if (st.st_uid != ::geteuid()) return make_error(Errc::permission_denied, directory + " belongs to another user");
+  return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Journal>> Journal::open(const std::string& directory, const JournalOptions& options) {
+  if (auto st = make_directory(directory); !st) return std::move(st).error();
+  std::unique_ptr<Journal> j(new Journal());
+  j->directory_ = directory;
+  j->options_ = options;
+  std::vector<std::uint64_t> firsts;
+  if (DIR* d = ::opendir(directory.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      if (const std::uint64_t first = parse_segment_name(e->d_name)) firsts.push_back(first);
+    }
+    ::closedir(d);
+  } else {
+    return make_error(Errc::io_error, errno_message(("read " + directory).c_str(), errno));
+  }
+  std::sort(firsts.begin(), firsts.end());
+  for (const std::uint64_t first : firsts) {
+    const std::string path = directory + "/" + segment_file_name(first);
+    auto file = SegmentFile::open(path);
+    if (!file && first == firsts.back() && SegmentFile::unfinished(path)) {
+      // Its creator died between creating it and writing its header: nothing was ever in it.
+      j->recovery_.damage.push_back(path + " was never finished by its creator: removed");
+      ::unlink(path.c_str());
+      continue;
+    }
+    if (!file) return std::move(file).error();
+    if (file->first_seq() != first) {
+      return make_error(Errc::journal_corrupt, path + " says it starts at " + std::to_string(file->first_seq()));
+    }
+    if (j->stream_id_ == 0) j->stream_id_ = file->stream_id();
+    if (file->stream_id() != j->stream_id_) {
+      return make_error(Errc::journal_corrupt, path + " belongs to another stream's journal");
+    }
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> index;
+    Recovery r = file->recover(index);
+    j->recovery_.records += r.records;
+    j->recovery_.lost_records += r.lost_records;
+    j->recovery_.lost_bytes += r.lost_bytes;
+    if (r.truncated_at != 0) j->recovery_.truncated_at = r.truncated_at;
+    for (auto& line : r.damage) j->recovery_.damage.push_back(std::move(line));
+    if (!j->segments_.empty()) {
+      const SegmentFile& prev = j->segments_.back()->file;
+      if (!prev.sealed()) {
+        // A segment after an unsealed one: the earlier one's tail was cut by recovery, or it
+        // was never sealed (a crash between seal and create is fine, this is not): seal it now
+        // so nothing appends there again, and say what is missing between them.
+        return make_error(Errc::journal_corrupt, prev.path() + " is followed by " + path + " but was never sealed");
+      }
+      if (prev.next_seq() < first) {
+        j->recovery_.lost_records += first - prev.next_seq();
+        j->recovery_.damage.push_back("sequences " + std::to_string(prev.next_seq()) + ".." + std::to_string(first - 1) +
+                                      " are in no segment file: lost");
+      }
+    }
+    if (auto st = j->add_segment(std::move(file).value(), std::move(index)); !st) return std::move(st).error();
+  }
+  if (j->segments_.empty()) {
+    j->stream_id_ = random_id();
+    auto file = SegmentFile::create(directory + "/" + segment_file_name(1), 1, options.segment_bytes, j->stream_id_);
+    if (!file) return std::move(file).error();
+    if (auto st = j->add_segment(std::move(file).value(), {}); !st) return std::move(st).error();
+  }
+  j->tail_.store(j->segments_.back().get(), std::memory_order_release);
+  return j;
+}
+
+Status Journal::add_segment(SegmentFile file, std::vector<std::pair<std::uint64_t, std::uint64_t>> index) {
+  auto seg = std::make_unique<Segment>();
+  seg->file = std::move(file);
+  // Recovery lists every record it kept: the sequences between them were dropped.
+  for (const auto& [sequence, offset] : index) {
+    const std::uint64_t i = sequence - seg->file.first_seq();
+    if (seg->offsets.size() <= i) seg->offsets.resize(i + 1, kDroppedOffset);
+    seg->offsets[i] = offset;
+  }
+  const std::uint64_t claimed = seg->file.next_seq() - seg->file.first_seq();
+  if (!index.empty() && seg->offsets.size() < claimed) seg->offsets.resize(claimed, kDroppedOffset);
+  std::unique_lock lock(segments_mutex_);
+  segments_.push_back(std::move(seg));
+  return {};
+}
+
+Result<Journal::Segment*> Journal::next_segment(Segment* full) {
+  const std::uint64_t first = full->file.next_seq();  // sealed: this no longer changes
+  {
+    std::shared_lock lock(segments_mutex_);
+    for (const auto& s : segments_) {
+      if (s->file.first_seq() == first) return s.get();
+    }
+  }
+  const std::string path = directory_ + "/" + segment_file_name(first);
+  auto file = SegmentFile::create(path, first, options_.segment_bytes, stream_id_);
+  if (!file && file.error().code == Errc::already_exists) {
+    // Another writer made it first; it may still be writing its header: open retries briefly.
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+      file = SegmentFile::open(path);
+      if (file || file.error().code != Errc::journal_corrupt) break;
+      ::usleep(1000);
+    }
+  }
+  if (!file) return std::move(file).error();
+  std::unique_lock lock(segments_mutex_);
+  for (const auto& s : segments_) {
+    if (s->file.first_seq() == first) return s.get();  // a thread of ours got there meanwhile
+  }
+  auto seg = std::make_unique<Segment>();
+  seg->file = std::move(file).value();
+  segments_.push_back(std::move(seg));
+  return segments_.back().get();
+}
+
+Result<std::uint64_t> Journal::append(std::string_view subject, std::string_view headers, std::string_view payload) {
+  // Acquire: the segment's fields are visible (it was published after it was filled in).
+  Segment* seg = tail_.load(std::memory_order_acquire);
+  const std::uint64_t now = realtime_ns();
+  for (int rolls = 0; rolls < 64; ++rolls) {
+    std::uint64_t sequence = 0, offset = 0;
+    switch (seg->file.append(subject, headers, payload, now, sequence, offset)) {
+      case AppendStatus::appended:
+        if (options_.sync == SyncPolicy::always) {
+          if (auto st = seg->file.sync(offset, record_bytes(subject.size(), headers.size(), payload.size())); !st) {
+            return std::move(st).error();
+          }
+        }
+        return sequence;
+      case AppendStatus::too_large:
+        return make_error(Errc::payload_too_large, "a record of " + std::to_string(payload.size() + headers.size()) +
+                                                       " bytes does not fit in a journal segment of " +
+                                                       std::to_string(seg->file.capacity()) + " bytes");
+      case AppendStatus::full: {
+        auto next = next_segment(seg);
+        if (!next) return std::move(next).error();
+        Segment* expected = seg;
+        // Release: publishes the new segment to appenders that load tail_ with acquire.
+        tail_.compare_exchange_strong(expected, next.value(), std::memory_order_acq_rel);
+        seg = tail_.load(std::memory_order_acquire);
+        break;
+      }
+    }
+  }
+  return make_error(Errc::resource_exhausted, "journal " + directory_ + " kept filling its segments during one append");
+}
+
+const Journal::Segment* Journal::segment_for(std::uint64_t sequence) const {
+  std::shared_lock lock(segments_mutex_);
+  const Segment* found = nullptr;
+  for (const auto& s : segments_) {  // few segments; sorted by first_seq
+    if (s->file.first_seq() > sequence) break;
+    found = s.get();
+  }
+  return found;
+}
+
+Result<RecordView> Journal::read(std::uint64_t sequence) const {
+  const Segment* seg = segment_for(sequence);
+  if (seg == nullptr || sequence >= seg->file.next_seq()) {
+    return make_error(Errc::invalid_argument, "no message " + std::to_string(sequence) + " in " + directory_);
+  }
+  const std::uint64_t first = seg->file.first_seq();
+  const std::uint64_t i = sequence - first;
+  std::lock_guard lock(seg->index_mutex);
+  std::vector<std::uint64_t>& offsets = seg->offsets;
+  // Start at the nearest record at or below `sequence` whose position is known (the first
+  // record's is the end of the header); each committed record's length gives the next one's.
+  std::uint64_t at = std::min<std::uint64_t>(i, offsets.size());
+  while (at > 0 && (at >= offsets.size() || offsets[at] == 0)) --at;
+  std::uint64_t offset = at < offsets.size() && offsets[at] != 0 ? offsets[at] : kSegmentHeaderBytes;
+  RecordView view;
+  for (;; ++at) {
+    if (at < offsets.size() && offsets[at] == kDroppedOffset) {
+      return make_error(Errc::journal_corrupt, "message " + std::to_string(first + at) + " of " + directory_ +
+                                                   " was dropped when the journal was recovered (damaged)");
+    }
+    if (at < offsets.size() && offsets[at] != 0) offset = offsets[at];
+    const ReadStatus st = seg->file.read(offset, first + at, view);
+    if (st == ReadStatus::corrupt) {
+      return make_error(Errc::journal_corrupt, "message " + std::to_string(first + at) + " of " + seg->file.path() +
+                                                   " fails its checksum or bounds: not delivered");
+    }
+    if (st == ReadStatus::not_committed) {
+      return make_error(Errc::timeout, "message " + std::to_string(first + at) + " of " + directory_ +
+                                           " is not completely written yet");
+    }
+    if (offsets.size() <= at) offsets.resize(at + 1, 0);
+    offsets[at] = offset;
+    if (at == i) return view;
+    offset += view.bytes;
+  }
+}
+
+std::uint64_t Journal::first_seq() const {
+  std::shared_lock lock(segments_mutex_);
+  return segments_.front()->file.first_seq();
+}
+
+std::uint64_t Journal::last_seq() const { return tail_.load(std::memory_order_acquire)->file.next_seq() - 1; }
+
+std::size_t Journal::segment_count() const {
+  std::shared_lock lock(segments_mutex_);
+  return segments_.size();
+}
+
+}  // namespace bus::detail::journal

@@ -1,0 +1,102 @@
+// journal/segment_file.hpp — one journal segment file (layout in journal/format.hpp): create or
+// open it, append to it from any thread of any process without a lock, read records back with
+// every length and the checksum verified, and recover it after a crash.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "bus/result.hpp"
+#include "journal/format.hpp"
+
+namespace bus::detail::journal {
+
+/// What recover() found: how much was kept, what was lost, and where.
+struct Recovery {
+  std::uint64_t records = 0;       // valid records kept
+  std::uint64_t lost_records = 0;  // sequences with no valid record (torn, flipped, never committed)
+  std::uint64_t lost_bytes = 0;    // bytes of damaged or unfinished records stepped over or cut off
+  std::uint64_t truncated_at = 0;  // offset after the last valid record, when the tail was cut (else 0)
+  std::vector<std::string> damage;  // one line per damaged range, for the log
+};
+
+/// A record as stored, viewed in place (valid while the SegmentFile lives).
+struct RecordView {
+  std::uint64_t sequence = 0;
+  std::uint64_t timestamp_ns = 0;
+  std::uint16_t flags = 0;
+  std::string_view subject, headers, payload;
+  std::uint64_t offset = 0;  // of the record in its segment
+  std::uint32_t bytes = 0;   // the record's length
+};
+
+enum class AppendStatus { appended, full, too_large };
+enum class ReadStatus { ok, not_committed, corrupt };
+
+class SegmentFile {
+ public:
+  SegmentFile() = default;
+  SegmentFile(SegmentFile&& other) noexcept { *this = std::move(other); }
+  SegmentFile& operator=(SegmentFile&& other) noexcept;
+  SegmentFile(const SegmentFile&) = delete;
+  SegmentFile& operator=(const SegmentFile&) = delete;
+  ~SegmentFile();
+
+  /// Creates `path` (O_EXCL, mode 0600) of `capacity` bytes, allocated on disk before it is
+  /// mapped, and publishes its magic last. Fails with Errc::already_exists if it exists.
+  static Result<SegmentFile> create(const std::string& path, std::uint64_t first_seq, std::uint64_t capacity,
+                                    std::uint64_t stream_id);
+  /// Maps an existing segment and checks its header against the file: magic, major, header size,
+  /// capacity == file size, a first sequence >= 1. The records are checked when read.
+  static Result<SegmentFile> open(const std::string& path);
+  /// True when `path` is a file whose creator never published its magic (died in create()).
+  static bool unfinished(const std::string& path) noexcept;
+
+  /// Appends one record. Lock-free: one CAS on the claim word takes the space and the sequence
+  /// together, so sequence order is file order. full: the record does not fit (the segment is
+  /// sealed now, by us or before); too_large: it would not fit in an empty segment either.
+  AppendStatus append(std::string_view subject, std::string_view headers, std::string_view payload,
+                      std::uint64_t timestamp_ns, std::uint64_t& sequence, std::uint64_t& offset) noexcept;
+
+  /// Reads the record at `offset` that must carry `sequence`, checking its lengths against the
+  /// segment and its checksum. corrupt: it fails a check (never handed out); not_committed: it
+  /// is being written, or its writer died.
+  ReadStatus read(std::uint64_t offset, std::uint64_t sequence, RecordView& out) const noexcept;
+
+  /// Verifies every record from the start (precondition: nobody appends meanwhile: it rewrites
+  /// the claim word). A record that fails is stepped over by searching, 8 bytes at a time, for
+  /// the next record that verifies (its writer may have been the only one to die); nothing
+  /// valid after it: the tail is cut there. `index` gets (sequence, offset) of every valid record.
+  Recovery recover(std::vector<std::pair<std::uint64_t, std::uint64_t>>& index);
+
+  /// msync(MS_SYNC) of the pages holding [offset, offset + bytes): on disk when it returns.
+  Status sync(std::uint64_t offset, std::uint64_t bytes) const;
+
+  const std::string& path() const noexcept { return path_; }
+  std::uint64_t first_seq() const noexcept { return header()->first_seq; }
+  std::uint64_t capacity() const noexcept { return size_; }
+  std::uint64_t stream_id() const noexcept { return header()->stream_id; }
+  /// Sequence the next appended record gets here (first_seq + records claimed).
+  std::uint64_t next_seq() const noexcept;
+  /// End of the claimed bytes (the capacity once sealed).
+  std::uint64_t claimed_end() const noexcept;
+  bool sealed() const noexcept;
+
+ private:
+  SegmentHeader* header() const noexcept { return reinterpret_cast<SegmentHeader*>(base_); }
+  /// Full check of the record at `offset` as sequence `sequence` (recovery and reads).
+  ReadStatus check(std::uint64_t offset, std::uint64_t sequence, RecordView& out) const noexcept;
+
+  std::string path_;
+  int fd_ = -1;
+  std::byte* base_ = nullptr;
+  std::uint64_t size_ = 0;
+};
+
+/// "00000000000000000001.jrnl": the file name of the segment whose first record is `first_seq`.
+std::string segment_file_name(std::uint64_t first_seq);
+
+}  // namespace bus::detail::journal

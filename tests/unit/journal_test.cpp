@@ -1,0 +1,359 @@
+// The journal (libbus/src/journal/): the on-disk format frozen, appends from many threads, roll
+// over to new segment files, and recovery after torn, flipped and unfinished records: every
+// record that verifies is kept in order, nothing that does not is ever handed out.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "journal/journal.hpp"
+
+namespace bus::detail::journal {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh directory per test, removed afterwards.
+struct TempDir {
+  TempDir() {
+    char tmpl[] = "/tmp/bus-journal-test-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string path;
+  std::string sub(const std::string& name) const { return path + "/" + name; }
+};
+
+std::string body_of(std::uint64_t i) { return "message-" + std::to_string(i); }
+
+std::unique_ptr<Journal> open_journal(const std::string& dir, std::uint64_t segment_bytes = 1 << 20) {
+  JournalOptions options;
+  options.segment_bytes = segment_bytes;
+  auto j = Journal::open(dir, options);
+  EXPECT_TRUE(j) << j.error().message;
+  return j ? std::move(j).value() : nullptr;
+}
+
+// Bytes of the file at `offset`, as a writable mapping would see them after a crash.
+void poke(const std::string& file, std::uint64_t offset, const void* bytes, std::size_t n) {
+  std::FILE* f = std::fopen(file.c_str(), "r+b");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(std::fseek(f, static_cast<long>(offset), SEEK_SET), 0);
+  ASSERT_EQ(std::fwrite(bytes, 1, n, f), n);
+  std::fclose(f);
+}
+
+TEST(JournalFormat, should_keep_the_on_disk_layout) {
+  EXPECT_EQ(kSegmentMagic, 0x314C4E524A535542ull) << "\"BUSJRNL1\" little-endian";
+  EXPECT_EQ(sizeof(SegmentHeader), 4096u);
+  EXPECT_EQ(offsetof(SegmentHeader, claim), 128u);
+  EXPECT_EQ(sizeof(RecordHeader), 40u);
+  EXPECT_EQ(offsetof(RecordHeader, checksum), 32u);
+  EXPECT_EQ(record_bytes(5, 0, 3), 48u);
+  EXPECT_EQ(segment_file_name(1), "00000000000000000001.jrnl");
+  // The checksum is part of the format: a build that computed it differently could not read
+  // the journals of this one.
+  RecordHeader h{};
+  h.length = 48;
+  h.subject_len = 5;
+  h.timestamp_ns = 1'700'000'000'000'000'000ull;
+  h.payload_len = 3;
+  const char body[] = "a.b.cxyz";
+  EXPECT_EQ(record_checksum(7, h, reinterpret_cast<const std::byte*>(body), 8), 0x42fec7fb8529a23full);
+  h.flags.store(kRecordDeleted);
+  EXPECT_EQ(record_checksum(7, h, reinterpret_cast<const std::byte*>(body), 8), 0x42fec7fb8529a23full)
+      << "flags change after commit and are not under the checksum";
+  EXPECT_NE(record_checksum(8, h, reinterpret_cast<const std::byte*>(body), 8), 0x42fec7fb8529a23full)
+      << "the sequence seeds it: a record moved to another sequence does not verify";
+}
+
+TEST(Journal, should_append_and_read_back_in_sequence) {
+  TempDir dir;
+  auto j = open_journal(dir.sub("s"));
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->first_seq(), 1u);
+  EXPECT_EQ(j->last_seq(), 0u) << "empty";
+  for (std::uint64_t i = 1; i <= 100; ++i) {
+    auto seq = j->append("orders.eu", i % 2 ? "NATS/1.0\r\nK: v\r\n\r\n" : "", body_of(i));
+    ASSERT_TRUE(seq) << seq.error().message;
+    EXPECT_EQ(seq.value(), i);
+  }
+  EXPECT_EQ(j->last_seq(), 100u);
+  for (std::uint64_t i : {100u, 1u, 57u, 2u}) {  // any order: positions are found by walking
+    auto r = j->read(i);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->sequence, i);
+    EXPECT_EQ(r->subject, "orders.eu");
+    EXPECT_EQ(r->payload, body_of(i));
+    EXPECT_EQ(r->headers.empty(), i % 2 == 0);
+    EXPECT_GT(r->timestamp_ns, 0u);
+  }
+  EXPECT_FALSE(j->read(101)) << "past the end";
+  EXPECT_FALSE(j->read(0));
+}
+
+TEST(Journal, should_create_files_only_its_owner_can_read) {
+  TempDir dir;
+  auto j = open_journal(dir.sub("s"));
+  ASSERT_TRUE(j);
+  struct stat st{};
+  ASSERT_EQ(::stat(dir.sub("s").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(::stat(dir.sub("s/" + segment_file_name(1)).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(Journal, should_give_every_concurrent_append_its_own_sequence_in_file_order) {
+  TempDir dir;
+  auto j = open_journal(dir.sub("s"), 256 << 10);  // small segments: the threads roll over too
+  ASSERT_TRUE(j);
+  constexpr int kThreads = 4, kEach = 5000;
+  std::vector<std::vector<std::uint64_t>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        auto seq = j->append("t." + std::to_string(t), "", std::to_string(t) + ":" + std::to_string(i));
+        if (seq) got[t].push_back(seq.value());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<std::uint64_t> all;
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_EQ(got[t].size(), static_cast<std::size_t>(kEach));
+    EXPECT_TRUE(std::is_sorted(got[t].begin(), got[t].end())) << "one thread's appends keep their order";
+    all.insert(got[t].begin(), got[t].end());
+  }
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(kThreads * kEach)) << "no sequence twice";
+  EXPECT_EQ(*all.begin(), 1u);
+  EXPECT_EQ(*all.rbegin(), static_cast<std::uint64_t>(kThreads * kEach)) << "no gap";
+  EXPECT_GT(j->segment_count(), 1u) << "the appends filled more than one segment";
+  // Each sequence reads back as what its thread wrote.
+  std::vector<int> next(kThreads, 0);
+  for (std::uint64_t s = 1; s <= all.size(); ++s) {
+    auto r = j->read(s);
+    ASSERT_TRUE(r) << r.error().message;
+    const int t = std::stoi(std::string(r->subject.substr(2)));
+    EXPECT_EQ(r->payload, std::to_string(t) + ":" + std::to_string(next[t]++)) << "sequence " << s;
+  }
+}
+
+TEST(Journal, should_keep_everything_across_a_reopen_and_go_on_with_the_next_sequence) {
+  TempDir dir;
+  {
+    auto j = open_journal(dir.sub("s"), 64 << 10);
+    ASSERT_TRUE(j);
+    for (int i = 1; i <= 2000; ++i) ASSERT_TRUE(j->append("a", "", body_of(i)));
+  }
+  auto j = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->recovery().records, 2000u);
+  EXPECT_EQ(j->recovery().lost_records, 0u) << (j->recovery().damage.empty() ? "" : j->recovery().damage[0]);
+  EXPECT_EQ(j->last_seq(), 2000u);
+  auto seq = j->append("a", "", "after");
+  ASSERT_TRUE(seq);
+  EXPECT_EQ(seq.value(), 2001u);
+  auto r = j->read(1500);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->payload, body_of(1500));
+}
+
+// A crash in the middle of an append: the last record's bytes only partly reached the file.
+TEST(Journal, should_cut_a_torn_tail_and_report_it) {
+  TempDir dir;
+  const std::string file = dir.sub("s/" + segment_file_name(1));
+  std::uint64_t last_offset = 0;
+  {
+    auto j = open_journal(dir.sub("s"));
+    ASSERT_TRUE(j);
+    for (int i = 1; i <= 10; ++i) ASSERT_TRUE(j->append("a", "", body_of(i)));
+    auto r = j->read(10);
+    ASSERT_TRUE(r);
+    last_offset = r->offset;
+  }
+  const std::uint64_t zero = 0;
+  poke(file, last_offset + 40, &zero, 8);  // half its payload never made it
+  auto j = open_journal(dir.sub("s"));
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->recovery().records, 9u);
+  EXPECT_EQ(j->recovery().lost_records, 1u);
+  EXPECT_EQ(j->recovery().truncated_at, last_offset);
+  ASSERT_FALSE(j->recovery().damage.empty());
+  EXPECT_FALSE(j->read(10)) << "a torn record is never handed out";
+  auto seq = j->append("a", "", "next");
+  ASSERT_TRUE(seq);
+  EXPECT_EQ(seq.value(), 10u) << "appends resume after the last record that verifies";
+  EXPECT_EQ(j->read(10)->payload, "next");
+}
+
+// A flipped byte in the middle (a disk, or a scribbler): that record is dropped and reported;
+// the ones after it are found again and kept.
+TEST(Journal, should_detect_a_flipped_byte_and_keep_the_records_after_it) {
+  TempDir dir;
+  const std::string file = dir.sub("s/" + segment_file_name(1));
+  std::uint64_t offset5 = 0;
+  {
+    auto j = open_journal(dir.sub("s"));
+    ASSERT_TRUE(j);
+    for (int i = 1; i <= 10; ++i) ASSERT_TRUE(j->append("a", "", body_of(i)));
+    offset5 = j->read(5)->offset;
+    // While it is open, too: a read checks the checksum every time.
+    const char flip = 'X';
+    poke(file, offset5 + 40 + 3, &flip, 1);
+    auto r = j->read(5);
+    ASSERT_FALSE(r) << "a record that fails its checksum is never delivered";
+    EXPECT_EQ(r.error().code, Errc::journal_corrupt);
+  }
+  auto j = open_journal(dir.sub("s"));
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->recovery().records, 9u);
+  EXPECT_EQ(j->recovery().lost_records, 1u);
+  EXPECT_EQ(j->recovery().truncated_at, 0u) << "nothing cut: only the one record is lost";
+  ASSERT_EQ(j->recovery().damage.size(), 1u);
+  EXPECT_NE(j->recovery().damage[0].find("sequences 5..5"), std::string::npos) << j->recovery().damage[0];
+  EXPECT_FALSE(j->read(5));
+  for (int i : {4, 6, 10}) EXPECT_EQ(j->read(static_cast<std::uint64_t>(i))->payload, body_of(static_cast<std::uint64_t>(i)));
+  EXPECT_EQ(j->append("a", "", "11").value(), 11u);
+}
+
+// A writer that died between its claim and its commit, while others went on appending.
+TEST(Journal, should_step_over_a_record_its_writer_never_finished) {
+  TempDir dir;
+  const std::string path = dir.sub("seg");
+  auto created = SegmentFile::create(path, 1, 1 << 20, 42);
+  ASSERT_TRUE(created) << created.error().message;
+  SegmentFile seg = std::move(created).value();
+  std::uint64_t seq = 0, offset = 0;
+  ASSERT_EQ(seg.append("a", "", "one", 1, seq, offset), AppendStatus::appended);
+  ASSERT_EQ(seg.append("a", "", "two", 2, seq, offset), AppendStatus::appended);
+  const std::uint64_t dead_offset = offset + record_bytes(1, 0, 3);
+  ASSERT_EQ(seg.append("a", "", "dies", 3, seq, offset), AppendStatus::appended);
+  ASSERT_EQ(offset, dead_offset);
+  ASSERT_EQ(seg.append("a", "", "four", 4, seq, offset), AppendStatus::appended);
+  // Undo record 3's commit: its writer stopped for good before that store.
+  RecordView view;
+  const std::uint64_t zero = 0;
+  poke(path, dead_offset, &zero, 8);
+  EXPECT_EQ(seg.read(dead_offset, 3, view), ReadStatus::not_committed);
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> index;
+  const Recovery r = seg.recover(index);
+  EXPECT_EQ(r.records, 3u);
+  EXPECT_EQ(r.lost_records, 1u);
+  ASSERT_EQ(index.size(), 3u);
+  EXPECT_EQ(index[2].first, 4u) << "the record after the hole keeps its sequence";
+  ASSERT_EQ(seg.read(index[2].second, 4, view), ReadStatus::ok);
+  EXPECT_EQ(view.payload, "four");
+  EXPECT_EQ(seg.next_seq(), 5u);
+}
+
+TEST(Journal, should_refuse_lengths_that_point_outside_the_segment) {
+  TempDir dir;
+  const std::string path = dir.sub("seg");
+  auto created = SegmentFile::create(path, 1, 1 << 20, 42);
+  ASSERT_TRUE(created);
+  SegmentFile seg = std::move(created).value();
+  std::uint64_t seq = 0, offset = 0;
+  ASSERT_EQ(seg.append("a.b", "", "payload", 1, seq, offset), AppendStatus::appended);
+  RecordView view;
+  ASSERT_EQ(seg.read(offset, 1, view), ReadStatus::ok);
+  struct Scribble {
+    std::uint64_t at;
+    std::uint32_t value;
+  };
+  for (const Scribble s : {Scribble{8, 0xFFFF'FFF8u}, Scribble{8, 12u}, Scribble{8, 44u}, Scribble{28, 0x7FFF'FFFFu},
+                           Scribble{24, 0xFFFF'FFFFu}}) {
+    std::uint32_t saved = 0;
+    std::memcpy(&saved, reinterpret_cast<const char*>(view.subject.data()) - 40 + s.at, 4);
+    poke(path, offset + s.at, &s.value, 4);
+    EXPECT_EQ(seg.read(offset, 1, view), ReadStatus::corrupt) << "field at " << s.at << " = " << s.value;
+    poke(path, offset + s.at, &saved, 4);
+  }
+  EXPECT_EQ(seg.read(offset, 1, view), ReadStatus::ok);
+  EXPECT_EQ(seg.read(offset + 8, 1, view), ReadStatus::not_committed) << "not a record start";
+  EXPECT_EQ(seg.read((1 << 20) - 8, 1, view), ReadStatus::corrupt) << "a header past the end";
+}
+
+TEST(Journal, should_refuse_files_that_are_not_segments) {
+  TempDir dir;
+  const std::string path = dir.sub("seg");
+  {
+    auto created = SegmentFile::create(path, 1, 64 << 10, 42);
+    ASSERT_TRUE(created);
+  }
+  const char junk[8] = {'n', 'o', 't', 'a', 'j', 'r', 'n', 'l'};
+  poke(path, 0, junk, 8);
+  auto bad_magic = SegmentFile::open(path);
+  ASSERT_FALSE(bad_magic);
+  EXPECT_EQ(bad_magic.error().code, Errc::journal_corrupt);
+  const std::uint64_t magic = kSegmentMagic;
+  poke(path, 0, &magic, 8);
+  ASSERT_TRUE(SegmentFile::open(path));
+  const std::uint16_t major = kJournalMajor + 1;
+  poke(path, 8, &major, 2);
+  auto other_major = SegmentFile::open(path);
+  ASSERT_FALSE(other_major);
+  EXPECT_EQ(other_major.error().code, Errc::version_mismatch);
+  const std::uint16_t ours = kJournalMajor;
+  poke(path, 8, &ours, 2);
+  ASSERT_EQ(::truncate(path.c_str(), 32 << 10), 0);  // shorter than its header says: no SIGBUS later
+  auto short_file = SegmentFile::open(path);
+  ASSERT_FALSE(short_file);
+  EXPECT_EQ(short_file.error().code, Errc::journal_corrupt);
+  EXPECT_FALSE(SegmentFile::create(path, 1, 64 << 10, 42)) << "create never overwrites";
+}
+
+// A writer sealed a full segment and died right after creating the next file, before its
+// header: the file is all zeroes. It held nothing; it is removed, and the roll happens again.
+TEST(Journal, should_remove_a_segment_file_whose_creator_died_before_its_header) {
+  TempDir dir;
+  std::uint64_t appended = 0;
+  std::string second;
+  {
+    auto j = open_journal(dir.sub("s"), 64 << 10);
+    ASSERT_TRUE(j);
+    while (j->segment_count() < 2) {
+      ASSERT_TRUE(j->append("a", "", std::string(1000, 'x')));
+      ++appended;
+    }
+    second = dir.sub("s/" + segment_file_name(appended));
+  }
+  ASSERT_TRUE(fs::exists(second)) << "the last append rolled into a segment that starts with it";
+  fs::remove(second);
+  {
+    std::FILE* f = std::fopen(second.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    const std::vector<char> zeroes(64 << 10, 0);
+    std::fwrite(zeroes.data(), 1, zeroes.size(), f);
+    std::fclose(f);
+  }
+  auto j = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(j);
+  ASSERT_FALSE(j->recovery().damage.empty());
+  EXPECT_NE(j->recovery().damage.back().find("never finished"), std::string::npos) << j->recovery().damage.back();
+  EXPECT_EQ(j->last_seq(), appended - 1) << "the record that rolled over was in the lost file";
+  EXPECT_EQ(j->append("a", "", "again").value(), appended);
+  EXPECT_EQ(j->read(appended)->payload, "again");
+}
+
+TEST(Journal, should_refuse_a_record_larger_than_a_segment) {
+  TempDir dir;
+  auto j = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(j);
+  auto big = j->append("a", "", std::string(100 << 10, 'x'));
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().code, Errc::payload_too_large);
+  EXPECT_EQ(j->append("a", "", "small").value(), 1u) << "nothing was used up by the refusal";
+}
+
+}  // namespace
+}  // namespace bus::detail::journal
