@@ -17,6 +17,8 @@
 //                                                           request with "re:<body>", copying header
 //                                                           X-Req and adding X-Responder: <pid>,
 //                                                           until killed
+//   test_peer journal-append DIR WRITER COUNT SEGMENT_BYTES appends WRITER:1..COUNT to the journal
+//                                                           in DIR, printing "ack SEQ I ." for each
 //   test_peer req     BUS SUBJECT BODY TIMEOUT_MS           one request: prints the reply body, or
 //                                                           the errc name (exit 5 no_responders,
 //                                                           3 timeout)
@@ -34,6 +36,7 @@
 #include <thread>
 
 #include "bus/bus.hpp"
+#include "journal/journal.hpp"
 
 namespace {
 
@@ -185,11 +188,31 @@ int run_req(bus::Connection& conn, const char* subject, const char* body, long t
   return 0;
 }
 
+// Appends WRITER:1, WRITER:2, ... to the journal in DIR, printing "ack SEQ I ." once each is
+// stored; the final " ." tells a complete line from one cut short by a kill.
+int run_journal_append(const char* dir, const char* writer, long count, long segment_bytes) {
+  bus::detail::journal::JournalOptions options;
+  options.segment_bytes = static_cast<std::uint64_t>(segment_bytes);
+  auto journal = bus::detail::journal::Journal::open(dir, options);
+  if (!journal) return fail(journal.error());
+  for (long i = 1; i <= count; ++i) {
+    auto seq = journal.value()->append("journal.test", "", std::string(writer) + ":" + std::to_string(i));
+    if (!seq) return fail(seq.error());
+    std::printf("ack %llu %ld .\n", static_cast<unsigned long long>(seq.value()), i);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 4) return 2;
   const std::string mode = argv[1];
+  // Journal modes need no bus.
+  if (mode == "journal-append" && argc >= 6) {
+    return run_journal_append(argv[2], argv[3], std::atol(argv[4]), std::atol(argv[5]));
+  }
   auto conn = bus::Connection::connect(argv[2], {.name = "test_peer " + mode});
   if (!conn) return fail(conn.error());
   if (mode == "sub" && argc >= 6) {
