@@ -5,7 +5,8 @@
 //   BM_JournalAppend/64      one thread appending 64-byte payloads to a fresh journal
 //   BM_JournalAppend/1024
 //   BM_JournalAppendThreads  4 threads appending 64 B to one journal (the claim CAS shared)
-//   BM_JournalRead/64        reading back in sequence order, checksum verified on each record
+//   BM_JournalRead/64        Journal::read(sequence) in order, checksum verified on each record
+//   BM_JournalReplay/64      a Cursor over the same records (what replays and consumers use)
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
 
@@ -99,6 +100,27 @@ void BM_JournalRead(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_JournalRead)->Arg(64)->Iterations(1'000'000);
+
+void BM_JournalReplay(benchmark::State& state) {
+  BenchJournal b;
+  if (!b.journal) {
+    state.SkipWithError("cannot open a journal");
+    return;
+  }
+  const std::string payload(static_cast<std::size_t>(state.range(0)), 'x');
+  constexpr std::uint64_t kRecords = 1'000'000;
+  for (std::uint64_t i = 0; i < kRecords; ++i) (void)b.journal->append("bench.journal", "", payload);
+  auto cursor = b.journal->cursor(1);
+  std::uint64_t bytes = 0;
+  bus::detail::journal::RecordView view;
+  for (auto _ : state) {
+    if (cursor->next(view) != bus::detail::journal::ReadStatus::ok) cursor = b.journal->cursor(1);
+    bytes += view.payload.size();
+  }
+  benchmark::DoNotOptimize(bytes);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_JournalReplay)->Arg(64)->Iterations(1'000'000);
 
 }  // namespace
 

@@ -49,6 +49,19 @@ Status make_directory(const std::string& directory) {
 }  // namespace
 
 Result<std::unique_ptr<Journal>> Journal::open(const std::string& directory, const JournalOptions& options) {
+  return load(directory, options, /*recover=*/true);
+}
+
+Result<std::unique_ptr<Journal>> Journal::attach(const std::string& directory, const JournalOptions& options) {
+  struct stat st{};
+  if (::stat(directory.c_str(), &st) != 0) {
+    return make_error(Errc::invalid_argument, "no journal in " + directory);
+  }
+  return load(directory, options, /*recover=*/false);
+}
+
+Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, const JournalOptions& options,
+                                               bool recover) {
   if (auto st = make_directory(directory); !st) return std::move(st).error();
   std::unique_ptr<Journal> j(new Journal());
   j->directory_ = directory;
@@ -66,7 +79,7 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& directory, con
   for (const std::uint64_t first : firsts) {
     const std::string path = directory + "/" + segment_file_name(first);
     auto file = SegmentFile::open(path);
-    if (!file && first == firsts.back() && SegmentFile::unfinished(path)) {
+    if (!file && recover && first == firsts.back() && SegmentFile::unfinished(path)) {
       // Its creator died between creating it and writing its header: nothing was ever in it.
       j->recovery_.damage.push_back(path + " was never finished by its creator: removed");
       ::unlink(path.c_str());
@@ -81,13 +94,13 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& directory, con
       return make_error(Errc::journal_corrupt, path + " belongs to another stream's journal");
     }
     std::vector<std::pair<std::uint64_t, std::uint64_t>> index;
-    Recovery r = file->recover(index);
+    Recovery r = recover ? file->recover(index) : Recovery{};
     j->recovery_.records += r.records;
     j->recovery_.lost_records += r.lost_records;
     j->recovery_.lost_bytes += r.lost_bytes;
     if (r.truncated_at != 0) j->recovery_.truncated_at = r.truncated_at;
     for (auto& line : r.damage) j->recovery_.damage.push_back(std::move(line));
-    if (!j->segments_.empty()) {
+    if (recover && !j->segments_.empty()) {
       const SegmentFile& prev = j->segments_.back()->file;
       if (!prev.sealed()) {
         // A segment after an unsealed one: the earlier one's tail was cut by recovery, or it
@@ -103,6 +116,7 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& directory, con
     }
     if (auto st = j->add_segment(std::move(file).value(), std::move(index)); !st) return std::move(st).error();
   }
+  if (j->segments_.empty() && !recover) return make_error(Errc::invalid_argument, "no journal in " + directory);
   if (j->segments_.empty()) {
     j->stream_id_ = random_id();
     auto file = SegmentFile::create(directory + "/" + segment_file_name(1), 1, options.segment_bytes, j->stream_id_);
@@ -130,7 +144,10 @@ Status Journal::add_segment(SegmentFile file, std::vector<std::pair<std::uint64_
 }
 
 Result<Journal::Segment*> Journal::next_segment(Segment* full) {
-  const std::uint64_t first = full->file.next_seq();  // sealed: this no longer changes
+  return next_segment_at(full->file.next_seq(), /*create=*/true);  // sealed: next_seq is final
+}
+
+Result<Journal::Segment*> Journal::next_segment_at(std::uint64_t first, bool create) {
   {
     std::shared_lock lock(segments_mutex_);
     for (const auto& s : segments_) {
@@ -138,12 +155,13 @@ Result<Journal::Segment*> Journal::next_segment(Segment* full) {
     }
   }
   const std::string path = directory_ + "/" + segment_file_name(first);
-  auto file = SegmentFile::create(path, first, options_.segment_bytes, stream_id_);
+  auto file = create ? SegmentFile::create(path, first, options_.segment_bytes, stream_id_)
+                     : Result<SegmentFile>(make_error(Errc::already_exists, path));
   if (!file && file.error().code == Errc::already_exists) {
     // Another writer made it first; it may still be writing its header: open retries briefly.
     for (int attempt = 0; attempt < 1000; ++attempt) {
       file = SegmentFile::open(path);
-      if (file || file.error().code != Errc::journal_corrupt) break;
+      if (file || file.error().code != Errc::journal_corrupt || !create) break;
       ::usleep(1000);
     }
   }
@@ -234,6 +252,75 @@ Result<RecordView> Journal::read(std::uint64_t sequence) const {
     offsets[at] = offset;
     if (at == i) return view;
     offset += view.bytes;
+  }
+}
+
+const Journal::Segment* Journal::segment_after(const Segment& seg) const {
+  {
+    std::shared_lock lock(segments_mutex_);
+    for (std::size_t i = 0; i + 1 < segments_.size(); ++i) {
+      if (segments_[i].get() == &seg) return segments_[i + 1].get();
+    }
+  }
+  // Another process rolled over to it: map it too (the same as an appender's roll).
+  auto next = const_cast<Journal*>(this)->next_segment_at(seg.file.next_seq(), /*create=*/false);
+  return next ? next.value() : nullptr;
+}
+
+bool Journal::skip_dropped(const Segment& seg, std::uint64_t& sequence, std::uint64_t& offset) {
+  std::lock_guard lock(seg.index_mutex);
+  std::uint64_t i = sequence - seg.file.first_seq();
+  if (i >= seg.offsets.size() || seg.offsets[i] != kDroppedOffset) return false;
+  while (i < seg.offsets.size() && seg.offsets[i] == kDroppedOffset) ++i;
+  if (i >= seg.offsets.size() || seg.offsets[i] == 0) return false;
+  sequence = seg.file.first_seq() + i;
+  offset = seg.offsets[i];
+  return true;
+}
+
+Result<Journal::Cursor> Journal::cursor(std::uint64_t sequence) const {
+  Cursor c;
+  c.journal_ = this;
+  const Segment* seg = segment_for(std::max(sequence, first_seq()));
+  if (seg == nullptr) return make_error(Errc::invalid_argument, "journal " + directory_ + " has no segment");
+  c.segment_ = seg;
+  c.sequence_ = seg->file.first_seq();
+  c.offset_ = kSegmentHeaderBytes;
+  // Walk to `sequence` (a read() finds and caches the position when it can).
+  if (sequence > c.sequence_ && sequence < seg->file.next_seq()) {
+    auto view = read(sequence);
+    if (view) {
+      c.sequence_ = sequence;
+      c.offset_ = view->offset;
+      return c;
+    }
+  }
+  RecordView skipped;
+  while (c.sequence_ < sequence && c.next(skipped) == ReadStatus::ok) {
+  }
+  return c;
+}
+
+ReadStatus Journal::Cursor::next(RecordView& out) {
+  for (;;) {
+    const auto* seg = static_cast<const Segment*>(segment_);
+    if (sequence_ >= seg->file.next_seq() && seg->file.sealed()) {
+      // The segment is done: go on in the next one (mapped on first use).
+      const Segment* following = journal_->segment_after(*seg);
+      if (following == nullptr) return ReadStatus::not_committed;
+      segment_ = following;
+      sequence_ = following->file.first_seq();
+      offset_ = kSegmentHeaderBytes;
+      continue;
+    }
+    const ReadStatus st = seg->file.read(offset_, sequence_, out);
+    if (st != ReadStatus::ok) {
+      if (skip_dropped(*seg, sequence_, offset_)) continue;  // recovery dropped it: go past
+      return st;
+    }
+    offset_ += out.bytes;
+    ++sequence_;
+    return ReadStatus::ok;
   }
 }
 

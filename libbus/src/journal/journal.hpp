@@ -39,6 +39,30 @@ class Journal {
   /// starts at sequence 1), verifying every segment (SegmentFile::recover). Precondition: no
   /// process appends while it opens. What recovery dropped is in recovery().
   static Result<std::unique_ptr<Journal>> open(const std::string& directory, const JournalOptions& options);
+  /// Maps the journal in `directory` as it is, for a process that appends or reads while others
+  /// may append too: no recovery (that rewrites claim words; only open() does it, with nobody
+  /// appending). The journal must exist.
+  static Result<std::unique_ptr<Journal>> attach(const std::string& directory, const JournalOptions& options);
+
+  /// Reads records in sequence order from a starting sequence, without locks: what replays
+  /// and consumers use. Valid while the Journal lives.
+  class Cursor {
+   public:
+    /// The next record. not_committed: nothing more yet (or its writer is still writing);
+    /// corrupt: the next record fails its checks (the cursor stays on it). Records recovery
+    /// dropped are stepped over (their sequences are never returned).
+    ReadStatus next(RecordView& out);
+    std::uint64_t sequence() const noexcept { return sequence_; }  // of the record next() returns
+
+   private:
+    friend class Journal;
+    const Journal* journal_ = nullptr;
+    const void* segment_ = nullptr;  // a Journal::Segment
+    std::uint64_t offset_ = 0;
+    std::uint64_t sequence_ = 0;
+  };
+  /// A cursor at `sequence` (clamped to the first sequence; past the last, it waits there).
+  Result<Cursor> cursor(std::uint64_t sequence) const;
 
   /// Appends one record; returns its sequence once it is stored under the sync policy.
   Result<std::uint64_t> append(std::string_view subject, std::string_view headers, std::string_view payload);
@@ -67,7 +91,16 @@ class Journal {
   Journal() = default;
   /// The segment after `full` (sealed): opened if another writer made it, else created.
   Result<Segment*> next_segment(Segment* full);
+  /// The segment starting at `first`: ours, or opened (made first if `create`).
+  Result<Segment*> next_segment_at(std::uint64_t first, bool create);
   Status add_segment(SegmentFile file, std::vector<std::pair<std::uint64_t, std::uint64_t>> index);
+  static Result<std::unique_ptr<Journal>> load(const std::string& directory, const JournalOptions& options, bool recover);
+  /// The segment that starts at `first_seq`, if this process has it mapped, else maps it.
+  /// The segment after `seg`: the next one this process has mapped (a gap recovery reported
+  /// between them is stepped over), else the one starting at seg's next sequence, mapped now.
+  const Segment* segment_after(const Segment& seg) const;
+  /// After a record recovery dropped at `sequence` in `seg`: the next kept one, if known.
+  static bool skip_dropped(const Segment& seg, std::uint64_t& sequence, std::uint64_t& offset);
   const Segment* segment_for(std::uint64_t sequence) const;
 
   std::string directory_;
