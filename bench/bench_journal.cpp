@@ -77,15 +77,23 @@ void BM_JournalAppendThreads(benchmark::State& state) {
 }
 BENCHMARK(BM_JournalAppendThreads)->Threads(4)->Iterations(250'000)->UseRealTime();
 
-void BM_JournalRead(benchmark::State& state) {
-  BenchJournal b;
+constexpr std::uint64_t kRecords = 1'000'000;
+
+// A journal holding kRecords records of state.range(0) bytes, for the read benchmarks; false
+// (and the benchmark skipped) if it cannot be made.
+bool fill(BenchJournal& b, benchmark::State& state) {
   if (!b.journal) {
     state.SkipWithError("cannot open a journal");
-    return;
+    return false;
   }
   const std::string payload(static_cast<std::size_t>(state.range(0)), 'x');
-  constexpr std::uint64_t kRecords = 1'000'000;
   for (std::uint64_t i = 0; i < kRecords; ++i) (void)b.journal->append("bench.journal", "", payload);
+  return true;
+}
+
+void BM_JournalRead(benchmark::State& state) {
+  BenchJournal b;
+  if (!fill(b, state)) return;
   std::uint64_t seq = 1, bytes = 0;
   for (auto _ : state) {
     auto r = b.journal->read(seq);
@@ -103,13 +111,7 @@ BENCHMARK(BM_JournalRead)->Arg(64)->Iterations(1'000'000);
 
 void BM_JournalReplay(benchmark::State& state) {
   BenchJournal b;
-  if (!b.journal) {
-    state.SkipWithError("cannot open a journal");
-    return;
-  }
-  const std::string payload(static_cast<std::size_t>(state.range(0)), 'x');
-  constexpr std::uint64_t kRecords = 1'000'000;
-  for (std::uint64_t i = 0; i < kRecords; ++i) (void)b.journal->append("bench.journal", "", payload);
+  if (!fill(b, state)) return;
   auto cursor = b.journal->cursor(1);
   std::uint64_t bytes = 0;
   bus::detail::journal::RecordView view;

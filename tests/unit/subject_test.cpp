@@ -409,5 +409,21 @@ TEST(SubjectMatches, matching_and_successful_validation_never_allocate) {
   EXPECT_GT(g_allocations.load(std::memory_order_relaxed), before);
 }
 
+// Two streams may not capture overlapping subjects (JetStream): the check behind that rule.
+TEST(SubjectsOverlap, should_find_a_subject_both_patterns_match_or_none) {
+  struct Case {
+    const char *a, *b;
+    bool overlap;
+  };
+  for (const Case c : {Case{"orders.eu", "orders.eu", true}, Case{"orders.eu", "orders.us", false},
+                       Case{"orders.*", "orders.eu", true}, Case{"orders.*", "*.eu", true},
+                       Case{"orders.>", "orders.eu.paid", true}, Case{"orders.>", "orders", false},
+                       Case{">", "anything.at.all", true}, Case{"a.*", "a.b.c", false}, Case{"a.*.c", "a.>", true},
+                       Case{"a.*.c", "a.b.d", false}, Case{"*", "*.*", false}, Case{"a.b", "a.b.>", false}}) {
+    EXPECT_EQ(subjects_overlap(c.a, c.b), c.overlap) << c.a << " vs " << c.b;
+    EXPECT_EQ(subjects_overlap(c.b, c.a), c.overlap) << c.b << " vs " << c.a << " (symmetric)";
+  }
+}
+
 }  // namespace
 }  // namespace bus::detail

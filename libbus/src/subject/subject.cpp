@@ -210,4 +210,18 @@ bool subject_matches(std::string_view pattern, std::string_view subject) noexcep
   }
 }
 
+bool subjects_overlap(std::string_view a, std::string_view b) noexcept {
+  for (;;) {
+    const std::size_t ea = a.find('.'), eb = b.find('.');
+    const std::string_view ta = a.substr(0, ea), tb = b.substr(0, eb);
+    // '>' takes this token and any after it; the other pattern has this token, so they meet.
+    if (ta == ">" || tb == ">") return true;
+    if (ta != "*" && tb != "*" && ta != tb) return false;
+    const bool last_a = ea == std::string_view::npos, last_b = eb == std::string_view::npos;
+    if (last_a || last_b) return last_a && last_b;  // one ended first: different token counts
+    a.remove_prefix(ea + 1);
+    b.remove_prefix(eb + 1);
+  }
+}
+
 }  // namespace bus::detail

@@ -47,4 +47,9 @@ bool subject_is_literal(std::string_view s) noexcept;
 /// are not looked at here; callers validate first. Never allocates.
 bool subject_matches(std::string_view pattern, std::string_view subject) noexcept;
 
+/// Could one subject match both patterns (valid subscribe patterns)? Two streams may not
+/// capture overlapping subjects (JetStream's rule). "a.*" and "*.b" overlap (a.b); "a.>" and
+/// "a" do not ('>' needs a token). Never allocates.
+bool subjects_overlap(std::string_view a, std::string_view b) noexcept;
+
 }  // namespace bus::detail

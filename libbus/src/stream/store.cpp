@@ -1,0 +1,164 @@
+// stream/store.cpp — the streams of one bus, on disk.
+#include "stream/store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "os/process.hpp"
+#include "subject/subject.hpp"
+
+namespace bus::detail::stream {
+
+namespace {
+
+Status make_private_dir(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return make_error(Errc::io_error, "create " + path + ": " + ec.message());
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return make_error(Errc::io_error, path + " is not a directory");
+  if (st.st_uid != ::geteuid()) return make_error(Errc::permission_denied, path + " belongs to another user");
+  if ((st.st_mode & 0777) != 0700 && ::chmod(path.c_str(), 0700) != 0) {
+    return make_error(Errc::io_error, errno_message(("chmod " + path).c_str(), errno));
+  }
+  return {};
+}
+
+// Writes `text` to `path` whole or not at all: a temporary file (0600), fsync, rename.
+Status write_file_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return make_error(Errc::io_error, errno_message(("create " + tmp).c_str(), errno));
+  const bool ok = ::fchmod(fd, 0600) == 0 &&
+                  ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return make_error(Errc::io_error, errno_message(("write " + path).c_str(), ok ? errno : err));
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string default_state_dir(std::string_view bus_name) {
+  std::string base;
+  if (const char* dir = std::getenv("BUS_STATE_DIR"); dir != nullptr && *dir != '\0') {
+    base = dir;
+  } else if (::geteuid() == 0) {
+    base = "/var/lib/bus";
+  } else if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg != nullptr && *xdg == '/') {
+    base = std::string(xdg) + "/bus";
+  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/') {
+    base = std::string(home) + "/.local/state/bus";
+  } else {
+    base = "/var/lib/bus";
+  }
+  return base + "/" + std::string(bus_name);
+}
+
+Result<StreamStore> StreamStore::open(std::string state_dir) {
+  if (auto st = make_private_dir(state_dir + "/streams"); !st) return std::move(st).error();
+  if (auto st = make_private_dir(state_dir); !st) return std::move(st).error();
+  StreamStore store;
+  store.dir_ = std::move(state_dir);
+  return store;
+}
+
+std::string StreamStore::journal_dir(const std::string& name) const { return stream_dir(name) + "/journal"; }
+
+Status StreamStore::add(StreamConfig config) {
+  normalize(config);
+  if (auto st = validate(config); !st) return st;
+  std::vector<std::string> damaged;
+  for (const StreamConfig& other : list(&damaged)) {
+    if (other.name == config.name) return make_error(Errc::already_exists, "stream '" + config.name + "' exists");
+    for (const std::string& mine : config.subjects) {
+      for (const std::string& theirs : other.subjects) {
+        if (subjects_overlap(mine, theirs)) {
+          return make_error(Errc::invalid_argument, "subjects overlap with an existing stream: '" + mine + "' of '" +
+                                                        config.name + "' and '" + theirs + "' of '" + other.name + "'");
+        }
+      }
+    }
+  }
+  if (std::find(damaged.begin(), damaged.end(), config.name) != damaged.end() ||
+      std::filesystem::exists(stream_dir(config.name))) {
+    return make_error(Errc::already_exists, "stream '" + config.name + "' exists (its configuration is damaged)");
+  }
+  if (auto st = make_private_dir(stream_dir(config.name)); !st) return st;
+  journal::JournalOptions options;
+  options.sync = config.sync;
+  auto journal = journal::Journal::open(journal_dir(config.name), options);
+  if (!journal) return std::move(journal).error();
+  // The configuration last: a stream is there once its file is.
+  return write_file_atomically(stream_dir(config.name) + "/stream.json", to_json(config));
+}
+
+Result<StreamConfig> StreamStore::info(const std::string& name) const {
+  StreamConfig probe;
+  probe.name = name;
+  probe.subjects = {"x"};
+  if (auto st = validate(probe); !st) return std::move(st).error();  // no path tricks in a name
+  std::ifstream in(stream_dir(name) + "/stream.json");
+  if (!in) return make_error(Errc::invalid_argument, "no stream '" + name + "'");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto config = from_json(text.str());
+  if (!config) {
+    return make_error(Errc::journal_corrupt, "stream '" + name + "': " + stream_dir(name) + "/stream.json: " +
+                                                 config.error().message);
+  }
+  if (config->name != name) {
+    return make_error(Errc::journal_corrupt, "stream '" + name + "': its stream.json names '" + config->name + "'");
+  }
+  return config;
+}
+
+std::vector<StreamConfig> StreamStore::list(std::vector<std::string>* damaged) const {
+  std::vector<StreamConfig> out;
+  if (DIR* d = ::opendir((dir_ + "/streams").c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      auto config = info(name);
+      if (config) {
+        out.push_back(std::move(config).value());
+      } else if (damaged != nullptr) {
+        damaged->push_back(name);
+      }
+    }
+    ::closedir(d);
+  }
+  std::sort(out.begin(), out.end(), [](const StreamConfig& a, const StreamConfig& b) { return a.name < b.name; });
+  return out;
+}
+
+Status StreamStore::remove(const std::string& name) {
+  if (auto config = info(name); !config && config.error().code == Errc::invalid_argument) return std::move(config).error();
+  std::error_code ec;
+  std::filesystem::remove_all(stream_dir(name), ec);
+  if (ec) return make_error(Errc::io_error, "remove stream '" + name + "': " + ec.message());
+  return {};
+}
+
+std::optional<StreamConfig> StreamStore::capturing(std::string_view subject) const {
+  for (StreamConfig& config : list()) {
+    for (const std::string& pattern : config.subjects) {
+      if (subject_matches(pattern, subject)) return std::move(config);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace bus::detail::stream

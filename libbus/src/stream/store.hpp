@@ -1,0 +1,52 @@
+// stream/store.hpp — the streams of one bus, on disk under its state directory:
+//
+//   <state dir>/                      mode 0700; default_state_dir()
+//     streams/<name>/stream.json      mode 0600; the StreamConfig (written whole, then renamed)
+//     streams/<name>/journal/         the stream's journal (docs/design/journal.md)
+//
+// Adding, listing, inspecting and removing streams. The broker will own a StreamStore and put
+// streams on routes (issue 8); the CLI's `bus stream` verbs will go through the broker.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bus/result.hpp"
+#include "stream/config.hpp"
+
+namespace bus::detail::stream {
+
+/// Where a bus keeps its streams unless configured: $BUS_STATE_DIR/<bus>, else /var/lib/bus/<bus>
+/// for root, else $XDG_STATE_HOME/bus/<bus> or ~/.local/state/bus/<bus>. Never /tmp.
+std::string default_state_dir(std::string_view bus_name);
+
+class StreamStore {
+ public:
+  /// Opens (making it, 0700, if missing) the state directory.
+  static Result<StreamStore> open(std::string state_dir);
+
+  /// Adds a stream: its configuration must be valid, its name new, and none of its subjects
+  /// may overlap another stream's (Errc::already_exists / invalid_argument otherwise). Makes
+  /// its journal.
+  Status add(StreamConfig config);
+  /// The configuration of `name` (Errc::invalid_argument "no stream NAME" if none).
+  Result<StreamConfig> info(const std::string& name) const;
+  /// Every stream's configuration, by name; a stream whose file is damaged is left out and
+  /// named in `damaged` (if given).
+  std::vector<StreamConfig> list(std::vector<std::string>* damaged = nullptr) const;
+  /// Removes the stream and its journal.
+  Status remove(const std::string& name);
+  /// The directory of `name`'s journal.
+  std::string journal_dir(const std::string& name) const;
+  /// The stream whose subjects capture `subject`, if any (at most one: they do not overlap).
+  std::optional<StreamConfig> capturing(std::string_view subject) const;
+
+  const std::string& state_dir() const noexcept { return dir_; }
+
+ private:
+  std::string stream_dir(const std::string& name) const { return dir_ + "/streams/" + name; }
+  std::string dir_;
+};
+
+}  // namespace bus::detail::stream
