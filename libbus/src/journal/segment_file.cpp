@@ -281,6 +281,9 @@ Recovery SegmentFile::recover(std::vector<std::pair<std::uint64_t, std::uint64_t
       const auto* r = reinterpret_cast<const RecordHeader*>(base_ + at);
       const std::uint64_t s = r->commit.load(std::memory_order_relaxed);
       if (s <= expected || s - expected > kMaxResyncGap) continue;
+      // Every record before this one took at least a header's bytes: a sequence further on
+      // than that many records is a forged or coincidental word (and would size the index).
+      if (s - h->first_seq > (at - kSegmentHeaderBytes) / kRecordHeaderBytes) continue;
       if (check(at, s, view) == ReadStatus::ok) {
         found = at;
         found_seq = s;
