@@ -55,7 +55,7 @@ TEST(JournalCrashMp, should_keep_every_acknowledged_record_across_kill_9_of_its_
     }
     ASSERT_GT(round_acks, 0u);
     auto opened = journal::Journal::open(dir, {65536, journal::SyncPolicy::never});
-    ASSERT_TRUE(opened) << opened.error().message;
+    ASSERT_TRUE(opened) << "round " << round << ": " << opened.error().message;
     const auto& j = *opened.value();
     lost_reported += j.recovery().lost_records;
     for (const auto& [seq, payload] : acked) {

@@ -304,7 +304,11 @@ Result<Journal::Cursor> Journal::cursor(std::uint64_t sequence) const {
 ReadStatus Journal::Cursor::next(RecordView& out) {
   for (;;) {
     const auto* seg = static_cast<const Segment*>(segment_);
-    if (sequence_ >= seg->file.next_seq() && seg->file.sealed()) {
+    // Sealed first, then the count: once sealed the count no longer changes, so a count read
+    // after the seal is the final one (two loads in the other order could pair an old count
+    // with a new seal and skip the records claimed in between).
+    const bool sealed = seg->file.sealed();
+    if (sealed && sequence_ >= seg->file.next_seq()) {
       // The segment is done: go on in the next one (mapped on first use).
       const Segment* following = journal_->segment_after(*seg);
       if (following == nullptr) return ReadStatus::not_committed;

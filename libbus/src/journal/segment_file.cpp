@@ -40,6 +40,9 @@ std::uint64_t record_checksum(std::uint64_t sequence, const RecordHeader& h, con
     std::uint32_t payload_len;
   } fixed{h.length, h.subject_len, 0, h.timestamp_ns, h.headers_len, h.payload_len};
   XXH3_state_t state;
+  // Required before the first reset (xxhash.h): reset skips building the secret when leftover
+  // stack bytes happen to hold the same seed, and the hash then used garbage as its secret.
+  XXH3_INITSTATE(&state);
   XXH3_64bits_reset_withSeed(&state, sequence);
   XXH3_64bits_update(&state, &fixed, sizeof fixed);
   XXH3_64bits_update(&state, body, body_len);
@@ -151,12 +154,17 @@ Result<SegmentFile> SegmentFile::open(const std::string& path) {
 }
 
 bool SegmentFile::unfinished(const std::string& path) noexcept {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return false;
+  struct stat st{};
   std::uint64_t magic = 1;
-  const bool zero = ::pread(fd, &magic, sizeof magic, 0) >= 0 && magic == 0;
+  // Killed before its allocation (short), or before its magic (zero): it never held a record,
+  // since appends begin only once create() has returned.
+  const bool ours = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid();
+  const bool short_file = ours && static_cast<std::uint64_t>(st.st_size) < kSegmentHeaderBytes;
+  const bool zero = ours && !short_file && ::pread(fd, &magic, sizeof magic, 0) == sizeof magic && magic == 0;
   ::close(fd);
-  return zero;
+  return short_file || zero;
 }
 
 std::uint64_t SegmentFile::next_seq() const noexcept {
@@ -174,7 +182,10 @@ std::uint64_t SegmentFile::claimed_end() const noexcept {
 AppendStatus SegmentFile::append(std::string_view subject, std::string_view headers, std::string_view payload,
                                  std::uint64_t timestamp_ns, std::uint64_t& sequence, std::uint64_t& offset) noexcept {
   const std::uint64_t bytes = record_bytes(subject.size(), headers.size(), payload.size());
-  if (subject.size() > 0xFFFF || bytes > size_ - kSegmentHeaderBytes) return AppendStatus::too_large;
+  // Lengths are stored in 32 bits (and the subject's in 16): larger is refused, never truncated.
+  if (subject.size() > 0xFFFF || bytes > 0xFFFF'FFF8u || bytes > size_ - kSegmentHeaderBytes) {
+    return AppendStatus::too_large;
+  }
   SegmentHeader* h = header();
   std::uint64_t word = h->claim.load(std::memory_order_relaxed);
   for (;;) {
