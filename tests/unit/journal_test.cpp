@@ -16,22 +16,14 @@
 #include <vector>
 
 #include "journal/journal.hpp"
+#include "temp_dir.hpp"
 
 namespace bus::detail::journal {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory per test, removed afterwards.
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/bus-journal-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string path;
-  std::string sub(const std::string& name) const { return path + "/" + name; }
-};
+using TempDir = bus::test::TempDir;
 
 std::string body_of(std::uint64_t i) { return "message-" + std::to_string(i); }
 

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "stream/store.hpp"
+#include "temp_dir.hpp"
 
 namespace bus::detail::stream {
 namespace {
@@ -19,14 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/bus-stream-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string path;
-};
+using TempDir = bus::test::TempDir;
 
 StreamConfig orders() {
   StreamConfig c;

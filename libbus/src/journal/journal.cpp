@@ -103,9 +103,9 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
     if (recover && !j->segments_.empty()) {
       const SegmentFile& prev = j->segments_.back()->file;
       if (!prev.sealed()) {
-        // A segment after an unsealed one: the earlier one's tail was cut by recovery, or it
-        // was never sealed (a crash between seal and create is fine, this is not): seal it now
-        // so nothing appends there again, and say what is missing between them.
+        // A segment after an unsealed one: a roll creates the next file only after the seal,
+        // so this is damage (or a seal lost with its header page), not a crash we can read
+        // through. Refused rather than guessed at.
         return make_error(Errc::journal_corrupt, prev.path() + " is followed by " + path + " but was never sealed");
       }
       if (prev.next_seq() < first) {

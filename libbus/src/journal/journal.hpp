@@ -25,7 +25,8 @@ namespace bus::detail::journal {
 
 enum class SyncPolicy {
   never,   // the page cache: survives the death of any process, not of the machine
-  always,  // msync before append() returns: an acknowledged record survives a power cut
+  always,  // msync of the record's pages before append() returns (new files' headers, seals and the
+           // directory are not synced yet: not power-cut safe until they are; issue 8)
 };
 
 struct JournalOptions {
