@@ -411,5 +411,60 @@ TEST(Journal, should_refuse_a_record_larger_than_a_segment) {
   EXPECT_EQ(j->append("a", "", "small").value(), 1u) << "nothing was used up by the refusal";
 }
 
+TEST(Journal, should_recover_only_when_no_other_handle_holds_the_journal) {
+  TempDir dir;
+  auto first = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(first);
+  EXPECT_TRUE(first->recovered());
+  ASSERT_TRUE(first->append("a", "", "one"));
+  // Another handle while the first is open (in another process: it may be appending right now).
+  auto second = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(second);
+  EXPECT_FALSE(second->recovered()) << "recovery rewrites claim words: never under a live appender";
+  EXPECT_EQ(second->append("a", "", "two").value(), 2u);
+  second.reset();
+  first.reset();
+  auto third = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(third);
+  EXPECT_TRUE(third->recovered()) << "the last holder is gone: the lock is free again";
+  EXPECT_EQ(third->recovery().records, 2u);
+  struct stat st{};
+  ASSERT_EQ(::stat((dir.sub("s") + "/lock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(Journal, should_refuse_a_segment_whose_claim_word_points_outside_it) {
+  TempDir dir;
+  {
+    auto j = open_journal(dir.sub("s"), 64 << 10);
+    ASSERT_TRUE(j);
+    ASSERT_TRUE(j->append("a", "", "x"));
+  }
+  const std::string file = dir.sub("s") + "/" + segment_file_name(1);
+  // Offset 0 (inside the header) with 5 records, then an offset past the end.
+  for (const std::uint64_t word : {claim_word(0, 5), claim_word((128u << 10) / 8, 1), claim_word(4096 / 8 + 1, 9)}) {
+    poke(file, offsetof(SegmentHeader, claim), &word, sizeof word);
+    auto opened = SegmentFile::open(file);
+    ASSERT_FALSE(opened) << std::hex << word;
+    EXPECT_EQ(opened.error().code, Errc::journal_corrupt);
+    EXPECT_FALSE(Journal::open(dir.sub("s"), {64 << 10, SyncPolicy::never})) << "refused, never written through";
+  }
+}
+
+TEST(Journal, should_ignore_file_names_above_the_largest_sequence) {
+  TempDir dir;
+  auto j = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(j);
+  j.reset();
+  // 2^64 + 1 in 20 digits would wrap to 1 and shadow the real first segment.
+  std::FILE* f = std::fopen((dir.sub("s") + "/18446744073709551617.jrnl").c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  auto again = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->segment_count(), 1u);
+  EXPECT_EQ(again->append("a", "", "x").value(), 1u);
+}
+
 }  // namespace
 }  // namespace bus::detail::journal

@@ -53,6 +53,9 @@ inline constexpr std::uint16_t kRecordDeleted = 1u << 0;
 // Offsets are kept in 8-byte units in 32 bits: a segment holds at most 32 GiB.
 inline constexpr std::uint64_t kMaxSegmentBytes = (std::uint64_t{0xFFFF'FFFE} * kRecordAlign);
 inline constexpr std::uint32_t kSealedUnits = 0xFFFF'FFFFu;
+// Sequences stop at 2^63: first_seq + a count never wraps, and a forged name or header above
+// it is refused.
+inline constexpr std::uint64_t kMaxSequence = std::uint64_t{1} << 63;
 
 struct SegmentHeader {
   std::uint64_t magic;

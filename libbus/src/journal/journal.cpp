@@ -3,6 +3,8 @@
 #include "journal/journal.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,7 +25,9 @@ std::uint64_t parse_segment_name(const std::string& name) {
   std::uint64_t value = 0;
   for (std::size_t i = 0; i < 20; ++i) {
     if (name[i] < '0' || name[i] > '9') return 0;
-    value = value * 10 + static_cast<std::uint64_t>(name[i] - '0');
+    const auto digit = static_cast<std::uint64_t>(name[i] - '0');
+    if (value > (kMaxSequence - digit) / 10) return 0;  // above the largest sequence (never wraps)
+    value = value * 10 + digit;
   }
   return value;
 }
@@ -66,6 +70,15 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
   std::unique_ptr<Journal> j(new Journal());
   j->directory_ = directory;
   j->options_ = options;
+  // Recovery rewrites claim words, so it runs only with nobody else holding the journal: every
+  // handle holds the lock file shared, recovery needs it exclusive. The kernel drops a dead
+  // process's lock, so a crash never leaves the journal unrecoverable; live (or stopped) holders
+  // mean the journal is in use as it is, and it is attached without recovery.
+  auto lock = take_lock(directory, recover);
+  if (!lock) return std::move(lock).error();
+  j->lock_fd_ = lock->fd;
+  recover = lock->exclusive;
+  j->recovered_ = recover;
   std::vector<std::uint64_t> firsts;
   if (DIR* d = ::opendir(directory.c_str())) {
     while (dirent* e = ::readdir(d)) {
@@ -79,10 +92,13 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
   for (const std::uint64_t first : firsts) {
     const std::string path = directory + "/" + segment_file_name(first);
     auto file = SegmentFile::open(path);
-    if (!file && recover && first == firsts.back() && SegmentFile::unfinished(path)) {
-      // Its creator died between creating it and writing its header: nothing was ever in it.
-      j->recovery_.damage.push_back(path + " was never finished by its creator: removed");
-      ::unlink(path.c_str());
+    if (!file && first == firsts.back() && SegmentFile::unfinished(path)) {
+      // Its creator died between creating it and writing its header (nothing was ever in it),
+      // or, with others attached, is writing the header now: an appender maps it on its roll.
+      if (recover) {
+        j->recovery_.damage.push_back(path + " was never finished by its creator: removed");
+        ::unlink(path.c_str());
+      }
       continue;
     }
     if (!file) return std::move(file).error();
@@ -108,6 +124,11 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
         // through. Refused rather than guessed at.
         return make_error(Errc::journal_corrupt, prev.path() + " is followed by " + path + " but was never sealed");
       }
+      if (first < prev.next_seq()) {
+        return make_error(Errc::journal_corrupt, path + " starts at " + std::to_string(first) + " inside " +
+                                                     prev.path() + " (which ends at " +
+                                                     std::to_string(prev.next_seq() - 1) + ")");
+      }
       if (prev.next_seq() < first) {
         j->recovery_.lost_records += first - prev.next_seq();
         j->recovery_.damage.push_back("sequences " + std::to_string(prev.next_seq()) + ".." + std::to_string(first - 1) +
@@ -124,7 +145,39 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
     if (auto st = j->add_segment(std::move(file).value(), {}); !st) return std::move(st).error();
   }
   j->tail_.store(j->segments_.back().get(), std::memory_order_release);
+  // The exclusive lock becomes shared (not atomically: another opener may recover in between,
+  // which finds what we left, a recovered journal, and changes nothing).
+  if (recover && ::flock(j->lock_fd_, LOCK_SH | LOCK_NB) != 0) {
+    return make_error(Errc::io_error, errno_message(("lock " + directory + "/lock").c_str(), errno));
+  }
   return j;
+}
+
+Journal::~Journal() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // drops the shared lock
+}
+
+Result<Journal::Lock> Journal::take_lock(const std::string& directory, bool want_exclusive) {
+  const std::string path = directory + "/lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return make_error(Errc::io_error, errno_message(("open " + path).c_str(), errno));
+  if (want_exclusive && ::flock(fd, LOCK_EX | LOCK_NB) == 0) return Lock{fd, true};
+  // Shared: blocked only while another opener recovers, which takes time in proportion to the
+  // journal's size, so the wait is long but bounded.
+  const std::uint64_t deadline = monotonic_ns() + kRecoveryWaitNs;
+  for (;;) {
+    if (::flock(fd, LOCK_SH | LOCK_NB) == 0) return Lock{fd, false};
+    const int err = errno;
+    if (err != EWOULDBLOCK && err != EINTR) {
+      ::close(fd);
+      return make_error(Errc::io_error, errno_message(("lock " + path).c_str(), err));
+    }
+    if (monotonic_ns() > deadline) {
+      ::close(fd);
+      return make_error(Errc::timeout, "journal " + directory + " stayed locked for recovery by another process");
+    }
+    ::usleep(2000);
+  }
 }
 
 Status Journal::add_segment(SegmentFile file, std::vector<std::pair<std::uint64_t, std::uint64_t>> index) {
@@ -166,6 +219,9 @@ Result<Journal::Segment*> Journal::next_segment_at(std::uint64_t first, bool cre
     }
   }
   if (!file) return std::move(file).error();
+  if (file->first_seq() != first || file->stream_id() != stream_id_) {
+    return make_error(Errc::journal_corrupt, path + " does not continue this stream's journal (its header says otherwise)");
+  }
   std::unique_lock lock(segments_mutex_);
   for (const auto& s : segments_) {
     if (s->file.first_seq() == first) return s.get();  // a thread of ours got there meanwhile

@@ -37,12 +37,13 @@ struct JournalOptions {
 class Journal {
  public:
   /// Opens the journal in `directory` (made, mode 0700, if missing; the first segment then
-  /// starts at sequence 1), verifying every segment (SegmentFile::recover). Precondition: no
-  /// process appends while it opens. What recovery dropped is in recovery().
+  /// starts at sequence 1), verifying every segment (SegmentFile::recover) unless another
+  /// process has the journal open (then as attach(); see recovered()). What recovery dropped is
+  /// in recovery().
   static Result<std::unique_ptr<Journal>> open(const std::string& directory, const JournalOptions& options);
   /// Maps the journal in `directory` as it is, for a process that appends or reads while others
   /// may append too: no recovery (that rewrites claim words; only open() does it, with nobody
-  /// appending). The journal must exist.
+  /// else holding the journal). The journal must exist.
   static Result<std::unique_ptr<Journal>> attach(const std::string& directory, const JournalOptions& options);
 
   /// Reads records in sequence order from a starting sequence, without locks: what replays
@@ -78,6 +79,13 @@ class Journal {
   const Recovery& recovery() const noexcept { return recovery_; }
   const std::string& directory() const noexcept { return directory_; }
   std::size_t segment_count() const;
+  /// Whether open() verified the journal (false: other processes had it open, so it was
+  /// attached as it is; attach() never recovers).
+  bool recovered() const noexcept { return recovered_; }
+
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
 
  private:
   // In Segment::offsets: recovery dropped this record (offsets are >= 4096, multiples of 8).
@@ -90,6 +98,14 @@ class Journal {
     mutable std::vector<std::uint64_t> offsets;
   };
   Journal() = default;
+  struct Lock {
+    int fd;
+    bool exclusive;
+  };
+  /// `directory`/lock, held exclusive if `want_exclusive` and nobody else holds it, else shared
+  /// (waiting at most kRecoveryWaitNs for another opener's recovery).
+  static Result<Lock> take_lock(const std::string& directory, bool want_exclusive);
+  static constexpr std::uint64_t kRecoveryWaitNs = 60'000'000'000ull;
   /// The segment after `full` (sealed): opened if another writer made it, else created.
   Result<Segment*> next_segment(Segment* full);
   /// The segment starting at `first`: ours, or opened (made first if `create`).
@@ -106,6 +122,8 @@ class Journal {
 
   std::string directory_;
   JournalOptions options_;
+  int lock_fd_ = -1;
+  bool recovered_ = false;
   std::uint64_t stream_id_ = 0;
   Recovery recovery_;
   mutable std::shared_mutex segments_mutex_;  // guards segments_ (a roll appends to it)

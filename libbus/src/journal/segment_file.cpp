@@ -26,6 +26,20 @@ Error io_error(const std::string& what, const std::string& path, int err) {
   return make_error(Errc::io_error, errno_message((what + " " + path).c_str(), err));
 }
 
+struct FileCloser {
+  int fd;
+  ~FileCloser() { ::close(fd); }
+};
+
+// A claim word that could have been made by appends to a file of `size` bytes: its offset
+// inside the records (or sealed), and no more records than headers fit before it.
+bool claim_plausible(std::uint64_t word, std::uint64_t size) noexcept {
+  const std::uint64_t count = claim_count(word);
+  if (claim_sealed(word)) return count <= (size - kSegmentHeaderBytes) / kRecordHeaderBytes;
+  const std::uint64_t at = std::uint64_t{claim_units(word)} * kRecordAlign;
+  return at >= kSegmentHeaderBytes && at <= size && count <= (at - kSegmentHeaderBytes) / kRecordHeaderBytes;
+}
+
 }  // namespace
 
 std::uint64_t record_checksum(std::uint64_t sequence, const RecordHeader& h, const std::byte* body,
@@ -57,9 +71,8 @@ std::string segment_file_name(std::uint64_t first_seq) {
 
 SegmentFile& SegmentFile::operator=(SegmentFile&& other) noexcept {
   if (this != &other) {
-    this->~SegmentFile();
+    if (base_ != nullptr) ::munmap(base_, size_);
     path_ = std::move(other.path_);
-    fd_ = std::exchange(other.fd_, -1);
     base_ = std::exchange(other.base_, nullptr);
     size_ = std::exchange(other.size_, 0);
   }
@@ -68,14 +81,14 @@ SegmentFile& SegmentFile::operator=(SegmentFile&& other) noexcept {
 
 SegmentFile::~SegmentFile() {
   if (base_ != nullptr) ::munmap(base_, size_);
-  if (fd_ >= 0) ::close(fd_);
   base_ = nullptr;
-  fd_ = -1;
 }
 
 Result<SegmentFile> SegmentFile::create(const std::string& path, std::uint64_t first_seq, std::uint64_t capacity,
                                         std::uint64_t stream_id) {
-  if (first_seq == 0) return make_error(Errc::invalid_argument, "a journal's first sequence is 1");
+  if (first_seq == 0 || first_seq > kMaxSequence) {
+    return make_error(Errc::invalid_argument, "a journal's sequences run from 1 to 2^63");
+  }
   if (capacity < kSegmentHeaderBytes + 4096 || capacity > kMaxSegmentBytes || capacity % 4096 != 0) {
     return make_error(Errc::invalid_argument, "journal segment size " + std::to_string(capacity) +
                                                   " must be a multiple of 4096 between 8 KiB and 32 GiB");
@@ -85,9 +98,11 @@ Result<SegmentFile> SegmentFile::create(const std::string& path, std::uint64_t f
     if (errno == EEXIST) return make_error(Errc::already_exists, path + " exists");
     return io_error("create", path, errno);
   }
+  // The mapping keeps the file; the descriptor is closed once it is made (one fd per segment
+  // per process would run into the fd limit on a long stream).
+  const FileCloser closer{fd};
   SegmentFile seg;
   seg.path_ = path;
-  seg.fd_ = fd;
   // 0600 whatever the umask; allocated on disk before it is mapped, so a full disk is an error
   // here and never a SIGBUS on a later store.
   if (::fchmod(fd, 0600) != 0) return io_error("chmod", path, errno);
@@ -122,13 +137,14 @@ Result<SegmentFile> SegmentFile::create(const std::string& path, std::uint64_t f
 }
 
 Result<SegmentFile> SegmentFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return io_error("open", path, errno);
+  const FileCloser closer{fd};
   SegmentFile seg;
   seg.path_ = path;
-  seg.fd_ = fd;
   struct stat st{};
   if (::fstat(fd, &st) != 0) return io_error("stat", path, errno);
+  if (!S_ISREG(st.st_mode)) return make_error(Errc::journal_corrupt, path + " is not a regular file");
   if (st.st_uid != ::geteuid()) return make_error(Errc::permission_denied, path + " belongs to another user");
   const auto size = static_cast<std::uint64_t>(st.st_size);
   if (size < kSegmentHeaderBytes + 4096 || size > kMaxSegmentBytes) {
@@ -147,8 +163,12 @@ Result<SegmentFile> SegmentFile::open(const std::string& path) {
     return make_error(Errc::version_mismatch, path + " has journal format " + std::to_string(h->major) +
                                                   ", this build reads " + std::to_string(kJournalMajor));
   }
-  if (h->header_bytes != kSegmentHeaderBytes || h->capacity != size || h->first_seq == 0) {
+  if (h->header_bytes != kSegmentHeaderBytes || h->capacity != size || h->first_seq == 0 ||
+      h->first_seq > kMaxSequence) {
     return make_error(Errc::journal_corrupt, path + ": header disagrees with the file (size or first sequence)");
+  }
+  if (!claim_plausible(h->claim.load(std::memory_order_acquire), size)) {
+    return make_error(Errc::journal_corrupt, path + ": its claim word points outside the file");
   }
   return seg;
 }
@@ -191,7 +211,8 @@ AppendStatus SegmentFile::append(std::string_view subject, std::string_view head
   for (;;) {
     if (claim_sealed(word)) return AppendStatus::full;
     const std::uint64_t at = std::uint64_t{claim_units(word)} * kRecordAlign;
-    if (at > size_ || bytes > size_ - at || claim_count(word) == 0xFFFF'FFFFu) {
+    // A word pointing into the header or past the end is damage: seal rather than write there.
+    if (at < kSegmentHeaderBytes || at > size_ || bytes > size_ - at || claim_count(word) == 0xFFFF'FFFFu) {
       // [SJ1] Seal it, keeping the count: the next segment starts at first_seq + count, and
       // whoever seals first decides that for everyone.
       if (h->claim.compare_exchange_weak(word, claim_word(kSealedUnits, claim_count(word)), std::memory_order_acq_rel,
@@ -323,6 +344,9 @@ Recovery SegmentFile::recover(std::vector<std::pair<std::uint64_t, std::uint64_t
                            " were claimed but never completely written: cut");
     }
   }
+  // Clear what was cut: appends will reuse the space, and a stale record left among the new
+  // ones could otherwise verify again in a later recovery's resync.
+  if (claimed > last_end && !claim_sealed(word)) std::memset(base_ + last_end, 0, std::min(claimed, size_) - last_end);
   // A sealed segment stays sealed (a later one may exist); else appends resume after the last
   // valid record, with the next sequence.
   const auto count = static_cast<std::uint32_t>(expected - h->first_seq);

@@ -91,7 +91,6 @@ class SegmentFile {
   ReadStatus check(std::uint64_t offset, std::uint64_t sequence, RecordView& out) const noexcept;
 
   std::string path_;
-  int fd_ = -1;
   std::byte* base_ = nullptr;
   std::uint64_t size_ = 0;
 };
