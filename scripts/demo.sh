@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh — a live tour of bus: starts a private busd, three `bus sub` processes with different
-# wildcard patterns, publishes a few orders with `bus pub`, then shows who received what and why.
+# wildcard patterns, publishes a few orders with `bus pub`, then shows who received what and why;
+# survives kill -9 of the broker mid-stream; keeps acknowledged messages in a stream across
+# another kill -9.
 #   BUILD_DIR=build (relative to the repository root)   DEMO_TIMEOUT=10 (seconds, every wait)
 # Exits 0 when every subscriber got exactly what NATS matching says it should and busd stopped
 # cleanly on SIGTERM; 1 otherwise. Every wait is bounded; everything started is stopped on exit.
@@ -44,7 +46,7 @@ wait_exit() {
     ((SECONDS < deadline)) || return 124
     sleep 0.05
   done
-  wait "$pid" || status=$?
+  { wait "$pid"; } 2>/dev/null || status=$?
   return "$status"
 }
 
@@ -140,11 +142,11 @@ prefix() { printf '%s %-17s| ' "$1" "${pattern[$1]}"; }
 
 # --- the broker ---------------------------------------------------------------------------------
 say "Starting busd on the private bus '$name'"
-echo "\$ busd --bus $name --ring-bytes 1MiB --max-payload 64KiB"
+echo "\$ busd --bus $name --ring-bytes 1MiB --max-payload 64KiB --store-dir \$work/store"
 # set -m around each `&`: the job gets its own process group (stop() ends a whole pipeline
 # with one kill) and, with job control off again, bash prints no "[1] Done" notices.
 set -m
-"$busd" --bus "$name" --ring-bytes 1MiB --max-payload 64KiB 2>"$work/busd.log" &
+"$busd" --bus "$name" --ring-bytes 1MiB --max-payload 64KiB --store-dir "$work/store" 2>"$work/busd.log" &
 busd_pid=$!
 set +m
 
@@ -271,7 +273,7 @@ wait_exit "$busd_pid" "$wait_s" || true
 sleep 0.3
 echo "\$ busd --bus $name ...   # a new broker adopts the segment; the clients reconnect"
 set -m
-"$busd" --bus "$name" --ring-bytes 1MiB --max-payload 64KiB 2>"$work/busd2.log" &
+"$busd" --bus "$name" --ring-bytes 1MiB --max-payload 64KiB --store-dir "$work/store" 2>"$work/busd2.log" &
 busd_pid=$!
 set +m
 pub_status=0
@@ -288,6 +290,42 @@ grep -v '^Listening on' "$work/stream.err" | sed 's/^/  sub | /'
 echo "the new broker's log:"
 sed 's/^/  busd | /' "$work/busd2.log"
 cat "$work/busd2.log" >>"$work/busd.log"
+
+# --- streams ------------------------------------------------------------------------------------
+say "Streams: messages kept on disk, acknowledged, and still there after kill -9 of the broker"
+echo "\$ bus stream add DEMO --subjects 'demo.kept.>'"
+"$bus" stream add --bus "$name" DEMO --subjects 'demo.kept.>' >"$work/stream-add.out" ||
+  die "bus stream add failed"
+head -n 1 "$work/stream-add.out"
+echo "\$ bus pub --ack demo.kept.order 'kept order {{Count}}' --count 3"
+"$bus" pub --bus "$name" --ack demo.kept.order 'kept order {{Count}}' --count 3 | tee "$work/acks.out" ||
+  die "bus pub --ack failed"
+[[ $(paste -sd, "$work/acks.out") == "stream DEMO sequence 1,stream DEMO sequence 2,stream DEMO sequence 3" ]] ||
+  die "unexpected acknowledgements: $(paste -sd, "$work/acks.out")"
+echo "\$ kill -9 $busd_pid; busd --bus $name ...   # the journal is a file: the new broker serves it again"
+kill -KILL "$busd_pid"
+wait_exit "$busd_pid" "$wait_s" || true
+set -m
+"$busd" --bus "$name" --ring-bytes 1MiB --max-payload 64KiB --store-dir "$work/store" 2>"$work/busd3.log" &
+busd_pid=$!
+set +m
+deadline=$((SECONDS + wait_s))
+until grep -q 'serving bus' "$work/busd3.log" 2>/dev/null; do
+  alive "$busd_pid" || die "the third busd exited: $(cat "$work/busd3.log")"
+  ((SECONDS < deadline)) || die "the third busd did not start"
+  sleep 0.05
+done
+cat "$work/busd3.log" >>"$work/busd.log"
+echo "\$ bus stream info DEMO"
+"$bus" stream info --bus "$name" DEMO | tee "$work/info.out" | sed -n '/^State:/,$p'
+grep -q 'Messages: 3$' "$work/info.out" || die "the stream does not hold its 3 messages after the restart"
+echo "\$ bus stream get DEMO 2"
+"$bus" stream get --bus "$name" DEMO 2 | tee "$work/get.out"
+grep -q '^kept order 2$' "$work/get.out" || die "bus stream get DEMO 2 did not print message 2"
+echo "\$ bus pub --ack nothing.captures.this x     # no stream: an error, not a silent success"
+if "$bus" pub --bus "$name" --ack nothing.captures.this x 2>&1; then
+  die "bus pub --ack to a subject no stream captures succeeded"
+fi
 
 # --- shutdown -----------------------------------------------------------------------------------
 say "Stopping busd with SIGTERM"

@@ -24,6 +24,7 @@ const char* errc_name(Errc code) noexcept {
     case Errc::no_responders: return "no_responders";
     case Errc::already_exists: return "already_exists";
     case Errc::journal_corrupt: return "journal_corrupt";
+    case Errc::not_found: return "not_found";
   }
   return "unknown";
 }

@@ -14,9 +14,9 @@
 namespace bus::detail {
 namespace {
 
-TEST(Layout, should_stay_at_version_2_0) {
+TEST(Layout, should_stay_at_version_2_1) {
   EXPECT_EQ(kLayoutMajor, 2);
-  EXPECT_EQ(kLayoutMinor, 0);
+  EXPECT_EQ(kLayoutMinor, 1);
   EXPECT_EQ(kSegmentMagic, 0x3130'4745'5353'5542ull);
 }
 
@@ -43,6 +43,7 @@ TEST(Layout, segment_header_is_frozen) {
   EXPECT_EQ(offsetof(SegmentHeader, max_fanout), 84u);
   EXPECT_EQ(offsetof(SegmentHeader, ring_bytes), 88u);
   EXPECT_EQ(offsetof(SegmentHeader, max_payload), 96u);
+  EXPECT_EQ(offsetof(SegmentHeader, max_streams), 104u);
   EXPECT_EQ(offsetof(SegmentHeader, regions), 128u);
   EXPECT_EQ(sizeof(RegionEntry), 32u);
   EXPECT_EQ(kMaxRegions, 16u);
@@ -55,6 +56,7 @@ TEST(Layout, segment_header_is_frozen) {
   EXPECT_EQ(static_cast<std::uint32_t>(RegionKind::subscriptions), 2u);
   EXPECT_EQ(static_cast<std::uint32_t>(RegionKind::routes), 3u);
   EXPECT_EQ(static_cast<std::uint32_t>(RegionKind::rings), 4u);
+  EXPECT_EQ(static_cast<std::uint32_t>(RegionKind::streams), 6u);
   EXPECT_EQ(static_cast<std::uint32_t>(SegmentState::live), 1u);
   EXPECT_EQ(static_cast<std::uint32_t>(SegmentState::superseded), 2u);
   EXPECT_EQ(offsetof(SegmentHeader, broker_heartbeat_ns), 640u);
@@ -174,7 +176,27 @@ TEST(Layout, geometry_keeps_regions_aligned_and_disjoint) {
   EXPECT_GE(g.route_stride, kRouteTargetsOffset + 5 * sizeof(RouteTarget));
   EXPECT_GE(g.rings_offset, g.routes_offset + 7 * g.route_stride);
   EXPECT_EQ(g.rings_offset % 4096, 0u);
-  EXPECT_EQ(g.segment_size, g.rings_offset + 5 * (1u << 16));
+  EXPECT_EQ(g.streams_offset, g.rings_offset + 5 * (1u << 16));
+  EXPECT_EQ(g.segment_size, g.streams_offset + 64 * sizeof(StreamLayout));
+  c.max_streams = 0;  // a minor 0 segment: it ends where its rings end, as it always did
+  EXPECT_EQ(compute_geometry(c).segment_size, g.rings_offset + 5 * (1u << 16));
+  EXPECT_EQ(region_table(c, compute_geometry(c)).count, 4u);
+}
+
+TEST(Layout, stream_slot_is_frozen) {
+  EXPECT_EQ(sizeof(StreamLayout), 1024u);
+  EXPECT_EQ(offsetof(StreamLayout, version), 0u);
+  EXPECT_EQ(offsetof(StreamLayout, state), 4u);
+  EXPECT_EQ(offsetof(StreamLayout, incarnation), 8u);
+  EXPECT_EQ(offsetof(StreamLayout, name_len), 12u);
+  EXPECT_EQ(offsetof(StreamLayout, sync), 16u);
+  EXPECT_EQ(offsetof(StreamLayout, max_msg_size), 24u);
+  EXPECT_EQ(offsetof(StreamLayout, segment_bytes), 32u);
+  EXPECT_EQ(offsetof(StreamLayout, stream_id), 40u);
+  EXPECT_EQ(offsetof(StreamLayout, name), 64u);
+  EXPECT_EQ(offsetof(StreamLayout, dir_len), 320u);
+  EXPECT_EQ(offsetof(StreamLayout, journal_dir), 384u);
+  EXPECT_EQ(static_cast<std::uint32_t>(StreamSlotState::active), 1u);
 }
 
 }  // namespace

@@ -93,17 +93,24 @@ TEST(Segment, should_return_errors_for_a_scribbled_header_never_crash) {
   r = Segment::open(g.name);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::segment_corrupt);
+  h->region_count = 5;  // clients, subscriptions, routes, rings, streams
+
+  // The streams region is one this build knows: missing, the segment is refused.
   h->region_count = 4;
+  r = Segment::open(g.name);
+  ASSERT_FALSE(r) << "a segment whose header names max_streams must have their region";
+  EXPECT_EQ(r.error().code, Errc::segment_corrupt);
+  h->region_count = 5;
 
   // A region of a kind this build does not know is skipped, as long as it lies in the file.
-  h->regions[4] = RegionEntry{77, 0, 4096, 4096, 1, 4096};
-  h->region_count = 5;
+  h->regions[5] = RegionEntry{77, 0, 4096, 4096, 1, 4096};
+  h->region_count = 6;
   EXPECT_TRUE(Segment::open(g.name)) << "unknown region kinds are a newer minor version's";
-  h->regions[4].size = 1ull << 50;
+  h->regions[5].size = 1ull << 50;
   r = Segment::open(g.name);
   ASSERT_FALSE(r) << "an unknown region outside the file is still corrupt";
   EXPECT_EQ(r.error().code, Errc::segment_corrupt);
-  h->region_count = 4;
+  h->region_count = 5;
 
   h->ring_bytes = 1ull << 40;
   r = Segment::open(g.name);

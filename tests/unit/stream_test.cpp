@@ -76,7 +76,7 @@ TEST(StreamConfig, should_round_trip_through_json_with_jetstreams_names) {
   c.max_msgs_per_subject = 5;
   c.discard = Discard::new_messages;
   c.duplicate_window = 30s;
-  c.sync = journal::SyncPolicy::always;
+  c.sync = SyncPolicy::always;
   const std::string json = to_json(c);
   for (const char* field : {"\"retention\": \"workqueue\"", "\"discard\": \"new\"", "\"max_age\": 3600000000000",
                             "\"duplicate_window\": 30000000000", "\"storage\": \"file\"", "\"sync\": \"always\""}) {
@@ -90,7 +90,7 @@ TEST(StreamConfig, should_round_trip_through_json_with_jetstreams_names) {
   EXPECT_EQ(back->max_age, 3600s);
   EXPECT_EQ(back->discard, Discard::new_messages);
   EXPECT_EQ(back->duplicate_window, 30s);
-  EXPECT_EQ(back->sync, journal::SyncPolicy::always);
+  EXPECT_EQ(back->sync, SyncPolicy::always);
   for (const char* damaged : {"", "{", "[]", "{\"name\": \"X\"}", "{\"name\": 5, \"subjects\": [\"a\"]}",
                               "{\"name\": \"X\", \"subjects\": [\"a\"], \"retention\": \"forever\"}",
                               "{\"name\": \"a.b\", \"subjects\": [\"a\"]}"}) {

@@ -29,6 +29,7 @@ struct PubFlags {
   std::chrono::nanoseconds sleep{0};
   bool no_templates = false;
   bool verbose = false;
+  bool ack = false;  ///< wait for the stream's acknowledgement (nats pub --jetstream)
 };
 
 int run_pub(PubFlags& flags) {
@@ -54,12 +55,24 @@ int run_pub(PubFlags& flags) {
     const std::string_view subject_view = subject.for_message(n);
     const std::string_view data = body.for_message(n);
 
-    const Status published =
-        flags.headers.empty()
-            ? conn->publish(subject_view, data, flags.reply)
-            : conn->publish(subject_view, data, flags.headers.build(n), flags.reply);
+    Status published;
+    if (flags.ack) {
+      Headers headers = flags.headers.empty() ? Headers() : flags.headers.build(n);
+      auto ack = conn->stream_publish(subject_view, data, flags.headers.empty() ? nullptr : &headers);
+      if (ack) {
+        // One line per message on stdout, for people and for scripts.
+        std::printf("stream %s sequence %llu%s\n", ack->stream.c_str(), static_cast<unsigned long long>(ack->sequence),
+                    ack->duplicate ? " duplicate" : "");
+      } else {
+        published = std::move(ack).error();
+      }
+    } else {
+      published = flags.headers.empty() ? conn->publish(subject_view, data, flags.reply)
+                                        : conn->publish(subject_view, data, flags.headers.build(n), flags.reply);
+    }
     if (!published) {
-      // Messages 1..n-1 are in their subscribers' rings; n.. may not be anywhere.
+      // Messages 1..n-1 are in their subscribers' rings (and acknowledged, with --ack); n.. may
+      // not be anywhere.
       Error error = published.error();
       if (flags.count > 1) {
         error.message += " (" + std::to_string(flags.count - n + 1) + " of " + std::to_string(flags.count) +
@@ -73,6 +86,7 @@ int run_pub(PubFlags& flags) {
     }
     if (n < flags.count && flags.sleep.count() > 0) std::this_thread::sleep_for(flags.sleep);
   }
+  std::fflush(stdout);
   // Nothing left to flush: publish() returns once the message is in every subscriber's ring.
   return kExitOk;
 }
@@ -99,6 +113,9 @@ VerbRunner setup_pub(CLI::App& command) {
   command.add_flag("--no-templates", flags->no_templates,
                    "Send {{Count}} (subject, body, header values) literally");
   command.add_flag("-v,--verbose", flags->verbose, "Print a line per published message (stderr)");
+  command.add_flag("-J,--ack,--jetstream", flags->ack,
+                   "Wait until a stream stored each message; print its stream and sequence (exit 1 if no stream "
+                   "captures the subject)");
   add_client_flags(command, flags->client);
   return [flags] { return run_pub(*flags); };
 }

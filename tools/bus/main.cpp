@@ -25,6 +25,7 @@ constexpr std::array kVerbs{
     Verb{"sub", "Subscribe to a subject pattern and print what arrives", bus::cli::setup_sub},
     Verb{"req", "Send a request and print the reply", bus::cli::setup_req},
     Verb{"reply", "Answer requests on a subject (a queue-group service)", bus::cli::setup_reply},
+    Verb{"stream", "Manage streams: add, ls, info, get, view, rm (as nats stream)", bus::cli::setup_stream},
     Verb{"bench", "Benchmark publishers and subscribers in separate processes", bus::cli::setup_bench},
 };
 
@@ -50,6 +51,8 @@ int main(int argc, char** argv) {
       "  bus pub orders.new 'order {{Count}}' --count 3 -H Trace-Id:42\n"
       "  bus reply svc.time 'it is {{Count}}'        answer requests (queue group NATS-RPLY-22)\n"
       "  bus req svc.time now --timeout 1s           print the reply (exit 1: no responders)\n"
+      "  bus stream add ORDERS --subjects 'orders.>'  keep what is published on orders.>\n"
+      "  bus pub --ack orders.new 'order {{Count}}'    wait until stored; print stream and sequence\n"
       "  bus bench s --pub 1 --sub 2 --size 64       throughput between processes (--latency)");
 
   if (argc <= 1) {

@@ -26,5 +26,6 @@ VerbRunner setup_sub(CLI::App& command);
 VerbRunner setup_req(CLI::App& command);
 VerbRunner setup_reply(CLI::App& command);
 VerbRunner setup_bench(CLI::App& command);
+VerbRunner setup_stream(CLI::App& command);
 
 }  // namespace bus::cli

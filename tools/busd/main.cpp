@@ -1,7 +1,8 @@
 // busd — the broker daemon: bus::Broker::run() plus flags and signal handling.
 //
 //   busd [--bus NAME] [--max-clients N] [--max-subscriptions N] [--max-routes N]
-//        [--max-fanout N] [--ring-bytes SIZE] [--max-payload SIZE] [--mode OCTAL] [-q]
+//        [--max-fanout N] [--ring-bytes SIZE] [--max-payload SIZE] [--max-streams N]
+//        [--store-dir DIR] [--mode OCTAL] [-q]
 //
 // Runs in the foreground until SIGINT or SIGTERM, then exits 0: it removes the bus's segment
 // if no client is attached, else leaves it for the next busd to adopt (docs/failure.md).
@@ -110,6 +111,14 @@ int main(int argc, char** argv) {
                               "Ring size per subscription, a power of two (e.g. 64KiB, 4M)");
   bus::tools::add_size_option(app, "--max-payload", options.max_payload,
                               "Largest headers + payload accepted");
+  app.add_option("--max-streams", options.max_streams, "Streams served at once (0: none)")
+      ->type_name("N")
+      ->check(bus::tools::count_in_range(0, 4096))
+      ->capture_default_str();
+  app.add_option("--store-dir,--sd", options.store_dir,
+                 "Where streams are kept (default $BUS_STATE_DIR/BUS, /var/lib/bus/BUS as root, else "
+                 "~/.local/state/bus/BUS)")
+      ->type_name("DIR");
   app.add_option("--mode", options.mode, "Permissions of the shared-memory segment")
       ->type_name("OCTAL")
       ->transform(octal_mode_transformer())

@@ -6,6 +6,7 @@
 //   bus::Connection    attach, publish, subscribe                       bus/connection.hpp
 //   bus::Subscription  receive: next(), try_poll(), or a handler        bus/subscription.hpp
 //   bus::Headers       NATS message headers                             bus/headers.hpp
+//   bus::Streams       streams kept on disk (JetStream), stream_publish bus/stream.hpp
 //   bus::Result/Status the one error model (no exceptions)             bus/result.hpp
 #pragma once
 
@@ -15,6 +16,7 @@
 #include "bus/message.hpp"
 #include "bus/options.hpp"
 #include "bus/result.hpp"
+#include "bus/stream.hpp"
 #include "bus/subscription.hpp"
 
 namespace bus {

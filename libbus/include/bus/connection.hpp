@@ -21,6 +21,7 @@
 #include "bus/headers.hpp"
 #include "bus/options.hpp"
 #include "bus/result.hpp"
+#include "bus/stream.hpp"
 #include "bus/subscription.hpp"
 
 namespace bus {
@@ -49,11 +50,19 @@ class Connection {
 
   /// Publishes `data` on the literal `subject`, optionally naming a `reply` subject.
   /// Errc::invalid_subject, Errc::payload_too_large, Errc::closed are the failures; a message
-  /// that nobody subscribes to is not an error (NATS drops it silently too).
+  /// that nobody subscribes to is not an error (NATS drops it silently too). A subject a stream
+  /// captures is stored too (an error if the stream refuses it); with a `reply`, the stream's
+  /// acknowledgement is published there as JSON, as JetStream answers a core request.
   Status publish(std::string_view subject, std::string_view data, std::string_view reply = {});
   /// Publishes with headers (their encoded size counts against max_payload).
   Status publish(std::string_view subject, std::string_view data, const Headers& headers,
                  std::string_view reply = {});
+
+  /// Publishes to a subject a stream captures and returns the stream's acknowledgement once the
+  /// message is stored under the stream's sync policy (JetStream's publish; bus/stream.hpp).
+  /// The publishing thread appends to the journal itself: no broker hop. Errc::no_responders
+  /// when no stream captures `subject` (subscribers, if any, still got it).
+  Result<PubAck> stream_publish(std::string_view subject, std::string_view data, const Headers* headers = nullptr);
 
   /// Sends a request and waits for the first reply (NATS request/reply). Errc::no_responders at
   /// once when no subscription matches `subject`; Errc::timeout when no reply came in time. The
@@ -90,6 +99,7 @@ class Connection {
   Status close();
 
  private:
+  friend class Streams;
   std::shared_ptr<detail::ConnectionImpl> impl_;
 };
 

@@ -63,6 +63,10 @@ struct BrokerOptions {
   std::uint32_t max_fanout = 256;         ///< subscriptions one subject may reach
   std::uint64_t ring_bytes = 4u << 20;    ///< per subscription; power of two
   std::uint64_t max_payload = 1u << 20;   ///< headers + payload (NATS default 1 MiB)
+  std::uint32_t max_streams = 64;         ///< streams served at once (0: none)
+  /// Where streams are kept (nats-server's store_dir). Empty: $BUS_STATE_DIR/<bus>, else
+  /// /var/lib/bus/<bus> for root, else $XDG_STATE_HOME/bus/<bus> or ~/.local/state/bus/<bus>.
+  std::string store_dir = {};
   mode_t mode = 0600;                     ///< permissions of the segment
   bool log = true;                        ///< log events to stderr
 };

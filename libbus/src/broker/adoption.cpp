@@ -34,6 +34,8 @@ Status BrokerCore::adopt(Segment segment) {
   const std::uint32_t previous_pid = h->broker_pid.load(std::memory_order_relaxed);
   adopt_clients();
   adopt_subscriptions();
+  // Streams before routes: an adopted route is republished with the stream that captures it.
+  if (segment_.config().max_streams > 0) streams_.load(segment_, /*adopted=*/true);
   adopt_routes();
   // We are the broker now. Relaxed: clients read these for liveness only (heartbeat + pid).
   const pid_t self = ::getpid();

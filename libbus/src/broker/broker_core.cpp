@@ -109,6 +109,16 @@ Result<std::unique_ptr<BrokerCore>> BrokerCore::create(const BrokerOptions& opti
     return make_error(Errc::io_error, errno_message("listen", errno));
   }
 
+  // 1b. The stream store, held for as long as we serve (one broker per store).
+  if (options.max_streams > 0) {
+    const std::string store_dir =
+        options.store_dir.empty() ? stream::default_state_dir(options.bus_name) : options.store_dir;
+    BrokerCore* self = core.get();
+    if (auto st = core->streams_.open_store(store_dir, [self](const std::string& line) { self->log(line); }); !st) {
+      return std::move(st).error();
+    }
+  }
+
   // 2. We hold the lock, so a segment that exists now was left by a broker that died (or
   //    stopped while clients were attached). Adopt it if we can: its clients keep publishing
   //    and consuming meanwhile, and reconnect to us. Otherwise tell them it is superseded and
@@ -148,6 +158,7 @@ Result<std::unique_ptr<BrokerCore>> BrokerCore::create(const BrokerOptions& opti
     config.max_fanout = options.max_fanout;
     config.ring_bytes = options.ring_bytes;
     config.max_payload = options.max_payload;
+    config.max_streams = options.max_streams;
     const pid_t self = ::getpid();
     auto seg = Segment::create(options.bus_name, config, options.mode, self,
                                process_start_ticks(self).value_or(0));
@@ -157,7 +168,10 @@ Result<std::unique_ptr<BrokerCore>> BrokerCore::create(const BrokerOptions& opti
   }
   const SegmentConfig& config = core->segment_.config();
 
-  // 4. Event loop plumbing.
+  // 4. Streams (when the bus was adopted, adopt() loaded them before republishing its routes).
+  if (!adopted && config.max_streams > 0) core->streams_.load(core->segment_, /*adopted=*/false);
+
+  // 5. Event loop plumbing.
   core->epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   core->timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
   core->stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -292,28 +306,31 @@ void BrokerCore::accept_clients() {
 }
 
 void BrokerCore::on_readable(int fd) {
+  if (receive_buffer_.empty()) receive_buffer_.resize(kControlDatagramBytes);
   for (;;) {
     ControlMessage request;
-    const ssize_t n = ::recv(fd, &request, sizeof request, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
+    std::string_view body;
+    const int got = receive_control(fd, receive_buffer_.data(), request, body);
+    if (got < 0) return;
+    if (got == 0) {
       drop_connection(fd, "closed its connection");
       return;
     }
-    if (n != static_cast<ssize_t>(sizeof request) || !request.well_formed()) {
+    if (got == 2) {
       drop_connection(fd, "sent a malformed control message", /*keep_live_slot=*/true);
       return;
     }
-    const ControlMessage reply = handle(fd, request);
-    if (!send_control(fd, reply)) {
+    reply_body_.clear();
+    ControlMessage reply = handle(fd, request, body);
+    reply.body_len = static_cast<std::uint32_t>(reply_body_.size());
+    if (!send_control(fd, reply, reply_body_)) {
       drop_connection(fd, "stopped reading its connection", /*keep_live_slot=*/true);
       return;
     }
   }
 }
 
-ControlMessage BrokerCore::handle(int fd, const ControlMessage& request) {
+ControlMessage BrokerCore::handle(int fd, const ControlMessage& request, std::string_view body) {
   auto it = connections_.find(fd);
   const std::int64_t slot = it == connections_.end() ? -1 : it->second;
   Result<ControlMessage> result = make_error(Errc::protocol_error, "unknown request");
@@ -329,6 +346,7 @@ ControlMessage BrokerCore::handle(int fd, const ControlMessage& request) {
       case ControlType::unsubscribe: result = on_unsubscribe(client, request); break;
       case ControlType::resolve: result = on_resolve(client, request); break;
       case ControlType::release: result = on_release(client, request); break;
+      case ControlType::stream_request: result = on_stream_request(request, body); break;
       default: break;
     }
   }
@@ -520,7 +538,7 @@ Result<ControlMessage> BrokerCore::on_subscribe(std::uint32_t client, const Cont
   std::vector<std::uint32_t> matching_routes;
   for (std::uint32_t r = 0; r < routes_.size(); ++r) {
     if (!routes_[r].active || !subject_matches(pattern, routes_[r].subject)) continue;
-    if (routes_[r].targets.size() >= segment_.config().max_fanout) {
+    if (route_width(routes_[r]) >= segment_.config().max_fanout) {
       return make_error(Errc::resource_exhausted,
                         "subscribing to '" + std::string(pattern) + "' would give subject '" +
                             routes_[r].subject + "' more than max_fanout " +
@@ -697,10 +715,11 @@ Result<ControlMessage> BrokerCore::on_resolve(std::uint32_t client, const Contro
   } else {
     match_scratch_.clear();
     sublist_.match(subject, match_scratch_);
-    if (match_scratch_.size() > segment_.config().max_fanout) {
+    const std::size_t width = match_scratch_.size() + (streams_.capturing(subject) ? 1 : 0);
+    if (width > segment_.config().max_fanout) {
       return make_error(Errc::resource_exhausted,
                         "subject '" + std::string(subject) + "' matches " +
-                            std::to_string(match_scratch_.size()) + " subscriptions, more than max_fanout " +
+                            std::to_string(width) + " subscriptions and streams, more than max_fanout " +
                             std::to_string(segment_.config().max_fanout));
     }
     if (free_routes_.empty()) evict_route();
@@ -719,6 +738,27 @@ Result<ControlMessage> BrokerCore::on_resolve(std::uint32_t client, const Contro
   ControlMessage reply = reply_of(ControlType::route, request);
   reply.a = index;
   return reply;
+}
+
+Result<ControlMessage> BrokerCore::on_stream_request(const ControlMessage& request, std::string_view body) {
+  bool routes_changed = false;
+  auto reply_body = streams_.handle(static_cast<StreamOp>(request.a), request.s1(), body, routes_changed);
+  // Even after an error: a stream that failed half-way may have changed the table.
+  if (routes_changed) republish_routes();
+  if (!reply_body) return std::move(reply_body).error();
+  reply_body_ = std::move(reply_body).value();
+  return reply_of(ControlType::stream_reply, request);
+}
+
+void BrokerCore::republish_routes() {
+  for (std::uint32_t r = 0; r < routes_.size(); ++r) {
+    if (routes_[r].active) publish_route(r);
+  }
+  bump_generation();
+}
+
+std::size_t BrokerCore::route_width(const RouteRecord& route) const {
+  return route.targets.size() + (streams_.capturing(route.subject) ? 1 : 0);
 }
 
 Result<ControlMessage> BrokerCore::on_release(std::uint32_t client, const ControlMessage& request) {
@@ -788,7 +828,23 @@ void BrokerCore::publish_route(std::uint32_t index) {
   layout->version.store(version + 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
   std::uint32_t n = 0;
+  const std::uint32_t max_fanout = segment_.config().max_fanout;
+  std::uint32_t left_out = 0;
+  // A stream first: it stores what the subscriptions get.
+  if (route.active) {
+    if (const auto stream = streams_.capturing(route.subject)) {
+      targets[n].subscription.store(stream->slot, std::memory_order_relaxed);
+      targets[n].incarnation.store(stream->incarnation, std::memory_order_relaxed);
+      targets[n].group.store(0, std::memory_order_relaxed);
+      targets[n].kind.store(static_cast<std::uint32_t>(TargetKind::stream), std::memory_order_relaxed);
+      ++n;
+    }
+  }
   auto put = [&](std::uint32_t sub, std::uint32_t group) {
+    if (n >= max_fanout) {  // only when a stream was added to a route full of subscriptions
+      ++left_out;
+      return;
+    }
     const std::uint32_t incarnation =
         segment_.subscription(sub)->incarnation.load(std::memory_order_relaxed);
     targets[n].subscription.store(sub, std::memory_order_relaxed);
@@ -804,6 +860,10 @@ void BrokerCore::publish_route(std::uint32_t index) {
     for (std::uint32_t sub : members) put(sub, ordinal);
   }
   layout->target_count.store(n, std::memory_order_relaxed);
+  if (left_out != 0) {
+    log("route '" + route.subject + "' reaches more than max_fanout " + std::to_string(max_fanout) +
+        " targets with its stream: " + std::to_string(left_out) + " subscription(s) left out");
+  }
   // Identity inside the seqlock too: a publisher holding this slot for another subject (it was
   // freed and reused) sees the mismatch when it re-copies the route.
   // Relaxed atomic stores: publishers may be reading them right now; the seqlock decides.

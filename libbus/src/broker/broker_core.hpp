@@ -19,6 +19,7 @@
 
 #include "bus/options.hpp"
 #include "bus/result.hpp"
+#include "broker/streams.hpp"
 #include "proto/control.hpp"
 #include "shm/segment.hpp"
 #include "subject/sublist.hpp"
@@ -90,13 +91,19 @@ class BrokerCore {
   void reap_client(std::uint32_t slot, const char* reason);
   void on_tick();
 
-  ControlMessage handle(int fd, const ControlMessage& request);
+  ControlMessage handle(int fd, const ControlMessage& request, std::string_view body);
   Result<ControlMessage> on_hello(int fd, const ControlMessage& request);
   Result<ControlMessage> on_resume(int fd, const ControlMessage& request, const ucred& cred);
   Result<ControlMessage> on_subscribe(std::uint32_t client, const ControlMessage& request);
   Result<ControlMessage> on_unsubscribe(std::uint32_t client, const ControlMessage& request);
   Result<ControlMessage> on_resolve(std::uint32_t client, const ControlMessage& request);
   Result<ControlMessage> on_release(std::uint32_t client, const ControlMessage& request);
+  /// Stream administration (broker/streams.cpp); the reply's body goes in reply_body_.
+  Result<ControlMessage> on_stream_request(const ControlMessage& request, std::string_view body);
+  /// Rewrites every active route (the streams capturing subjects changed).
+  void republish_routes();
+  /// Targets a route takes in the segment: its subscriptions and the stream capturing it.
+  std::size_t route_width(const RouteRecord& route) const;
 
   Result<std::uint32_t> allocate_subscription();
   /// Removes a subscription from every route and invalidates its ring's incarnation.
@@ -134,6 +141,9 @@ class BrokerCore {
   std::unordered_map<std::string, std::uint32_t> route_by_subject_;
   std::vector<std::uint32_t> match_scratch_;
   std::vector<int> deferred_closes_;
+  BrokerStreams streams_;
+  std::string receive_buffer_;  // one control datagram (kControlDatagramBytes)
+  std::string reply_body_;      // the body of the reply being built
 };
 
 }  // namespace bus::detail

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "bus/connection.hpp"
 #include "client/connection_impl.hpp"
 #include "client/inbox.hpp"
@@ -329,13 +331,20 @@ Result<bool> ConnectionImpl::refresh(Attachment& a, LocalRoute& route, std::stri
       if (count > max_fanout) count = 0;  // torn or scribbled; the version check decides
       next.clear();
       bool valid = true;
+      bool has_stream = false;
+      Raw stream_target{};
       for (std::uint32_t i = 0; i < count; ++i) {
         // Relaxed: inside the seqlock; validated by the version re-check below.
         const Raw t{targets[i].subscription.load(std::memory_order_relaxed),
                     targets[i].incarnation.load(std::memory_order_relaxed),
                     targets[i].group.load(std::memory_order_relaxed),
                     targets[i].kind.load(std::memory_order_relaxed)};
-        // Kinds a newer broker may add (streams, the bridge) are not ours to deliver to.
+        if (t.kind == static_cast<std::uint32_t>(TargetKind::stream)) {
+          has_stream = true;  // attached below, once the copy is known to be consistent
+          stream_target = t;
+          continue;
+        }
+        // Kinds a newer broker may add (the bridge) are not ours to deliver to.
         if (t.kind != static_cast<std::uint32_t>(TargetKind::ring)) continue;
         LocalRoute::Target target;
         target.ring = segment.ring(t.subscription);
@@ -361,6 +370,16 @@ Result<bool> ConnectionImpl::refresh(Attachment& a, LocalRoute& route, std::stri
         if (!valid) {
           return make_error(Errc::segment_corrupt, "route lists a subscription outside the segment");
         }
+        // The stream's journal, attached the first time this process meets it (the control
+        // path: a publish on a known route never comes here). nullptr: the stream was removed
+        // meanwhile and the broker is rewriting this route.
+        StreamHandle* stream = nullptr;
+        if (has_stream) {
+          auto handle = stream_handle(a, stream_target.subscription, stream_target.incarnation);
+          if (!handle) return std::move(handle).error();
+          stream = handle.value();
+        }
+        route.stream = stream;
         // A fresh head for every ring: a cached head must never be ahead of the real one.
         for (auto& target : next) {
           if (!a.prefaulted[target.subscription].exchange(true, std::memory_order_relaxed)) {
@@ -442,7 +461,7 @@ void ConnectionImpl::abandoned(LocalRoute::Target& target) noexcept {
 }
 
 Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::string_view reply,
-                                            std::string_view headers, std::string_view data) {
+                                            std::string_view headers, std::string_view data, PubAck* ack) {
   if (closed_.load(std::memory_order_relaxed)) return make_error(Errc::closed, "connection is closed");
   Attachment& a = attachment();
   // A broker that could not adopt our segment replaced it: nothing we write here is read. The
@@ -524,7 +543,17 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   // saw it superseded read a tail without our claim only if this load sees superseded too
   // (SubscriptionImpl::leave_superseded_locked). Then what we wrote may never be read: say so.
   if (a.segment.superseded(std::memory_order_seq_cst)) [[unlikely]] return superseded_error();
-  return n;
+  if (route->stream == nullptr) return n;
+  // A stream captures the subject: the journal append is ours too (client/streams.cpp).
+  PubAck stored;
+  if (auto st = store(*route->stream, subject, headers, data, &stored); !st) return std::move(st).error();
+  if (!reply.empty()) {
+    // As JetStream answers a core request to a stream's subject: the acknowledgement, as JSON.
+    const std::string json = nlohmann::json{{"stream", stored.stream}, {"seq", stored.sequence}}.dump();
+    (void)publish(reply, {}, {}, json);
+  }
+  if (ack != nullptr) *ack = std::move(stored);
+  return n + 1;
 }
 
 Error ConnectionImpl::superseded_error() {

@@ -26,6 +26,7 @@
 #include "bus/message.hpp"
 #include "bus/options.hpp"
 #include "bus/result.hpp"
+#include "bus/stream.hpp"
 #include "proto/control_channel.hpp"
 #include "ring/mpsc_ring.hpp"
 #include "shm/segment.hpp"
@@ -34,6 +35,10 @@ namespace bus::detail {
 
 class SubscriptionImpl;
 class Inbox;
+struct Attachment;
+namespace journal {
+class Journal;
+}
 
 /// A claim a claim lane names (ConnectionImpl::lane_claims()).
 struct LaneClaim {
@@ -52,6 +57,17 @@ struct StringHash {
 };
 
 /// One route as a publishing thread sees it: a private copy of the broker's RouteLayout.
+/// A stream this process appends to or reads: its journal, attached once (client/streams.cpp).
+struct StreamHandle {
+  const Attachment* attachment = nullptr;  // whose segment's stream table named it
+  std::uint32_t slot = 0;
+  std::uint32_t incarnation = 0;
+  std::string name;
+  std::int64_t max_msg_size = -1;
+  std::unique_ptr<journal::Journal> journal;
+  ~StreamHandle();
+};
+
 struct LocalRoute {
   struct Target {
     MpscRing ring;
@@ -60,6 +76,7 @@ struct LocalRoute {
     std::uint32_t group = 0;  // 0 = plain; else queue-group ordinal (members are contiguous)
   };
   RouteLayout* layout = nullptr;
+  StreamHandle* stream = nullptr;  // the stream capturing the subject, if any (client/streams.cpp)
   std::uint32_t version = 0;      // layout->version the targets were copied at
   std::vector<Target> targets;    // capacity max_fanout, reserved once: refresh never allocates
   std::vector<Target> scratch;    // refresh() fills this, then swaps it with targets
@@ -127,9 +144,14 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
                                                          const ConnectOptions& options);
   ~ConnectionImpl();
 
-  /// Publishes; returns how many subscriptions the subject matched (0 = no interest).
+  /// Publishes; returns how many subscriptions and streams the subject matched (0 = no
+  /// interest). `ack`: set when a stream stored it.
   Result<std::size_t> publish(std::string_view subject, std::string_view reply,
-                              std::string_view headers, std::string_view data);
+                              std::string_view headers, std::string_view data, PubAck* ack = nullptr);
+  /// A stream request to the broker (broker/streams.hpp): the reply's JSON body.
+  Result<std::string> stream_request(StreamOp op, std::string_view name, std::string_view body);
+  /// The stream `name` as the present attachment's stream table has it, attached.
+  Result<StreamHandle*> stream_named(std::string_view name);
   Result<std::unique_ptr<SubscriptionImpl>> subscribe(std::string_view pattern,
                                                       const SubscribeOptions& options);
   /// Called by a subscription that unsubscribes itself from the broker of `owner` (nothing is
@@ -207,6 +229,12 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   bool try_deliver_to_inbox(ThreadPublisher& tp, std::string_view subject, std::string_view reply,
                             std::string_view headers, std::string_view data);
   void abandoned(LocalRoute::Target& target) noexcept;
+  /// The stream in slot `slot` of `a`'s table if it still has `incarnation` (nullptr: it was
+  /// removed or replaced meanwhile), its journal attached on first use.
+  Result<StreamHandle*> stream_handle(const Attachment& a, std::uint32_t slot, std::uint32_t incarnation);
+  /// Appends a message to the route's stream; the acknowledgement in `ack`.
+  Status store(StreamHandle& stream, std::string_view subject, std::string_view headers, std::string_view data,
+               PubAck* ack);
   bool deliver(LocalRoute::Target& target, ThreadPublisher& tp, std::uint32_t bytes,
                std::string_view subject, std::string_view reply, std::string_view headers,
                std::string_view data);
@@ -243,6 +271,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
 
   std::mutex subscriptions_mutex_;
   std::set<SubscriptionImpl*> subscriptions_;
+
+  std::mutex streams_mutex_;
+  // Kept while the connection lives: thread route caches point into them.
+  std::vector<std::unique_ptr<StreamHandle>> stream_handles_;
 
   std::mutex inbox_mutex_;
   std::shared_ptr<Inbox> inbox_;  // made by the first request; requests in flight hold a copy

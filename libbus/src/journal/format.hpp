@@ -18,7 +18,7 @@
 //    40    8 stream_id        random, the same in every segment of one stream
 //    48   80 reserved (zero)
 //   128    8 claim            appenders' CAS word: bits 63..32 = next free offset / 8,
-//                             bits 31..0 = records claimed; offset field all ones = sealed
+//                             bit 31 = sealed, bits 30..0 = records claimed
 //   136 3960 reserved (zero)
 //  4096      records, 8-byte aligned, one after another
 //
@@ -52,7 +52,10 @@ inline constexpr std::uint32_t kRecordAlign = 8;
 inline constexpr std::uint16_t kRecordDeleted = 1u << 0;
 // Offsets are kept in 8-byte units in 32 bits: a segment holds at most 32 GiB.
 inline constexpr std::uint64_t kMaxSegmentBytes = (std::uint64_t{0xFFFF'FFFE} * kRecordAlign);
-inline constexpr std::uint32_t kSealedUnits = 0xFFFF'FFFFu;
+// Set in the claim word once the segment is full: no more appends; the offset stays (the end of
+// its records) and so does the count (the next segment starts at first_seq + count).
+inline constexpr std::uint32_t kSealedBit = 0x8000'0000u;
+inline constexpr std::uint32_t kMaxClaimCount = kSealedBit - 1;
 // Sequences stop at 2^63: first_seq + a count never wraps, and a forged name or header above
 // it is refused.
 inline constexpr std::uint64_t kMaxSequence = std::uint64_t{1} << 63;
@@ -100,8 +103,9 @@ constexpr std::uint64_t claim_word(std::uint32_t offset_units, std::uint32_t cla
   return (std::uint64_t{offset_units} << 32) | claimed;
 }
 constexpr std::uint32_t claim_units(std::uint64_t word) noexcept { return static_cast<std::uint32_t>(word >> 32); }
-constexpr std::uint32_t claim_count(std::uint64_t word) noexcept { return static_cast<std::uint32_t>(word); }
-constexpr bool claim_sealed(std::uint64_t word) noexcept { return claim_units(word) == kSealedUnits; }
+constexpr std::uint32_t claim_count(std::uint64_t word) noexcept { return static_cast<std::uint32_t>(word) & kMaxClaimCount; }
+constexpr bool claim_sealed(std::uint64_t word) noexcept { return (static_cast<std::uint32_t>(word) & kSealedBit) != 0; }
+constexpr std::uint64_t sealed_word(std::uint64_t word) noexcept { return word | kSealedBit; }
 
 /// Bytes a record with these lengths occupies.
 constexpr std::uint64_t record_bytes(std::uint64_t subject, std::uint64_t headers, std::uint64_t payload) noexcept {

@@ -389,7 +389,28 @@ std::uint64_t Journal::first_seq() const {
   return segments_.front()->file.first_seq();
 }
 
-std::uint64_t Journal::last_seq() const { return tail_.load(std::memory_order_acquire)->file.next_seq() - 1; }
+Journal::Segment* Journal::current_tail() const {
+  Segment* seg = tail_.load(std::memory_order_acquire);
+  // Another process may have rolled over: follow the seals to the segment appends go to now.
+  while (seg->file.sealed()) {
+    auto next = const_cast<Journal*>(this)->next_segment_at(seg->file.next_seq(), /*create=*/false);
+    if (!next) break;  // sealed, next one not made yet: this is still the end
+    Segment* expected = seg;
+    tail_.compare_exchange_strong(expected, next.value(), std::memory_order_acq_rel);
+    seg = tail_.load(std::memory_order_acquire);
+  }
+  return seg;
+}
+
+std::uint64_t Journal::last_seq() const { return current_tail()->file.next_seq() - 1; }
+
+std::uint64_t Journal::stored_bytes() const {
+  current_tail();
+  std::shared_lock lock(segments_mutex_);
+  std::uint64_t bytes = 0;
+  for (const auto& s : segments_) bytes += s->file.claimed_end() - kSegmentHeaderBytes;
+  return bytes;
+}
 
 std::size_t Journal::segment_count() const {
   std::shared_lock lock(segments_mutex_);

@@ -19,15 +19,15 @@
 #include <vector>
 
 #include "bus/result.hpp"
+#include "bus/stream.hpp"
 #include "journal/segment_file.hpp"
 
 namespace bus::detail::journal {
 
-enum class SyncPolicy {
-  never,   // the page cache: survives the death of any process, not of the machine
-  always,  // msync of the record's pages before append() returns (new files' headers, seals and the
-           // directory are not synced yet: not power-cut safe until they are; issue 8)
-};
+// never: the page cache (survives the death of any process, not of the machine); always: msync
+// of the record's pages before append() returns (new files' headers, seals and the directory
+// are not synced yet: not power-cut safe until they are; issue 8).
+using bus::SyncPolicy;
 
 struct JournalOptions {
   std::uint64_t segment_bytes = 64ull << 20;
@@ -78,7 +78,11 @@ class Journal {
   std::uint64_t last_seq() const;
   const Recovery& recovery() const noexcept { return recovery_; }
   const std::string& directory() const noexcept { return directory_; }
+  /// Random at creation; every segment file of the journal carries it.
+  std::uint64_t stream_id() const noexcept { return stream_id_; }
   std::size_t segment_count() const;
+  /// Bytes of records claimed so far in every segment (headers and padding included).
+  std::uint64_t stored_bytes() const;
   /// Whether open() verified the journal (false: other processes had it open, so it was
   /// attached as it is; attach() never recovers).
   bool recovered() const noexcept { return recovered_; }
@@ -128,7 +132,9 @@ class Journal {
   Recovery recovery_;
   mutable std::shared_mutex segments_mutex_;  // guards segments_ (a roll appends to it)
   std::vector<std::unique_ptr<Segment>> segments_;  // by first_seq; never removed yet
-  std::atomic<Segment*> tail_{nullptr};             // where appends go
+  mutable std::atomic<Segment*> tail_{nullptr};     // where appends go
+  /// tail_, moved on past segments other processes sealed (mapping what they made).
+  Segment* current_tail() const;
 };
 
 }  // namespace bus::detail::journal

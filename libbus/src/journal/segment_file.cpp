@@ -35,7 +35,6 @@ struct FileCloser {
 // inside the records (or sealed), and no more records than headers fit before it.
 bool claim_plausible(std::uint64_t word, std::uint64_t size) noexcept {
   const std::uint64_t count = claim_count(word);
-  if (claim_sealed(word)) return count <= (size - kSegmentHeaderBytes) / kRecordHeaderBytes;
   const std::uint64_t at = std::uint64_t{claim_units(word)} * kRecordAlign;
   return at >= kSegmentHeaderBytes && at <= size && count <= (at - kSegmentHeaderBytes) / kRecordHeaderBytes;
 }
@@ -195,7 +194,6 @@ bool SegmentFile::sealed() const noexcept { return claim_sealed(header()->claim.
 
 std::uint64_t SegmentFile::claimed_end() const noexcept {
   const std::uint64_t word = header()->claim.load(std::memory_order_acquire);
-  if (claim_sealed(word)) return size_;
   return std::min<std::uint64_t>(std::uint64_t{claim_units(word)} * kRecordAlign, size_);
 }
 
@@ -212,10 +210,10 @@ AppendStatus SegmentFile::append(std::string_view subject, std::string_view head
     if (claim_sealed(word)) return AppendStatus::full;
     const std::uint64_t at = std::uint64_t{claim_units(word)} * kRecordAlign;
     // A word pointing into the header or past the end is damage: seal rather than write there.
-    if (at < kSegmentHeaderBytes || at > size_ || bytes > size_ - at || claim_count(word) == 0xFFFF'FFFFu) {
+    if (at < kSegmentHeaderBytes || at > size_ || bytes > size_ - at || claim_count(word) == kMaxClaimCount) {
       // [SJ1] Seal it, keeping the count: the next segment starts at first_seq + count, and
       // whoever seals first decides that for everyone.
-      if (h->claim.compare_exchange_weak(word, claim_word(kSealedUnits, claim_count(word)), std::memory_order_acq_rel,
+      if (h->claim.compare_exchange_weak(word, sealed_word(word), std::memory_order_acq_rel,
                                          std::memory_order_relaxed)) {
         return AppendStatus::full;
       }
@@ -332,12 +330,12 @@ Recovery SegmentFile::recover(std::vector<std::pair<std::uint64_t, std::uint64_t
     expected = found_seq;
   }
   // Whatever follows the last valid record is cut: a torn tail, or a record whose writer died.
-  const std::uint64_t claimed = claim_sealed(word) ? size_ : std::uint64_t{claim_units(word)} * kRecordAlign;
+  const std::uint64_t claimed = std::uint64_t{claim_units(word)} * kRecordAlign;
   const std::uint64_t claimed_seq = h->first_seq + claim_count(word);
   if (claimed > last_end || claimed_seq > expected) {
     rec.truncated_at = last_end;
     rec.lost_records += claimed_seq > expected ? claimed_seq - expected : 0;
-    if (!claim_sealed(word) && claimed > last_end) rec.lost_bytes += std::min(claimed, size_) - last_end;
+    if (claimed > last_end) rec.lost_bytes += std::min(claimed, size_) - last_end;
     if (claimed_seq > expected) {
       rec.damage.push_back("sequences " + std::to_string(expected) + ".." + std::to_string(claimed_seq - 1) +
                            " after byte " + std::to_string(last_end) + " of " + path_ +
@@ -346,13 +344,12 @@ Recovery SegmentFile::recover(std::vector<std::pair<std::uint64_t, std::uint64_t
   }
   // Clear what was cut: appends will reuse the space, and a stale record left among the new
   // ones could otherwise verify again in a later recovery's resync.
-  if (claimed > last_end && !claim_sealed(word)) std::memset(base_ + last_end, 0, std::min(claimed, size_) - last_end);
+  if (claimed > last_end) std::memset(base_ + last_end, 0, std::min(claimed, size_) - last_end);
   // A sealed segment stays sealed (a later one may exist); else appends resume after the last
   // valid record, with the next sequence.
   const auto count = static_cast<std::uint32_t>(expected - h->first_seq);
-  h->claim.store(claim_sealed(word) ? claim_word(kSealedUnits, count)
-                                    : claim_word(static_cast<std::uint32_t>(last_end / kRecordAlign), count),
-                 std::memory_order_release);
+  const std::uint64_t resumed = claim_word(static_cast<std::uint32_t>(last_end / kRecordAlign), count);
+  h->claim.store(claim_sealed(word) ? sealed_word(resumed) : resumed, std::memory_order_release);
   return rec;
 }
 

@@ -81,7 +81,7 @@ class SegmentFile {
   std::uint64_t stream_id() const noexcept { return header()->stream_id; }
   /// Sequence the next appended record gets here (first_seq + records claimed).
   std::uint64_t next_seq() const noexcept;
-  /// End of the claimed bytes (the capacity once sealed).
+  /// End of the claimed bytes (sealed or not).
   std::uint64_t claimed_end() const noexcept;
   bool sealed() const noexcept;
 

@@ -19,9 +19,10 @@
 //   40     8 u64b         meaning per type
 //   48     2 str1_len     <= 255, checked on receipt
 //   50     2 str2_len     <= 63
-//   52     4 reserved
+//   52     4 body_len     bytes after the message in the same datagram (<= kMaxControlBody)
 //   56   256 str1         subject / pattern / client name / error text
 //  312    64 str2         queue group
+//  376     n body         JSON of stream requests and replies (body_len bytes)
 #pragma once
 
 #include <cstdint>
@@ -48,7 +49,16 @@ enum class ControlType : std::uint16_t {
   release = 9,       // c->b  a=route slot
   released = 10,     // b->c
   error = 11,        // b->c  errc, str1=message
+  stream_request = 12,  // c->b  a=StreamOp str1=stream name body=JSON (the op's argument)
+  stream_reply = 13,    // b->c  body=JSON (StreamInfo, or a list of them)
 };
+
+// What a stream_request asks (JetStream's $JS.API.STREAM.* verbs).
+enum class StreamOp : std::uint32_t { add = 1, info = 2, list = 3, remove = 4 };
+
+// A body rides in the same SEQPACKET datagram as its message: well under the socket's default
+// send buffer (208 KiB), so a send never blocks on it.
+inline constexpr std::uint32_t kMaxControlBody = 128u << 10;
 
 struct ControlMessage {
   std::uint32_t magic = kControlMagic;
@@ -62,7 +72,7 @@ struct ControlMessage {
   std::uint64_t u64b = 0;
   std::uint16_t str1_len = 0;
   std::uint16_t str2_len = 0;
-  std::uint32_t reserved1 = 0;
+  std::uint32_t body_len = 0;
   char str1[256] = {};
   char str2[64] = {};
 

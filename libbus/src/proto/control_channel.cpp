@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -27,7 +28,7 @@ void ControlMessage::set_s2(std::string_view s) noexcept {
 
 bool ControlMessage::well_formed() const noexcept {
   return magic == kControlMagic && version == kControlVersion && str1_len < sizeof str1 &&
-         str2_len < sizeof str2;
+         str2_len < sizeof str2 && body_len <= kMaxControlBody;
 }
 
 ControlMessage make_error_reply(const ControlMessage& request, const Error& error) {
@@ -50,12 +51,32 @@ std::string control_socket_name(std::string_view bus_name) {
   return name;
 }
 
-bool send_control(int fd, const ControlMessage& message) noexcept {
+bool send_control(int fd, const ControlMessage& message, std::string_view body) noexcept {
+  iovec parts[2] = {{const_cast<ControlMessage*>(&message), sizeof message},
+                    {const_cast<char*>(body.data()), body.size()}};
+  msghdr msg{};
+  msg.msg_iov = parts;
+  msg.msg_iovlen = body.empty() ? 1 : 2;
+  const auto total = static_cast<ssize_t>(sizeof message + body.size());
   for (;;) {
-    const ssize_t n = ::send(fd, &message, sizeof message, MSG_NOSIGNAL);
-    if (n == static_cast<ssize_t>(sizeof message)) return true;
+    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n == total) return true;
     if (n < 0 && errno == EINTR) continue;
     return false;
+  }
+}
+
+int receive_control(int fd, char* buffer, ControlMessage& message, std::string_view& body) noexcept {
+  for (;;) {
+    const ssize_t n = ::recv(fd, buffer, kControlDatagramBytes, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -1;
+    if (n <= 0) return 0;
+    if (static_cast<std::size_t>(n) < sizeof message) return 2;
+    std::memcpy(&message, buffer, sizeof message);
+    if (!message.well_formed() || static_cast<std::size_t>(n) != sizeof message + message.body_len) return 2;
+    body = std::string_view(buffer + sizeof message, message.body_len);
+    return 1;
   }
 }
 
@@ -109,14 +130,32 @@ Status ControlChannel::connect(std::string_view bus_name) {
 Result<ControlMessage> ControlChannel::call(ControlMessage request, std::chrono::milliseconds timeout,
                                             std::optional<std::uint64_t> session) {
   std::lock_guard lock(mutex_);
-  if (fd_ < 0) return make_error(Errc::broker_gone, "not connected to the broker");
   if (session && *session != session_.load(std::memory_order_relaxed)) {
     return make_error(Errc::broker_gone, "the control connection was made anew meanwhile");
   }
+  return call_locked(request, {}, nullptr, timeout);
+}
+
+Result<ControlMessage> ControlChannel::call(ControlMessage request, std::string_view body, std::string& reply_body,
+                                            std::chrono::milliseconds timeout) {
+  if (body.size() > kMaxControlBody) return make_error(Errc::invalid_argument, "request too large for the control channel");
+  std::lock_guard lock(mutex_);
+  return call_locked(request, body, &reply_body, timeout);
+}
+
+Result<ControlMessage> ControlChannel::call_locked(ControlMessage& request, std::string_view body,
+                                                   std::string* reply_body, std::chrono::milliseconds timeout) {
+  if (fd_ < 0) return make_error(Errc::broker_gone, "not connected to the broker");
   request.request_id = next_request_id_++;
-  if (!send_control(fd_, request)) {
+  request.body_len = static_cast<std::uint32_t>(body.size());
+  if (!send_control(fd_, request, body)) {
     return make_error(Errc::broker_gone, "the broker closed the control connection");
   }
+  // Only calls that expect a body need room for one.
+  std::string small(sizeof(ControlMessage), '\0');
+  std::string large;
+  if (reply_body != nullptr) large.resize(kControlDatagramBytes);
+  char* buffer = reply_body != nullptr ? large.data() : small.data();
   const std::uint64_t deadline = monotonic_ns() + static_cast<std::uint64_t>(timeout.count()) * 1'000'000ull;
   for (;;) {
     const std::uint64_t now = monotonic_ns();
@@ -129,14 +168,27 @@ Result<ControlMessage> ControlChannel::call(ControlMessage request, std::chrono:
     if (rc < 0 && errno == EINTR) continue;
     if (rc <= 0) continue;
     ControlMessage reply;
-    const ssize_t n = ::recv(fd_, &reply, sizeof reply, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return make_error(Errc::broker_gone, "the broker closed the control connection");
-    if (n != static_cast<ssize_t>(sizeof reply) || !reply.well_formed()) {
-      return make_error(Errc::protocol_error, "malformed reply from the broker");
+    std::string_view body_in;
+    int got;
+    if (reply_body != nullptr) {
+      got = receive_control(fd_, buffer, reply, body_in);
+    } else {
+      // No body expected: a datagram longer than a message is malformed (MSG_TRUNC tells).
+      const ssize_t n = ::recv(fd_, &reply, sizeof reply, MSG_TRUNC);
+      // (A late reply with a body, to an earlier call that timed out, is skipped as late.)
+      got = n < 0 ? (errno == EINTR || errno == EAGAIN ? -1 : 0)
+                  : n == 0 ? 0
+                  : n >= static_cast<ssize_t>(sizeof reply) && reply.well_formed() &&
+                          static_cast<std::size_t>(n) == sizeof reply + reply.body_len
+                      ? 1
+                      : 2;
     }
+    if (got < 0) continue;
+    if (got == 0) return make_error(Errc::broker_gone, "the broker closed the control connection");
+    if (got == 2) return make_error(Errc::protocol_error, "malformed reply from the broker");
     if (reply.request_id != request.request_id) continue;  // a late reply to a timed-out call
     if (reply.type == ControlType::error) return error_from_reply(reply);
+    if (reply_body != nullptr) reply_body->assign(body_in);
     return reply;
   }
 }

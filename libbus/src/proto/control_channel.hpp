@@ -28,6 +28,9 @@ class ControlChannel {
   /// so a request meant for one broker never reaches the next one.
   Result<ControlMessage> call(ControlMessage request, std::chrono::milliseconds timeout,
                               std::optional<std::uint64_t> session = std::nullopt);
+  /// The same with a body (request.body_len is set from it); the reply's body lands in `reply_body`.
+  Result<ControlMessage> call(ControlMessage request, std::string_view body, std::string& reply_body,
+                              std::chrono::milliseconds timeout);
   /// Which connection this is: +1 per successful connect().
   std::uint64_t session() const noexcept { return session_.load(std::memory_order_acquire); }
   void close() noexcept;
@@ -42,6 +45,8 @@ class ControlChannel {
   bool wait_hangup(std::chrono::milliseconds timeout) const noexcept;
 
  private:
+  Result<ControlMessage> call_locked(ControlMessage& request, std::string_view body, std::string* reply_body,
+                                     std::chrono::milliseconds timeout);
   std::mutex mutex_;
   int fd_ = -1;                      // under mutex_
   std::atomic<int> fd_open_{-1};     // the same, for close() to shutdown() without the lock
@@ -51,7 +56,13 @@ class ControlChannel {
   std::atomic<std::uint64_t> session_{0};  // written under mutex_
 };
 
-/// Sends one control message on `fd` (broker side too). False on a broken socket.
-bool send_control(int fd, const ControlMessage& message) noexcept;
+/// Sends one control message on `fd` (broker side too), with `body` after it in the same
+/// datagram (message.body_len must be body.size()). False on a broken socket.
+bool send_control(int fd, const ControlMessage& message, std::string_view body = {}) noexcept;
+/// Receives one datagram into `buffer` (kControlDatagramBytes): the message, checked
+/// (well_formed, body_len matching what arrived), and its body. -1: nothing to read (EAGAIN);
+/// 0: the peer closed; 1: a message; 2: malformed.
+int receive_control(int fd, char* buffer, ControlMessage& message, std::string_view& body) noexcept;
+inline constexpr std::size_t kControlDatagramBytes = sizeof(ControlMessage) + kMaxControlBody;
 
 }  // namespace bus::detail

@@ -17,6 +17,8 @@
 //   |   (header + max_fanout RouteTargets) |  route_stride)
 //   +--------------------------------------+ rings_offset
 //   | ring data x max_subscriptions        |  ring i serves subscription slot i; ring_bytes each
+//   +--------------------------------------+ streams_offset                      (minor >= 1)
+//   | StreamLayout x max_streams           |  stream name -> journal directory, for publishers
 //   +--------------------------------------+ segment_size
 //
 // Writers: the broker is the only writer of the header, the client table's identity fields,
@@ -36,7 +38,7 @@ namespace bus::detail {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x3130'4745'5353'5542ull;  // "BUSSEG01" little-endian
 inline constexpr std::uint16_t kLayoutMajor = 2;
-inline constexpr std::uint16_t kLayoutMinor = 0;
+inline constexpr std::uint16_t kLayoutMinor = 1;  // 1: the streams region
 inline constexpr std::size_t kCacheLine = 64;
 // Hot atomics get two cache lines (Aeron's rule): the adjacent-line prefetcher pulls pairs of
 // lines, so one line of padding is not enough to stop false sharing.
@@ -77,7 +79,8 @@ static_assert(std::atomic<std::int32_t>::is_always_lock_free);
 //   84     4 max_fanout                 broker  targets per route
 //   88     8 ring_bytes                 broker  power of two, per subscription
 //   96     8 max_payload                broker  headers + payload, per message
-//  104    24 reserved (zero)
+//  104     4 max_streams                broker  StreamLayout entries (0 in minor 0 segments)
+//  108    20 reserved (zero)
 //  128   512 regions[16]                broker  RegionEntry: kind, offset, size, count, stride
 //  640   128 broker_heartbeat_ns        broker  CLOCK_MONOTONIC ns, every 100 ms  [hot block]
 //  768   128 registry_generation        broker  +1 per subscription change       [hot block]
@@ -99,7 +102,8 @@ enum class RegionKind : std::uint32_t {
   subscriptions = 2,  // SubscriptionLayout x max_subscriptions
   routes = 3,         // RouteLayout (+ targets) x max_routes, stride route_stride
   rings = 4,          // ring data x max_subscriptions, stride ring_bytes
-  // reserved for the next issues: counters = 5, streams = 6, payload_pool = 7, bridge = 8
+  streams = 6,        // StreamLayout x max_streams (minor >= 1)
+  // reserved for the next issues: counters = 5, payload_pool = 7, bridge = 8
 };
 
 inline constexpr std::size_t kMaxRegions = 16;
@@ -135,7 +139,8 @@ struct alignas(kRegionAlign) SegmentHeader {
   std::uint32_t max_fanout;
   std::uint64_t ring_bytes;
   std::uint64_t max_payload;
-  std::uint8_t reserved1[24];
+  std::uint32_t max_streams;
+  std::uint8_t reserved1[20];
   RegionEntry regions[kMaxRegions];
   alignas(kHotBlock) std::atomic<std::uint64_t> broker_heartbeat_ns;
   alignas(kHotBlock) std::atomic<std::uint64_t> registry_generation;
@@ -352,6 +357,58 @@ static_assert(offsetof(RouteLayout, subject) == 16);
 static_assert(sizeof(RouteLayout) == 384);
 inline constexpr std::size_t kRouteTargetsOffset = 320;
 
+// ---------------------------------------------------------------------------------------------
+// StreamLayout (one per stream the broker serves; 1024 bytes)
+//
+//  off  size field          writer  notes
+//    0     4 version        broker  seqlock: odd while the broker rewrites the entry
+//    4     4 state          broker  StreamSlotState
+//    8     4 incarnation    broker  +1 each time the slot is given to a stream (route targets
+//                                   name it: a target of a removed stream never matches)
+//   12     4 name_len       broker
+//   16     4 sync           broker  SyncPolicy (0 never, 1 always)
+//   20     4 reserved
+//   24     8 max_msg_size   broker  -1: unlimited
+//   32     8 segment_bytes  broker  size of the journal's segment files
+//   40     8 stream_id      broker  the journal's id (every segment file carries it)
+//   48    16 reserved
+//   64   256 name           broker  NUL-terminated
+//  320     4 dir_len        broker
+//  324    60 reserved
+//  384   640 journal_dir    broker  NUL-terminated absolute path of the stream's journal
+//
+// A route target of kind `stream` names a slot and its incarnation. The publisher maps the
+// journal named here once (journal/journal.hpp, attach) and from then on appends to it itself:
+// the broker is off the data path for streams as for rings.
+// ---------------------------------------------------------------------------------------------
+enum class StreamSlotState : std::uint32_t { free = 0, active = 1 };
+inline constexpr std::size_t kStreamNameBytes = 256;
+inline constexpr std::size_t kJournalDirBytes = 640;
+
+struct StreamLayout {
+  std::atomic<std::uint32_t> version;
+  std::atomic<std::uint32_t> state;
+  std::atomic<std::uint32_t> incarnation;
+  std::uint32_t name_len;
+  std::atomic<std::uint32_t> sync;
+  std::uint32_t reserved0;
+  std::atomic<std::int64_t> max_msg_size;
+  std::atomic<std::uint64_t> segment_bytes;
+  std::atomic<std::uint64_t> stream_id;
+  std::uint8_t reserved1[16];
+  char name[kStreamNameBytes];
+  std::uint32_t dir_len;
+  std::uint8_t reserved2[60];
+  char journal_dir[kJournalDirBytes];
+};
+static_assert(offsetof(StreamLayout, incarnation) == 8);
+static_assert(offsetof(StreamLayout, max_msg_size) == 24);
+static_assert(offsetof(StreamLayout, stream_id) == 40);
+static_assert(offsetof(StreamLayout, name) == 64);
+static_assert(offsetof(StreamLayout, dir_len) == 320);
+static_assert(offsetof(StreamLayout, journal_dir) == 384);
+static_assert(sizeof(StreamLayout) == 1024);
+
 // Sizes the broker was configured with; everything else is derived by compute_geometry().
 struct SegmentConfig {
   std::uint32_t max_clients = 64;
@@ -360,11 +417,12 @@ struct SegmentConfig {
   std::uint32_t max_fanout = 256;
   std::uint64_t ring_bytes = 4u << 20;   // must hold two max-size records (see ring.md)
   std::uint64_t max_payload = 1u << 20;  // NATS default max_payload
+  std::uint32_t max_streams = 64;
 };
 
 struct SegmentGeometry {
   std::uint64_t clients_offset, subscriptions_offset, routes_offset, route_stride, rings_offset,
-      segment_size;
+      streams_offset, segment_size;
 };
 
 constexpr std::uint64_t align_up(std::uint64_t v, std::uint64_t a) noexcept {
@@ -383,14 +441,16 @@ constexpr SegmentGeometry compute_geometry(const SegmentConfig& c) noexcept {
       align_up(kRouteTargetsOffset + std::uint64_t{c.max_fanout} * sizeof(RouteTarget), kHotBlock);
   g.rings_offset =
       align_up(g.routes_offset + std::uint64_t{c.max_routes} * g.route_stride, kRegionAlign);
-  g.segment_size = g.rings_offset + std::uint64_t{c.max_subscriptions} * c.ring_bytes;
+  g.streams_offset = align_up(g.rings_offset + std::uint64_t{c.max_subscriptions} * c.ring_bytes, kRegionAlign);
+  g.segment_size = align_up(g.streams_offset + std::uint64_t{c.max_streams} * sizeof(StreamLayout), kRegionAlign);
   return g;
 }
 
 /// The region table a segment of this geometry carries (what create() writes and what open()
 /// expects to find for the kinds it knows).
 struct RegionTable {
-  RegionEntry entries[4];
+  RegionEntry entries[5];
+  std::uint32_t count;  // 4 for a segment without streams (minor 0, or max_streams 0)
 };
 constexpr RegionTable region_table(const SegmentConfig& c, const SegmentGeometry& g) noexcept {
   const auto u32 = [](std::uint64_t v) { return v > 0xFFFF'FFFFull ? 0u : static_cast<std::uint32_t>(v); };
@@ -404,7 +464,9 @@ constexpr RegionTable region_table(const SegmentConfig& c, const SegmentGeometry
        std::uint64_t{c.max_routes} * g.route_stride, c.max_routes, u32(g.route_stride)},
       {static_cast<std::uint32_t>(RegionKind::rings), 0, g.rings_offset,
        std::uint64_t{c.max_subscriptions} * c.ring_bytes, c.max_subscriptions, u32(c.ring_bytes)},
-  }};
+      {static_cast<std::uint32_t>(RegionKind::streams), 0, g.streams_offset,
+       std::uint64_t{c.max_streams} * sizeof(StreamLayout), c.max_streams, u32(sizeof(StreamLayout))},
+  }, c.max_streams == 0 ? 4u : 5u};
 }
 
 }  // namespace bus::detail

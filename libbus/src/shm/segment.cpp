@@ -84,6 +84,7 @@ Status validate_config(const SegmentConfig& c) {
                       "ring_bytes must be a power of two from 4 KiB to 1 GiB, got " +
                           std::to_string(c.ring_bytes));
   }
+  if (c.max_streams > 4096) return make_error(Errc::invalid_argument, "max_streams must be 0 to 4096");
   if (c.max_payload == 0 || c.max_payload > (1ull << 29)) {  // before any arithmetic on it
     return make_error(Errc::invalid_argument, "max_payload must be 1 byte to 512 MiB");
   }
@@ -188,9 +189,10 @@ Result<Segment> Segment::create(std::string_view bus_name, const SegmentConfig& 
   h->max_fanout = config.max_fanout;
   h->ring_bytes = config.ring_bytes;
   h->max_payload = config.max_payload;
+  h->max_streams = config.max_streams;
   const RegionTable table = region_table(config, geo);
-  h->region_count = static_cast<std::uint32_t>(std::size(table.entries));
-  for (std::size_t i = 0; i < std::size(table.entries); ++i) h->regions[i] = table.entries[i];
+  h->region_count = table.count;
+  for (std::size_t i = 0; i < table.count; ++i) h->regions[i] = table.entries[i];
   h->broker_heartbeat_ns.store(monotonic_ns(), std::memory_order_relaxed);
   h->registry_generation.store(1, std::memory_order_relaxed);
   // Every ring starts at incarnation 1 (0 is never valid, so a zeroed route target is stale).
@@ -295,6 +297,7 @@ Result<Segment> Segment::open(std::string_view bus_name, std::optional<uid_t> br
   c.max_fanout = h->max_fanout;
   c.ring_bytes = h->ring_bytes;
   c.max_payload = h->max_payload;
+  c.max_streams = h->max_streams;  // zero (reserved) in minor 0 segments: no streams region
   if (auto v = validate_config(c); !v) {
     return make_error(Errc::segment_corrupt, "segment header holds invalid sizes: " + v.error().message);
   }
@@ -307,7 +310,8 @@ Result<Segment> Segment::open(std::string_view bus_name, std::optional<uid_t> br
   const std::uint32_t regions = h->region_count;
   if (regions > kMaxRegions) return make_error(Errc::segment_corrupt, "segment header lists too many regions");
   const RegionTable expected = region_table(c, g);
-  for (const RegionEntry& want : expected.entries) {
+  for (std::uint32_t k = 0; k < expected.count; ++k) {
+    const RegionEntry& want = expected.entries[k];
     bool found = false;
     for (std::uint32_t i = 0; i < regions && !found; ++i) {
       const RegionEntry& have = h->regions[i];
@@ -426,6 +430,11 @@ RouteTarget* Segment::route_targets(RouteLayout* r) const noexcept {
 std::byte* Segment::ring_data(std::uint32_t index) const noexcept {
   if (base_ == nullptr || index >= config_.max_subscriptions) return nullptr;
   return base_ + geometry_.rings_offset + std::uint64_t{index} * config_.ring_bytes;
+}
+
+StreamLayout* Segment::stream(std::uint32_t index) const noexcept {
+  if (base_ == nullptr || index >= config_.max_streams) return nullptr;
+  return reinterpret_cast<StreamLayout*>(base_ + geometry_.streams_offset) + index;
 }
 
 MpscRing Segment::ring(std::uint32_t index) const noexcept {

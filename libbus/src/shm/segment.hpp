@@ -92,6 +92,8 @@ class Segment {
   RouteLayout* route(std::uint32_t index) const noexcept;
   RouteTarget* route_targets(RouteLayout* route) const noexcept;
   std::byte* ring_data(std::uint32_t index) const noexcept;
+  /// Stream slot `index`, or nullptr when out of range (or the segment has no streams region).
+  StreamLayout* stream(std::uint32_t index) const noexcept;
   /// Ring view of subscription `index`, or a default (null) ring when out of range.
   MpscRing ring(std::uint32_t index) const noexcept;
 

@@ -8,29 +8,18 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "bus/result.hpp"
-#include "journal/journal.hpp"
+#include "bus/stream.hpp"
 
 namespace bus::detail::stream {
 
-enum class Retention { limits, interest, workqueue };
-enum class Discard { old_messages, new_messages };  // JetStream "old" | "new"
-enum class Storage { file, memory };
-
-struct StreamConfig {
-  std::string name;
-  std::vector<std::string> subjects;            // patterns; wildcards allowed
-  Retention retention = Retention::limits;
-  std::int64_t max_msgs = -1;                   // -1: unlimited (JetStream's convention)
-  std::int64_t max_bytes = -1;
-  std::chrono::nanoseconds max_age{0};          // 0: unlimited
-  std::int64_t max_msg_size = -1;
-  std::int64_t max_msgs_per_subject = -1;
-  Discard discard = Discard::old_messages;
-  std::chrono::nanoseconds duplicate_window = std::chrono::minutes(2);  // JetStream's default
-  Storage storage = Storage::file;
-  journal::SyncPolicy sync = journal::SyncPolicy::never;  // ours: what an acknowledgement means
-};
+using bus::Discard;
+using bus::Retention;
+using bus::Storage;
+using bus::StreamConfig;
+using bus::to_string;
 
 /// JetStream's rules: a name of 1..255 bytes without whitespace, '.', '*', '>', '/' or '\';
 /// at least one subject, each a valid pattern, none overlapping another of the same stream; a
@@ -42,15 +31,23 @@ Status validate(const StreamConfig& config);
 /// 0 limits become -1, as JetStream's defaults do: what is stored and shown is unambiguous.
 void normalize(StreamConfig& config);
 
-/// The configuration as JSON, with JetStream's field names and values ("max_age" in ns); plus
-/// "sync" ("never" | "always"), which JetStream has not.
-std::string to_json(const StreamConfig& config);
+/// The configuration as JSON (bus::to_json), with JetStream's field names and values
+/// ("max_age" in ns); plus "sync" ("never" | "always"), which JetStream has not.
+using bus::to_json;
 /// The reverse, checking every field (a hand-edited or damaged file gives an error, never a
 /// half-read stream). Unknown fields are ignored, as JetStream does.
 Result<StreamConfig> from_json(std::string_view text);
 
-const char* to_string(Retention r) noexcept;
-const char* to_string(Discard d) noexcept;
-const char* to_string(Storage s) noexcept;
+/// A config's JSON as a value, to embed in a larger reply (to_json() is this, dumped).
+nlohmann::json to_json_value(const StreamConfig& config);
+/// A config from a JSON value (as from_json()).
+Result<StreamConfig> from_json_value(const nlohmann::json& value);
+
+/// StreamInfo between the broker and the library: {"config": {...}, "state": {...}} with
+/// JetStream's state names; times in ns. The CLI makes its own JSON for users (docs/streams.md).
+nlohmann::json info_to_json(const StreamInfo& info);
+Result<StreamInfo> info_from_json(const nlohmann::json& value);
+using bus::StreamInfo;
+using bus::StreamState;
 
 }  // namespace bus::detail::stream

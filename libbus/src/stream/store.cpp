@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "journal/journal.hpp"
 #include "os/process.hpp"
 #include "subject/subject.hpp"
 
@@ -49,6 +51,17 @@ Status write_file_atomically(const std::string& path, const std::string& text) {
   return {};
 }
 
+// fsync of a directory: a rename in it survives a power cut.
+Status sync_directory(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return make_error(Errc::io_error, errno_message(("open " + path).c_str(), errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return make_error(Errc::io_error, errno_message(("sync " + path).c_str(), err));
+  return {};
+}
+
 }  // namespace
 
 std::string default_state_dir(std::string_view bus_name) {
@@ -70,9 +83,48 @@ std::string default_state_dir(std::string_view bus_name) {
 Result<StreamStore> StreamStore::open(std::string state_dir) {
   if (auto st = make_private_dir(state_dir + "/streams"); !st) return std::move(st).error();
   if (auto st = make_private_dir(state_dir); !st) return std::move(st).error();
+  // One owner at a time (the broker): two brokers on one store would hand out the same
+  // journals under different rules. flock: the kernel drops it when its holder dies.
+  const std::string lock = state_dir + "/lock";
+  const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return make_error(Errc::io_error, errno_message(("open " + lock).c_str(), errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return make_error(Errc::already_exists, "the stream store " + state_dir + " is in use by another broker");
+  }
   StreamStore store;
   store.dir_ = std::move(state_dir);
+  store.lock_fd_ = fd;
+  // Leftovers of an add or a remove that a crash interrupted (see add() and remove()).
+  if (DIR* d = ::opendir((store.dir_ + "/streams").c_str())) {
+    std::vector<std::string> stale;
+    while (dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      if (name.rfind(".new-", 0) == 0 || name.rfind(".trash-", 0) == 0) stale.push_back(name);
+    }
+    ::closedir(d);
+    for (const auto& name : stale) {
+      std::error_code ec;
+      std::filesystem::remove_all(store.dir_ + "/streams/" + name, ec);
+    }
+  }
   return store;
+}
+
+StreamStore::StreamStore(StreamStore&& other) noexcept
+    : dir_(std::move(other.dir_)), lock_fd_(std::exchange(other.lock_fd_, -1)) {}
+
+StreamStore& StreamStore::operator=(StreamStore&& other) noexcept {
+  if (this != &other) {
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+    dir_ = std::move(other.dir_);
+    lock_fd_ = std::exchange(other.lock_fd_, -1);
+  }
+  return *this;
+}
+
+StreamStore::~StreamStore() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 std::string StreamStore::journal_dir(const std::string& name) const { return stream_dir(name) + "/journal"; }
@@ -96,13 +148,23 @@ Status StreamStore::add(StreamConfig config) {
       std::filesystem::exists(stream_dir(config.name))) {
     return make_error(Errc::already_exists, "stream '" + config.name + "' exists (its configuration is damaged)");
   }
-  if (auto st = make_private_dir(stream_dir(config.name)); !st) return st;
+  // Built aside, then renamed into place: a crash leaves either no stream or a whole one
+  // (open() sweeps the leftover), never a directory that blocks the name forever.
+  const std::string building = dir_ + "/streams/.new-" + config.name;
+  std::error_code ec;
+  std::filesystem::remove_all(building, ec);
+  if (auto st = make_private_dir(building); !st) return st;
   journal::JournalOptions options;
   options.sync = config.sync;
-  auto journal = journal::Journal::open(journal_dir(config.name), options);
-  if (!journal) return std::move(journal).error();
-  // The configuration last: a stream is there once its file is.
-  return write_file_atomically(stream_dir(config.name) + "/stream.json", to_json(config));
+  {
+    auto journal = journal::Journal::open(building + "/journal", options);
+    if (!journal) return std::move(journal).error();
+  }
+  if (auto st = write_file_atomically(building + "/stream.json", to_json(config)); !st) return st;
+  if (::rename(building.c_str(), stream_dir(config.name).c_str()) != 0) {
+    return make_error(Errc::io_error, errno_message(("rename " + building).c_str(), errno));
+  }
+  return sync_directory(dir_ + "/streams");
 }
 
 Result<StreamConfig> StreamStore::info(const std::string& name) const {
@@ -130,7 +192,7 @@ std::vector<StreamConfig> StreamStore::list(std::vector<std::string>* damaged) c
   if (DIR* d = ::opendir((dir_ + "/streams").c_str())) {
     while (dirent* e = ::readdir(d)) {
       const std::string name = e->d_name;
-      if (name == "." || name == "..") continue;
+      if (name.empty() || name[0] == '.') continue;  // ".", "..", and add/remove in progress
       auto config = info(name);
       if (config) {
         out.push_back(std::move(config).value());
@@ -146,8 +208,15 @@ std::vector<StreamConfig> StreamStore::list(std::vector<std::string>* damaged) c
 
 Status StreamStore::remove(const std::string& name) {
   if (auto config = info(name); !config && config.error().code == Errc::invalid_argument) return std::move(config).error();
+  // Out of the way first (one rename: the stream is gone at once, and a crash during the
+  // slow part leaves a leftover that open() sweeps), then deleted.
+  const std::string trash = dir_ + "/streams/.trash-" + name + "-" + std::to_string(realtime_ns());
+  if (::rename(stream_dir(name).c_str(), trash.c_str()) != 0) {
+    return make_error(Errc::io_error, errno_message(("remove stream " + name).c_str(), errno));
+  }
+  if (auto st = sync_directory(dir_ + "/streams"); !st) return st;
   std::error_code ec;
-  std::filesystem::remove_all(stream_dir(name), ec);
+  std::filesystem::remove_all(trash, ec);
   if (ec) return make_error(Errc::io_error, "remove stream '" + name + "': " + ec.message());
   return {};
 }

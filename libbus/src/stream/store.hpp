@@ -4,8 +4,8 @@
 //     streams/<name>/stream.json      mode 0600; the StreamConfig (written whole, then renamed)
 //     streams/<name>/journal/         the stream's journal (docs/design/journal.md)
 //
-// Adding, listing, inspecting and removing streams. The broker will own a StreamStore and put
-// streams on routes (issue 8); the CLI's `bus stream` verbs will go through the broker.
+// Adding, listing, inspecting and removing streams. The broker owns the StreamStore (one
+// broker per store: it holds <state dir>/lock) and serves the `bus stream` verbs from it.
 #pragma once
 
 #include <optional>
@@ -23,8 +23,14 @@ std::string default_state_dir(std::string_view bus_name);
 
 class StreamStore {
  public:
-  /// Opens (making it, 0700, if missing) the state directory.
+  /// Opens (making it, 0700, if missing) the state directory, and holds it: a second open
+  /// while this one lives (another broker) fails with Errc::already_exists.
   static Result<StreamStore> open(std::string state_dir);
+  StreamStore(StreamStore&& other) noexcept;
+  StreamStore& operator=(StreamStore&& other) noexcept;
+  StreamStore(const StreamStore&) = delete;
+  StreamStore& operator=(const StreamStore&) = delete;
+  ~StreamStore();
 
   /// Adds a stream: its configuration must be valid, its name new, and none of its subjects
   /// may overlap another stream's (Errc::already_exists / invalid_argument otherwise). Makes
@@ -46,7 +52,9 @@ class StreamStore {
 
  private:
   std::string stream_dir(const std::string& name) const { return dir_ + "/streams/" + name; }
+  StreamStore() = default;
   std::string dir_;
+  int lock_fd_ = -1;
 };
 
 }  // namespace bus::detail::stream

@@ -1,0 +1,123 @@
+// bus/stream.hpp — streams: messages on chosen subjects kept in a journal on disk, as
+// JetStream keeps them (../shared/reference/nats-semantics.md §7; docs/streams.md).
+//
+//   bus::Streams streams(*conn);
+//   bus::StreamConfig config;
+//   config.name = "ORDERS";
+//   config.subjects = {"orders.>"};
+//   streams.add(config);                                   // like `nats stream add`
+//   auto ack = conn->stream_publish("orders.eu.new", "{...}");  // stored: ack->sequence
+//   auto msg = streams.get("ORDERS", ack->sequence);
+//
+// A publish to a stream's subject is appended to the stream's journal by the publishing thread
+// itself (no broker hop, no lock across processes); every publish to it is stored, with or
+// without an acknowledgement. Administration (add, remove, info) goes through the broker, which
+// owns the streams' configuration under its store directory (busd --store-dir).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bus/result.hpp"
+
+namespace bus {
+
+class Connection;
+
+enum class Retention { limits, interest, workqueue };
+enum class Discard { old_messages, new_messages };  // JetStream "old" | "new"
+enum class Storage { file, memory };
+/// What an acknowledgement means (ours; JetStream syncs on an interval).
+enum class SyncPolicy {
+  never,   ///< in the page cache: survives the death of any process, not of the machine
+  always,  ///< written to the file (msync) before the acknowledgement
+};
+
+/// JetStream's stream configuration, by JetStream's names.
+struct StreamConfig {
+  std::string name;
+  std::vector<std::string> subjects;  ///< patterns; wildcards allowed; no overlap with another stream
+  Retention retention = Retention::limits;
+  std::int64_t max_msgs = -1;  ///< -1: unlimited (JetStream's convention)
+  std::int64_t max_bytes = -1;
+  std::chrono::nanoseconds max_age{0};  ///< 0: unlimited
+  std::int64_t max_msg_size = -1;
+  std::int64_t max_msgs_per_subject = -1;
+  Discard discard = Discard::old_messages;
+  std::chrono::nanoseconds duplicate_window = std::chrono::minutes(2);  ///< JetStream's default
+  Storage storage = Storage::file;
+  SyncPolicy sync = SyncPolicy::never;
+};
+
+/// What a stream holds now (JetStream's StreamState names).
+struct StreamState {
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;      ///< of the stored records (headers and framing included)
+  std::uint64_t first_seq = 0;  ///< 0 when the stream has never held a message
+  std::uint64_t last_seq = 0;
+  std::int64_t first_ts_ns = 0;  ///< CLOCK_REALTIME of the first and last message; 0 if none
+  std::int64_t last_ts_ns = 0;
+  std::uint64_t lost_msgs = 0;  ///< dropped by recovery because they failed their checks
+  std::uint32_t consumer_count = 0;
+};
+
+struct StreamInfo {
+  StreamConfig config;
+  StreamState state;
+};
+
+/// A stream's acknowledgement of a publish (JetStream's PubAck).
+struct PubAck {
+  std::string stream;
+  std::uint64_t sequence = 0;
+  bool duplicate = false;
+};
+
+/// A message as the stream stored it.
+struct StoredMessage {
+  std::string subject;
+  std::uint64_t sequence = 0;
+  std::int64_t time_ns = 0;  ///< CLOCK_REALTIME when stored
+  std::string headers;       ///< the NATS/1.0 header block, or empty
+  std::string data;
+};
+
+/// Stream administration on a connection (JetStream's JetStreamManager). Cheap to make; holds a
+/// reference to the connection, which must outlive it.
+class Streams {
+ public:
+  explicit Streams(Connection& connection) noexcept : connection_(&connection) {}
+
+  /// Adds a stream. Errc::already_exists when the name is taken (with another configuration),
+  /// Errc::invalid_argument when its subjects overlap another stream's or a field is invalid.
+  Result<StreamInfo> add(const StreamConfig& config);
+  Result<StreamInfo> info(std::string_view name);
+  /// Every stream, by name.
+  Result<std::vector<StreamInfo>> list();
+  /// Removes the stream and every message it holds.
+  Status remove(std::string_view name);
+  /// The stored message `sequence` of `stream`. Errc::not_found if the stream holds no
+  /// such message; Errc::journal_corrupt if its record fails its checks (never handed out).
+  Result<StoredMessage> get(std::string_view stream, std::uint64_t sequence);
+
+ private:
+  Connection* connection_;
+};
+
+/// JSON after JetStream's StreamConfig and StreamInfo (what `bus stream info --json` prints):
+/// durations in ns, times as RFC 3339 in UTC.
+std::string to_json(const StreamConfig& config);
+std::string to_json(const StreamInfo& info);
+/// RFC 3339 of CLOCK_REALTIME ns, in UTC with nanoseconds ("0001-01-01T00:00:00Z" for 0, as Go
+/// prints a zero time).
+std::string rfc3339(std::int64_t unix_ns);
+
+const char* to_string(Retention r) noexcept;
+const char* to_string(Discard d) noexcept;
+const char* to_string(Storage s) noexcept;
+const char* to_string(SyncPolicy s) noexcept;
+
+}  // namespace bus

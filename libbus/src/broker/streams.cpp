@@ -1,0 +1,295 @@
+// broker/streams.cpp — the streams a broker serves: store, journals, the segment's stream table.
+#include "broker/streams.hpp"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "shm/shared_text.hpp"
+#include "subject/subject.hpp"
+
+namespace bus::detail {
+
+namespace {
+
+Error no_stream(std::string_view name) {
+  return make_error(Errc::not_found, "stream not found: '" + std::string(name) + "'");
+}
+
+// Segment files of a stream's journal: large, so a roll-over is rare; created on first need.
+constexpr std::uint64_t kJournalSegmentBytes = 64ull << 20;
+
+}  // namespace
+
+Status BrokerStreams::open_store(const std::string& store_dir, Log log) {
+  log_ = std::move(log);
+  std::error_code ec;
+  const std::string absolute = std::filesystem::absolute(store_dir, ec).lexically_normal().string();
+  if (ec) return make_error(Errc::invalid_argument, "store directory " + store_dir + ": " + ec.message());
+  store_dir_ = absolute;
+  // A bus that never had a stream leaves no directory behind: made by the first `stream add`.
+  if (!std::filesystem::exists(absolute, ec)) return {};
+  return make_store();
+}
+
+Status BrokerStreams::make_store() {
+  auto store = stream::StreamStore::open(store_dir_);
+  if (!store) return std::move(store).error();
+  store_.emplace(std::move(store).value());
+  return {};
+}
+
+void BrokerStreams::load(Segment& segment, bool adopted) {
+  segment_ = &segment;
+  streams_.clear();
+  if (!store_) {
+    for (std::uint32_t i = 0; i < segment.config().max_streams; ++i) publish_slot(i, nullptr);
+    return;
+  }
+  const std::string& absolute = store_->state_dir();
+  const std::uint32_t slots = segment.config().max_streams;
+
+  // What a previous broker left in the table: name -> (slot, incarnation).
+  struct Left {
+    std::string name;
+    std::uint32_t incarnation;
+    bool active;
+  };
+  std::vector<Left> left(slots);
+  for (std::uint32_t i = 0; i < slots; ++i) {
+    StreamLayout* l = segment.stream(i);
+    left[i].incarnation = l->incarnation.load(std::memory_order_relaxed);
+    left[i].active = false;
+    if (!adopted) continue;
+    // Untrusted: a length that does not fit leaves the slot unmatched (it is rewritten below).
+    auto name = load_text(l->name, sizeof l->name, load_length(l->name_len));
+    if (name && l->state.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(StreamSlotState::active)) {
+      left[i].name = std::move(*name);
+      left[i].active = true;
+    }
+  }
+  std::vector<std::string> damaged;
+  std::vector<StreamConfig> configs = store_->list(&damaged);
+  for (const auto& name : damaged) {
+    log_("stream '" + name + "' is not served: its configuration in " + absolute + "/streams/" + name +
+         " is damaged");
+  }
+  std::vector<bool> taken(slots, false);
+  std::vector<StreamConfig> unplaced;
+  for (auto& config : configs) {
+    auto it = std::find_if(left.begin(), left.end(), [&](const Left& l) { return l.active && l.name == config.name; });
+    if (it == left.end()) {
+      unplaced.push_back(std::move(config));
+      continue;
+    }
+    const auto slot = static_cast<std::uint32_t>(it - left.begin());
+    taken[slot] = true;
+    it->active = false;
+    const std::string name = config.name;
+    if (auto st = serve(std::move(config), slot, it->incarnation); !st) {
+      taken[slot] = false;
+      log_("stream '" + name + "' is not served: " + st.error().message);
+    }
+  }
+  // Slots no stream kept are freed before new streams take them (new incarnations).
+  for (std::uint32_t i = 0; i < slots; ++i) {
+    if (!taken[i]) publish_slot(i, nullptr);
+  }
+  for (auto& config : unplaced) {
+    const std::string name = config.name;
+    auto slot = free_slot();
+    if (!slot) {
+      log_("stream '" + name + "' is not served: all " + std::to_string(slots) + " stream slots are taken (busd --max-streams)");
+      continue;
+    }
+    const std::uint32_t incarnation = segment.stream(*slot)->incarnation.load(std::memory_order_relaxed) + 1;
+    if (auto st = serve(std::move(config), *slot, incarnation); !st) {
+      log_("stream '" + name + "' is not served: " + st.error().message);
+    }
+  }
+  if (!streams_.empty()) {
+    std::string names;
+    for (const auto& s : streams_) names += (names.empty() ? "" : ", ") + s.config.name;
+    log_("serving " + std::to_string(streams_.size()) + " stream(s) from " + absolute + ": " + names);
+  }
+}
+
+Status BrokerStreams::serve(StreamConfig config, std::uint32_t slot, std::uint32_t incarnation) {
+  const std::string dir = store_->journal_dir(config.name);
+  if (dir.size() >= kJournalDirBytes) {
+    return make_error(Errc::invalid_argument, "its journal path is longer than " +
+                                                  std::to_string(kJournalDirBytes - 1) + " bytes: " + dir);
+  }
+  journal::JournalOptions options;
+  options.segment_bytes = kJournalSegmentBytes;
+  options.sync = config.sync;
+  auto journal = journal::Journal::open(dir, options);
+  if (!journal) return std::move(journal).error();
+  const journal::Recovery& r = journal.value()->recovery();
+  if (!journal.value()->recovered()) {
+    log_("stream '" + config.name + "': its journal is in use by running publishers; served as it is");
+  } else if (r.lost_records > 0 || !r.damage.empty()) {
+    log_("stream '" + config.name + "': recovery kept " + std::to_string(r.records) + " messages, lost " +
+         std::to_string(r.lost_records) + " (" + std::to_string(r.lost_bytes) + " bytes)");
+    for (const auto& line : r.damage) log_("stream '" + config.name + "': " + line);
+  }
+  Served s;
+  s.config = std::move(config);
+  s.slot = slot;
+  s.incarnation = incarnation;
+  s.journal = std::move(journal).value();
+  streams_.push_back(std::move(s));
+  publish_slot(slot, &streams_.back());
+  return {};
+}
+
+std::optional<std::uint32_t> BrokerStreams::free_slot() const {
+  for (std::uint32_t i = 0; i < segment_->config().max_streams; ++i) {
+    if (std::none_of(streams_.begin(), streams_.end(), [&](const Served& s) { return s.slot == i; })) return i;
+  }
+  return std::nullopt;
+}
+
+void BrokerStreams::publish_slot(std::uint32_t slot, const Served* s) {
+  StreamLayout* l = segment_->stream(slot);
+  if (l == nullptr) return;
+  // Seqlock write, as publish_route(): odd first, release fence, fields, then even (release).
+  const std::uint32_t seen = l->version.load(std::memory_order_relaxed);
+  const std::uint32_t version = (seen & 1u) != 0 ? seen - 1 : seen;
+  l->version.store(version + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  if (s != nullptr) {
+    const std::string dir = store_->journal_dir(s->config.name);
+    l->incarnation.store(s->incarnation, std::memory_order_relaxed);
+    l->sync.store(static_cast<std::uint32_t>(s->config.sync), std::memory_order_relaxed);
+    l->max_msg_size.store(s->config.max_msg_size, std::memory_order_relaxed);
+    l->segment_bytes.store(kJournalSegmentBytes, std::memory_order_relaxed);
+    l->stream_id.store(s->journal->stream_id(), std::memory_order_relaxed);
+    store_length(l->name_len, s->config.name.size());
+    store_text(l->name, sizeof l->name, s->config.name);
+    store_length(l->dir_len, dir.size());
+    store_text(l->journal_dir, sizeof l->journal_dir, dir);
+    l->state.store(static_cast<std::uint32_t>(StreamSlotState::active), std::memory_order_relaxed);
+  } else {
+    l->state.store(static_cast<std::uint32_t>(StreamSlotState::free), std::memory_order_relaxed);
+  }
+  // [R8] release: the entry is complete for a reader that acquires this even version ([A8] in
+  // client/streams.cpp).
+  l->version.store(version + 2, std::memory_order_release);
+}
+
+BrokerStreams::Served* BrokerStreams::find(std::string_view name) {
+  for (auto& s : streams_) {
+    if (s.config.name == name) return &s;
+  }
+  return nullptr;
+}
+
+std::optional<BrokerStreams::Target> BrokerStreams::capturing(std::string_view subject) const {
+  for (const auto& s : streams_) {
+    for (const auto& pattern : s.config.subjects) {
+      if (subject_matches(pattern, subject)) return Target{s.slot, s.incarnation};
+    }
+  }
+  return std::nullopt;
+}
+
+StreamInfo BrokerStreams::info_of(const Served& s) const {
+  StreamInfo info;
+  info.config = s.config;
+  const journal::Journal& j = *s.journal;
+  const std::uint64_t first = j.first_seq();
+  const std::uint64_t last = j.last_seq();
+  StreamState& st = info.state;
+  st.lost_msgs = j.recovery().lost_records;
+  if (last >= first) {
+    st.first_seq = first;
+    st.last_seq = last;
+    const std::uint64_t span = last - first + 1;
+    st.messages = span > st.lost_msgs ? span - st.lost_msgs : 0;
+    st.bytes = j.stored_bytes();
+    if (auto r = j.read(first)) st.first_ts_ns = static_cast<std::int64_t>(r->timestamp_ns);
+    if (auto r = j.read(last)) st.last_ts_ns = static_cast<std::int64_t>(r->timestamp_ns);
+  } else {
+    st.first_seq = first;  // JetStream: an empty stream's first_seq is the next one
+    st.last_seq = last;
+  }
+  return info;
+}
+
+Result<std::string> BrokerStreams::handle(StreamOp op, std::string_view name, std::string_view body,
+                                          bool& routes_changed) {
+  routes_changed = false;
+  if (segment_ == nullptr || segment_->config().max_streams == 0) {
+    return make_error(Errc::invalid_argument, "this broker serves no streams (busd --max-streams 0)");
+  }
+  if (!store_ && op == StreamOp::add) {
+    if (auto st = make_store(); !st) return std::move(st).error();
+  }
+  switch (op) {
+    case StreamOp::add: return add(body, routes_changed);
+    case StreamOp::remove: return remove(name, routes_changed);
+    case StreamOp::info: {
+      const Served* s = find(name);
+      if (s == nullptr) return no_stream(name);
+      return stream::info_to_json(info_of(*s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+    case StreamOp::list: {
+      nlohmann::json list = nlohmann::json::array();
+      std::vector<const Served*> sorted;
+      for (const auto& s : streams_) sorted.push_back(&s);
+      std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->config.name < b->config.name; });
+      for (const Served* s : sorted) list.push_back(stream::info_to_json(info_of(*s)));
+      std::string out = nlohmann::json{{"streams", list}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      if (out.size() > kMaxControlBody) {
+        return make_error(Errc::resource_exhausted, "the list of streams is too long for one reply");
+      }
+      return out;
+    }
+  }
+  return make_error(Errc::protocol_error, "unknown stream request");
+}
+
+Result<std::string> BrokerStreams::add(std::string_view body, bool& routes_changed) {
+  auto parsed = stream::from_json(body);
+  if (!parsed) return std::move(parsed).error();
+  StreamConfig config = std::move(parsed).value();
+  stream::normalize(config);
+  if (Served* existing = find(config.name)) {
+    // JetStream: adding an identical stream again is fine and answers with its info.
+    if (stream::to_json(existing->config) == stream::to_json(config)) {
+      return stream::info_to_json(info_of(*existing)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+    return make_error(Errc::already_exists, "stream name already in use with a different configuration: '" +
+                                                config.name + "'");
+  }
+  auto slot = free_slot();
+  if (!slot) {
+    return make_error(Errc::resource_exhausted, "all " + std::to_string(segment_->config().max_streams) +
+                                                    " stream slots are taken (busd --max-streams)");
+  }
+  if (auto st = store_->add(config); !st) return std::move(st).error();
+  const std::uint32_t incarnation = segment_->stream(*slot)->incarnation.load(std::memory_order_relaxed) + 1;
+  const std::string name = config.name;
+  if (auto st = serve(std::move(config), *slot, incarnation); !st) {
+    (void)store_->remove(name);  // not served: not kept either
+    return std::move(st).error();
+  }
+  routes_changed = true;
+  log_("stream '" + name + "' added");
+  return stream::info_to_json(info_of(streams_.back())).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Result<std::string> BrokerStreams::remove(std::string_view name, bool& routes_changed) {
+  Served* s = find(name);
+  if (s == nullptr) return no_stream(name);
+  // Off the table first (publishers stop appending once their routes change), then off disk.
+  publish_slot(s->slot, nullptr);
+  const std::string removed = s->config.name;
+  streams_.erase(streams_.begin() + (s - streams_.data()));
+  routes_changed = true;
+  if (auto st = store_->remove(removed); !st) return std::move(st).error();
+  log_("stream '" + removed + "' removed");
+  return std::string("{}");
+}
+
+}  // namespace bus::detail

@@ -1,0 +1,80 @@
+// broker/streams.hpp — the streams a broker serves.
+//
+// It owns the bus's StreamStore (configurations on disk), keeps each stream's journal open
+// (recovered at load when no other process holds it), and writes the segment's stream table,
+// which route targets of kind `stream` point into. Its interface to the event loop is narrow:
+// load at start, one call per stream request, and which streams capture a subject when a
+// route is (re)built. It never touches the data path: publishers append to journals themselves.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bus/result.hpp"
+#include "journal/journal.hpp"
+#include "proto/control.hpp"
+#include "shm/segment.hpp"
+#include "stream/config.hpp"
+#include "stream/store.hpp"
+
+namespace bus::detail {
+
+class BrokerStreams {
+ public:
+  using Log = std::function<void(const std::string&)>;
+
+  /// Opens (and holds: one broker per store) the store in `store_dir`. Before the segment is
+  /// made or adopted: a store another broker holds is an error, not a reason to replace a bus.
+  Status open_store(const std::string& store_dir, Log log);
+  /// Loads every stream of the store into `segment`'s stream table, before any route is
+  /// published. `adopted`: the table was left by a previous broker; a stream found there under
+  /// the same name keeps its slot and incarnation, so the targets publishers cached stay valid.
+  /// A stream that fails to load (damaged configuration or journal) is logged and left out.
+  void load(Segment& segment, bool adopted);
+
+  /// One stream request; the reply body (JSON: stream/config.hpp info_to_json, or
+  /// {"streams": [...]}). `routes_changed`: the caller must rebuild every route's targets.
+  Result<std::string> handle(StreamOp op, std::string_view name, std::string_view body, bool& routes_changed);
+
+  struct Target {
+    std::uint32_t slot;
+    std::uint32_t incarnation;
+  };
+  /// The stream capturing literal `subject`, if any (streams' subjects never overlap).
+  std::optional<Target> capturing(std::string_view subject) const;
+
+  std::size_t size() const noexcept { return streams_.size(); }
+
+ private:
+  struct Served {
+    StreamConfig config;
+    std::uint32_t slot = 0;
+    std::uint32_t incarnation = 0;
+    std::unique_ptr<journal::Journal> journal;
+  };
+
+  Result<std::string> add(std::string_view body, bool& routes_changed);
+  Result<std::string> remove(std::string_view name, bool& routes_changed);
+  Served* find(std::string_view name);
+  StreamInfo info_of(const Served& s) const;
+  /// Opens `config`'s journal and puts it in slot `slot` with `incarnation`.
+  Status serve(StreamConfig config, std::uint32_t slot, std::uint32_t incarnation);
+  std::optional<std::uint32_t> free_slot() const;
+  /// Rewrites a slot under its seqlock ([R8]); nullptr frees it.
+  void publish_slot(std::uint32_t slot, const Served* s);
+
+  Status make_store();
+
+  std::string store_dir_;
+  std::optional<stream::StreamStore> store_;  // opened at start if it exists, else by the first add
+  Segment* segment_ = nullptr;
+  Log log_;
+  std::vector<Served> streams_;
+};
+
+}  // namespace bus::detail

@@ -1,0 +1,165 @@
+// Streams across real processes (issue 8): busd serves the streams of its store directory, the
+// `bus stream` verbs administer them, `bus pub --ack` appends from its own process and prints
+// each acknowledgement, and what was acknowledged survives kill -9 of the broker, with the
+// publisher running on across the restart.
+#include <signal.h>
+#include <stdlib.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mp/process_harness.hpp"
+
+namespace bus::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct StoreDir {
+  std::string path;
+  StoreDir() {
+    char tmpl[] = "/tmp/bus-stream-mp-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~StoreDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+// Runs `bus ARGS --bus NAME` to its end; returns its stdout (the test fails on a non-zero exit).
+std::string cli_ok(const std::string& bus, std::vector<std::string> args) {
+  args.push_back("--bus");
+  args.push_back(bus);
+  auto p = spawn_cli(args);
+  EXPECT_TRUE(exits_ok(p));
+  return p.out();
+}
+
+// The sequences `bus pub --ack` printed, in order ("stream S sequence N").
+std::vector<unsigned long long> acked_sequences(ChildProcess& p, const std::string& stream) {
+  std::vector<unsigned long long> out;
+  for (const std::string& line : p.lines(Stream::out)) {
+    char name[64] = {};
+    unsigned long long seq = 0;
+    if (std::sscanf(line.c_str(), "stream %63s sequence %llu", name, &seq) == 2 && name == stream) out.push_back(seq);
+  }
+  return out;
+}
+
+bool holds(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+
+TEST(StreamMp, should_store_what_is_published_and_answer_the_stream_verbs) {
+  StoreDir store;
+  BrokerProcess broker(unique_bus_name(), {"--store-dir", store.path});
+  ASSERT_TRUE(broker.ready());
+  const std::string& bus = broker.bus_name();
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "add", "ORDERS", "--subjects", "orders.>,returns.*"}), "Stream ORDERS was created"));
+
+  auto pub = spawn_cli({"pub", "--ack", "orders.eu.new", "order {{Count}}", "--count", "5", "-H", "Trace:{{Count}}", "--bus", bus});
+  ASSERT_TRUE(exits_ok(pub));
+  EXPECT_EQ(acked_sequences(pub, "ORDERS"), (std::vector<unsigned long long>{1, 2, 3, 4, 5}));
+
+  // A plain publish to a captured subject is stored too; a request gets the acknowledgement.
+  cli_ok(bus, {"pub", "returns.x", "plain"});
+  EXPECT_TRUE(holds(cli_ok(bus, {"req", "returns.y", "asked"}), "\"seq\":7")) << "JetStream answers a core request";
+
+  const std::string info = cli_ok(bus, {"stream", "info", "ORDERS", "--json"});
+  EXPECT_TRUE(holds(info, "\"messages\": 7")) << info;
+  EXPECT_TRUE(holds(info, "\"first_seq\": 1")) << info;
+  EXPECT_TRUE(holds(info, "\"last_seq\": 7")) << info;
+
+  const std::string third = cli_ok(bus, {"stream", "get", "ORDERS", "3"});
+  EXPECT_TRUE(holds(third, "Item: ORDERS#3")) << third;
+  EXPECT_TRUE(holds(third, "on Subject orders.eu.new")) << third;
+  EXPECT_TRUE(holds(third, "Trace: 3")) << third;
+  EXPECT_TRUE(holds(third, "order 3")) << third;
+  const std::string view = cli_ok(bus, {"stream", "view", "ORDERS"});
+  EXPECT_TRUE(holds(view, "[7] Subject: returns.y")) << view;
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "ls"}), "ORDERS"));
+
+  // Refusals: one line, non-zero exit, nothing stored changes.
+  auto none = spawn_cli({"pub", "-J", "elsewhere", "x", "--bus", bus});
+  ASSERT_TRUE(exits_with(none, 1));
+  EXPECT_TRUE(holds(none.err(), "no stream captures subject 'elsewhere'")) << none.describe();
+  auto overlap = spawn_cli({"stream", "add", "EU", "--subjects", "orders.eu.*", "--bus", bus});
+  ASSERT_TRUE(overlap.wait_exit(20s));
+  EXPECT_FALSE(overlap.status()->success()) << overlap.describe();
+  EXPECT_TRUE(holds(overlap.err(), "overlap")) << overlap.describe();
+  auto bad_name = spawn_cli({"stream", "add", "a.b", "--subjects", "x", "--bus", bus});
+  ASSERT_TRUE(bad_name.wait_exit(20s));
+  EXPECT_FALSE(bad_name.status()->success());
+  auto missing = spawn_cli({"stream", "get", "ORDERS", "99", "--bus", bus});
+  ASSERT_TRUE(exits_with(missing, 1));
+  EXPECT_TRUE(holds(missing.err(), "no message 99")) << missing.describe();
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "info", "ORDERS", "--json"}), "\"messages\": 7"));
+
+  // Removed: gone with its messages; a new stream of that name starts at 1.
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "rm", "ORDERS", "-f"}), "removed"));
+  auto gone = spawn_cli({"stream", "info", "ORDERS", "--bus", bus});
+  ASSERT_TRUE(gone.wait_exit(20s));
+  EXPECT_FALSE(gone.status()->success());
+  EXPECT_TRUE(holds(gone.err(), "stream not found")) << gone.describe();
+  auto after_rm = spawn_cli({"pub", "-J", "orders.eu.new", "x", "--bus", bus});
+  ASSERT_TRUE(exits_with(after_rm, 1)) << "the routes no longer name the removed stream";
+  cli_ok(bus, {"stream", "add", "ORDERS", "--subjects", "orders.>"});
+  auto again = spawn_cli({"pub", "-J", "orders.eu.new", "x", "--bus", bus});
+  ASSERT_TRUE(exits_ok(again));
+  EXPECT_EQ(acked_sequences(again, "ORDERS"), (std::vector<unsigned long long>{1}));
+}
+
+TEST(StreamMp, should_keep_every_acknowledged_message_across_kill_9_of_the_broker) {
+  StoreDir store;
+  const std::string bus = unique_bus_name();
+  auto broker = std::make_unique<BrokerProcess>(bus, std::vector<std::string>{"--store-dir", store.path});
+  ASSERT_TRUE(broker->ready());
+  cli_ok(bus, {"stream", "add", "EVENTS", "--subjects", "ev.>"});
+
+  // A publisher that keeps going while the broker dies and another one adopts the bus: its
+  // appends need no broker (the route and the journal are known), so none of them may fail.
+  constexpr int kCount = 400;
+  auto pub = spawn_cli({"pub", "--ack", "ev.tick", "tick {{Count}}", "--count", std::to_string(kCount), "--sleep",
+                        "2ms", "--bus", bus});
+  ASSERT_TRUE(pub.wait_for_line(Stream::out, "sequence 20", 10s)) << pub.describe();
+  ASSERT_TRUE(broker->crash());
+  broker = std::make_unique<BrokerProcess>(bus, std::vector<std::string>{"--store-dir", store.path});
+  ASSERT_TRUE(broker->ready());
+  EXPECT_TRUE(holds(broker->log(), "journal is in use by running publishers")) << broker->log();
+  ASSERT_TRUE(exits_ok(pub, 30s));
+  const auto acked = acked_sequences(pub, "EVENTS");
+  ASSERT_EQ(acked.size(), static_cast<std::size_t>(kCount));
+  for (int i = 0; i < kCount; ++i) ASSERT_EQ(acked[i], static_cast<unsigned long long>(i + 1));
+
+  // And once more with nobody holding the journal: this broker recovers it, losing nothing.
+  ASSERT_TRUE(broker->crash());
+  broker = std::make_unique<BrokerProcess>(bus, std::vector<std::string>{"--store-dir", store.path});
+  ASSERT_TRUE(broker->ready());
+  EXPECT_TRUE(holds(broker->log(), "serving 1 stream(s)")) << broker->log();
+  const std::string info = cli_ok(bus, {"stream", "info", "EVENTS", "--json"});
+  EXPECT_TRUE(holds(info, "\"messages\": " + std::to_string(kCount))) << info;
+  EXPECT_TRUE(holds(info, "\"lost\": 0")) << info;
+  for (int seq : {1, 200, kCount}) {
+    EXPECT_TRUE(holds(cli_ok(bus, {"stream", "get", "EVENTS", std::to_string(seq)}), "tick " + std::to_string(seq)));
+  }
+  auto next = spawn_cli({"pub", "-J", "ev.tick", "after", "--bus", bus});
+  ASSERT_TRUE(exits_ok(next));
+  EXPECT_EQ(acked_sequences(next, "EVENTS"), (std::vector<unsigned long long>{kCount + 1}));
+}
+
+TEST(StreamMp, should_refuse_a_second_broker_on_the_same_store) {
+  StoreDir store;
+  BrokerProcess first(unique_bus_name(), {"--store-dir", store.path});
+  ASSERT_TRUE(first.ready());
+  auto second = ChildProcess::spawn({busd_path(), "--bus", unique_bus_name(), "--store-dir", store.path});
+  ASSERT_TRUE(exits_with(second, 1));
+  EXPECT_TRUE(holds(second.err(), "in use by another broker")) << second.describe();
+}
+
+}  // namespace
+}  // namespace bus::test

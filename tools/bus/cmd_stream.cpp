@@ -1,0 +1,285 @@
+// cmd_stream.cpp — `bus stream add|ls|info|get|view|rm`, after `nats stream`: streams kept by the
+// broker (bus/stream.hpp). Administration goes through the broker; get and view read the
+// journal directly (mapped, no broker hop).
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_units.hpp"
+#include "common.hpp"
+#include "message_io.hpp"
+#include "units.hpp"
+#include "verbs.hpp"
+
+namespace bus::cli {
+namespace {
+
+struct StreamFlags {
+  ClientFlags client;
+  std::string name;
+  // add
+  std::vector<std::string> subjects;
+  std::string retention = "limits";
+  std::int64_t max_msgs = -1;
+  std::uint64_t max_bytes = 0;  // 0: unlimited
+  std::chrono::nanoseconds max_age{0};
+  std::uint64_t max_msg_size = 0;
+  std::int64_t max_msgs_per_subject = -1;
+  std::string discard = "old";
+  std::chrono::nanoseconds dupe_window = std::chrono::minutes(2);
+  std::string storage = "file";
+  std::string sync = "never";
+  // info, ls, get
+  bool json = false;
+  std::uint64_t sequence = 0;
+  bool force = false;
+};
+
+std::string limit_text(std::int64_t v) { return v < 0 ? "unlimited" : std::to_string(v); }
+std::string size_limit_text(std::int64_t v) { return v < 0 ? "unlimited" : tools::format_size(static_cast<std::uint64_t>(v)); }
+
+std::string join(const std::vector<std::string>& parts, const char* separator) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
+  return out;
+}
+
+void print_info(const StreamInfo& info) {
+  const StreamConfig& c = info.config;
+  const StreamState& st = info.state;
+  std::string out = "Information for Stream " + c.name + "\n\nConfiguration:\n\n";
+  auto row = [&out](const char* key, const std::string& value) {
+    char line[512];
+    std::snprintf(line, sizeof line, "%22s: %s\n", key, value.c_str());
+    out += line;
+  };
+  row("Subjects", join(c.subjects, ", "));
+  row("Retention", std::string(c.storage == Storage::file ? "File" : "Memory") + " - " + to_string(c.retention));
+  row("Sync", to_string(c.sync));
+  row("Maximum Messages", limit_text(c.max_msgs));
+  row("Maximum Per Subject", limit_text(c.max_msgs_per_subject));
+  row("Maximum Bytes", size_limit_text(c.max_bytes));
+  row("Maximum Age", c.max_age.count() == 0 ? "unlimited" : tools::format_duration(c.max_age));
+  row("Maximum Message Size", size_limit_text(c.max_msg_size));
+  row("Discard Policy", c.discard == Discard::old_messages ? "Old" : "New");
+  row("Duplicate Window", tools::format_duration(c.duplicate_window));
+  out += "\nState:\n\n";
+  row("Messages", std::to_string(st.messages));
+  row("Bytes", tools::format_size(st.bytes));
+  row("First Sequence", std::to_string(st.first_seq) + (st.messages ? " @ " + rfc3339(st.first_ts_ns) : ""));
+  row("Last Sequence", std::to_string(st.last_seq) + (st.messages ? " @ " + rfc3339(st.last_ts_ns) : ""));
+  if (st.lost_msgs != 0) row("Lost (damaged)", std::to_string(st.lost_msgs));
+  row("Active Consumers", std::to_string(st.consumer_count));
+  std::fputs(out.c_str(), stdout);
+}
+
+Result<StreamConfig> config_of(const StreamFlags& f) {
+  StreamConfig c;
+  c.name = f.name;
+  // --subjects a,b and --subjects a --subjects b both work (CLI11 splits on ',').
+  c.subjects = f.subjects;
+  c.retention = f.retention == "interest" ? Retention::interest : f.retention == "workqueue" ? Retention::workqueue : Retention::limits;
+  c.max_msgs = f.max_msgs;
+  c.max_bytes = f.max_bytes == 0 ? -1 : static_cast<std::int64_t>(f.max_bytes);
+  c.max_age = f.max_age;
+  c.max_msg_size = f.max_msg_size == 0 ? -1 : static_cast<std::int64_t>(f.max_msg_size);
+  c.max_msgs_per_subject = f.max_msgs_per_subject;
+  c.discard = f.discard == "new" ? Discard::new_messages : Discard::old_messages;
+  c.duplicate_window = f.dupe_window;
+  c.storage = f.storage == "memory" ? Storage::memory : Storage::file;
+  c.sync = f.sync == "always" ? SyncPolicy::always : SyncPolicy::never;
+  return c;
+}
+
+int run_add(StreamFlags& f) {
+  auto config = config_of(f);
+  if (!config) return report(config.error());
+  auto conn = connect(f.client, "bus stream");
+  if (!conn) return report(conn.error());
+  Streams streams(*conn);
+  auto info = streams.add(*config);
+  if (!info) return report(info.error());
+  if (f.json) {
+    std::printf("%s\n", to_json(*info).c_str());
+  } else {
+    std::printf("Stream %s was created\n\n", info->config.name.c_str());
+    print_info(*info);
+  }
+  return kExitOk;
+}
+
+int run_info(StreamFlags& f) {
+  auto conn = connect(f.client, "bus stream");
+  if (!conn) return report(conn.error());
+  auto info = Streams(*conn).info(f.name);
+  if (!info) return report(info.error());
+  if (f.json) {
+    std::printf("%s\n", to_json(*info).c_str());
+  } else {
+    print_info(*info);
+  }
+  return kExitOk;
+}
+
+int run_ls(StreamFlags& f) {
+  auto conn = connect(f.client, "bus stream");
+  if (!conn) return report(conn.error());
+  auto list = Streams(*conn).list();
+  if (!list) return report(list.error());
+  if (f.json) {
+    // As `nats stream ls --json`: the names.
+    nlohmann::json names = nlohmann::json::array();
+    for (const StreamInfo& info : *list) names.push_back(info.config.name);
+    std::printf("%s\n", names.dump().c_str());
+    return kExitOk;
+  }
+  if (list->empty()) {
+    std::printf("No streams defined\n");
+    return kExitOk;
+  }
+  std::printf("%-20s %-30s %10s %10s  %s\n", "Name", "Subjects", "Messages", "Size", "Last Message");
+  for (const StreamInfo& info : *list) {
+    std::printf("%-20s %-30s %10llu %10s  %s\n", info.config.name.c_str(), join(info.config.subjects, ",").c_str(),
+                static_cast<unsigned long long>(info.state.messages), tools::format_size(info.state.bytes).c_str(),
+                info.state.messages ? rfc3339(info.state.last_ts_ns).c_str() : "never");
+  }
+  return kExitOk;
+}
+
+void print_stored(const std::string& stream, const StoredMessage& m, bool json) {
+  if (json) {
+    // After `nats stream get --json` (JetStream's StoredMsg), data as text.
+    const nlohmann::json j{{"subject", m.subject}, {"seq", m.sequence}, {"time", rfc3339(m.time_ns)},
+                           {"hdrs", m.headers},    {"data", m.data}};
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return;
+  }
+  std::string out = "Item: " + stream + "#" + std::to_string(m.sequence) + " received " + rfc3339(m.time_ns) +
+                    " on Subject " + m.subject + "\n\n";
+  if (!m.headers.empty()) {
+    out += "Headers:\n";
+    append_headers(out, m.headers);
+  }
+  out += m.data;
+  out += "\n";
+  std::fwrite(out.data(), 1, out.size(), stdout);
+}
+
+int run_get(StreamFlags& f) {
+  auto conn = connect(f.client, "bus stream");
+  if (!conn) return report(conn.error());
+  auto msg = Streams(*conn).get(f.name, f.sequence);
+  if (!msg) return report(msg.error());
+  print_stored(f.name, *msg, f.json);
+  return kExitOk;
+}
+
+int run_view(StreamFlags& f) {
+  auto conn = connect(f.client, "bus stream");
+  if (!conn) return report(conn.error());
+  Streams streams(*conn);
+  auto info = streams.info(f.name);
+  if (!info) return report(info.error());
+  for (std::uint64_t seq = info->state.first_seq; seq <= info->state.last_seq && !stop_requested(); ++seq) {
+    auto msg = streams.get(f.name, seq);
+    if (!msg) {
+      if (msg.error().code == Errc::journal_corrupt) {
+        // Damaged: said once, never printed as if it were the message.
+        std::fprintf(stderr, "bus: %s\n", msg.error().message.c_str());
+        continue;
+      }
+      return report(msg.error());
+    }
+    std::printf("[%llu] Subject: %s Received: %s\n", static_cast<unsigned long long>(seq), msg->subject.c_str(),
+                rfc3339(msg->time_ns).c_str());
+    std::string out;
+    if (!msg->headers.empty()) append_headers(out, msg->headers);
+    out += msg->data;
+    out += "\n\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+  }
+  std::fflush(stdout);
+  return kExitOk;
+}
+
+int run_rm(StreamFlags& f) {
+  auto conn = connect(f.client, "bus stream");
+  if (!conn) return report(conn.error());
+  if (auto st = Streams(*conn).remove(f.name); !st) return report(st.error());
+  std::printf("Stream %s was removed\n", f.name.c_str());
+  return kExitOk;
+}
+
+CLI::App* add_named(CLI::App& parent, const char* verb, const char* summary, StreamFlags& f) {
+  CLI::App* sub = parent.add_subcommand(verb, summary);
+  sub->add_option("NAME", f.name, "Stream name")->type_name("")->required();
+  add_client_flags(*sub, f.client);
+  return sub;
+}
+
+}  // namespace
+
+VerbRunner setup_stream(CLI::App& command) {
+  auto f = std::make_shared<StreamFlags>();
+  command.require_subcommand(1);
+
+  CLI::App* add = add_named(command, "add", "Create a stream", *f);
+  add->add_option("--subjects", f->subjects, "Subjects the stream captures (wildcards; comma separated)")
+      ->type_name("P[,P]")
+      ->delimiter(',')
+      ->required();
+  add->add_option("--retention", f->retention, "When messages are removed")
+      ->check(CLI::IsMember({"limits", "interest", "workqueue"}))
+      ->capture_default_str();
+  add->add_option("--max-msgs", f->max_msgs, "Messages kept at most (-1: unlimited)")->type_name("N")->capture_default_str();
+  tools::add_size_option(*add, "--max-bytes", f->max_bytes, "Bytes kept at most (0: unlimited)");
+  tools::add_duration_option(*add, "--max-age", f->max_age, "Oldest message kept (0: unlimited)");
+  tools::add_size_option(*add, "--max-msg-size", f->max_msg_size, "Largest message accepted (0: unlimited)");
+  add->add_option("--max-msgs-per-subject", f->max_msgs_per_subject, "Messages kept per subject (-1: unlimited)")
+      ->type_name("N")
+      ->capture_default_str();
+  add->add_option("--discard", f->discard, "What a full stream discards")
+      ->check(CLI::IsMember({"old", "new"}))
+      ->capture_default_str();
+  tools::add_duration_option(*add, "--dupe-window", f->dupe_window, "Window for Nats-Msg-Id duplicates");
+  add->add_option("--storage", f->storage, "Storage backend")->check(CLI::IsMember({"file", "memory"}))->capture_default_str();
+  add->add_option("--sync", f->sync, "always: an acknowledgement means on disk; never: in the page cache")
+      ->check(CLI::IsMember({"always", "never"}))
+      ->capture_default_str();
+  add->add_flag("--json", f->json, "Print the stream's information as JSON");
+
+  CLI::App* info = add_named(command, "info", "Show a stream's configuration and state", *f);
+  info->add_flag("--json", f->json, "JSON (JetStream's StreamInfo names)");
+
+  CLI::App* ls = command.add_subcommand("ls", "List the streams");
+  ls->alias("list");
+  ls->add_flag("--json", f->json, "The names as a JSON array");
+  add_client_flags(*ls, f->client);
+
+  CLI::App* get = add_named(command, "get", "Print one stored message", *f);
+  get->add_option("SEQ", f->sequence, "Sequence")->type_name("")->required()->check(tools::count_in_range(1));
+  get->add_flag("--json", f->json, "A JSON summary instead of the message");
+
+  CLI::App* view = add_named(command, "view", "Print every stored message", *f);
+
+  CLI::App* rm = add_named(command, "rm", "Remove a stream and its messages", *f);
+  rm->alias("delete");
+  rm->add_flag("-f,--force", f->force, "Accepted for nats CLI scripts (bus never prompts)");
+
+  return [f, add, info, ls, get, view, rm] {
+    if (add->parsed()) return run_add(*f);
+    if (info->parsed()) return run_info(*f);
+    if (ls->parsed()) return run_ls(*f);
+    if (get->parsed()) return run_get(*f);
+    if (view->parsed()) return run_view(*f);
+    if (rm->parsed()) return run_rm(*f);
+    return kExitUsage;
+  };
+}
+
+}  // namespace bus::cli
