@@ -466,5 +466,37 @@ TEST(Journal, should_ignore_file_names_above_the_largest_sequence) {
   EXPECT_EQ(again->append("a", "", "x").value(), 1u);
 }
 
+TEST(Journal, should_let_a_cursor_step_past_a_corrupt_record_and_go_on) {
+  TempDir dir;
+  auto j = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(j);
+  for (int i = 1; i <= 4; ++i) ASSERT_TRUE(j->append("a.b", "", body_of(i)));
+  const auto second = j->read(2);
+  ASSERT_TRUE(second);
+  // Flip the second record's length: its end can no longer be computed from it.
+  const std::uint32_t bad_length = 8;
+  poke(dir.sub("s") + "/" + segment_file_name(1), second->offset + offsetof(RecordHeader, length), &bad_length,
+       sizeof bad_length);
+  auto c = j->cursor(1);
+  ASSERT_TRUE(c);
+  RecordView v;
+  ASSERT_EQ(c->next(v), ReadStatus::ok);
+  EXPECT_EQ(v.payload, body_of(1));
+  EXPECT_EQ(c->next(v), ReadStatus::corrupt) << "never handed out";
+  EXPECT_EQ(c->next(v), ReadStatus::corrupt) << "and the cursor stays on it";
+  c->skip();
+  ASSERT_EQ(c->next(v), ReadStatus::ok);
+  EXPECT_EQ(v.sequence, 3u);
+  EXPECT_EQ(v.payload, body_of(3));
+  ASSERT_EQ(c->next(v), ReadStatus::ok);
+  EXPECT_EQ(v.sequence, 4u);
+  EXPECT_EQ(c->next(v), ReadStatus::not_committed);
+  c->skip();  // past the end: waits for sequence 6 without finding a stale one
+  ASSERT_TRUE(j->append("a.b", "", body_of(5)));
+  ASSERT_TRUE(j->append("a.b", "", body_of(6)));
+  ASSERT_EQ(c->next(v), ReadStatus::ok);
+  EXPECT_EQ(v.sequence, 6u);
+}
+
 }  // namespace
 }  // namespace bus::detail::journal

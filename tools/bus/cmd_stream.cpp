@@ -183,23 +183,25 @@ int run_view(StreamFlags& f) {
   auto conn = connect(f.client, "bus stream");
   if (!conn) return report(conn.error());
   Streams streams(*conn);
-  auto info = streams.info(f.name);
-  if (!info) return report(info.error());
-  for (std::uint64_t seq = info->state.first_seq; seq <= info->state.last_seq && !stop_requested(); ++seq) {
-    auto msg = streams.get(f.name, seq);
-    if (!msg) {
-      if (msg.error().code == Errc::journal_corrupt) {
-        // Damaged: said once, never printed as if it were the message.
-        std::fprintf(stderr, "bus: %s\n", msg.error().message.c_str());
-        continue;
-      }
-      return report(msg.error());
+  auto reader = streams.reader(f.name);
+  if (!reader) return report(reader.error());
+  StoredMessageView m;
+  std::string out;
+  while (!stop_requested()) {
+    auto got = reader->next(m);
+    if (!got) {
+      if (got.error().code != Errc::journal_corrupt) return report(got.error());
+      // Damaged: said once, never printed as if it were the message.
+      std::fprintf(stderr, "bus: %s\n", got.error().message.c_str());
+      reader->skip();
+      continue;
     }
-    std::printf("[%llu] Subject: %s Received: %s\n", static_cast<unsigned long long>(seq), msg->subject.c_str(),
-                rfc3339(msg->time_ns).c_str());
-    std::string out;
-    if (!msg->headers.empty()) append_headers(out, msg->headers);
-    out += msg->data;
+    if (!got.value()) break;  // caught up: everything stored so far is printed
+    out.clear();
+    out += "[" + std::to_string(m.sequence) + "] Subject: " + std::string(m.subject) + " Received: " +
+           rfc3339(m.time_ns) + "\n";
+    if (!m.headers.empty()) append_headers(out, m.headers);
+    out += m.data;
     out += "\n\n";
     std::fwrite(out.data(), 1, out.size(), stdout);
   }

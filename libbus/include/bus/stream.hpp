@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -85,6 +86,43 @@ struct StoredMessage {
   std::string data;
 };
 
+/// A stored message viewed in place in the mapped journal: no copy (valid until the reader's
+/// next call or its end).
+struct StoredMessageView {
+  std::string_view subject;
+  std::uint64_t sequence = 0;
+  std::int64_t time_ns = 0;
+  std::string_view headers;
+  std::string_view data;
+};
+
+namespace detail {
+struct StreamReaderImpl;
+}
+
+/// Reads a stream in sequence order, zero-copy, from any process: replay, `bus stream view`,
+/// and what consumers build on. Keeps its connection's journal mapping alive.
+class StreamReader {
+ public:
+  StreamReader() noexcept;
+  StreamReader(StreamReader&&) noexcept;
+  StreamReader& operator=(StreamReader&&) noexcept;
+  ~StreamReader();
+
+  /// The next stored message: true with `out` set; false when the reader has caught up (nothing
+  /// more is stored yet: call again later). Errc::journal_corrupt when the next record fails its
+  /// checks (never handed out; skip() steps past it).
+  Result<bool> next(StoredMessageView& out);
+  /// Steps past the record next() refused as corrupt.
+  void skip() noexcept;
+  /// The sequence next() reads.
+  std::uint64_t sequence() const noexcept;
+
+ private:
+  friend class Streams;
+  std::unique_ptr<detail::StreamReaderImpl> impl_;
+};
+
 /// Stream administration on a connection (JetStream's JetStreamManager). Cheap to make; holds a
 /// reference to the connection, which must outlive it.
 class Streams {
@@ -102,6 +140,8 @@ class Streams {
   /// The stored message `sequence` of `stream`. Errc::not_found if the stream holds no
   /// such message; Errc::journal_corrupt if its record fails its checks (never handed out).
   Result<StoredMessage> get(std::string_view stream, std::uint64_t sequence);
+  /// A reader of `stream` from `start_sequence` (clamped to the first one stored).
+  Result<StreamReader> reader(std::string_view stream, std::uint64_t start_sequence = 1);
 
  private:
   Connection* connection_;

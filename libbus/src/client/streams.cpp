@@ -143,7 +143,57 @@ Result<std::string> ConnectionImpl::stream_request(StreamOp op, std::string_view
 
 }  // namespace bus::detail
 
+namespace bus::detail {
+
+struct StreamReaderImpl {
+  std::shared_ptr<ConnectionImpl> connection;  // owns the StreamHandle and so the journal
+  journal::Journal::Cursor cursor;
+};
+
+}  // namespace bus::detail
+
 namespace bus {
+
+StreamReader::StreamReader() noexcept = default;
+StreamReader::StreamReader(StreamReader&&) noexcept = default;
+StreamReader& StreamReader::operator=(StreamReader&&) noexcept = default;
+StreamReader::~StreamReader() = default;
+
+Result<bool> StreamReader::next(StoredMessageView& out) {
+  if (!impl_) return make_error(Errc::closed, "reader is not open");
+  detail::journal::RecordView v;
+  switch (impl_->cursor.next(v)) {
+    case detail::journal::ReadStatus::ok:
+      out.subject = v.subject;
+      out.sequence = v.sequence;
+      out.time_ns = static_cast<std::int64_t>(v.timestamp_ns);
+      out.headers = v.headers;
+      out.data = v.payload;
+      return true;
+    case detail::journal::ReadStatus::not_committed: return false;
+    case detail::journal::ReadStatus::corrupt: break;
+  }
+  return make_error(Errc::journal_corrupt, "message " + std::to_string(impl_->cursor.sequence()) +
+                                               " fails its checksum or bounds: not delivered");
+}
+
+void StreamReader::skip() noexcept {
+  if (impl_) impl_->cursor.skip();
+}
+
+std::uint64_t StreamReader::sequence() const noexcept { return impl_ ? impl_->cursor.sequence() : 0; }
+
+Result<StreamReader> Streams::reader(std::string_view stream, std::uint64_t start_sequence) {
+  if (!connection_->impl_) return make_error(Errc::closed, "connection is closed");
+  auto handle = connection_->impl_->stream_named(stream);
+  if (!handle) return std::move(handle).error();
+  auto cursor = handle.value()->journal->cursor(start_sequence);
+  if (!cursor) return std::move(cursor).error();
+  StreamReader r;
+  r.impl_ = std::make_unique<detail::StreamReaderImpl>(
+      detail::StreamReaderImpl{connection_->impl_, std::move(cursor).value()});
+  return r;
+}
 
 namespace {
 

@@ -359,7 +359,7 @@ Result<Journal::Cursor> Journal::cursor(std::uint64_t sequence) const {
 
 ReadStatus Journal::Cursor::next(RecordView& out) {
   for (;;) {
-    const auto* seg = static_cast<const Segment*>(segment_);
+    const Segment* seg = segment_;
     // Sealed first, then the count: once sealed the count no longer changes, so a count read
     // after the seal is the final one (two loads in the other order could pair an old count
     // with a new seal and skip the records claimed in between).
@@ -373,6 +373,11 @@ ReadStatus Journal::Cursor::next(RecordView& out) {
       offset_ = kSegmentHeaderBytes;
       continue;
     }
+    if (offset_ == 0) {
+      // After skip(): where sequence_ starts is searched for, not computed.
+      offset_ = seg->file.find(sequence_);
+      if (offset_ == 0) return ReadStatus::not_committed;  // not (completely) written yet
+    }
     const ReadStatus st = seg->file.read(offset_, sequence_, out);
     if (st != ReadStatus::ok) {
       if (skip_dropped(*seg, sequence_, offset_)) continue;  // recovery dropped it: go past
@@ -382,6 +387,11 @@ ReadStatus Journal::Cursor::next(RecordView& out) {
     ++sequence_;
     return ReadStatus::ok;
   }
+}
+
+void Journal::Cursor::skip() noexcept {
+  ++sequence_;
+  offset_ = 0;
 }
 
 std::uint64_t Journal::first_seq() const {

@@ -35,6 +35,8 @@ struct JournalOptions {
 };
 
 class Journal {
+  struct Segment;  // below: one segment file and its index
+
  public:
   /// Opens the journal in `directory` (made, mode 0700, if missing; the first segment then
   /// starts at sequence 1), verifying every segment (SegmentFile::recover) unless another
@@ -54,13 +56,16 @@ class Journal {
     /// corrupt: the next record fails its checks (the cursor stays on it). Records recovery
     /// dropped are stepped over (their sequences are never returned).
     ReadStatus next(RecordView& out);
+    /// Steps past the record next() found corrupt: the next sequence is searched for in the
+    /// bytes after it (its length cannot be trusted), as recovery resyncs.
+    void skip() noexcept;
     std::uint64_t sequence() const noexcept { return sequence_; }  // of the record next() returns
 
    private:
     friend class Journal;
     const Journal* journal_ = nullptr;
-    const void* segment_ = nullptr;  // a Journal::Segment
-    std::uint64_t offset_ = 0;
+    const Segment* segment_ = nullptr;
+    std::uint64_t offset_ = 0;  // of sequence_'s record; 0 after skip() until it is found
     std::uint64_t sequence_ = 0;
   };
   /// A cursor at `sequence` (clamped to the first sequence; past the last, it waits there).

@@ -353,6 +353,24 @@ Recovery SegmentFile::recover(std::vector<std::pair<std::uint64_t, std::uint64_t
   return rec;
 }
 
+std::uint64_t SegmentFile::find(std::uint64_t sequence) const noexcept {
+  const std::uint64_t end = claimed_end();
+  if (end < kSegmentHeaderBytes + kRecordHeaderBytes) return 0;  // nothing claimed (or scribbled)
+  // A record with this sequence has at least (sequence - first) headers before it.
+  const std::uint64_t first = header()->first_seq;
+  if (sequence < first) return 0;
+  const std::uint64_t before = sequence - first;
+  if (before > (end - kSegmentHeaderBytes) / kRecordHeaderBytes) return 0;
+  RecordView view;
+  for (std::uint64_t at = kSegmentHeaderBytes + before * kRecordHeaderBytes; at + kRecordHeaderBytes <= end;
+       at += kRecordAlign) {
+    const auto* r = reinterpret_cast<const RecordHeader*>(base_ + at);
+    if (r->commit.load(std::memory_order_relaxed) != sequence) continue;
+    if (check(at, sequence, view) == ReadStatus::ok) return at;
+  }
+  return 0;
+}
+
 Status SegmentFile::sync(std::uint64_t offset, std::uint64_t bytes) const {
   const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
   const std::uint64_t start = offset / page * page;

@@ -72,6 +72,11 @@ class SegmentFile {
   /// valid after it: the tail is cut there. `index` gets (sequence, offset) of every valid record.
   Recovery recover(std::vector<std::pair<std::uint64_t, std::uint64_t>>& index);
 
+  /// Where the record carrying `sequence` starts, found by searching every 8-byte position
+  /// of the claimed bytes for one that verifies as that sequence (for stepping past a damaged
+  /// record, whose length cannot be trusted); 0 when there is none (yet).
+  std::uint64_t find(std::uint64_t sequence) const noexcept;
+
   /// msync(MS_SYNC) of the pages holding [offset, offset + bytes): on disk when it returns.
   Status sync(std::uint64_t offset, std::uint64_t bytes) const;
 
