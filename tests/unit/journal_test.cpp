@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -496,6 +497,48 @@ TEST(Journal, should_let_a_cursor_step_past_a_corrupt_record_and_go_on) {
   ASSERT_TRUE(j->append("a.b", "", body_of(6)));
   ASSERT_EQ(c->next(v), ReadStatus::ok);
   EXPECT_EQ(v.sequence, 6u);
+}
+
+TEST(Journal, should_go_past_a_record_whose_writer_never_finished_it) {
+  TempDir dir;
+  auto j = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(j);
+  ASSERT_TRUE(j->append("a.b", "", body_of(1)));
+  ASSERT_TRUE(j->append("a.b", "", body_of(2)));
+  // A writer claims sequence 3 (48 bytes) and dies before writing a byte of it.
+  const std::string file = dir.sub("s") + "/" + segment_file_name(1);
+  auto seg = SegmentFile::open(file);
+  ASSERT_TRUE(seg);
+  const std::uint64_t end = seg->claimed_end();
+  const std::uint64_t word = claim_word(static_cast<std::uint32_t>((end + 48) / 8), 3);
+  poke(file, offsetof(SegmentHeader, claim), &word, sizeof word);
+  ASSERT_EQ(j->append("a.b", "", body_of(4)).value(), 4u) << "appends go on after the dead claim";
+  auto four = j->read(4);
+  ASSERT_TRUE(four) << "a complete record after the gap is found: " << four.error().message;
+  EXPECT_EQ(four->payload, body_of(4));
+  auto c = j->cursor(1);
+  ASSERT_TRUE(c);
+  RecordView v;
+  ASSERT_EQ(c->next(v), ReadStatus::ok);
+  ASSERT_EQ(c->next(v), ReadStatus::ok);
+  EXPECT_EQ(c->next(v), ReadStatus::not_committed) << "first it waits: the writer may be slow";
+  const auto start = std::chrono::steady_clock::now();
+  ReadStatus st = ReadStatus::not_committed;
+  while (st == ReadStatus::not_committed && std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+    st = c->next(v);
+    if (st == ReadStatus::not_committed) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(st, ReadStatus::ok) << "then it gives up on the dead claim";
+  EXPECT_EQ(v.sequence, 4u);
+  EXPECT_EQ(v.payload, body_of(4));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(900)) << "not before the timeout";
+  EXPECT_EQ(seg->skipped_below(), 4u) << "a late commit of 3 would now be refused";
+  // As a late commit is: readers gave up on everything below 100.
+  const std::uint64_t skipped = 100;
+  poke(file, offsetof(SegmentHeader, skipped_below), &skipped, sizeof skipped);
+  auto late = j->append("a.b", "", body_of(5));
+  ASSERT_FALSE(late) << "never acknowledged: a reader may have gone past it";
+  EXPECT_EQ(late.error().code, Errc::timeout);
 }
 
 }  // namespace

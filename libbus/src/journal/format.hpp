@@ -19,7 +19,10 @@
 //    48   80 reserved (zero)
 //   128    8 claim            appenders' CAS word: bits 63..32 = next free offset / 8,
 //                             bit 31 = sealed, bits 30..0 = records claimed
-//   136 3960 reserved (zero)
+//   136  120 reserved (zero)
+//   256    8 skipped_below    readers' word: every sequence below it that was not committed
+//                             when it was raised is abandoned (CAS-max; see append and Cursor)
+//   264 3832 reserved (zero)
 //  4096      records, 8-byte aligned, one after another
 //
 // Record (40-byte header, then the body, padded to 8):
@@ -44,7 +47,7 @@
 namespace bus::detail::journal {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x314C4E524A535542ull;  // "BUSJRNL1"
-inline constexpr std::uint16_t kJournalMajor = 1;
+inline constexpr std::uint16_t kJournalMajor = 2;  // 2: sealed is bit 31 of the claim word
 inline constexpr std::uint16_t kJournalMinor = 0;
 inline constexpr std::uint32_t kSegmentHeaderBytes = 4096;
 inline constexpr std::uint32_t kRecordHeaderBytes = 40;
@@ -71,12 +74,15 @@ struct SegmentHeader {
   std::uint64_t stream_id;
   std::uint8_t reserved0[80];
   alignas(128) std::atomic<std::uint64_t> claim;
-  std::uint8_t reserved1[kSegmentHeaderBytes - 136];
+  std::uint8_t reserved1[120];
+  alignas(128) std::atomic<std::uint64_t> skipped_below;
+  std::uint8_t reserved2[kSegmentHeaderBytes - 264];
 };
 static_assert(offsetof(SegmentHeader, capacity) == 16);
 static_assert(offsetof(SegmentHeader, first_seq) == 24);
 static_assert(offsetof(SegmentHeader, stream_id) == 40);
 static_assert(offsetof(SegmentHeader, claim) == 128);
+static_assert(offsetof(SegmentHeader, skipped_below) == 256);
 static_assert(sizeof(SegmentHeader) == kSegmentHeaderBytes);
 
 struct RecordHeader {

@@ -246,6 +246,11 @@ Result<std::uint64_t> Journal::append(std::string_view subject, std::string_view
           }
         }
         return sequence;
+      case AppendStatus::abandoned:
+        return make_error(Errc::timeout, "message " + std::to_string(sequence) + " of " + directory_ +
+                                             " was finished after readers had given up on it (unfinished for over " +
+                                             std::to_string(kAbandonAfterNs / 1'000'000) +
+                                             " ms: was this publisher stopped?): it may not be delivered");
       case AppendStatus::too_large:
         return make_error(Errc::payload_too_large, "a record of " + std::to_string(payload.size() + headers.size()) +
                                                        " bytes does not fit in a journal segment of " +
@@ -301,7 +306,13 @@ Result<RecordView> Journal::read(std::uint64_t sequence) const {
                                                    " fails its checksum or bounds: not delivered");
     }
     if (st == ReadStatus::not_committed) {
-      return make_error(Errc::timeout, "message " + std::to_string(first + at) + " of " + directory_ +
+      // A record before ours is unfinished (its writer is writing, died or is stopped): ours
+      // may be complete all the same; search for it past the gap.
+      if (at != i) {
+        const std::uint64_t found = seg->file.find(sequence, offset);
+        if (found != 0 && seg->file.read(found, sequence, view) == ReadStatus::ok) return view;
+      }
+      return make_error(Errc::timeout, "message " + std::to_string(first + i) + " of " + directory_ +
                                            " is not completely written yet");
     }
     if (offsets.size() <= at) offsets.resize(at + 1, 0);
@@ -371,27 +382,59 @@ ReadStatus Journal::Cursor::next(RecordView& out) {
       segment_ = following;
       sequence_ = following->file.first_seq();
       offset_ = kSegmentHeaderBytes;
+      search_from_ = 0;
       continue;
     }
+    ReadStatus st = ReadStatus::not_committed;
     if (offset_ == 0) {
-      // After skip(): where sequence_ starts is searched for, not computed.
-      offset_ = seg->file.find(sequence_);
-      if (offset_ == 0) return ReadStatus::not_committed;  // not (completely) written yet
+      // After a skip: where sequence_ starts is searched for (the bytes before it cannot be
+      // trusted for a length), at most once a millisecond while it is not there.
+      const std::uint64_t now = monotonic_ns();
+      if (now - last_search_ns_ >= 1'000'000) {
+        last_search_ns_ = now;
+        offset_ = seg->file.find(sequence_, search_from_);
+      }
+      if (offset_ != 0) st = seg->file.read(offset_, sequence_, out);
+    } else {
+      st = seg->file.read(offset_, sequence_, out);
     }
-    const ReadStatus st = seg->file.read(offset_, sequence_, out);
-    if (st != ReadStatus::ok) {
+    if (st == ReadStatus::ok) {
+      stall_sequence_ = 0;
+      offset_ += out.bytes;
+      ++sequence_;
+      return ReadStatus::ok;
+    }
+    if (st == ReadStatus::corrupt) {
       if (skip_dropped(*seg, sequence_, offset_)) continue;  // recovery dropped it: go past
       return st;
     }
-    offset_ += out.bytes;
-    ++sequence_;
-    return ReadStatus::ok;
+    if (skip_dropped(*seg, sequence_, offset_)) continue;
+    // Not committed. Claimed (a writer took it) but unfinished for too long: give up on it.
+    if (sequence_ >= seg->file.next_seq()) return ReadStatus::not_committed;  // nobody wrote it yet
+    const std::uint64_t now = monotonic_ns();
+    if (stall_sequence_ != sequence_) {
+      stall_sequence_ = sequence_;
+      stall_since_ns_ = now;
+    }
+    if (now - stall_since_ns_ < kAbandonAfterNs && seg->file.skipped_below() <= sequence_) {
+      return ReadStatus::not_committed;
+    }
+    seg->file.raise_skip(sequence_);  // [SJ3]; then the re-check below
+    const std::uint64_t at = offset_ != 0 ? offset_ : seg->file.find(sequence_, search_from_);
+    if (at != 0 && seg->file.read(at, sequence_, out) == ReadStatus::ok) {
+      offset_ = at;  // committed after all: delivered as usual (its writer was told nothing)
+      continue;
+    }
+    if (offset_ != 0) search_from_ = offset_ + kRecordAlign;
+    skip();
   }
 }
 
 void Journal::Cursor::skip() noexcept {
+  if (offset_ != 0) search_from_ = offset_ + kRecordAlign;
   ++sequence_;
   offset_ = 0;
+  last_search_ns_ = 0;
 }
 
 std::uint64_t Journal::first_seq() const {

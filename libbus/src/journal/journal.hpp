@@ -67,6 +67,11 @@ class Journal {
     const Segment* segment_ = nullptr;
     std::uint64_t offset_ = 0;  // of sequence_'s record; 0 after skip() until it is found
     std::uint64_t sequence_ = 0;
+    std::uint64_t search_from_ = 0;  // while offset_ is 0: sequence_'s record is after this
+    // Waiting for a claimed record to be committed: since when, and the last search for it.
+    std::uint64_t stall_sequence_ = 0;
+    std::uint64_t stall_since_ns_ = 0;
+    std::uint64_t last_search_ns_ = 0;
   };
   /// A cursor at `sequence` (clamped to the first sequence; past the last, it waits there).
   Result<Cursor> cursor(std::uint64_t sequence) const;
@@ -115,6 +120,13 @@ class Journal {
   /// (waiting at most kRecoveryWaitNs for another opener's recovery).
   static Result<Lock> take_lock(const std::string& directory, bool want_exclusive);
   static constexpr std::uint64_t kRecoveryWaitNs = 60'000'000'000ull;
+ public:
+  /// A claimed record not committed for this long is given up on by readers (its writer died,
+  /// or is stopped): they go past it, and a late commit is refused (SegmentFile::raise_skip),
+  /// as a ring's unblock_timeout does.
+  static constexpr std::uint64_t kAbandonAfterNs = 1'000'000'000ull;
+
+ private:
   /// The segment after `full` (sealed): opened if another writer made it, else created.
   Result<Segment*> next_segment(Segment* full);
   /// The segment starting at `first`: ours, or opened (made first if `create`).

@@ -241,8 +241,13 @@ AppendStatus SegmentFile::append(std::string_view subject, std::string_view head
   if (!headers.empty()) std::memcpy(body + subject.size(), headers.data(), headers.size());
   if (!payload.empty()) std::memcpy(body + subject.size() + headers.size(), payload.data(), payload.size());
   r->checksum = record_checksum(sequence, *r, body, subject.size() + headers.size() + payload.size());
-  // [RJ1] release: every byte of the record before its commit word; pairs with [AJ1].
-  r->commit.store(sequence, std::memory_order_release);
+  // [RJ1] release (seq_cst, for [SJ2]): every byte of the record before its commit word;
+  // pairs with [AJ1].
+  r->commit.store(sequence, std::memory_order_seq_cst);
+  // [SJ2] seq_cst load after the seq_cst commit; pairs with raise_skip() ([SJ3]) followed by the
+  // reader's re-check of the commit word: either the reader sees our commit, or we see its skip
+  // (store buffering: not both missed). Seen: the reader may have passed us.
+  if (sequence < h->skipped_below.load(std::memory_order_seq_cst)) return AppendStatus::abandoned;
   return AppendStatus::appended;
 }
 
@@ -353,7 +358,20 @@ Recovery SegmentFile::recover(std::vector<std::pair<std::uint64_t, std::uint64_t
   return rec;
 }
 
-std::uint64_t SegmentFile::find(std::uint64_t sequence) const noexcept {
+void SegmentFile::raise_skip(std::uint64_t sequence) const noexcept {
+  std::atomic<std::uint64_t>& word = header()->skipped_below;
+  std::uint64_t seen = word.load(std::memory_order_relaxed);
+  // [SJ3] seq_cst CAS-max; pairs with [SJ2]. The caller re-checks the record afterwards.
+  while (seen <= sequence && !word.compare_exchange_weak(seen, sequence + 1, std::memory_order_seq_cst)) {
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+std::uint64_t SegmentFile::skipped_below() const noexcept {
+  return header()->skipped_below.load(std::memory_order_acquire);
+}
+
+std::uint64_t SegmentFile::find(std::uint64_t sequence, std::uint64_t from) const noexcept {
   const std::uint64_t end = claimed_end();
   if (end < kSegmentHeaderBytes + kRecordHeaderBytes) return 0;  // nothing claimed (or scribbled)
   // A record with this sequence has at least (sequence - first) headers before it.
@@ -362,8 +380,9 @@ std::uint64_t SegmentFile::find(std::uint64_t sequence) const noexcept {
   const std::uint64_t before = sequence - first;
   if (before > (end - kSegmentHeaderBytes) / kRecordHeaderBytes) return 0;
   RecordView view;
-  for (std::uint64_t at = kSegmentHeaderBytes + before * kRecordHeaderBytes; at + kRecordHeaderBytes <= end;
-       at += kRecordAlign) {
+  std::uint64_t start = kSegmentHeaderBytes + before * kRecordHeaderBytes;
+  if (from > start) start = (from + kRecordAlign - 1) / kRecordAlign * kRecordAlign;
+  for (std::uint64_t at = start; at + kRecordHeaderBytes <= end; at += kRecordAlign) {
     const auto* r = reinterpret_cast<const RecordHeader*>(base_ + at);
     if (r->commit.load(std::memory_order_relaxed) != sequence) continue;
     if (check(at, sequence, view) == ReadStatus::ok) return at;

@@ -33,7 +33,9 @@ struct RecordView {
   std::uint32_t bytes = 0;   // the record's length
 };
 
-enum class AppendStatus { appended, full, too_large };
+// abandoned: committed too late: a reader had given up waiting for it (raise_skip) and may have
+// gone past it; the caller must not report it as stored.
+enum class AppendStatus { appended, full, too_large, abandoned };
 enum class ReadStatus { ok, not_committed, corrupt };
 
 class SegmentFile {
@@ -75,7 +77,13 @@ class SegmentFile {
   /// Where the record carrying `sequence` starts, found by searching every 8-byte position
   /// of the claimed bytes for one that verifies as that sequence (for stepping past a damaged
   /// record, whose length cannot be trusted); 0 when there is none (yet).
-  std::uint64_t find(std::uint64_t sequence) const noexcept;
+  std::uint64_t find(std::uint64_t sequence, std::uint64_t from = 0) const noexcept;
+
+  /// A reader gives up on `sequence` (claimed, not committed for too long: its writer died or
+  /// is stopped): raises skipped_below past it ([SJ3], seq_cst). A writer that commits it after
+  /// this learns it (AppendStatus::abandoned); the reader re-checks the record after the call.
+  void raise_skip(std::uint64_t sequence) const noexcept;  // const: writes the mapping only
+  std::uint64_t skipped_below() const noexcept;
 
   /// msync(MS_SYNC) of the pages holding [offset, offset + bytes): on disk when it returns.
   Status sync(std::uint64_t offset, std::uint64_t bytes) const;
