@@ -99,6 +99,19 @@ TEST(StreamMp, should_store_what_is_published_and_answer_the_stream_verbs) {
   ASSERT_TRUE(exits_with(missing, 1));
   EXPECT_TRUE(holds(missing.err(), "no message 99")) << missing.describe();
   EXPECT_TRUE(holds(cli_ok(bus, {"stream", "info", "ORDERS", "--json"}), "\"messages\": 7"));
+  // A limit that is not enforced yet is refused, never stored as if it bounded anything.
+  auto limited = spawn_cli({"stream", "add", "LIMITED", "--subjects", "lim.>", "--max-msgs", "5", "--bus", bus});
+  ASSERT_TRUE(limited.wait_exit(20s));
+  EXPECT_FALSE(limited.status()->success());
+  EXPECT_TRUE(holds(limited.err(), "max_msgs is not enforced yet")) << limited.describe();
+  // max_msg_size is: a message over it is refused before anyone gets it.
+  cli_ok(bus, {"stream", "add", "SMALL", "--subjects", "small.>", "--max-msg-size", "10"});
+  auto big = spawn_cli({"pub", "--ack", "small.x", "twenty bytes of data", "--bus", bus});
+  ASSERT_TRUE(exits_with(big, 1));
+  EXPECT_TRUE(holds(big.err(), "max_msg_size")) << big.describe();
+  auto fits = spawn_cli({"pub", "--ack", "small.x", "ten bytes!", "--bus", bus});
+  ASSERT_TRUE(exits_ok(fits));
+  EXPECT_EQ(acked_sequences(fits, "SMALL"), (std::vector<unsigned long long>{1}));
 
   // Removed: gone with its messages; a new stream of that name starts at 1.
   EXPECT_TRUE(holds(cli_ok(bus, {"stream", "rm", "ORDERS", "-f"}), "removed"));

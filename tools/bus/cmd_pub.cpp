@@ -107,15 +107,16 @@ VerbRunner setup_pub(CLI::App& command) {
       ->capture_default_str();
   tools::add_duration_option(command, "--sleep", flags->sleep,
                              "Pause between messages (e.g. 100ms)");
-  command.add_option("--reply", flags->reply, "Reply subject to send with the message")
-      ->type_name("SUBJECT");
+  auto* reply = command.add_option("--reply", flags->reply, "Reply subject to send with the message")
+                    ->type_name("SUBJECT");
   flags->headers.add_to(command);
   command.add_flag("--no-templates", flags->no_templates,
                    "Send {{Count}} (subject, body, header values) literally");
   command.add_flag("-v,--verbose", flags->verbose, "Print a line per published message (stderr)");
   command.add_flag("-J,--ack,--jetstream", flags->ack,
                    "Wait until a stream stored each message; print its stream and sequence (exit 1 if no stream "
-                   "captures the subject)");
+                   "captures the subject)")
+      ->excludes(reply);
   add_client_flags(command, flags->client);
   return [flags] { return run_pub(*flags); };
 }

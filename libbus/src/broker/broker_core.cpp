@@ -114,7 +114,24 @@ Result<std::unique_ptr<BrokerCore>> BrokerCore::create(const BrokerOptions& opti
     const std::string store_dir =
         options.store_dir.empty() ? stream::default_state_dir(options.bus_name) : options.store_dir;
     BrokerCore* self = core.get();
-    if (auto st = core->streams_.open_store(store_dir, [self](const std::string& line) { self->log(line); }); !st) {
+    auto route_check = [self](const StreamConfig& config) -> Status {
+      // A stream joins every route whose subject it captures: each must have room for it.
+      for (const RouteRecord& route : self->routes_) {
+        if (!route.active) continue;
+        for (const std::string& pattern : config.subjects) {
+          if (!subject_matches(pattern, route.subject)) continue;
+          if (route.targets.size() + 1 > self->segment_.config().max_fanout) {
+            return make_error(Errc::resource_exhausted, "subject '" + route.subject + "' has " +
+                                                            std::to_string(route.targets.size()) +
+                                                            " subscribers: no room for a stream (max_fanout)");
+          }
+        }
+      }
+      return {};
+    };
+    if (auto st = core->streams_.open_store(store_dir, [self](const std::string& line) { self->log(line); },
+                                            route_check);
+        !st) {
       return std::move(st).error();
     }
   }

@@ -20,8 +20,9 @@ constexpr std::uint64_t kJournalSegmentBytes = 64ull << 20;
 
 }  // namespace
 
-Status BrokerStreams::open_store(const std::string& store_dir, Log log) {
+Status BrokerStreams::open_store(const std::string& store_dir, Log log, RouteCheck route_check) {
   log_ = std::move(log);
+  route_check_ = std::move(route_check);
   std::error_code ec;
   const std::string absolute = std::filesystem::absolute(store_dir, ec).lexically_normal().string();
   if (ec) return make_error(Errc::invalid_argument, "store directory " + store_dir + ": " + ec.message());
@@ -50,7 +51,8 @@ void BrokerStreams::load(Segment& segment, bool adopted) {
 
   // What a previous broker left in the table: name -> (slot, incarnation).
   struct Left {
-    std::string name;
+    std::string name, dir;
+    std::uint64_t stream_id;
     std::uint32_t incarnation;
     bool active;
   };
@@ -62,8 +64,11 @@ void BrokerStreams::load(Segment& segment, bool adopted) {
     if (!adopted) continue;
     // Untrusted: a length that does not fit leaves the slot unmatched (it is rewritten below).
     auto name = load_text(l->name, sizeof l->name, load_length(l->name_len));
-    if (name && l->state.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(StreamSlotState::active)) {
+    auto dir = load_text(l->journal_dir, sizeof l->journal_dir, load_length(l->dir_len));
+    if (name && dir && l->state.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(StreamSlotState::active)) {
       left[i].name = std::move(*name);
+      left[i].dir = std::move(*dir);
+      left[i].stream_id = l->stream_id.load(std::memory_order_relaxed);
       left[i].active = true;
     }
   }
@@ -76,7 +81,11 @@ void BrokerStreams::load(Segment& segment, bool adopted) {
   std::vector<bool> taken(slots, false);
   std::vector<StreamConfig> unplaced;
   for (auto& config : configs) {
-    auto it = std::find_if(left.begin(), left.end(), [&](const Left& l) { return l.active && l.name == config.name; });
+    // The same stream only if the same journal: name, directory (another --store-dir is another
+    // stream) and, once opened, its id (below).
+    const std::string dir = store_->journal_dir(config.name);
+    auto it = std::find_if(left.begin(), left.end(),
+                           [&](const Left& l) { return l.active && l.name == config.name && l.dir == dir; });
     if (it == left.end()) {
       unplaced.push_back(std::move(config));
       continue;
@@ -88,6 +97,10 @@ void BrokerStreams::load(Segment& segment, bool adopted) {
     if (auto st = serve(std::move(config), slot, it->incarnation); !st) {
       taken[slot] = false;
       log_("stream '" + name + "' is not served: " + st.error().message);
+    } else if (streams_.back().journal->stream_id() != it->stream_id) {
+      // Another journal under the same path: publishers' cached targets must not match it.
+      streams_.back().incarnation = it->incarnation + 1;
+      publish_slot(slot, &streams_.back());
     }
   }
   // Slots no stream kept are freed before new streams take them (new incarnations).
@@ -249,6 +262,22 @@ Result<std::string> BrokerStreams::handle(StreamOp op, std::string_view name, st
   return make_error(Errc::protocol_error, "unknown stream request");
 }
 
+Status BrokerStreams::refuse_unenforced(const StreamConfig& c) {
+  // Accepted and stored but not applied would be a stream that fills the disk while claiming a
+  // bound: refused until the limits are built (issue 8), as storage memory is.
+  const auto refuse = [&](const char* what) {
+    return make_error(Errc::invalid_argument,
+                      "stream '" + c.name + "': " + what + " is not enforced yet; leave it unset (unlimited)");
+  };
+  if (c.max_msgs >= 0) return refuse("max_msgs");
+  if (c.max_bytes >= 0) return refuse("max_bytes");
+  if (c.max_age.count() > 0) return refuse("max_age");
+  if (c.max_msgs_per_subject >= 0) return refuse("max_msgs_per_subject");
+  if (c.discard != Discard::old_messages) return refuse("discard new");
+  if (c.retention != Retention::limits) return refuse("retention interest/workqueue");
+  return {};
+}
+
 Result<std::string> BrokerStreams::add(std::string_view body, bool& routes_changed) {
   auto parsed = stream::from_json(body);
   if (!parsed) return std::move(parsed).error();
@@ -262,10 +291,14 @@ Result<std::string> BrokerStreams::add(std::string_view body, bool& routes_chang
     return make_error(Errc::already_exists, "stream name already in use with a different configuration: '" +
                                                 config.name + "'");
   }
+  if (auto st = refuse_unenforced(config); !st) return std::move(st).error();
   auto slot = free_slot();
   if (!slot) {
     return make_error(Errc::resource_exhausted, "all " + std::to_string(segment_->config().max_streams) +
                                                     " stream slots are taken (busd --max-streams)");
+  }
+  if (route_check_) {
+    if (auto st = route_check_(config); !st) return std::move(st).error();
   }
   if (auto st = store_->add(config); !st) return std::move(st).error();
   const std::uint32_t incarnation = segment_->stream(*slot)->incarnation.load(std::memory_order_relaxed) + 1;

@@ -27,10 +27,12 @@ namespace bus::detail {
 class BrokerStreams {
  public:
   using Log = std::function<void(const std::string&)>;
+  /// Whether the routes a new stream would join have room for it (max_fanout).
+  using RouteCheck = std::function<Status(const StreamConfig&)>;
 
   /// Opens (and holds: one broker per store) the store in `store_dir`. Before the segment is
   /// made or adopted: a store another broker holds is an error, not a reason to replace a bus.
-  Status open_store(const std::string& store_dir, Log log);
+  Status open_store(const std::string& store_dir, Log log, RouteCheck route_check);
   /// Loads every stream of the store into `segment`'s stream table, before any route is
   /// published. `adopted`: the table was left by a previous broker; a stream found there under
   /// the same name keeps its slot and incarnation, so the targets publishers cached stay valid.
@@ -69,6 +71,8 @@ class BrokerStreams {
   void publish_slot(std::uint32_t slot, const Served* s);
 
   Status make_store();
+  static Status refuse_unenforced(const StreamConfig& config);
+  RouteCheck route_check_;
 
   std::string store_dir_;
   std::optional<stream::StreamStore> store_;  // opened at start if it exists, else by the first add

@@ -374,10 +374,16 @@ Result<bool> ConnectionImpl::refresh(Attachment& a, LocalRoute& route, std::stri
         // path: a publish on a known route never comes here). nullptr: the stream was removed
         // meanwhile and the broker is rewriting this route.
         StreamHandle* stream = nullptr;
+        route.stream_error.reset();
         if (has_stream) {
           auto handle = stream_handle(a, stream_target.subscription, stream_target.incarnation);
-          if (!handle) return std::move(handle).error();
-          stream = handle.value();
+          if (handle) {
+            stream = handle.value();
+          } else {
+            // The rings still get what is published; only storing fails, and says so.
+            route.stream_error = std::make_shared<const Error>(std::move(handle).error());
+            route.stream_retry_ns = monotonic_ns() + 1'000'000'000ull;
+          }
         }
         route.stream = stream;
         // A fresh head for every ring: a cached head must never be ahead of the real one.
@@ -501,7 +507,8 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   if (!found) return std::move(found).error();
   LocalRoute* route = found.value();
   // [A6] acquire: pairs with [R6]; one shared load per publish tells whether the route changed.
-  if (route->layout->version.load(std::memory_order_acquire) != route->version) {
+  if (route->layout->version.load(std::memory_order_acquire) != route->version ||
+      (route->stream_error && monotonic_ns() > route->stream_retry_ns)) [[unlikely]] {
     auto valid = refresh(a, *route, subject);
     if (!valid) return std::move(valid).error();
     if (!valid.value()) {
@@ -514,6 +521,9 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
       if (!again) return std::move(again).error();
       route = again.value();
     }
+  }
+  if (route->stream != nullptr) {
+    if (auto st = check_stream_size(*route->stream, headers.size() + data.size()); !st) return std::move(st).error();
   }
   const auto bytes = static_cast<std::uint32_t>(
       record_bytes(subject.size(), reply.size(), headers.size(), data.size()));
@@ -543,16 +553,28 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   // saw it superseded read a tail without our claim only if this load sees superseded too
   // (SubscriptionImpl::leave_superseded_locked). Then what we wrote may never be read: say so.
   if (a.segment.superseded(std::memory_order_seq_cst)) [[unlikely]] return superseded_error();
-  if (route->stream == nullptr) return n;
+  if (route->stream == nullptr) [[likely]] {
+    if (route->stream_error) {
+      return make_error(route->stream_error->code, "delivered to " + std::to_string(n) +
+                                                        " subscription(s) but not stored: " + route->stream_error->message);
+    }
+    return n;
+  }
   // A stream captures the subject: the journal append is ours too (client/streams.cpp).
-  PubAck stored;
-  if (auto st = store(*route->stream, subject, headers, data, &stored); !st) return std::move(st).error();
+  StreamHandle& stream = *route->stream;
+  auto sequence = store(stream, subject, headers, data);
+  if (!sequence) return std::move(sequence).error();
   if (!reply.empty()) {
     // As JetStream answers a core request to a stream's subject: the acknowledgement, as JSON.
-    const std::string json = nlohmann::json{{"stream", stored.stream}, {"seq", stored.sequence}}.dump();
+    const std::string json = nlohmann::json{{"stream", stream.name}, {"seq", sequence.value()}}.dump(
+        -1, ' ', false, nlohmann::json::error_handler_t::replace);
     (void)publish(reply, {}, {}, json);
   }
-  if (ack != nullptr) *ack = std::move(stored);
+  if (ack != nullptr) {
+    ack->stream = stream.name;  // only when asked: stream_publish()
+    ack->sequence = sequence.value();
+    ack->duplicate = false;
+  }
   return n + 1;
 }
 

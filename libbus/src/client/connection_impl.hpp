@@ -77,6 +77,10 @@ struct LocalRoute {
   };
   RouteLayout* layout = nullptr;
   StreamHandle* stream = nullptr;  // the stream capturing the subject, if any (client/streams.cpp)
+  // The route names a stream this process could not open: publishes still reach the rings and
+  // say the message was not stored; the journal is tried again after stream_retry_ns.
+  std::shared_ptr<const Error> stream_error;
+  std::uint64_t stream_retry_ns = 0;
   std::uint32_t version = 0;      // layout->version the targets were copied at
   std::vector<Target> targets;    // capacity max_fanout, reserved once: refresh never allocates
   std::vector<Target> scratch;    // refresh() fills this, then swaps it with targets
@@ -232,9 +236,11 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   /// The stream in slot `slot` of `a`'s table if it still has `incarnation` (nullptr: it was
   /// removed or replaced meanwhile), its journal attached on first use.
   Result<StreamHandle*> stream_handle(const Attachment& a, std::uint32_t slot, std::uint32_t incarnation);
-  /// Appends a message to the route's stream; the acknowledgement in `ack`.
-  Status store(StreamHandle& stream, std::string_view subject, std::string_view headers, std::string_view data,
-               PubAck* ack);
+  /// Appends a message to the route's stream: its sequence.
+  Result<std::uint64_t> store(StreamHandle& stream, std::string_view subject, std::string_view headers,
+                              std::string_view data);
+  /// Refuses a message over the stream's max_msg_size (before any ring gets it).
+  static Status check_stream_size(const StreamHandle& stream, std::size_t bytes);
   bool deliver(LocalRoute::Target& target, ThreadPublisher& tp, std::uint32_t bytes,
                std::string_view subject, std::string_view reply, std::string_view headers,
                std::string_view data);

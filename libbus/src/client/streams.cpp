@@ -48,7 +48,10 @@ Result<SlotCopy> read_slot(const Segment& segment, std::uint32_t slot) {
       std::atomic_thread_fence(std::memory_order_acquire);  // the loads above before the re-read
       if (l->version.load(std::memory_order_relaxed) == v1) {
         if (!c.active) return c;
-        if (!name || !dir || dir->empty() || (*dir)[0] != '/') {
+        StreamConfig probe;  // the name must pass the rules a stream name is added under
+        if (name) probe.name = *name;
+        probe.subjects = {"x"};
+        if (!name || !dir || dir->empty() || (*dir)[0] != '/' || !stream::validate(probe)) {
           return make_error(Errc::segment_corrupt, "stream slot " + std::to_string(slot) + " holds a bad name or path");
         }
         c.name = std::move(*name);
@@ -108,23 +111,22 @@ Result<StreamHandle*> ConnectionImpl::stream_named(std::string_view name) {
   return make_error(Errc::not_found, "stream not found: '" + std::string(name) + "'");
 }
 
-Status ConnectionImpl::store(StreamHandle& stream, std::string_view subject, std::string_view headers,
-                             std::string_view data, PubAck* ack) {
-  if (stream.max_msg_size >= 0 && headers.size() + data.size() > static_cast<std::uint64_t>(stream.max_msg_size)) {
-    return make_error(Errc::payload_too_large, "message of " + std::to_string(headers.size() + data.size()) +
-                                                   " bytes exceeds stream '" + stream.name + "''s max_msg_size of " +
-                                                   std::to_string(stream.max_msg_size));
+Status ConnectionImpl::check_stream_size(const StreamHandle& stream, std::size_t bytes) {
+  if (stream.max_msg_size >= 0 && bytes > static_cast<std::uint64_t>(stream.max_msg_size)) {
+    return make_error(Errc::payload_too_large, "message of " + std::to_string(bytes) + " bytes exceeds stream '" +
+                                                   stream.name + "''s max_msg_size of " +
+                                                   std::to_string(stream.max_msg_size) + " (nothing was sent)");
   }
+  return {};
+}
+
+Result<std::uint64_t> ConnectionImpl::store(StreamHandle& stream, std::string_view subject, std::string_view headers,
+                                            std::string_view data) {
   auto sequence = stream.journal->append(subject, headers, data);
   if (!sequence) {
     return make_error(sequence.error().code, "not stored in stream '" + stream.name + "': " + sequence.error().message);
   }
-  if (ack != nullptr) {
-    ack->stream = stream.name;
-    ack->sequence = sequence.value();
-    ack->duplicate = false;
-  }
-  return {};
+  return sequence;
 }
 
 Result<std::string> ConnectionImpl::stream_request(StreamOp op, std::string_view name, std::string_view body) {

@@ -145,10 +145,10 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
     if (auto st = j->add_segment(std::move(file).value(), {}); !st) return std::move(st).error();
   }
   j->tail_.store(j->segments_.back().get(), std::memory_order_release);
-  // The exclusive lock becomes shared (not atomically: another opener may recover in between,
-  // which finds what we left, a recovered journal, and changes nothing).
-  if (recover && ::flock(j->lock_fd_, LOCK_SH | LOCK_NB) != 0) {
-    return make_error(Errc::io_error, errno_message(("lock " + directory + "/lock").c_str(), errno));
+  // The exclusive lock becomes shared (not atomically: another opener may take it exclusive in
+  // between and recover what we left, a recovered journal, changing nothing; we wait for it).
+  if (recover) {
+    if (auto st = share_lock(j->lock_fd_, directory); !st) return std::move(st).error();
   }
   return j;
 }
@@ -162,18 +162,24 @@ Result<Journal::Lock> Journal::take_lock(const std::string& directory, bool want
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return make_error(Errc::io_error, errno_message(("open " + path).c_str(), errno));
   if (want_exclusive && ::flock(fd, LOCK_EX | LOCK_NB) == 0) return Lock{fd, true};
+  if (auto st = share_lock(fd, directory); !st) {
+    ::close(fd);
+    return std::move(st).error();
+  }
+  return Lock{fd, false};
+}
+
+Status Journal::share_lock(int fd, const std::string& directory) {
   // Shared: blocked only while another opener recovers, which takes time in proportion to the
   // journal's size, so the wait is long but bounded.
   const std::uint64_t deadline = monotonic_ns() + kRecoveryWaitNs;
   for (;;) {
-    if (::flock(fd, LOCK_SH | LOCK_NB) == 0) return Lock{fd, false};
+    if (::flock(fd, LOCK_SH | LOCK_NB) == 0) return {};
     const int err = errno;
     if (err != EWOULDBLOCK && err != EINTR) {
-      ::close(fd);
-      return make_error(Errc::io_error, errno_message(("lock " + path).c_str(), err));
+      return make_error(Errc::io_error, errno_message(("lock " + directory + "/lock").c_str(), err));
     }
     if (monotonic_ns() > deadline) {
-      ::close(fd);
       return make_error(Errc::timeout, "journal " + directory + " stayed locked for recovery by another process");
     }
     ::usleep(2000);

@@ -119,6 +119,8 @@ class Journal {
   /// `directory`/lock, held exclusive if `want_exclusive` and nobody else holds it, else shared
   /// (waiting at most kRecoveryWaitNs for another opener's recovery).
   static Result<Lock> take_lock(const std::string& directory, bool want_exclusive);
+  /// flock(fd, LOCK_SH), waiting at most kRecoveryWaitNs.
+  static Status share_lock(int fd, const std::string& directory);
   static constexpr std::uint64_t kRecoveryWaitNs = 60'000'000'000ull;
  public:
   /// A claimed record not committed for this long is given up on by readers (its writer died,

@@ -68,11 +68,13 @@ bool send_control(int fd, const ControlMessage& message, std::string_view body) 
 
 int receive_control(int fd, char* buffer, ControlMessage& message, std::string_view& body) noexcept {
   for (;;) {
-    const ssize_t n = ::recv(fd, buffer, kControlDatagramBytes, 0);
+    // MSG_TRUNC: n is the datagram's real length, so one larger than the buffer is refused
+    // rather than accepted cut short.
+    const ssize_t n = ::recv(fd, buffer, kControlDatagramBytes, MSG_TRUNC);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -1;
     if (n <= 0) return 0;
-    if (static_cast<std::size_t>(n) < sizeof message) return 2;
+    if (static_cast<std::size_t>(n) < sizeof message || static_cast<std::size_t>(n) > kControlDatagramBytes) return 2;
     std::memcpy(&message, buffer, sizeof message);
     if (!message.well_formed() || static_cast<std::size_t>(n) != sizeof message + message.body_len) return 2;
     body = std::string_view(buffer + sizeof message, message.body_len);

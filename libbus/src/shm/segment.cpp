@@ -302,7 +302,8 @@ Result<Segment> Segment::open(std::string_view bus_name, std::optional<uid_t> br
     return make_error(Errc::segment_corrupt, "segment header holds invalid sizes: " + v.error().message);
   }
   const SegmentGeometry g = compute_geometry(c);
-  if (h->header_size != sizeof(SegmentHeader) || h->segment_size != g.segment_size || seg.size_ < g.segment_size) {
+  // At least our regions' extent: a newer minor may add regions after them (ignored below).
+  if (h->header_size != sizeof(SegmentHeader) || h->segment_size < g.segment_size || seg.size_ < h->segment_size) {
     return make_error(Errc::segment_corrupt, "segment header sizes disagree with each other or the file size");
   }
   // Every region this build knows must be where its sizes put it; unknown kinds (a newer minor

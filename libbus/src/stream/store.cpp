@@ -133,6 +133,7 @@ Status StreamStore::add(StreamConfig config) {
   normalize(config);
   if (auto st = validate(config); !st) return st;
   std::vector<std::string> damaged;
+  std::error_code ec;  // the non-throwing overloads: the broker's loop must never see an exception
   for (const StreamConfig& other : list(&damaged)) {
     if (other.name == config.name) return make_error(Errc::already_exists, "stream '" + config.name + "' exists");
     for (const std::string& mine : config.subjects) {
@@ -145,13 +146,12 @@ Status StreamStore::add(StreamConfig config) {
     }
   }
   if (std::find(damaged.begin(), damaged.end(), config.name) != damaged.end() ||
-      std::filesystem::exists(stream_dir(config.name))) {
+      std::filesystem::exists(stream_dir(config.name), ec)) {
     return make_error(Errc::already_exists, "stream '" + config.name + "' exists (its configuration is damaged)");
   }
   // Built aside, then renamed into place: a crash leaves either no stream or a whole one
   // (open() sweeps the leftover), never a directory that blocks the name forever.
   const std::string building = dir_ + "/streams/.new-" + config.name;
-  std::error_code ec;
   std::filesystem::remove_all(building, ec);
   if (auto st = make_private_dir(building); !st) return st;
   journal::JournalOptions options;
