@@ -541,5 +541,25 @@ TEST(Journal, should_go_past_a_record_whose_writer_never_finished_it) {
   EXPECT_EQ(late.error().code, Errc::timeout);
 }
 
+TEST(Journal, should_keep_appending_in_its_own_directory_after_the_directory_is_renamed) {
+  TempDir dir;
+  auto old = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(old);
+  ASSERT_TRUE(old->append("a", "", "before"));
+  // The stream is removed (renamed aside) and a new one of the same name made in its place.
+  fs::rename(dir.sub("s"), dir.sub("trash"));
+  auto fresh = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(fresh);
+  // The old handle fills segments and rolls over: its files go with it, not into the new one.
+  for (int i = 0; i < 2000; ++i) ASSERT_TRUE(old->append("a", "", std::string(100, 'o')));
+  EXPECT_GT(old->segment_count(), 1u);
+  EXPECT_EQ(fresh->segment_count(), 1u);
+  EXPECT_EQ(fresh->append("a", "", "new").value(), 1u);
+  fresh.reset();
+  auto reopened = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(reopened) << "the new stream's journal holds only its own files";
+  EXPECT_EQ(reopened->last_seq(), 1u);
+}
+
 }  // namespace
 }  // namespace bus::detail::journal

@@ -74,13 +74,20 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
   // handle holds the lock file shared, recovery needs it exclusive. The kernel drops a dead
   // process's lock, so a crash never leaves the journal unrecoverable; live (or stopped) holders
   // mean the journal is in use as it is, and it is attached without recovery.
-  auto lock = take_lock(directory, recover);
+  // The directory by descriptor from here on: a stream removed (renamed aside) while we still
+  // append never gets our segment files in the directory of a new stream of the same name.
+  j->dir_fd_ = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (j->dir_fd_ < 0) return make_error(Errc::io_error, errno_message(("open " + directory).c_str(), errno));
+  auto lock = take_lock(j->dir_fd_, directory, recover);
   if (!lock) return std::move(lock).error();
   j->lock_fd_ = lock->fd;
   recover = lock->exclusive;
   j->recovered_ = recover;
   std::vector<std::uint64_t> firsts;
-  if (DIR* d = ::opendir(directory.c_str())) {
+  const int list_fd = ::dup(j->dir_fd_);  // fdopendir takes it over
+  DIR* d = list_fd >= 0 ? ::fdopendir(list_fd) : nullptr;
+  if (d == nullptr && list_fd >= 0) ::close(list_fd);
+  if (d != nullptr) {
     while (dirent* e = ::readdir(d)) {
       if (const std::uint64_t first = parse_segment_name(e->d_name)) firsts.push_back(first);
     }
@@ -91,13 +98,13 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
   std::sort(firsts.begin(), firsts.end());
   for (const std::uint64_t first : firsts) {
     const std::string path = directory + "/" + segment_file_name(first);
-    auto file = SegmentFile::open(path);
-    if (!file && first == firsts.back() && SegmentFile::unfinished(path)) {
+    auto file = SegmentFile::open(path, j->dir_fd_);
+    if (!file && first == firsts.back() && SegmentFile::unfinished(path, j->dir_fd_)) {
       // Its creator died between creating it and writing its header (nothing was ever in it),
       // or, with others attached, is writing the header now: an appender maps it on its roll.
       if (recover) {
         j->recovery_.damage.push_back(path + " was never finished by its creator: removed");
-        ::unlink(path.c_str());
+        ::unlinkat(j->dir_fd_, segment_file_name(first).c_str(), 0);
       }
       continue;
     }
@@ -140,7 +147,8 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
   if (j->segments_.empty() && !recover) return make_error(Errc::invalid_argument, "no journal in " + directory);
   if (j->segments_.empty()) {
     j->stream_id_ = random_id();
-    auto file = SegmentFile::create(directory + "/" + segment_file_name(1), 1, options.segment_bytes, j->stream_id_);
+    auto file = SegmentFile::create(directory + "/" + segment_file_name(1), 1, options.segment_bytes, j->stream_id_,
+                                    j->dir_fd_);
     if (!file) return std::move(file).error();
     if (auto st = j->add_segment(std::move(file).value(), {}); !st) return std::move(st).error();
   }
@@ -155,11 +163,12 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
 
 Journal::~Journal() {
   if (lock_fd_ >= 0) ::close(lock_fd_);  // drops the shared lock
+  if (dir_fd_ >= 0) ::close(dir_fd_);
 }
 
-Result<Journal::Lock> Journal::take_lock(const std::string& directory, bool want_exclusive) {
+Result<Journal::Lock> Journal::take_lock(int dir_fd, const std::string& directory, bool want_exclusive) {
   const std::string path = directory + "/lock";
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  const int fd = ::openat(dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return make_error(Errc::io_error, errno_message(("open " + path).c_str(), errno));
   if (want_exclusive && ::flock(fd, LOCK_EX | LOCK_NB) == 0) return Lock{fd, true};
   if (auto st = share_lock(fd, directory); !st) {
@@ -214,12 +223,12 @@ Result<Journal::Segment*> Journal::next_segment_at(std::uint64_t first, bool cre
     }
   }
   const std::string path = directory_ + "/" + segment_file_name(first);
-  auto file = create ? SegmentFile::create(path, first, options_.segment_bytes, stream_id_)
+  auto file = create ? SegmentFile::create(path, first, options_.segment_bytes, stream_id_, dir_fd_)
                      : Result<SegmentFile>(make_error(Errc::already_exists, path));
   if (!file && file.error().code == Errc::already_exists) {
     // Another writer made it first; it may still be writing its header: open retries briefly.
     for (int attempt = 0; attempt < 1000; ++attempt) {
-      file = SegmentFile::open(path);
+      file = SegmentFile::open(path, dir_fd_);
       if (file || file.error().code != Errc::journal_corrupt || !create) break;
       ::usleep(1000);
     }

@@ -118,7 +118,7 @@ class Journal {
   };
   /// `directory`/lock, held exclusive if `want_exclusive` and nobody else holds it, else shared
   /// (waiting at most kRecoveryWaitNs for another opener's recovery).
-  static Result<Lock> take_lock(const std::string& directory, bool want_exclusive);
+  static Result<Lock> take_lock(int dir_fd, const std::string& directory, bool want_exclusive);
   /// flock(fd, LOCK_SH), waiting at most kRecoveryWaitNs.
   static Status share_lock(int fd, const std::string& directory);
   static constexpr std::uint64_t kRecoveryWaitNs = 60'000'000'000ull;
@@ -145,6 +145,7 @@ class Journal {
 
   std::string directory_;
   JournalOptions options_;
+  int dir_fd_ = -1;   // the journal's directory (files are made and opened relative to it)
   int lock_fd_ = -1;
   bool recovered_ = false;
   std::uint64_t stream_id_ = 0;

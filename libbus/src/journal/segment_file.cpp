@@ -26,6 +26,13 @@ Error io_error(const std::string& what, const std::string& path, int err) {
   return make_error(Errc::io_error, errno_message((what + " " + path).c_str(), err));
 }
 
+// The name to open relative to `dirfd`: the whole path, or its last component in dirfd.
+const char* at_name(const std::string& path, int dirfd) noexcept {
+  if (dirfd == AT_FDCWD) return path.c_str();
+  const std::size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path.c_str() : path.c_str() + slash + 1;
+}
+
 struct FileCloser {
   int fd;
   ~FileCloser() { ::close(fd); }
@@ -84,7 +91,7 @@ SegmentFile::~SegmentFile() {
 }
 
 Result<SegmentFile> SegmentFile::create(const std::string& path, std::uint64_t first_seq, std::uint64_t capacity,
-                                        std::uint64_t stream_id) {
+                                        std::uint64_t stream_id, int dirfd) {
   if (first_seq == 0 || first_seq > kMaxSequence) {
     return make_error(Errc::invalid_argument, "a journal's sequences run from 1 to 2^63");
   }
@@ -92,7 +99,7 @@ Result<SegmentFile> SegmentFile::create(const std::string& path, std::uint64_t f
     return make_error(Errc::invalid_argument, "journal segment size " + std::to_string(capacity) +
                                                   " must be a multiple of 4096 between 8 KiB and 32 GiB");
   }
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  const int fd = ::openat(dirfd, at_name(path, dirfd), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     if (errno == EEXIST) return make_error(Errc::already_exists, path + " exists");
     return io_error("create", path, errno);
@@ -106,13 +113,14 @@ Result<SegmentFile> SegmentFile::create(const std::string& path, std::uint64_t f
   // here and never a SIGBUS on a later store.
   if (::fchmod(fd, 0600) != 0) return io_error("chmod", path, errno);
   if (const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(capacity)); err != 0) {
-    ::unlink(path.c_str());
+    ::unlinkat(dirfd, at_name(path, dirfd), 0);
     return io_error("allocate", path, err);
   }
   void* base = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) {
-    ::unlink(path.c_str());
-    return io_error("map", path, errno);
+    const int err = errno;
+    ::unlinkat(dirfd, at_name(path, dirfd), 0);
+    return io_error("map", path, err);
   }
   seg.base_ = static_cast<std::byte*>(base);
   seg.size_ = capacity;
@@ -135,8 +143,8 @@ Result<SegmentFile> SegmentFile::create(const std::string& path, std::uint64_t f
   return seg;
 }
 
-Result<SegmentFile> SegmentFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+Result<SegmentFile> SegmentFile::open(const std::string& path, int dirfd) {
+  const int fd = ::openat(dirfd, at_name(path, dirfd), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return io_error("open", path, errno);
   const FileCloser closer{fd};
   SegmentFile seg;
@@ -172,8 +180,8 @@ Result<SegmentFile> SegmentFile::open(const std::string& path) {
   return seg;
 }
 
-bool SegmentFile::unfinished(const std::string& path) noexcept {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+bool SegmentFile::unfinished(const std::string& path, int dirfd) noexcept {
+  const int fd = ::openat(dirfd, at_name(path, dirfd), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return false;
   struct stat st{};
   std::uint64_t magic = 1;

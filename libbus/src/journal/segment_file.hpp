@@ -3,6 +3,8 @@
 // every length and the checksum verified, and recover it after a crash.
 #pragma once
 
+#include <fcntl.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -49,13 +51,16 @@ class SegmentFile {
 
   /// Creates `path` (O_EXCL, mode 0600) of `capacity` bytes, allocated on disk before it is
   /// mapped, and publishes its magic last. Fails with Errc::already_exists if it exists.
+  /// With `dirfd` (a directory's descriptor), the file is the last component of `path` in that
+  /// directory, whatever the path names now (a journal keeps working in its own directory after
+  /// a rename; `path` is only for messages).
   static Result<SegmentFile> create(const std::string& path, std::uint64_t first_seq, std::uint64_t capacity,
-                                    std::uint64_t stream_id);
+                                    std::uint64_t stream_id, int dirfd = AT_FDCWD);
   /// Maps an existing segment and checks its header against the file: magic, major, header size,
   /// capacity == file size, a first sequence >= 1. The records are checked when read.
-  static Result<SegmentFile> open(const std::string& path);
+  static Result<SegmentFile> open(const std::string& path, int dirfd = AT_FDCWD);
   /// True when `path` is a file whose creator never published its magic (died in create()).
-  static bool unfinished(const std::string& path) noexcept;
+  static bool unfinished(const std::string& path, int dirfd = AT_FDCWD) noexcept;
 
   /// Appends one record. Lock-free: one CAS on the claim word takes the space and the sequence
   /// together, so sequence order is file order. full: the record does not fit (the segment is
