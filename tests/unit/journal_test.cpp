@@ -561,5 +561,31 @@ TEST(Journal, should_keep_appending_in_its_own_directory_after_the_directory_is_
   EXPECT_EQ(reopened->last_seq(), 1u);
 }
 
+TEST(Journal, should_roll_over_into_the_spare_prepared_ahead) {
+  TempDir dir;
+  auto j = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(j);
+  const std::string spare = dir.sub("s") + "/spare";
+  ASSERT_TRUE(j->prepare_spare());
+  EXPECT_FALSE(fs::exists(spare)) << "not before the tail is half full";
+  std::uint64_t n = 0;
+  while (j->stored_bytes() < (40u << 10)) ASSERT_EQ(j->append("a", "", body_of(++n)).value(), n);
+  ASSERT_TRUE(j->prepare_spare());
+  ASSERT_TRUE(fs::exists(spare));
+  EXPECT_EQ(fs::file_size(spare), 64u << 10);
+  struct stat st{};
+  ASSERT_EQ(::stat(spare.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  while (j->segment_count() < 2) ASSERT_EQ(j->append("a", "", body_of(++n)).value(), n);
+  EXPECT_FALSE(fs::exists(spare)) << "the roll-over took it";
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(j->append("a", "", body_of(++n)).value(), n);
+  j.reset();
+  auto again = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->recovery().records, n);
+  EXPECT_EQ(again->recovery().lost_records, 0u);
+  EXPECT_EQ(again->read(n)->payload, body_of(n));
+}
+
 }  // namespace
 }  // namespace bus::detail::journal

@@ -8,7 +8,10 @@
 #pragma once
 
 #include <cstdint>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
+#include <thread>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,12 +55,17 @@ class BrokerStreams {
 
   std::size_t size() const noexcept { return streams_.size(); }
 
+  BrokerStreams() = default;
+  BrokerStreams(const BrokerStreams&) = delete;
+  BrokerStreams& operator=(const BrokerStreams&) = delete;
+  ~BrokerStreams();  ///< stops the preparer
+
  private:
   struct Served {
     StreamConfig config;
     std::uint32_t slot = 0;
     std::uint32_t incarnation = 0;
-    std::unique_ptr<journal::Journal> journal;
+    std::shared_ptr<journal::Journal> journal;  // shared with the preparer thread
   };
 
   Result<std::string> add(std::string_view body, bool& routes_changed);
@@ -73,6 +81,17 @@ class BrokerStreams {
   Status make_store();
   static Status refuse_unenforced(const StreamConfig& config);
   RouteCheck route_check_;
+
+  /// The preparer: a thread that makes each stream's next segment file ahead of its roll-over
+  /// (journal::Journal::prepare_spare), so no publisher allocates one on its publishing path.
+  void start_preparer();
+  void prepare_loop();
+  void publish_journals();  // the preparer's copy of the journals, after a change (loop thread)
+  std::mutex preparer_mutex_;
+  std::condition_variable preparer_cv_;
+  bool preparer_stop_ = false;                                // under preparer_mutex_
+  std::vector<std::shared_ptr<journal::Journal>> prepared_;  // under preparer_mutex_
+  std::thread preparer_;
 
   std::string store_dir_;
   std::optional<stream::StreamStore> store_;  // opened at start if it exists, else by the first add

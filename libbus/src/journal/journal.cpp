@@ -90,6 +90,8 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
   if (d != nullptr) {
     while (dirent* e = ::readdir(d)) {
       if (const std::uint64_t first = parse_segment_name(e->d_name)) firsts.push_back(first);
+      // A spare whose maker died half-way (make_spare): never a segment, swept by a recovery.
+      if (recover && std::string_view(e->d_name).starts_with("spare.tmp-")) ::unlinkat(j->dir_fd_, e->d_name, 0);
     }
     ::closedir(d);
   } else {
@@ -223,8 +225,14 @@ Result<Journal::Segment*> Journal::next_segment_at(std::uint64_t first, bool cre
     }
   }
   const std::string path = directory_ + "/" + segment_file_name(first);
-  auto file = create ? SegmentFile::create(path, first, options_.segment_bytes, stream_id_, dir_fd_)
-                     : Result<SegmentFile>(make_error(Errc::already_exists, path));
+  Result<SegmentFile> file = make_error(Errc::already_exists, path);
+  if (create) {
+    // The spare the broker prepared, if any: a rename instead of 64 MiB of page faults.
+    file = SegmentFile::create_from_spare(path, first, options_.segment_bytes, stream_id_, dir_fd_);
+    if (!file && file.error().code == Errc::not_found) {
+      file = SegmentFile::create(path, first, options_.segment_bytes, stream_id_, dir_fd_);
+    }
+  }
   if (!file && file.error().code == Errc::already_exists) {
     // Another writer made it first; it may still be writing its header: open retries briefly.
     for (int attempt = 0; attempt < 1000; ++attempt) {
@@ -471,6 +479,15 @@ Journal::Segment* Journal::current_tail() const {
 }
 
 std::uint64_t Journal::last_seq() const { return current_tail()->file.next_seq() - 1; }
+
+Status Journal::prepare_spare() {
+  const Segment* tail = current_tail();
+  // Once the tail is half full, and only if there is no spare yet (one stat, no allocation).
+  if (tail->file.claimed_end() < tail->file.capacity() / 2) return {};
+  struct stat st{};
+  if (::fstatat(dir_fd_, "spare", &st, AT_SYMLINK_NOFOLLOW) == 0) return {};
+  return SegmentFile::make_spare(directory_, options_.segment_bytes, dir_fd_);
+}
 
 std::uint64_t Journal::stored_bytes() const {
   current_tail();

@@ -124,22 +124,94 @@ Result<SegmentFile> SegmentFile::create(const std::string& path, std::uint64_t f
   }
   seg.base_ = static_cast<std::byte*>(base);
   seg.size_ = capacity;
+  seg.publish_header(first_seq, stream_id);
+  return seg;
+}
+
+void SegmentFile::publish_header(std::uint64_t first_seq, std::uint64_t stream_id) noexcept {
 #ifdef MADV_POPULATE_WRITE
   // Map every page now, once, rather than one page fault per 4 KiB of appends (~13 us each on
   // this VM: the first 40 records of every page paid for it). Best effort: older kernels skip.
-  (void)::madvise(base, capacity, MADV_POPULATE_WRITE);
+  // For a spare, whose pages are in the page cache already, this only maps them.
+  (void)::madvise(base_, size_, MADV_POPULATE_WRITE);
 #endif
-  SegmentHeader* h = seg.header();
+  SegmentHeader* h = header();
   h->major = kJournalMajor;
   h->minor = kJournalMinor;
   h->header_bytes = kSegmentHeaderBytes;
-  h->capacity = capacity;
+  h->capacity = size_;
   h->first_seq = first_seq;
   h->created_unix_ns = realtime_ns();
   h->stream_id = stream_id;
   h->claim.store(claim_word(kSegmentHeaderBytes / kRecordAlign, 0), std::memory_order_relaxed);
   // [RJ0] release: every header field before the magic that makes the file a segment.
   std::atomic_ref<std::uint64_t>(h->magic).store(kSegmentMagic, std::memory_order_release);
+}
+
+Status SegmentFile::make_spare(const std::string& directory, std::uint64_t capacity, int dirfd) {
+  if (capacity < kSegmentHeaderBytes + 4096 || capacity > kMaxSegmentBytes || capacity % 4096 != 0) {
+    return make_error(Errc::invalid_argument, "journal segment size " + std::to_string(capacity) + " is invalid");
+  }
+  // Built under a private name, then renamed to "spare" only if there is none: one at a time.
+  const std::string tmp = "spare.tmp-" + std::to_string(::getpid());
+  const int fd = ::openat(dirfd, tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return io_error("create", directory + "/" + tmp, errno);
+  bool ok = ::fchmod(fd, 0600) == 0 && ::posix_fallocate(fd, 0, static_cast<off_t>(capacity)) == 0;
+  if (ok) {
+    // Zero-filled into the page cache here, off every publisher's path: the roller then maps
+    // pages that exist instead of making 64 MiB of them.
+    void* base = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ok = base != MAP_FAILED;
+    if (ok) {
+#ifdef MADV_POPULATE_WRITE
+      (void)::madvise(base, capacity, MADV_POPULATE_WRITE);
+#endif
+      ::munmap(base, capacity);
+    }
+  }
+  ::close(fd);
+  if (!ok || ::renameat2(dirfd, tmp.c_str(), dirfd, "spare", RENAME_NOREPLACE) != 0) {
+    const int err = errno;
+    ::unlinkat(dirfd, tmp.c_str(), 0);
+    if (ok && err == EEXIST) return {};  // someone else made one meanwhile
+    return io_error("prepare a spare segment in", directory, err);
+  }
+  return {};
+}
+
+Result<SegmentFile> SegmentFile::create_from_spare(const std::string& path, std::uint64_t first_seq,
+                                                   std::uint64_t capacity, std::uint64_t stream_id, int dirfd) {
+  if (first_seq == 0 || first_seq > kMaxSequence) {
+    return make_error(Errc::invalid_argument, "a journal's sequences run from 1 to 2^63");
+  }
+  // Taken by name: whoever renames it first has it (RENAME_NOREPLACE: never over a segment).
+  if (::renameat2(dirfd, "spare", dirfd, at_name(path, dirfd), RENAME_NOREPLACE) != 0) {
+    if (errno == EEXIST) return make_error(Errc::already_exists, path + " exists");
+    return make_error(Errc::not_found, "no spare segment");
+  }
+  const int fd = ::openat(dirfd, at_name(path, dirfd), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return io_error("open", path, errno);
+  const FileCloser closer{fd};
+  struct stat st{};
+  std::uint64_t magic = 1;
+  // Ours, of the size this journal uses, and never published (a spare's magic is zero).
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
+      static_cast<std::uint64_t>(st.st_size) != capacity || ::pread(fd, &magic, sizeof magic, 0) != sizeof magic ||
+      magic != 0) {
+    ::unlinkat(dirfd, at_name(path, dirfd), 0);
+    return make_error(Errc::not_found, "the spare segment was not one (removed)");
+  }
+  void* base = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) {
+    const int err = errno;
+    ::unlinkat(dirfd, at_name(path, dirfd), 0);
+    return io_error("map", path, err);
+  }
+  SegmentFile seg;
+  seg.path_ = path;
+  seg.base_ = static_cast<std::byte*>(base);
+  seg.size_ = capacity;
+  seg.publish_header(first_seq, stream_id);
   return seg;
 }
 

@@ -56,6 +56,14 @@ class SegmentFile {
   /// a rename; `path` is only for messages).
   static Result<SegmentFile> create(const std::string& path, std::uint64_t first_seq, std::uint64_t capacity,
                                     std::uint64_t stream_id, int dirfd = AT_FDCWD);
+  /// Prepares a spare segment file, `directory`/spare: allocated and zero-filled into the page
+  /// cache, header not written (magic zero), unless there is one already. Slow (it touches every
+  /// page): made off the publishing path, so that a roll-over only renames and maps it.
+  static Status make_spare(const std::string& directory, std::uint64_t capacity, int dirfd);
+  /// create(), from the spare if there is one (renamed to `path`, never over an existing
+  /// file); Errc::not_found when there is none (the caller creates), already_exists as create.
+  static Result<SegmentFile> create_from_spare(const std::string& path, std::uint64_t first_seq,
+                                               std::uint64_t capacity, std::uint64_t stream_id, int dirfd);
   /// Maps an existing segment and checks its header against the file: magic, major, header size,
   /// capacity == file size, a first sequence >= 1. The records are checked when read.
   static Result<SegmentFile> open(const std::string& path, int dirfd = AT_FDCWD);
@@ -105,6 +113,8 @@ class SegmentFile {
 
  private:
   SegmentHeader* header() const noexcept { return reinterpret_cast<SegmentHeader*>(base_); }
+  /// Fills in a freshly mapped file's header and publishes its magic last ([RJ0]).
+  void publish_header(std::uint64_t first_seq, std::uint64_t stream_id) noexcept;
   /// Full check of the record at `offset` as sequence `sequence` (recovery and reads).
   ReadStatus check(std::uint64_t offset, std::uint64_t sequence, RecordView& out) const noexcept;
 
