@@ -79,6 +79,9 @@ Result<StreamHandle*> ConnectionImpl::stream_handle(const Attachment& a, std::ui
   journal::JournalOptions options;
   options.segment_bytes = copy->segment_bytes;
   options.sync = copy->sync;
+  // Possibly on a publishing thread: a journal being recovered is an error for now (the
+  // publish says not stored; the route retries in a second), never a long wait.
+  options.lock_wait_ns = 1'000'000'000ull;
   auto journal = journal::Journal::attach(copy->dir, options);
   if (!journal) {
     return make_error(journal.error().code, "stream '" + copy->name + "': " + journal.error().message);

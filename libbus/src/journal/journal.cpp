@@ -78,7 +78,7 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
   // append never gets our segment files in the directory of a new stream of the same name.
   j->dir_fd_ = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (j->dir_fd_ < 0) return make_error(Errc::io_error, errno_message(("open " + directory).c_str(), errno));
-  auto lock = take_lock(j->dir_fd_, directory, recover);
+  auto lock = take_lock(j->dir_fd_, directory, recover, options.lock_wait_ns);
   if (!lock) return std::move(lock).error();
   j->lock_fd_ = lock->fd;
   recover = lock->exclusive;
@@ -158,7 +158,7 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
   // The exclusive lock becomes shared (not atomically: another opener may take it exclusive in
   // between and recover what we left, a recovered journal, changing nothing; we wait for it).
   if (recover) {
-    if (auto st = share_lock(j->lock_fd_, directory); !st) return std::move(st).error();
+    if (auto st = share_lock(j->lock_fd_, directory, options.lock_wait_ns); !st) return std::move(st).error();
   }
   return j;
 }
@@ -168,22 +168,23 @@ Journal::~Journal() {
   if (dir_fd_ >= 0) ::close(dir_fd_);
 }
 
-Result<Journal::Lock> Journal::take_lock(int dir_fd, const std::string& directory, bool want_exclusive) {
+Result<Journal::Lock> Journal::take_lock(int dir_fd, const std::string& directory, bool want_exclusive,
+                                         std::uint64_t wait_ns) {
   const std::string path = directory + "/lock";
   const int fd = ::openat(dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return make_error(Errc::io_error, errno_message(("open " + path).c_str(), errno));
   if (want_exclusive && ::flock(fd, LOCK_EX | LOCK_NB) == 0) return Lock{fd, true};
-  if (auto st = share_lock(fd, directory); !st) {
+  if (auto st = share_lock(fd, directory, wait_ns); !st) {
     ::close(fd);
     return std::move(st).error();
   }
   return Lock{fd, false};
 }
 
-Status Journal::share_lock(int fd, const std::string& directory) {
+Status Journal::share_lock(int fd, const std::string& directory, std::uint64_t wait_ns) {
   // Shared: blocked only while another opener recovers, which takes time in proportion to the
   // journal's size, so the wait is long but bounded.
-  const std::uint64_t deadline = monotonic_ns() + kRecoveryWaitNs;
+  const std::uint64_t deadline = monotonic_ns() + wait_ns;
   for (;;) {
     if (::flock(fd, LOCK_SH | LOCK_NB) == 0) return {};
     const int err = errno;

@@ -32,6 +32,10 @@ using bus::SyncPolicy;
 struct JournalOptions {
   std::uint64_t segment_bytes = 64ull << 20;
   SyncPolicy sync = SyncPolicy::never;
+  /// How long open/attach wait while another process recovers the journal (recovery takes
+  /// time in proportion to its size). A publisher attaching on its publishing thread passes a
+  /// short one: it must stay well inside Connection::close()'s wait for publishers.
+  std::uint64_t lock_wait_ns = 60'000'000'000ull;
 };
 
 class Journal {
@@ -121,11 +125,10 @@ class Journal {
     bool exclusive;
   };
   /// `directory`/lock, held exclusive if `want_exclusive` and nobody else holds it, else shared
-  /// (waiting at most kRecoveryWaitNs for another opener's recovery).
-  static Result<Lock> take_lock(int dir_fd, const std::string& directory, bool want_exclusive);
-  /// flock(fd, LOCK_SH), waiting at most kRecoveryWaitNs.
-  static Status share_lock(int fd, const std::string& directory);
-  static constexpr std::uint64_t kRecoveryWaitNs = 60'000'000'000ull;
+  /// (waiting at most `wait_ns` for another opener's recovery).
+  static Result<Lock> take_lock(int dir_fd, const std::string& directory, bool want_exclusive, std::uint64_t wait_ns);
+  /// flock(fd, LOCK_SH), waiting at most `wait_ns`.
+  static Status share_lock(int fd, const std::string& directory, std::uint64_t wait_ns);
  public:
   /// A claimed record not committed for this long is given up on by readers (its writer died,
   /// or is stopped): they go past it, and a late commit is refused (SegmentFile::raise_skip),
