@@ -46,11 +46,16 @@ void BrokerStreams::publish_journals() {
 
 void BrokerStreams::prepare_loop() {
   std::unique_lock lock(preparer_mutex_);
+  std::string last_error;  // logged once, not every round (a full disk stays full for a while)
   while (!preparer_stop_) {
     const auto journals = prepared_;  // the journals stay alive while we use them
     lock.unlock();
     for (const auto& j : journals) {
-      if (auto st = j->prepare_spare(); !st) log_("stream journal " + j->directory() + ": " + st.error().message);
+      if (auto st = j->prepare_spare(); !st) {
+        std::string line = "stream journal " + j->directory() + ": " + st.error().message;
+        if (line != last_error) log_(line + " (the roll-over will make the file itself)");
+        last_error = std::move(line);
+      }
     }
     lock.lock();
     preparer_cv_.wait_for(lock, kPrepareInterval, [this] { return preparer_stop_; });
