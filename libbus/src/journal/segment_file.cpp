@@ -317,7 +317,7 @@ AppendStatus SegmentFile::append(std::string_view subject, std::string_view head
   r->headers_len = static_cast<std::uint32_t>(headers.size());
   r->payload_len = static_cast<std::uint32_t>(payload.size());
   std::byte* body = base_ + offset + kRecordHeaderBytes;
-  std::memcpy(body, subject.data(), subject.size());
+  if (!subject.empty()) std::memcpy(body, subject.data(), subject.size());
   if (!headers.empty()) std::memcpy(body + subject.size(), headers.data(), headers.size());
   if (!payload.empty()) std::memcpy(body + subject.size() + headers.size(), payload.data(), payload.size());
   r->checksum = record_checksum(sequence, *r, body, subject.size() + headers.size() + payload.size());

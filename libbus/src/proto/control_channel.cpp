@@ -16,13 +16,13 @@ namespace bus::detail {
 
 void ControlMessage::set_s1(std::string_view s) noexcept {
   str1_len = static_cast<std::uint16_t>(std::min(s.size(), sizeof str1 - 1));
-  std::memcpy(str1, s.data(), str1_len);
+  if (str1_len != 0) std::memcpy(str1, s.data(), str1_len);  // an empty view may hold nullptr
   str1[str1_len] = '\0';
 }
 
 void ControlMessage::set_s2(std::string_view s) noexcept {
   str2_len = static_cast<std::uint16_t>(std::min(s.size(), sizeof str2 - 1));
-  std::memcpy(str2, s.data(), str2_len);
+  if (str2_len != 0) std::memcpy(str2, s.data(), str2_len);
   str2[str2_len] = '\0';
 }
 
