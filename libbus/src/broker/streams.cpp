@@ -162,8 +162,8 @@ void BrokerStreams::load(Segment& segment, bool adopted) {
     }
   }
   publish_journals();
-  start_preparer();
   if (!streams_.empty()) {
+    start_preparer();  // only with streams: an idle broker without any wakes nobody
     std::string names;
     for (const auto& s : streams_) names += (names.empty() ? "" : ", ") + s.config.name;
     log_("serving " + std::to_string(streams_.size()) + " stream(s) from " + absolute + ": " + names);
