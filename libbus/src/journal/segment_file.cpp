@@ -38,6 +38,19 @@ struct FileCloser {
   ~FileCloser() { ::close(fd); }
 };
 
+// What create(), create_from_spare() and make_spare() accept: sequences 1..2^63 (0 for a spare,
+// which has none yet) and a size the 32-bit claim offsets can address.
+Status check_shape(std::uint64_t first_seq, std::uint64_t capacity, bool spare) {
+  if (!spare && (first_seq == 0 || first_seq > kMaxSequence)) {
+    return make_error(Errc::invalid_argument, "a journal's sequences run from 1 to 2^63");
+  }
+  if (capacity < kSegmentHeaderBytes + 4096 || capacity > kMaxSegmentBytes || capacity % 4096 != 0) {
+    return make_error(Errc::invalid_argument, "journal segment size " + std::to_string(capacity) +
+                                                  " must be a multiple of 4096 between 8 KiB and 32 GiB");
+  }
+  return {};
+}
+
 // A claim word that could have been made by appends to a file of `size` bytes: its offset
 // inside the records (or sealed), and no more records than headers fit before it.
 bool claim_plausible(std::uint64_t word, std::uint64_t size) noexcept {
@@ -102,13 +115,7 @@ SegmentFile::~SegmentFile() {
 
 Result<SegmentFile> SegmentFile::create(const std::string& path, std::uint64_t first_seq, std::uint64_t capacity,
                                         std::uint64_t stream_id, int dirfd) {
-  if (first_seq == 0 || first_seq > kMaxSequence) {
-    return make_error(Errc::invalid_argument, "a journal's sequences run from 1 to 2^63");
-  }
-  if (capacity < kSegmentHeaderBytes + 4096 || capacity > kMaxSegmentBytes || capacity % 4096 != 0) {
-    return make_error(Errc::invalid_argument, "journal segment size " + std::to_string(capacity) +
-                                                  " must be a multiple of 4096 between 8 KiB and 32 GiB");
-  }
+  if (auto st = check_shape(first_seq, capacity, /*spare=*/false); !st) return std::move(st).error();
   const int fd = ::openat(dirfd, at_name(path, dirfd), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     if (errno == EEXIST) return make_error(Errc::already_exists, path + " exists");
@@ -117,8 +124,6 @@ Result<SegmentFile> SegmentFile::create(const std::string& path, std::uint64_t f
   // The mapping keeps the file; the descriptor is closed once it is made (one fd per segment
   // per process would run into the fd limit on a long stream).
   const FileCloser closer{fd};
-  SegmentFile seg;
-  seg.path_ = path;
   // 0600 whatever the umask; allocated on disk before it is mapped, so a full disk is an error
   // here and never a SIGBUS on a later store.
   if (::fchmod(fd, 0600) != 0) return io_error("chmod", path, errno);
@@ -126,12 +131,19 @@ Result<SegmentFile> SegmentFile::create(const std::string& path, std::uint64_t f
     ::unlinkat(dirfd, at_name(path, dirfd), 0);
     return io_error("allocate", path, err);
   }
+  return map_new(fd, path, dirfd, first_seq, capacity, stream_id);
+}
+
+Result<SegmentFile> SegmentFile::map_new(int fd, const std::string& path, int dirfd, std::uint64_t first_seq,
+                                         std::uint64_t capacity, std::uint64_t stream_id) {
   void* base = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) {
     const int err = errno;
-    ::unlinkat(dirfd, at_name(path, dirfd), 0);
+    ::unlinkat(dirfd, at_name(path, dirfd), 0);  // never published: nobody can have it open
     return io_error("map", path, err);
   }
+  SegmentFile seg;
+  seg.path_ = path;
   seg.base_ = static_cast<std::byte*>(base);
   seg.size_ = capacity;
   seg.publish_header(first_seq, stream_id);
@@ -159,9 +171,7 @@ void SegmentFile::publish_header(std::uint64_t first_seq, std::uint64_t stream_i
 }
 
 Status SegmentFile::make_spare(const std::string& directory, std::uint64_t capacity, int dirfd) {
-  if (capacity < kSegmentHeaderBytes + 4096 || capacity > kMaxSegmentBytes || capacity % 4096 != 0) {
-    return make_error(Errc::invalid_argument, "journal segment size " + std::to_string(capacity) + " is invalid");
-  }
+  if (auto st = check_shape(0, capacity, /*spare=*/true); !st) return st;
   // Built under a private name, then renamed to "spare" only if there is none: one at a time.
   const std::string tmp = "spare.tmp-" + std::to_string(::getpid());
   const int fd = ::openat(dirfd, tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -191,9 +201,7 @@ Status SegmentFile::make_spare(const std::string& directory, std::uint64_t capac
 
 Result<SegmentFile> SegmentFile::create_from_spare(const std::string& path, std::uint64_t first_seq,
                                                    std::uint64_t capacity, std::uint64_t stream_id, int dirfd) {
-  if (first_seq == 0 || first_seq > kMaxSequence) {
-    return make_error(Errc::invalid_argument, "a journal's sequences run from 1 to 2^63");
-  }
+  if (auto st = check_shape(first_seq, capacity, /*spare=*/false); !st) return std::move(st).error();
   // Taken by name: whoever renames it first has it (RENAME_NOREPLACE: never over a segment).
   if (::renameat2(dirfd, "spare", dirfd, at_name(path, dirfd), RENAME_NOREPLACE) != 0) {
     if (errno == EEXIST) return make_error(Errc::already_exists, path + " exists");
@@ -211,18 +219,7 @@ Result<SegmentFile> SegmentFile::create_from_spare(const std::string& path, std:
     ::unlinkat(dirfd, at_name(path, dirfd), 0);
     return make_error(Errc::not_found, "the spare segment was not one (removed)");
   }
-  void* base = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (base == MAP_FAILED) {
-    const int err = errno;
-    ::unlinkat(dirfd, at_name(path, dirfd), 0);
-    return io_error("map", path, err);
-  }
-  SegmentFile seg;
-  seg.path_ = path;
-  seg.base_ = static_cast<std::byte*>(base);
-  seg.size_ = capacity;
-  seg.publish_header(first_seq, stream_id);
-  return seg;
+  return map_new(fd, path, dirfd, first_seq, capacity, stream_id);
 }
 
 Result<SegmentFile> SegmentFile::open(const std::string& path, int dirfd) {

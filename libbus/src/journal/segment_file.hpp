@@ -113,6 +113,10 @@ class SegmentFile {
 
  private:
   SegmentHeader* header() const noexcept { return reinterpret_cast<SegmentHeader*>(base_); }
+  /// Maps a new (or spare) file of `capacity` bytes and publishes its header; on failure the
+  /// file, never published, is removed.
+  static Result<SegmentFile> map_new(int fd, const std::string& path, int dirfd, std::uint64_t first_seq,
+                                     std::uint64_t capacity, std::uint64_t stream_id);
   /// Fills in a freshly mapped file's header and publishes its magic last ([RJ0]).
   void publish_header(std::uint64_t first_seq, std::uint64_t stream_id) noexcept;
   /// Full check of the record at `offset` as sequence `sequence` (recovery and reads).
