@@ -273,6 +273,10 @@ StreamInfo BrokerStreams::info_of(const Served& s) const {
   return info;
 }
 
+std::string BrokerStreams::info_reply(const Served& s) const {
+  return stream::json_text(stream::info_to_json(info_of(s)));
+}
+
 Result<std::string> BrokerStreams::handle(StreamOp op, std::string_view name, std::string_view body,
                                           bool& routes_changed) {
   routes_changed = false;
@@ -288,7 +292,7 @@ Result<std::string> BrokerStreams::handle(StreamOp op, std::string_view name, st
     case StreamOp::info: {
       const Served* s = find(name);
       if (s == nullptr) return no_stream(name);
-      return stream::info_to_json(info_of(*s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      return info_reply(*s);
     }
     case StreamOp::list: {
       nlohmann::json list = nlohmann::json::array();
@@ -296,7 +300,7 @@ Result<std::string> BrokerStreams::handle(StreamOp op, std::string_view name, st
       for (const auto& s : streams_) sorted.push_back(&s);
       std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->config.name < b->config.name; });
       for (const Served* s : sorted) list.push_back(stream::info_to_json(info_of(*s)));
-      std::string out = nlohmann::json{{"streams", list}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      std::string out = stream::json_text(nlohmann::json{{"streams", list}});
       if (out.size() > kMaxControlBody) {
         return make_error(Errc::resource_exhausted, "the list of streams is too long for one reply");
       }
@@ -330,7 +334,7 @@ Result<std::string> BrokerStreams::add(std::string_view body, bool& routes_chang
   if (Served* existing = find(config.name)) {
     // JetStream: adding an identical stream again is fine and answers with its info.
     if (stream::to_json(existing->config) == stream::to_json(config)) {
-      return stream::info_to_json(info_of(*existing)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      return info_reply(*existing);
     }
     return make_error(Errc::already_exists, "stream name already in use with a different configuration: '" +
                                                 config.name + "'");
@@ -355,7 +359,7 @@ Result<std::string> BrokerStreams::add(std::string_view body, bool& routes_chang
   publish_journals();
   start_preparer();
   log_("stream '" + name + "' added");
-  return stream::info_to_json(info_of(streams_.back())).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return info_reply(streams_.back());
 }
 
 Result<std::string> BrokerStreams::remove(std::string_view name, bool& routes_changed) {

@@ -72,6 +72,7 @@ class BrokerStreams {
   Result<std::string> remove(std::string_view name, bool& routes_changed);
   Served* find(std::string_view name);
   StreamInfo info_of(const Served& s) const;
+  std::string info_reply(const Served& s) const;  // info_of() as the reply's JSON
   /// Opens `config`'s journal and puts it in slot `slot` with `incarnation`.
   Status serve(StreamConfig config, std::uint32_t slot, std::uint32_t incarnation);
   std::optional<std::uint32_t> free_slot() const;

@@ -18,6 +18,7 @@
 #include "os/membarrier.hpp"
 #include "os/process.hpp"
 #include "shm/shared_text.hpp"
+#include "stream/config.hpp"
 #include "subject/subject.hpp"
 
 namespace bus::detail {
@@ -566,8 +567,7 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   if (!sequence) return std::move(sequence).error();
   if (!reply.empty()) {
     // As JetStream answers a core request to a stream's subject: the acknowledgement, as JSON.
-    const std::string json = nlohmann::json{{"stream", stream.name}, {"seq", sequence.value()}}.dump(
-        -1, ' ', false, nlohmann::json::error_handler_t::replace);
+    const std::string json = stream::json_text(nlohmann::json{{"stream", stream.name}, {"seq", sequence.value()}});
     (void)publish(reply, {}, {}, json);
   }
   if (ack != nullptr) {

@@ -34,8 +34,7 @@ std::string rfc3339(std::int64_t unix_ns) {
 }
 
 std::string to_json(const StreamConfig& config) {
-  // Names and subjects are bytes: invalid UTF-8 is replaced in the text, never a throw.
-  return detail::stream::to_json_value(config).dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  return detail::stream::json_text(detail::stream::to_json_value(config), 2);
 }
 
 std::string to_json(const StreamInfo& info) {
@@ -50,7 +49,7 @@ std::string to_json(const StreamInfo& info) {
                      {"last_ts", rfc3339(st.last_ts_ns)},
                      {"lost", st.lost_msgs},
                      {"consumer_count", st.consumer_count}}}};
-  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  return detail::stream::json_text(j, 2);
 }
 
 }  // namespace bus
@@ -204,6 +203,10 @@ Result<StreamConfig> from_json_value(const nlohmann::json& j) {
   }
   if (auto st = validate(c); !st) return std::move(st).error();
   return c;
+}
+
+std::string json_text(const nlohmann::json& value, int indent) {
+  return value.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 nlohmann::json info_to_json(const StreamInfo& info) {

@@ -43,6 +43,10 @@ nlohmann::json to_json_value(const StreamConfig& config);
 /// A config from a JSON value (as from_json()).
 Result<StreamConfig> from_json_value(const nlohmann::json& value);
 
+/// `value` as text (`indent` as nlohmann's dump), invalid UTF-8 replaced: names and subjects
+/// are bytes, and a throw must never escape into the broker's loop or a publish.
+std::string json_text(const nlohmann::json& value, int indent = -1);
+
 /// StreamInfo between the broker and the library: {"config": {...}, "state": {...}} with
 /// JetStream's state names; times in ns. The CLI makes its own JSON for users (docs/streams.md).
 nlohmann::json info_to_json(const StreamInfo& info);
