@@ -18,6 +18,7 @@
 #include "os/futex.hpp"
 #include "os/process.hpp"
 #include "proto/control_channel.hpp"
+#include "shm/seqlock.hpp"
 #include "shm/shared_text.hpp"
 #include "subject/subject.hpp"
 
@@ -837,60 +838,56 @@ void BrokerCore::publish_route(std::uint32_t index) {
   }
   RouteLayout* layout = segment_.route(index);
   RouteTarget* targets = segment_.route_targets(layout);
-  // Odd already only if a broker died mid-write (we are adopting): stay odd while rewriting.
-  const std::uint32_t seen = layout->version.load(std::memory_order_relaxed);
-  const std::uint32_t version = (seen & 1u) != 0 ? seen - 1 : seen;
-  // Seqlock write (single writer: the broker). Odd version first; the release fence orders it
-  // before every target store below, so a reader that sees a new target also sees odd/changed.
-  layout->version.store(version + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
-  std::uint32_t n = 0;
   const std::uint32_t max_fanout = segment_.config().max_fanout;
   std::uint32_t left_out = 0;
-  // A stream first: it stores what the subscriptions get.
-  if (route.active) {
-    if (const auto stream = streams_.capturing(route.subject)) {
-      targets[n].subscription.store(stream->slot, std::memory_order_relaxed);
-      targets[n].incarnation.store(stream->incarnation, std::memory_order_relaxed);
-      targets[n].group.store(0, std::memory_order_relaxed);
-      targets[n].kind.store(static_cast<std::uint32_t>(TargetKind::stream), std::memory_order_relaxed);
+  {
+    // Seqlock write (single writer: the broker). [R6] release when `write` ends: the new targets
+    // are visible to a publisher that acquires the even version ([A6] in client/connection.cpp:
+    // publish() and refresh()).
+    const SeqlockWrite write(layout->version);
+    std::uint32_t n = 0;
+    // A stream first: it stores what the subscriptions get.
+    if (route.active) {
+      if (const auto stream = streams_.capturing(route.subject)) {
+        targets[n].subscription.store(stream->slot, std::memory_order_relaxed);
+        targets[n].incarnation.store(stream->incarnation, std::memory_order_relaxed);
+        targets[n].group.store(0, std::memory_order_relaxed);
+        targets[n].kind.store(static_cast<std::uint32_t>(TargetKind::stream), std::memory_order_relaxed);
+        ++n;
+      }
+    }
+    auto put = [&](std::uint32_t sub, std::uint32_t group) {
+      if (n >= max_fanout) {  // only when a stream was added to a route full of subscriptions
+        ++left_out;
+        return;
+      }
+      const std::uint32_t incarnation =
+          segment_.subscription(sub)->incarnation.load(std::memory_order_relaxed);
+      targets[n].subscription.store(sub, std::memory_order_relaxed);
+      targets[n].incarnation.store(incarnation, std::memory_order_relaxed);
+      targets[n].group.store(group, std::memory_order_relaxed);
+      targets[n].kind.store(static_cast<std::uint32_t>(TargetKind::ring), std::memory_order_relaxed);
       ++n;
+    };
+    for (std::uint32_t sub : plain) put(sub, 0);
+    std::uint32_t ordinal = 0;
+    for (auto& [name, members] : groups) {
+      ++ordinal;
+      for (std::uint32_t sub : members) put(sub, ordinal);
     }
-  }
-  auto put = [&](std::uint32_t sub, std::uint32_t group) {
-    if (n >= max_fanout) {  // only when a stream was added to a route full of subscriptions
-      ++left_out;
-      return;
-    }
-    const std::uint32_t incarnation =
-        segment_.subscription(sub)->incarnation.load(std::memory_order_relaxed);
-    targets[n].subscription.store(sub, std::memory_order_relaxed);
-    targets[n].incarnation.store(incarnation, std::memory_order_relaxed);
-    targets[n].group.store(group, std::memory_order_relaxed);
-    targets[n].kind.store(static_cast<std::uint32_t>(TargetKind::ring), std::memory_order_relaxed);
-    ++n;
-  };
-  for (std::uint32_t sub : plain) put(sub, 0);
-  std::uint32_t ordinal = 0;
-  for (auto& [name, members] : groups) {
-    ++ordinal;
-    for (std::uint32_t sub : members) put(sub, ordinal);
-  }
-  layout->target_count.store(n, std::memory_order_relaxed);
-  if (left_out != 0) {
+    layout->target_count.store(n, std::memory_order_relaxed);
+    // Identity inside the seqlock too: a publisher holding this slot for another subject (it was
+    // freed and reused) sees the mismatch when it re-copies the route.
+    // Relaxed atomic stores: publishers may be reading them right now; the seqlock decides.
+    store_length(layout->subject_len, route.subject.size());
+    store_text(layout->subject, sizeof layout->subject, route.subject);
+    layout->state.store(static_cast<std::uint32_t>(route.active ? RouteState::active : RouteState::free),
+                        std::memory_order_relaxed);
+  }  // [R6]
+  if (left_out != 0) {  // logged once the route is readable again, not while it is held odd
     log("route '" + route.subject + "' reaches more than max_fanout " + std::to_string(max_fanout) +
         " targets with its stream: " + std::to_string(left_out) + " subscription(s) left out");
   }
-  // Identity inside the seqlock too: a publisher holding this slot for another subject (it was
-  // freed and reused) sees the mismatch when it re-copies the route.
-  // Relaxed atomic stores: publishers may be reading them right now; the seqlock decides.
-  store_length(layout->subject_len, route.subject.size());
-  store_text(layout->subject, sizeof layout->subject, route.subject);
-  layout->state.store(static_cast<std::uint32_t>(route.active ? RouteState::active : RouteState::free),
-                      std::memory_order_relaxed);
-  // [R6] release: the new targets are visible to a publisher that acquires this even version
-  // ([A6] in client/connection.cpp: publish() and refresh()).
-  layout->version.store(version + 2, std::memory_order_release);
 }
 
 void BrokerCore::bump_generation() noexcept {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "shm/seqlock.hpp"
 #include "shm/shared_text.hpp"
 #include "subject/subject.hpp"
 
@@ -209,11 +210,9 @@ std::optional<std::uint32_t> BrokerStreams::free_slot() const {
 void BrokerStreams::publish_slot(std::uint32_t slot, const Served* s) {
   StreamLayout* l = segment_->stream(slot);
   if (l == nullptr) return;
-  // Seqlock write, as publish_route(): odd first, release fence, fields, then even (release).
-  const std::uint32_t seen = l->version.load(std::memory_order_relaxed);
-  const std::uint32_t version = (seen & 1u) != 0 ? seen - 1 : seen;
-  l->version.store(version + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
+  // [R8] release when `write` ends: the entry is complete for a reader that acquires the even
+  // version ([A8] in client/streams.cpp).
+  const SeqlockWrite write(l->version);
   if (s != nullptr) {
     const std::string dir = store_->journal_dir(s->config.name);
     l->incarnation.store(s->incarnation, std::memory_order_relaxed);
@@ -229,9 +228,6 @@ void BrokerStreams::publish_slot(std::uint32_t slot, const Served* s) {
   } else {
     l->state.store(static_cast<std::uint32_t>(StreamSlotState::free), std::memory_order_relaxed);
   }
-  // [R8] release: the entry is complete for a reader that acquires this even version ([A8] in
-  // client/streams.cpp).
-  l->version.store(version + 2, std::memory_order_release);
 }
 
 BrokerStreams::Served* BrokerStreams::find(std::string_view name) {
