@@ -35,11 +35,11 @@
 #include <string>
 #include <thread>
 
-#include "common/affinity.hpp"
-#include "common/cycle_clock.hpp"
+#include "affinity.hpp"
 #include "common/fork_peer.hpp"
-#include "common/histogram.hpp"
 #include "common/shm_region.hpp"
+#include "cycle_clock.hpp"
+#include "histogram.hpp"
 
 namespace {
 

@@ -37,13 +37,13 @@
 #include <thread>
 #include <vector>
 
+#include "affinity.hpp"
 #include "bus/bus.hpp"
-#include "common/affinity.hpp"
 #include "common/bus_peer.hpp"
-#include "common/cycle_clock.hpp"
 #include "common/fork_peer.hpp"
-#include "common/histogram.hpp"
 #include "common/shm_region.hpp"
+#include "cycle_clock.hpp"
+#include "histogram.hpp"
 
 namespace {
 

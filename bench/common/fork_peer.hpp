@@ -31,7 +31,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "common/affinity.hpp"
+#include "affinity.hpp"
 
 namespace bus::bench {
 

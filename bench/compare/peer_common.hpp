@@ -48,11 +48,11 @@
 #include <thread>
 #include <vector>
 
-#include "common/affinity.hpp"
-#include "common/cycle_clock.hpp"
+#include "affinity.hpp"
 #include "common/fork_peer.hpp"
-#include "common/histogram.hpp"
 #include "common/shm_region.hpp"
+#include "cycle_clock.hpp"
+#include "histogram.hpp"
 
 namespace bus::compare {
 

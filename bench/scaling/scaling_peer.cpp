@@ -47,8 +47,8 @@
 #include <thread>
 #include <vector>
 
+#include "affinity.hpp"
 #include "bus/bus.hpp"
-#include "common/affinity.hpp"
 #include "common/fork_peer.hpp"
 
 namespace {

@@ -1,7 +1,7 @@
-// tests/unit/histogram_test.cpp — LatencyHistogram (bench/common/histogram.hpp): bucket layout,
+// tests/unit/histogram_test.cpp — LatencyHistogram (tools/common/histogram.hpp): bucket layout,
 // percentiles on known distributions against exact nearest-rank values (within the bucket's
 // relative error), max/min, merge, record(v, n), reset and the empty histogram.
-#include "common/histogram.hpp"
+#include "histogram.hpp"
 
 #include <gtest/gtest.h>
 

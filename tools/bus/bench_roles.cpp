@@ -22,11 +22,11 @@
 #include <string>
 #include <string_view>
 
+#include "affinity.hpp"
 #include "bench_proto.hpp"
+#include "cycle_clock.hpp"
+#include "histogram.hpp"
 #include "units.hpp"
-#include "common/affinity.hpp"
-#include "common/cycle_clock.hpp"
-#include "common/histogram.hpp"
 
 namespace bus::cli {
 namespace {

@@ -1,4 +1,4 @@
-// bench/common/affinity.hpp — pinning the calling thread (or a single-threaded process, e.g. a
+// tools/common/affinity.hpp — pinning the calling thread (or a single-threaded process, e.g. a
 // freshly forked child) to one CPU, for benchmarks that put each side of a channel on its own core.
 //
 //   pin_to_cpu(cpu)      pins the calling thread; if the CPU does not exist or is not allowed

@@ -1,4 +1,4 @@
-// bench/common/histogram.hpp — an HDR-style, log-bucketed latency histogram of nanosecond values.
+// tools/common/histogram.hpp — an HDR-style, log-bucketed latency histogram of nanosecond values.
 //
 // Provides LatencyHistogram:
 //   record(ns) / record(ns, n)   O(1), no allocation, no branches on the bucket search

@@ -1,4 +1,4 @@
-// bench/common/cycle_clock.hpp — a cheap timestamp for per-iteration latency samples.
+// tools/common/cycle_clock.hpp — a cheap timestamp for per-iteration latency samples.
 //
 // Provides
 //   cycle_now()           TSC read (rdtsc); on non-x86, steady_clock nanoseconds
