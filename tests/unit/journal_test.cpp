@@ -49,6 +49,11 @@ TEST(JournalFormat, should_keep_the_on_disk_layout) {
   EXPECT_EQ(kSegmentMagic, 0x314C4E524A535542ull) << "\"BUSJRNL1\" little-endian";
   EXPECT_EQ(sizeof(SegmentHeader), 4096u);
   EXPECT_EQ(offsetof(SegmentHeader, claim), 128u);
+  EXPECT_EQ(offsetof(SegmentHeader, skipped_below), 256u);
+  EXPECT_EQ(offsetof(SegmentHeader, readers_waiting), 264u);
+  EXPECT_EQ(offsetof(SegmentHeader, commit_wake), 384u);
+  EXPECT_EQ(kJournalMajor, 2u);
+  EXPECT_EQ(kJournalMinor, 1u);
   EXPECT_EQ(sizeof(RecordHeader), 40u);
   EXPECT_EQ(offsetof(RecordHeader, checksum), 32u);
   EXPECT_EQ(record_bytes(5, 0, 3), 48u);
@@ -400,6 +405,45 @@ TEST(Journal, should_let_an_attached_handle_follow_appends_and_roll_overs_of_ano
   EXPECT_EQ(reader->append("a", "", "from the reader").value(), 501u);
   EXPECT_EQ(writer->read(501)->payload, "from the reader");
   EXPECT_FALSE(Journal::attach(dir.sub("nothing"), {})) << "attach never creates a journal";
+}
+
+TEST(Journal, should_wake_a_waiting_cursor_when_another_handle_commits_and_time_out_otherwise) {
+  TempDir dir;
+  auto writer = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(writer);
+  auto attached = Journal::attach(dir.sub("s"), {64 << 10, SyncPolicy::never});
+  ASSERT_TRUE(attached) << attached.error().message;
+  auto reader = std::move(attached).value();
+  auto c = reader->cursor(1);
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->ready()) << "nothing stored yet";
+  // Nobody appends: the wait ends at its bound, not before, and not much after.
+  auto t0 = std::chrono::steady_clock::now();
+  c->wait(std::chrono::milliseconds(100));
+  const auto idle = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(idle, std::chrono::milliseconds(90));
+  EXPECT_LT(idle, std::chrono::seconds(5));
+  // An append from another handle (another mapping of the file) ends the wait early. Repeated
+  // across a roll-over: the sealed segment's waiters are woken too.
+  RecordView v;
+  for (int round = 0; round < 300; ++round) {
+    std::thread appender([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(round == 0 ? 50 : 0));
+      ASSERT_TRUE(writer->append("a", "", std::string(400, 'x')));
+    });
+    t0 = std::chrono::steady_clock::now();
+    while (!c->ready() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)) {
+      c->wait(std::chrono::seconds(10));
+    }
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    appender.join();
+    ASSERT_EQ(c->next(v), ReadStatus::ok) << "round " << round;
+    EXPECT_EQ(v.sequence, static_cast<std::uint64_t>(round) + 1);
+    if (round == 0) {
+      EXPECT_LT(waited, std::chrono::seconds(5)) << "woken by the commit, not by the 10 s bound";
+    }
+  }
+  EXPECT_GT(writer->segment_count(), 1u) << "the rounds crossed a roll-over";
 }
 
 TEST(Journal, should_refuse_a_record_larger_than_a_segment) {

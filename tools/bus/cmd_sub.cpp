@@ -1,13 +1,18 @@
 // cmd_sub.cpp — `bus sub PATTERN`: subscribe and print each message (with its headers) as the
 // nats CLI does, or only the payloads with --raw; exit after --count messages or on
-// SIGINT/SIGTERM (exit 0), or with 1 when the broker goes away.
+// SIGINT/SIGTERM (exit 0), or with 1 when the broker goes away. With --stream, as `nats sub
+// --stream`: a push consumer on the stream (ephemeral, or --durable) delivers into a private
+// inbox subject from where the deliver policy says, each message acknowledged once printed.
 //
 // Scripts rely on "Listening on [PATTERN]" (stderr) appearing only once subscribe() has
 // returned: any publish that starts after that line reaches this subscriber.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <ctime>
+#include <random>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,10 +30,62 @@ struct SubFlags {
   std::string queue;
   std::uint64_t count = 0;  ///< 0: until interrupted
   bool raw = false;
+  // --stream
+  std::string stream;
+  std::string durable;
+  bool all = false, new_only = false, last = false, last_per_subject = false;
+  std::chrono::nanoseconds since{0};
+  std::uint64_t start_sequence = 0;
 };
 
+std::string random_inbox_token() {
+  static constexpr char kAlphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  std::random_device device;
+  std::mt19937_64 gen((static_cast<std::uint64_t>(device()) << 32) ^ device());
+  std::string token(22, '0');
+  for (char& c : token) c = kAlphabet[gen() % (sizeof kAlphabet - 1)];
+  return token;
+}
+
+std::int64_t realtime_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+/// The push consumer --stream asks for, delivering into `inbox`.
+Result<ConsumerConfig> stream_consumer(const SubFlags& f, const std::string& inbox) {
+  const int policies = (f.all ? 1 : 0) + (f.new_only ? 1 : 0) + (f.last ? 1 : 0) + (f.last_per_subject ? 1 : 0) +
+                       (f.since.count() > 0 ? 1 : 0) + (f.start_sequence > 0 ? 1 : 0);
+  if (policies > 1) {
+    return make_error(Errc::invalid_argument,
+                      "--all, --new, --last, --last-per-subject, --since and --start-sequence exclude each other");
+  }
+  ConsumerConfig c;
+  c.durable_name = f.durable;
+  c.deliver_subject = inbox;
+  if (!f.pattern.empty()) c.filter_subjects = {f.pattern};
+  c.ack_policy = AckPolicy::explicit_ack;
+  if (f.new_only) c.deliver_policy = DeliverPolicy::new_messages;
+  if (f.last) c.deliver_policy = DeliverPolicy::last;
+  if (f.last_per_subject) c.deliver_policy = DeliverPolicy::last_per_subject;
+  if (f.since.count() > 0) {
+    c.deliver_policy = DeliverPolicy::by_start_time;
+    c.opt_start_time_ns = realtime_ns() - f.since.count();
+  }
+  if (f.start_sequence > 0) {
+    c.deliver_policy = DeliverPolicy::by_start_sequence;
+    c.opt_start_seq = f.start_sequence;
+  }
+  return c;
+}
+
 int run_sub(const SubFlags& flags) {
-  if (auto valid = validate_pattern(flags.pattern); !valid) return report(valid.error());
+  if (flags.stream.empty() && flags.pattern.empty()) return report_usage("PATTERN is required (unless --stream)");
+  if (flags.stream.empty() && !flags.durable.empty()) return report_usage("--durable needs --stream");
+  if (!flags.pattern.empty()) {
+    if (auto valid = validate_pattern(flags.pattern); !valid) return report(valid.error());
+  }
 
   // Before connecting: a signal from here on ends the loop below instead of the process.
   install_stop_signals();
@@ -39,10 +96,55 @@ int run_sub(const SubFlags& flags) {
 
   SubscribeOptions options;
   options.queue_group = flags.queue;
-  auto sub = conn->subscribe(flags.pattern, options);
+  // --stream: messages come from a consumer into a private inbox subject.
+  // --stream: messages come from a consumer into its deliver subject: a private inbox for a
+  // new consumer, or the one an existing durable delivers to (re-subscribing resumes it).
+  std::string inbox;
+  std::optional<ConsumerInfo> existing;
+  if (!flags.stream.empty()) {
+    inbox = "_INBOX." + random_inbox_token();
+    if (!flags.durable.empty()) {
+      auto info = Consumers(*conn).info(flags.stream, flags.durable);
+      if (info) {
+        if (info->config.deliver_subject.empty()) {
+          return report(make_error(Errc::invalid_argument, "consumer '" + flags.durable +
+                                                               "' is a pull consumer: read it with bus consumer next"));
+        }
+        inbox = info->config.deliver_subject;
+        existing = std::move(info).value();
+      } else if (info.error().code != Errc::not_found) {
+        return report(info.error());
+      }
+    }
+  }
+  auto sub = conn->subscribe(inbox.empty() ? flags.pattern : inbox, options);
   if (!sub) return stop_requested() ? kExitOk : report(sub.error());
+  std::string consumer;  // ephemeral: removed on the way out
+  if (!inbox.empty()) {
+    if (!existing) {
+      auto config = stream_consumer(flags, inbox);
+      if (!config) return report_usage(config.error().message);
+      auto info = Consumers(*conn).add(flags.stream, *config);
+      if (!info) return report(info.error());
+      if (flags.durable.empty()) consumer = info->name;
+      existing = std::move(info).value();
+    }
+    const std::string filter = flags.pattern.empty() ? std::string() : " on [" + flags.pattern + "]";
+    std::fprintf(stderr, "Subscribing to stream %s%s (consumer %s)\n", flags.stream.c_str(), filter.c_str(),
+                 existing->name.c_str());
+  }
+  struct RemoveEphemeral {
+    Connection& conn;
+    const std::string& stream;
+    const std::string& name;
+    ~RemoveEphemeral() {
+      if (!name.empty()) (void)Consumers(conn).remove(stream, name);
+    }
+  } remove_ephemeral{*conn, flags.stream, consumer};
 
-  if (flags.queue.empty()) {
+  if (!inbox.empty()) {
+    // Said above, once the consumer exists.
+  } else if (flags.queue.empty()) {
     std::fprintf(stderr, "Listening on [%s]\n", flags.pattern.c_str());
   } else {
     std::fprintf(stderr, "Listening on [%s] in queue group [%s]\n", flags.pattern.c_str(),
@@ -65,6 +167,9 @@ int run_sub(const SubFlags& flags) {
     }
     ++received;
     print_message(*msg, received, flags.raw);
+    if (!inbox.empty()) {
+      if (auto st = ack(*msg); !st) return report(st.error());
+    }
   }
   drops.update(sub->dropped_count(), /*force=*/true);
   if (auto done = sub->unsubscribe(); !done && !stop_requested()) return report(done.error());
@@ -75,9 +180,8 @@ int run_sub(const SubFlags& flags) {
 
 VerbRunner setup_sub(CLI::App& command) {
   auto flags = std::make_shared<SubFlags>();
-  command.add_option("PATTERN", flags->pattern, "Subject pattern: `*` one token, `>` the rest")
-      ->type_name("")
-      ->required();
+  command.add_option("PATTERN", flags->pattern, "Subject pattern: `*` one token, `>` the rest (with --stream: a filter)")
+      ->type_name("");
   command.add_option("--count", flags->count, "Exit after this many messages (0: never)")
       ->type_name("N")
       ->check(tools::count_in_range(0))
@@ -86,6 +190,18 @@ VerbRunner setup_sub(CLI::App& command) {
   command.add_option("--queue", flags->queue,
                      "Join this queue group: each message goes to one member")
       ->type_name("GROUP");
+  command.add_option("--stream", flags->stream, "Read this stream through a consumer (as nats sub --stream)")
+      ->type_name("NAME");
+  command.add_option("--durable", flags->durable, "With --stream: a durable consumer of this name (resumes where it left off)")
+      ->type_name("NAME");
+  command.add_flag("--all", flags->all, "With --stream: from the first message (the default)");
+  command.add_flag("--new", flags->new_only, "With --stream: only messages stored from now on");
+  command.add_flag("--last", flags->last, "With --stream: from the last message");
+  command.add_flag("--last-per-subject", flags->last_per_subject, "With --stream: the last message of each subject");
+  tools::add_duration_option(command, "--since", flags->since, "With --stream: messages stored in this last while");
+  command.add_option("--start-sequence", flags->start_sequence, "With --stream: from this sequence")
+      ->type_name("N")
+      ->check(tools::count_in_range(1));
   add_client_flags(command, flags->client);
   return [flags] { return run_sub(*flags); };
 }

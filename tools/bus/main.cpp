@@ -26,6 +26,7 @@ constexpr std::array kVerbs{
     Verb{"req", "Send a request and print the reply", bus::cli::setup_req},
     Verb{"reply", "Answer requests on a subject (a queue-group service)", bus::cli::setup_reply},
     Verb{"stream", "Manage streams: add, ls, info, get, view, rm (as nats stream)", bus::cli::setup_stream},
+    Verb{"consumer", "Manage and read consumers: add, ls, info, rm, next (as nats consumer)", bus::cli::setup_consumer},
     Verb{"bench", "Benchmark publishers and subscribers in separate processes", bus::cli::setup_bench},
 };
 

@@ -27,5 +27,6 @@ VerbRunner setup_req(CLI::App& command);
 VerbRunner setup_reply(CLI::App& command);
 VerbRunner setup_bench(CLI::App& command);
 VerbRunner setup_stream(CLI::App& command);
+VerbRunner setup_consumer(CLI::App& command);
 
 }  // namespace bus::cli

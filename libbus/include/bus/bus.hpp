@@ -12,6 +12,7 @@
 
 #include "bus/broker.hpp"
 #include "bus/connection.hpp"
+#include "bus/consumer.hpp"
 #include "bus/headers.hpp"
 #include "bus/message.hpp"
 #include "bus/options.hpp"

@@ -28,6 +28,7 @@ namespace bus {
 
 namespace detail {
 class ConnectionImpl;
+struct ConnectionAccess;
 }
 
 /// Where a connection stands with its broker (NATS's connection status, reduced).
@@ -100,6 +101,7 @@ class Connection {
 
  private:
   friend class Streams;
+  friend struct detail::ConnectionAccess;  // the library's own modules (consumers) reach the impl
   std::shared_ptr<detail::ConnectionImpl> impl_;
 };
 

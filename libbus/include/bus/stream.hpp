@@ -115,8 +115,13 @@ class StreamReader {
   Result<bool> next(StoredMessageView& out);
   /// Steps past the record next() refused as corrupt.
   void skip() noexcept;
+  /// Waits at most `timeout` for next() to have something: spins briefly, then sleeps on the
+  /// journal (a publisher wakes it; no polling). True when next() will not return false.
+  bool wait(std::chrono::nanoseconds timeout);
   /// The sequence next() reads.
   std::uint64_t sequence() const noexcept;
+  /// The last sequence stored in the stream so far (by any process).
+  std::uint64_t last_sequence() const;
 
  private:
   friend class Streams;

@@ -135,6 +135,10 @@ Result<std::unique_ptr<BrokerCore>> BrokerCore::create(const BrokerOptions& opti
         !st) {
       return std::move(st).error();
     }
+    core->consumers_ = std::make_unique<consumer::ConsumerEngine>(
+        options.bus_name, store_dir, [self](const std::string& line) { self->log(line); });
+    consumer::ConsumerEngine* engine = core->consumers_.get();
+    core->streams_.set_consumer_count([engine](const std::string& stream) { return engine->consumer_count(stream); });
   }
 
   // 2. We hold the lock, so a segment that exists now was left by a broker that died (or
@@ -262,8 +266,12 @@ Status BrokerCore::run() {
   // Our stop fd was registered in create(): a request_stop_all() from now on writes to it, and
   // one that came earlier left the sticky flag.
   if (g_stop_all_requested.load()) return {};
+  if (consumers_ && streams_.size() > 0) consumers_->start();
   for (;;) {
-    const int n = ::epoll_wait(epoll_fd_, events, 64, -1);
+    // Stopping: serve on until the consumer engine has saved its state and left the bus
+    // (bounded: a stuck engine does not keep the broker up).
+    if (stopping_ && (!consumers_ || consumers_->finished() || monotonic_ns() > stop_deadline_ns_)) return {};
+    const int n = ::epoll_wait(epoll_fd_, events, 64, stopping_ ? 10 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       return make_error(Errc::io_error, errno_message("epoll_wait", errno));
@@ -294,8 +302,17 @@ Status BrokerCore::run() {
           on_tick();
           break;
         }
-        case kStop:
-          return {};
+        case kStop: {
+          if (!consumers_ || consumers_->finished()) return {};
+          std::uint64_t count = 0;  // drained: level-triggered, it would wake every wait
+          [[maybe_unused]] ssize_t r = ::read(stop_fd_, &count, sizeof count);
+          if (!stopping_) {
+            stopping_ = true;
+            stop_deadline_ns_ = monotonic_ns() + 3'000'000'000ull;
+            consumers_->request_stop();
+          }
+          break;
+        }
       }
     }
     // Only now: an fd closed mid-batch could be reused by an accept4() in the same batch, and
@@ -760,10 +777,13 @@ Result<ControlMessage> BrokerCore::on_resolve(std::uint32_t client, const Contro
 
 Result<ControlMessage> BrokerCore::on_stream_request(const ControlMessage& request, std::string_view body) {
   bool routes_changed = false;
-  auto reply_body = streams_.handle(static_cast<StreamOp>(request.a), request.s1(), body, routes_changed);
+  const auto op = static_cast<StreamOp>(request.a);
+  auto reply_body = streams_.handle(op, request.s1(), body, routes_changed);
   // Even after an error: a stream that failed half-way may have changed the table.
   if (routes_changed) republish_routes();
   if (!reply_body) return std::move(reply_body).error();
+  if (consumers_ && op == StreamOp::add) consumers_->start();
+  if (consumers_ && op == StreamOp::remove) consumers_->stream_removed(std::string(request.s1()));
   reply_body_ = std::move(reply_body).value();
   return reply_of(ControlType::stream_reply, request);
 }

@@ -20,6 +20,7 @@
 #include "bus/options.hpp"
 #include "bus/result.hpp"
 #include "broker/streams.hpp"
+#include "consumer/engine.hpp"
 #include "proto/control.hpp"
 #include "shm/segment.hpp"
 #include "subject/sublist.hpp"
@@ -142,6 +143,11 @@ class BrokerCore {
   std::vector<std::uint32_t> match_scratch_;
   std::vector<int> deferred_closes_;
   BrokerStreams streams_;
+  /// The consumers (consumer/engine.hpp): made with the store, started once a stream exists.
+  /// Declared after streams_: destroyed first.
+  std::unique_ptr<consumer::ConsumerEngine> consumers_;
+  bool stopping_ = false;              // asked to stop; serving until the engine has left
+  std::uint64_t stop_deadline_ns_ = 0;
   std::string receive_buffer_;  // one control datagram (kControlDatagramBytes)
   std::string reply_body_;      // the body of the reply being built
 };

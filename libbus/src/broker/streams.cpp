@@ -254,6 +254,7 @@ StreamInfo BrokerStreams::info_of(const Served& s) const {
   const std::uint64_t last = j.last_seq();
   StreamState& st = info.state;
   st.lost_msgs = j.recovery().lost_records;
+  st.consumer_count = consumer_count_ ? consumer_count_(s.config.name) : 0;
   if (last >= first) {
     st.first_seq = first;
     st.last_seq = last;

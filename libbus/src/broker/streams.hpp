@@ -54,6 +54,9 @@ class BrokerStreams {
   std::optional<Target> capturing(std::string_view subject) const;
 
   std::size_t size() const noexcept { return streams_.size(); }
+  /// Where a stream's consumer count comes from (the consumer engine), for info replies.
+  using ConsumerCount = std::function<std::uint32_t(const std::string&)>;
+  void set_consumer_count(ConsumerCount count) { consumer_count_ = std::move(count); }
 
   BrokerStreams() = default;
   BrokerStreams(const BrokerStreams&) = delete;
@@ -82,6 +85,7 @@ class BrokerStreams {
   Status make_store();
   static Status refuse_unenforced(const StreamConfig& config);
   RouteCheck route_check_;
+  ConsumerCount consumer_count_;
 
   /// The preparer: a thread that makes each stream's next segment file ahead of its roll-over
   /// (journal::Journal::prepare_spare), so no publisher allocates one on its publishing path.

@@ -468,7 +468,11 @@ void ConnectionImpl::abandoned(LocalRoute::Target& target) noexcept {
 }
 
 Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::string_view reply,
-                                            std::string_view headers, std::string_view data, PubAck* ack) {
+                                            std::string_view headers, std::string_view data, PubAck* ack,
+                                            std::string_view shown_subject) {
+  // What subscribers see as the subject: the routing subject, unless the caller delivers a
+  // message under its own (a consumer's delivery on a deliver subject or inbox).
+  const std::string_view label = shown_subject.empty() ? subject : shown_subject;
   if (closed_.load(std::memory_order_relaxed)) return make_error(Errc::closed, "connection is closed");
   Attachment& a = attachment();
   // A broker that could not adopt our segment replaced it: nothing we write here is read. The
@@ -500,7 +504,7 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   } idle{busy};
   if (closed_.load(std::memory_order_relaxed)) return make_error(Errc::closed, "connection is closed");
   if (subject.size() > kInboxPrefix.size() && subject.compare(0, kInboxPrefix.size(), kInboxPrefix) == 0 &&
-      try_deliver_to_inbox(*tp, subject, reply, headers, data)) {
+      try_deliver_to_inbox(*tp, subject, label, reply, headers, data)) {
     if (a.segment.superseded(std::memory_order_seq_cst)) [[unlikely]] return superseded_error();  // [SC2]
     return std::size_t{1};
   }
@@ -527,12 +531,12 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
     if (auto st = check_stream_size(*route->stream, headers.size() + data.size()); !st) return std::move(st).error();
   }
   const auto bytes = static_cast<std::uint32_t>(
-      record_bytes(subject.size(), reply.size(), headers.size(), data.size()));
+      record_bytes(label.size(), reply.size(), headers.size(), data.size()));
   auto& targets = route->targets;
   const std::size_t n = targets.size();
   std::size_t i = 0;
   while (i < n && targets[i].group == 0) {
-    deliver(targets[i], *tp, bytes, subject, reply, headers, data);
+    deliver(targets[i], *tp, bytes, label, reply, headers, data);
     ++i;
   }
   // Queue groups: one member each. Start round-robin at a rotating member and take the first
@@ -543,7 +547,7 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
     const std::size_t members = end - i;
     const std::size_t first = route->next_member++ % members;
     for (std::size_t k = 0; k < members; ++k) {
-      if (deliver(targets[i + (first + k) % members], *tp, bytes, subject, reply, headers, data)) break;
+      if (deliver(targets[i + (first + k) % members], *tp, bytes, label, reply, headers, data)) break;
     }
     i = end;
   }
@@ -583,7 +587,7 @@ Error ConnectionImpl::superseded_error() {
                     "the bus was restarted with a new segment; this message may not have been delivered (re-attaching)");
 }
 
-bool ConnectionImpl::try_deliver_to_inbox(ThreadPublisher& tp, std::string_view subject,
+bool ConnectionImpl::try_deliver_to_inbox(ThreadPublisher& tp, std::string_view subject, std::string_view label,
                                           std::string_view reply, std::string_view headers,
                                           std::string_view data) {
   const auto address = parse_inbox_address(subject);
@@ -610,8 +614,8 @@ bool ConnectionImpl::try_deliver_to_inbox(ThreadPublisher& tp, std::string_view 
   target.cursor.incarnation = address->incarnation;
   // [A2] acquire: a head that is never ahead of the real one.
   target.cursor.cached_head = layout->head_position.load(std::memory_order_acquire);
-  const auto bytes = static_cast<std::uint32_t>(record_bytes(subject.size(), reply.size(), headers.size(), data.size()));
-  deliver(target, tp, bytes, subject, reply, headers, data);
+  const auto bytes = static_cast<std::uint32_t>(record_bytes(label.size(), reply.size(), headers.size(), data.size()));
+  deliver(target, tp, bytes, label, reply, headers, data);
   tp.claim_lane->claim.store(0, std::memory_order_release);  // as at the end of publish()
   return true;
 }

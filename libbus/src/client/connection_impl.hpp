@@ -149,9 +149,11 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   ~ConnectionImpl();
 
   /// Publishes; returns how many subscriptions and streams the subject matched (0 = no
-  /// interest). `ack`: set when a stream stored it.
+  /// interest). `ack`: set when a stream stored it. `shown_subject`: what subscribers see as
+  /// the subject instead of `subject` (a consumer delivering a stored message under its own).
   Result<std::size_t> publish(std::string_view subject, std::string_view reply,
-                              std::string_view headers, std::string_view data, PubAck* ack = nullptr);
+                              std::string_view headers, std::string_view data, PubAck* ack = nullptr,
+                              std::string_view shown_subject = {});
   /// A stream request to the broker (broker/streams.hpp): the reply's JSON body.
   Result<std::string> stream_request(StreamOp op, std::string_view name, std::string_view body);
   /// The stream `name` as the present attachment's stream table has it, attached.
@@ -230,7 +232,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   void forget_route(std::string_view subject, std::uint64_t generation);
   /// A reply to an inbox made by a bus requester goes straight to that inbox's ring (see
   /// client/inbox.hpp); returns false when `subject` is not such an inbox.
-  bool try_deliver_to_inbox(ThreadPublisher& tp, std::string_view subject, std::string_view reply,
+  bool try_deliver_to_inbox(ThreadPublisher& tp, std::string_view subject, std::string_view label, std::string_view reply,
                             std::string_view headers, std::string_view data);
   void abandoned(LocalRoute::Target& target) noexcept;
   /// The stream in slot `slot` of `a`'s table if it still has `incarnation` (nullptr: it was
@@ -284,6 +286,11 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
 
   std::mutex inbox_mutex_;
   std::shared_ptr<Inbox> inbox_;  // made by the first request; requests in flight hold a copy
+};
+
+/// How the library's own modules (consumer/) reach a Connection's implementation.
+struct ConnectionAccess {
+  static const std::shared_ptr<ConnectionImpl>& impl(const Connection& c) noexcept { return c.impl_; }
 };
 
 }  // namespace bus::detail

@@ -68,14 +68,23 @@ Inbox::Inbox(ConnectionImpl& connection) : connection_(connection) {}
 
 Inbox::~Inbox() { close(); }
 
-Status Inbox::open() {
+Result<DirectInbox> open_direct_inbox(ConnectionImpl& connection) {
   const std::string pattern_prefix = std::string(kInboxPrefix) + random_token() + ".";
-  auto sub = connection_.subscribe(pattern_prefix + ">", SubscribeOptions{});
+  auto sub = connection.subscribe(pattern_prefix + ">", SubscribeOptions{});
   if (!sub) return std::move(sub).error();
-  subscription_ = std::move(sub).value();
-  subscription_->set_rebindable(false);
-  reply_prefix_ = pattern_prefix + to_hex(subscription_->index()) + "-" +
-                  to_hex(subscription_->incarnation()) + ".";
+  DirectInbox inbox;
+  inbox.subscription = std::move(sub).value();
+  inbox.subscription->set_rebindable(false);
+  inbox.reply_prefix = pattern_prefix + to_hex(inbox.subscription->index()) + "-" +
+                       to_hex(inbox.subscription->incarnation()) + ".";
+  return inbox;
+}
+
+Status Inbox::open() {
+  auto inbox = open_direct_inbox(connection_);
+  if (!inbox) return std::move(inbox).error();
+  subscription_ = std::move(inbox->subscription);
+  reply_prefix_ = std::move(inbox->reply_prefix);
   return {};
 }
 

@@ -42,6 +42,14 @@ struct InboxAddress {
 };
 std::optional<InboxAddress> parse_inbox_address(std::string_view subject) noexcept;
 
+/// A subscription to `_INBOX.<random>.>` whose replies are addressed to its ring
+/// (`reply_prefix` + "<n>"). Not rebound on reconnect (the address names this ring).
+struct DirectInbox {
+  std::unique_ptr<SubscriptionImpl> subscription;
+  std::string reply_prefix;  // "_INBOX.<random>.<ring>-<incarnation>."
+};
+Result<DirectInbox> open_direct_inbox(ConnectionImpl& connection);
+
 class Inbox {
  public:
   explicit Inbox(ConnectionImpl& connection);

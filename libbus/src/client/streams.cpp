@@ -152,6 +152,7 @@ namespace bus::detail {
 
 struct StreamReaderImpl {
   std::shared_ptr<ConnectionImpl> connection;  // owns the StreamHandle and so the journal
+  StreamHandle* handle;
   journal::Journal::Cursor cursor;
 };
 
@@ -186,7 +187,28 @@ void StreamReader::skip() noexcept {
   if (impl_) impl_->cursor.skip();
 }
 
+bool StreamReader::wait(std::chrono::nanoseconds timeout) {
+  if (!impl_) return true;  // next() reports the error
+  const auto& cursor = impl_->cursor;
+  // Spin first: a sleep and its wake-up cost a futex round trip each (tens of µs in a VM).
+  const std::uint64_t start = detail::monotonic_ns();
+  const std::uint64_t budget = static_cast<std::uint64_t>(std::max<std::int64_t>(timeout.count(), 0));
+  const std::uint64_t spin = std::min<std::uint64_t>(budget, 20'000);
+  for (;;) {
+    if (cursor.ready()) return true;
+    const std::uint64_t spent = detail::monotonic_ns() - start;
+    if (spent >= spin) break;
+    std::this_thread::yield();
+  }
+  const std::uint64_t spent = detail::monotonic_ns() - start;
+  if (spent >= budget) return false;
+  cursor.wait(std::chrono::nanoseconds(budget - spent));
+  return cursor.ready();
+}
+
 std::uint64_t StreamReader::sequence() const noexcept { return impl_ ? impl_->cursor.sequence() : 0; }
+
+std::uint64_t StreamReader::last_sequence() const { return impl_ ? impl_->handle->journal->last_seq() : 0; }
 
 Result<StreamReader> Streams::reader(std::string_view stream, std::uint64_t start_sequence) {
   if (!connection_->impl_) return make_error(Errc::closed, "connection is closed");
@@ -196,7 +218,7 @@ Result<StreamReader> Streams::reader(std::string_view stream, std::uint64_t star
   if (!cursor) return std::move(cursor).error();
   StreamReader r;
   r.impl_ = std::make_unique<detail::StreamReaderImpl>(
-      detail::StreamReaderImpl{connection_->impl_, std::move(cursor).value()});
+      detail::StreamReaderImpl{connection_->impl_, handle.value(), std::move(cursor).value()});
   return r;
 }
 

@@ -22,7 +22,11 @@
 //   136  120 reserved (zero)
 //   256    8 skipped_below    readers' word: every sequence below it that was not committed
 //                             when it was raised is abandoned (CAS-max; see append and Cursor)
-//   264 3832 reserved (zero)
+//   264    4 readers_waiting  readers asleep on commit_wake (minor 1); an appender that sees it
+//                             non-zero after its commit bumps commit_wake and wakes them
+//   268  116 reserved (zero)
+//   384    4 commit_wake      futex word: bumped after a commit or the seal while readers wait
+//   388 3708 reserved (zero)
 //  4096      records, 8-byte aligned, one after another
 //
 // Record (40-byte header, then the body, padded to 8):
@@ -48,7 +52,7 @@ namespace bus::detail::journal {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x314C4E524A535542ull;  // "BUSJRNL1"
 inline constexpr std::uint16_t kJournalMajor = 2;  // 2: sealed is bit 31 of the claim word
-inline constexpr std::uint16_t kJournalMinor = 0;
+inline constexpr std::uint16_t kJournalMinor = 1;  // 1: readers_waiting, commit_wake
 inline constexpr std::uint32_t kSegmentHeaderBytes = 4096;
 inline constexpr std::uint32_t kRecordHeaderBytes = 40;
 inline constexpr std::uint32_t kRecordAlign = 8;
@@ -76,13 +80,19 @@ struct SegmentHeader {
   alignas(128) std::atomic<std::uint64_t> claim;
   std::uint8_t reserved1[120];
   alignas(128) std::atomic<std::uint64_t> skipped_below;
-  std::uint8_t reserved2[kSegmentHeaderBytes - 264];
+  std::atomic<std::uint32_t> readers_waiting;
+  std::uint8_t reserved2[116];
+  alignas(128) std::atomic<std::uint32_t> commit_wake;
+  std::uint8_t reserved3[kSegmentHeaderBytes - 388];
 };
 static_assert(offsetof(SegmentHeader, capacity) == 16);
 static_assert(offsetof(SegmentHeader, first_seq) == 24);
 static_assert(offsetof(SegmentHeader, stream_id) == 40);
 static_assert(offsetof(SegmentHeader, claim) == 128);
 static_assert(offsetof(SegmentHeader, skipped_below) == 256);
+static_assert(offsetof(SegmentHeader, readers_waiting) == 264);
+static_assert(offsetof(SegmentHeader, commit_wake) == 384);
+static_assert(sizeof(std::atomic<std::uint32_t>) == 4 && std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(sizeof(SegmentHeader) == kSegmentHeaderBytes);
 
 struct RecordHeader {

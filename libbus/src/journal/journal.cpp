@@ -392,6 +392,19 @@ Result<Journal::Cursor> Journal::cursor(std::uint64_t sequence) const {
   return c;
 }
 
+bool Journal::Cursor::ready() const {
+  Cursor probe = *this;
+  RecordView v;
+  return probe.next(v) != ReadStatus::not_committed;
+}
+
+void Journal::Cursor::wait(std::chrono::nanoseconds timeout) const {
+  // Sealed with no next segment yet: the roll-over's first commit lands in a file not mapped
+  // here, whose readers are not us; look again soon instead.
+  if (segment_->file.sealed()) timeout = std::min<std::chrono::nanoseconds>(timeout, std::chrono::milliseconds(1));
+  segment_->file.wait_for_commit(timeout, [this] { return !ready(); });
+}
+
 ReadStatus Journal::Cursor::next(RecordView& out) {
   for (;;) {
     const Segment* seg = segment_;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -63,6 +64,11 @@ class Journal {
     /// Steps past the record next() found corrupt: the next sequence is searched for in the
     /// bytes after it (its length cannot be trusted), as recovery resyncs.
     void skip() noexcept;
+    /// Whether next() would return something other than not_committed now (it does not move).
+    bool ready() const;
+    /// Sleeps until next() may have something (a commit or a seal where the cursor stands), at
+    /// most `timeout`: a futex wait in the segment file, no polling. Returns at once if ready().
+    void wait(std::chrono::nanoseconds timeout) const;
     std::uint64_t sequence() const noexcept { return sequence_; }  // of the record next() returns
 
    private:

@@ -302,6 +302,7 @@ AppendStatus SegmentFile::append(std::string_view subject, std::string_view head
       // whoever seals first decides that for everyone.
       if (h->claim.compare_exchange_weak(word, sealed_word(word), std::memory_order_acq_rel,
                                          std::memory_order_relaxed)) {
+        wake_readers();  // a reader asleep here must move on to the next segment
         return AppendStatus::full;
       }
       continue;
@@ -334,8 +335,19 @@ AppendStatus SegmentFile::append(std::string_view subject, std::string_view head
   // [SJ2] seq_cst load after the seq_cst commit; pairs with raise_skip() ([SJ3]) followed by the
   // reader's re-check of the commit word: either the reader sees our commit, or we see its skip
   // (store buffering: not both missed). Seen: the reader may have passed us.
-  if (sequence < h->skipped_below.load(std::memory_order_seq_cst)) return AppendStatus::abandoned;
-  return AppendStatus::appended;
+  const bool abandoned = sequence < h->skipped_below.load(std::memory_order_seq_cst);
+  wake_readers();
+  return abandoned ? AppendStatus::abandoned : AppendStatus::appended;
+}
+
+void SegmentFile::wake_readers() const noexcept {
+  SegmentHeader* h = header();
+  // [SJ5] seq_cst load after the seq_cst commit (or the acq_rel seal); pairs with [SJ4]. Nobody
+  // asleep (the usual case): one load of a line that stays shared, no store, no syscall.
+  if (h->readers_waiting.load(std::memory_order_seq_cst) == 0) return;
+  // [RJ4] release: pairs with [AJ4].
+  h->commit_wake.fetch_add(1, std::memory_order_release);
+  futex_wake_all(reinterpret_cast<std::uint32_t*>(&h->commit_wake));
 }
 
 ReadStatus SegmentFile::check(std::uint64_t offset, std::uint64_t sequence, RecordView& out) const noexcept {

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "bus/result.hpp"
+#include "os/futex.hpp"
 #include "journal/format.hpp"
 
 namespace bus::detail::journal {
@@ -98,6 +100,22 @@ class SegmentFile {
   void raise_skip(std::uint64_t sequence) const noexcept;  // const: writes the mapping only
   std::uint64_t skipped_below() const noexcept;
 
+  /// Sleeps at most `timeout` until an appender commits a record here or seals the segment,
+  /// unless `nothing_new()` (called after this reader is counted as waiting) says there is
+  /// something already: what a caught-up reader does instead of polling ([SJ4]).
+  template <class NothingNew>
+  void wait_for_commit(std::chrono::nanoseconds timeout, NothingNew nothing_new) const noexcept {
+    SegmentHeader* h = header();
+    // [AJ4] acquire: pairs with the appender's release bump in wake_readers().
+    const std::uint32_t ticket = h->commit_wake.load(std::memory_order_acquire);
+    // [SJ4] seq_cst count, then the re-check: pairs with [SJ5] (commit, then load of the count):
+    // either this re-check sees the commit, or the appender sees the count and bumps the ticket.
+    h->readers_waiting.fetch_add(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (nothing_new()) futex_wait(reinterpret_cast<std::uint32_t*>(&h->commit_wake), ticket, timeout);
+    h->readers_waiting.fetch_sub(1, std::memory_order_relaxed);
+  }
+
   /// msync(MS_SYNC) of the pages holding [offset, offset + bytes): on disk when it returns.
   Status sync(std::uint64_t offset, std::uint64_t bytes) const;
 
@@ -113,6 +131,8 @@ class SegmentFile {
 
  private:
   SegmentHeader* header() const noexcept { return reinterpret_cast<SegmentHeader*>(base_); }
+  /// After a commit or the seal: wakes readers asleep in wait_for_commit(), if any ([SJ5]).
+  void wake_readers() const noexcept;
   /// Maps a new (or spare) file of `capacity` bytes and publishes its header; on failure the
   /// file, never published, is removed.
   static Result<SegmentFile> map_new(int fd, const std::string& path, int dirfd, std::uint64_t first_seq,

@@ -91,14 +91,20 @@ bool parse_enum(const std::string& text, std::initializer_list<std::pair<const c
 
 }  // namespace
 
-Status validate(const StreamConfig& c) {
-  if (c.name.empty() || c.name.size() > 255) return invalid("stream name must be 1 to 255 bytes");
-  for (const char ch : c.name) {
+Status validate_name(std::string_view name, const char* what) {
+  if (name.empty() || name.size() > 255) return invalid(std::string(what) + " name must be 1 to 255 bytes");
+  for (const char ch : name) {
     if (ch == '.' || ch == '*' || ch == '>' || ch == '/' || ch == '\\' || static_cast<unsigned char>(ch) <= ' ' ||
         static_cast<unsigned char>(ch) >= 0x7f) {
-      return invalid("stream name '" + c.name + "' may not contain whitespace, '.', '*', '>', '/', '\\' or non-ASCII bytes");
+      return invalid(std::string(what) + " name '" + std::string(name) +
+                     "' may not contain whitespace, '.', '*', '>', '/', '\\' or non-ASCII bytes");
     }
   }
+  return {};
+}
+
+Status validate(const StreamConfig& c) {
+  if (auto st = validate_name(c.name, "stream"); !st) return st;
   if (c.subjects.empty()) return invalid("stream '" + c.name + "' needs at least one subject");
   for (std::size_t i = 0; i < c.subjects.size(); ++i) {
     if (auto st = validate_subscribe_subject(c.subjects[i]); !st) return st;

@@ -27,6 +27,9 @@ using bus::to_string;
 /// no longer than max_age when that is set.
 /// Errc::invalid_argument (or invalid_subject) with a one-line reason otherwise.
 Status validate(const StreamConfig& config);
+/// The name rule of streams and consumers: 1..255 printable ASCII bytes without '.', '*', '>',
+/// '/' or '\' (they become subject tokens and directory names). `what`: "stream", "consumer".
+Status validate_name(std::string_view name, const char* what);
 
 /// 0 limits become -1, as JetStream's defaults do: what is stored and shown is unambiguous.
 void normalize(StreamConfig& config);
