@@ -25,6 +25,7 @@ const char* errc_name(Errc code) noexcept {
     case Errc::already_exists: return "already_exists";
     case Errc::journal_corrupt: return "journal_corrupt";
     case Errc::not_found: return "not_found";
+    case Errc::expectation_failed: return "expectation_failed";
   }
   return "unknown";
 }

@@ -38,6 +38,7 @@ enum class Errc : std::uint16_t {
   already_exists = 16,         ///< a file, stream or consumer of that name exists
   journal_corrupt = 17,        ///< a journal file failed a check (its record is never delivered)
   not_found = 18,              ///< no stream, consumer or stored message of that name or sequence
+  expectation_failed = 19,     ///< a Nats-Expected-* header of a stream publish did not hold
 };
 
 /// Short fixed name of a code, e.g. "invalid_subject".

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "journal/msg_ids.hpp"
 #include "shm/seqlock.hpp"
 #include "shm/shared_text.hpp"
 #include "subject/subject.hpp"
@@ -190,6 +191,9 @@ Status BrokerStreams::serve(StreamConfig config, std::uint32_t slot, std::uint32
          std::to_string(r.lost_records) + " (" + std::to_string(r.lost_bytes) + " bytes)");
     for (const auto& line : r.damage) log_("stream '" + config.name + "': " + line);
   }
+  // Nats-Msg-Id de-duplication: the table publishers share, with this stream's window.
+  auto ids = journal::MsgIdTable::open(dir + "/msgids", static_cast<std::uint64_t>(config.duplicate_window.count()));
+  if (!ids) return std::move(ids).error();
   Served s;
   s.config = std::move(config);
   s.slot = slot;

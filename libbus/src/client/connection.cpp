@@ -567,17 +567,19 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   }
   // A stream captures the subject: the journal append is ours too (client/streams.cpp).
   StreamHandle& stream = *route->stream;
-  auto sequence = store(stream, subject, headers, data);
+  bool duplicate = false;
+  auto sequence = store(stream, subject, headers, data, &duplicate);
   if (!sequence) return std::move(sequence).error();
   if (!reply.empty()) {
     // As JetStream answers a core request to a stream's subject: the acknowledgement, as JSON.
-    const std::string json = stream::json_text(nlohmann::json{{"stream", stream.name}, {"seq", sequence.value()}});
-    (void)publish(reply, {}, {}, json);
+    nlohmann::json j{{"stream", stream.name}, {"seq", sequence.value()}};
+    if (duplicate) j["duplicate"] = true;
+    (void)publish(reply, {}, {}, stream::json_text(j));
   }
   if (ack != nullptr) {
     ack->stream = stream.name;  // only when asked: stream_publish()
     ack->sequence = sequence.value();
-    ack->duplicate = false;
+    ack->duplicate = duplicate;
   }
   return n + 1;
 }

@@ -27,6 +27,7 @@
 #include "bus/options.hpp"
 #include "bus/result.hpp"
 #include "bus/stream.hpp"
+#include "journal/msg_ids.hpp"
 #include "proto/control_channel.hpp"
 #include "ring/mpsc_ring.hpp"
 #include "shm/segment.hpp"
@@ -65,6 +66,7 @@ struct StreamHandle {
   std::string name;
   std::int64_t max_msg_size = -1;
   std::unique_ptr<journal::Journal> journal;
+  journal::MsgIdTable msg_ids;  // Nats-Msg-Id de-duplication (the broker made it beside the journal)
   ~StreamHandle();
 };
 
@@ -239,8 +241,12 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   /// removed or replaced meanwhile), its journal attached on first use.
   Result<StreamHandle*> stream_handle(const Attachment& a, std::uint32_t slot, std::uint32_t incarnation);
   /// Appends a message to the route's stream: its sequence.
+  /// Appends to the stream, honouring the NATS publish headers (Nats-Msg-Id within the
+  /// duplicate window: stored once, `duplicate` set and the first sequence returned;
+  /// Nats-Expected-Stream / -Last-Sequence / -Last-Subject-Sequence / -Last-Msg-Id:
+  /// Errc::expectation_failed when they do not hold). client/streams.cpp.
   Result<std::uint64_t> store(StreamHandle& stream, std::string_view subject, std::string_view headers,
-                              std::string_view data);
+                              std::string_view data, bool* duplicate = nullptr);
   /// Refuses a message over the stream's max_msg_size (before any ring gets it).
   static Status check_stream_size(const StreamHandle& stream, std::size_t bytes);
   bool deliver(LocalRoute::Target& target, ThreadPublisher& tp, std::uint32_t bytes,

@@ -1,6 +1,9 @@
 // client/streams.cpp — streams on the client side: the segment's stream table read under its
 // seqlock, journals attached once per process, appends on the publishing thread, and the
 // administration requests of bus::Streams.
+#include <charconv>
+#include <ctime>
+#include <optional>
 #include <thread>
 
 #include "bus/connection.hpp"
@@ -97,6 +100,9 @@ Result<StreamHandle*> ConnectionImpl::stream_handle(const Attachment& a, std::ui
   h->name = std::move(copy->name);
   h->max_msg_size = copy->max_msg_size;
   h->journal = std::move(journal).value();
+  // Made by the broker when it served the stream; without it (a broker of an older build)
+  // Nats-Msg-Id publishes are refused rather than stored twice.
+  if (auto ids = journal::MsgIdTable::attach(copy->dir + "/msgids")) h->msg_ids = std::move(ids).value();
   stream_handles_.push_back(std::move(h));
   return stream_handles_.back().get();
 }
@@ -123,12 +129,152 @@ Status ConnectionImpl::check_stream_size(const StreamHandle& stream, std::size_t
   return {};
 }
 
-Result<std::uint64_t> ConnectionImpl::store(StreamHandle& stream, std::string_view subject, std::string_view headers,
-                                            std::string_view data) {
-  auto sequence = stream.journal->append(subject, headers, data);
-  if (!sequence) {
-    return make_error(sequence.error().code, "not stored in stream '" + stream.name + "': " + sequence.error().message);
+namespace {
+
+std::int64_t realtime_now() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+bool parse_sequence(std::string_view text, std::uint64_t& out) {
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), out);
+  return !text.empty() && r.ec == std::errc{} && r.ptr == text.data() + text.size();
+}
+
+// The publish headers a stream honours (JetStream's names).
+struct StreamHeaders {
+  std::optional<std::string> msg_id;
+  std::optional<std::string> expected_stream;
+  std::optional<std::uint64_t> expected_last_seq;
+  std::optional<std::uint64_t> expected_last_subject_seq;
+  std::optional<std::string> expected_last_msg_id;
+  bool any_expectation() const {
+    return expected_last_seq || expected_last_subject_seq || expected_last_msg_id;
   }
+};
+
+Result<StreamHeaders> stream_headers(std::string_view block) {
+  StreamHeaders out;
+  if (block.find("Nats-") == std::string_view::npos) return out;  // the common case: no parse
+  auto h = Headers::parse(block);
+  if (!h) return std::move(h).error();
+  auto text = [&](const char* key) -> std::optional<std::string> {
+    if (auto v = h->get(key)) return std::string(*v);
+    return std::nullopt;
+  };
+  auto number = [&](const char* key, std::optional<std::uint64_t>& into) -> Status {
+    if (auto v = h->get(key)) {
+      std::uint64_t n = 0;
+      if (!parse_sequence(*v, n)) return make_error(Errc::invalid_argument, std::string(key) + " is not a sequence number");
+      into = n;
+    }
+    return {};
+  };
+  out.msg_id = text("Nats-Msg-Id");
+  out.expected_stream = text("Nats-Expected-Stream");
+  out.expected_last_msg_id = text("Nats-Expected-Last-Msg-Id");
+  if (auto st = number("Nats-Expected-Last-Sequence", out.expected_last_seq); !st) return std::move(st).error();
+  if (auto st = number("Nats-Expected-Last-Subject-Sequence", out.expected_last_subject_seq); !st) {
+    return std::move(st).error();
+  }
+  if (out.msg_id && out.msg_id->empty()) out.msg_id.reset();
+  return out;
+}
+
+// The Nats-Msg-Id a stored record carries, if any.
+std::optional<std::string> stored_msg_id(const journal::RecordView& r) {
+  if (r.headers.find("Nats-Msg-Id") == std::string_view::npos) return std::nullopt;
+  auto h = Headers::parse(r.headers);
+  if (!h) return std::nullopt;
+  if (auto v = h->get("Nats-Msg-Id")) return std::string(*v);
+  return std::nullopt;
+}
+
+// The last sequence at or below `last` stored on `subject` (0: none). A walk back through the
+// journal until the on-disk index exists (issue 8); stops at the first sequence.
+std::uint64_t last_on_subject(const journal::Journal& j, std::string_view subject, std::uint64_t last) {
+  const std::uint64_t first = j.first_seq();
+  for (std::uint64_t seq = last; seq >= first && seq != 0; --seq) {
+    auto r = j.read(seq);
+    if (r && r->subject == subject) return seq;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Result<std::uint64_t> ConnectionImpl::store(StreamHandle& stream, std::string_view subject, std::string_view headers,
+                                            std::string_view data, bool* duplicate) {
+  auto refused = [&](Error e) {
+    return make_error(e.code, "not stored in stream '" + stream.name + "': " + e.message);
+  };
+  if (headers.empty()) [[likely]] {
+    auto sequence = stream.journal->append(subject, headers, data);
+    if (!sequence) return refused(std::move(sequence).error());
+    return sequence;
+  }
+  auto wanted = stream_headers(headers);
+  if (!wanted) return refused(std::move(wanted).error());
+  const StreamHeaders& want = wanted.value();
+  if (want.expected_stream && *want.expected_stream != stream.name) {
+    return refused(make_error(Errc::expectation_failed, "expected stream does not match"));
+  }
+  journal::Journal& j = *stream.journal;
+  // Nats-Msg-Id: claimed in the shared table before the append, so two publishers of one id
+  // (in any processes) store it once.
+  journal::MsgIdTable::Claim claim;
+  if (want.msg_id) {
+    if (!stream.msg_ids.valid()) {
+      return refused(make_error(Errc::invalid_argument, "this stream has no message-id table (Nats-Msg-Id)"));
+    }
+    const std::string& id = *want.msg_id;
+    auto c = stream.msg_ids.claim(id, static_cast<std::uint64_t>(realtime_now()), [&](std::uint64_t seq) {
+      auto r = j.read(seq);
+      if (!r) return true;  // gone or unreadable: trust the 64-bit hash
+      auto stored = stored_msg_id(r.value());
+      return stored && *stored == id;
+    });
+    if (!c) return refused(std::move(c).error());
+    claim = c.value();
+    if (claim.duplicate_of != 0) {
+      if (duplicate != nullptr) *duplicate = true;
+      return claim.duplicate_of;
+    }
+  }
+  Result<std::uint64_t> sequence = make_error(Errc::expectation_failed, "the stream kept changing");
+  // Expectations on what is stored are checked against a last sequence and the append is
+  // claimed only if that is still the last one (one CAS): another publisher in between makes us
+  // look again, never store past a check that no longer holds.
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const std::uint64_t last = j.last_seq();
+    if (want.expected_last_seq && *want.expected_last_seq != last) {
+      sequence = make_error(Errc::expectation_failed, "wrong last sequence: " + std::to_string(last));
+      break;
+    }
+    if (want.expected_last_subject_seq) {
+      const std::uint64_t on_subject = last_on_subject(j, subject, last);
+      if (on_subject != *want.expected_last_subject_seq) {
+        sequence = make_error(Errc::expectation_failed, "wrong last sequence: " + std::to_string(on_subject));
+        break;
+      }
+    }
+    if (want.expected_last_msg_id) {
+      std::optional<std::string> last_id;
+      if (auto r = j.read(last)) last_id = stored_msg_id(r.value());
+      if (last_id.value_or("") != *want.expected_last_msg_id) {
+        sequence = make_error(Errc::expectation_failed, "wrong last msg ID: " + last_id.value_or(""));
+        break;
+      }
+    }
+    sequence = j.append(subject, headers, data, want.any_expectation() ? last : journal::Journal::kAnyLast);
+    if (sequence || sequence.error().code != Errc::expectation_failed || want.expected_last_seq) break;
+  }
+  if (!sequence) {
+    stream.msg_ids.release(claim);
+    return refused(std::move(sequence).error());
+  }
+  stream.msg_ids.commit(claim, sequence.value(), static_cast<std::uint64_t>(realtime_now()));
   return sequence;
 }
 

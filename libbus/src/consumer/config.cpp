@@ -357,7 +357,7 @@ std::optional<Error> reply_error(const nlohmann::json& reply) {
   e.code = Errc::protocol_error;
   if (const auto c = it->find("bus_code"); c != it->end() && c->is_number_integer()) {
     const int v = c->get<int>();
-    if (v > 0 && v <= static_cast<int>(Errc::not_found)) e.code = static_cast<Errc>(v);
+    if (v > 0 && v <= static_cast<int>(Errc::expectation_failed)) e.code = static_cast<Errc>(v);
   }
   if (const auto d = it->find("description"); d != it->end() && d->is_string()) e.message = d->get<std::string>();
   return e;

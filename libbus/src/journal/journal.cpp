@@ -256,13 +256,17 @@ Result<Journal::Segment*> Journal::next_segment_at(std::uint64_t first, bool cre
   return segments_.back().get();
 }
 
-Result<std::uint64_t> Journal::append(std::string_view subject, std::string_view headers, std::string_view payload) {
+Result<std::uint64_t> Journal::append(std::string_view subject, std::string_view headers, std::string_view payload,
+                                      std::uint64_t expected_last) {
   // Acquire: the segment's fields are visible (it was published after it was filled in).
   Segment* seg = tail_.load(std::memory_order_acquire);
   const std::uint64_t now = realtime_ns();
   for (int rolls = 0; rolls < 64; ++rolls) {
     std::uint64_t sequence = 0, offset = 0;
-    switch (seg->file.append(subject, headers, payload, now, sequence, offset)) {
+    const std::uint64_t expected_next = expected_last == kAnyLast ? 0 : expected_last + 1;
+    switch (seg->file.append(subject, headers, payload, now, sequence, offset, expected_next)) {
+      case AppendStatus::wrong_last:
+        return make_error(Errc::expectation_failed, "wrong last sequence: " + std::to_string(sequence - 1));
       case AppendStatus::appended:
         if (options_.sync == SyncPolicy::always) {
           if (auto st = seg->file.sync(offset, record_bytes(subject.size(), headers.size(), payload.size())); !st) {

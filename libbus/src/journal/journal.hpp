@@ -87,7 +87,11 @@ class Journal {
   Result<Cursor> cursor(std::uint64_t sequence) const;
 
   /// Appends one record; returns its sequence once it is stored under the sync policy.
-  Result<std::uint64_t> append(std::string_view subject, std::string_view headers, std::string_view payload);
+  /// `expected_last` (not kAnyLast): only if the journal's last sequence is that one, checked
+  /// and claimed in one CAS; Errc::expectation_failed "wrong last sequence: N" otherwise.
+  static constexpr std::uint64_t kAnyLast = UINT64_MAX;
+  Result<std::uint64_t> append(std::string_view subject, std::string_view headers, std::string_view payload,
+                               std::uint64_t expected_last = kAnyLast);
 
   /// The record with `sequence`, verified (a corrupt one is an error, never a view).
   /// not found: below the first or above the last sequence, or dropped by recovery.

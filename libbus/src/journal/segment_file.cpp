@@ -285,7 +285,8 @@ std::uint64_t SegmentFile::claimed_end() const noexcept {
 }
 
 AppendStatus SegmentFile::append(std::string_view subject, std::string_view headers, std::string_view payload,
-                                 std::uint64_t timestamp_ns, std::uint64_t& sequence, std::uint64_t& offset) noexcept {
+                                 std::uint64_t timestamp_ns, std::uint64_t& sequence, std::uint64_t& offset,
+                                 std::uint64_t expected_next) noexcept {
   const std::uint64_t bytes = record_bytes(subject.size(), headers.size(), payload.size());
   // Lengths are stored in 32 bits (and the subject's in 16): larger is refused, never truncated.
   if (subject.size() > 0xFFFF || bytes > 0xFFFF'FFF8u || bytes > size_ - kSegmentHeaderBytes) {
@@ -295,6 +296,10 @@ AppendStatus SegmentFile::append(std::string_view subject, std::string_view head
   std::uint64_t word = h->claim.load(std::memory_order_relaxed);
   for (;;) {
     if (claim_sealed(word)) return AppendStatus::full;
+    if (expected_next != 0 && h->first_seq + claim_count(word) != expected_next) {
+      sequence = h->first_seq + claim_count(word);  // what it would have been
+      return AppendStatus::wrong_last;
+    }
     const std::uint64_t at = std::uint64_t{claim_units(word)} * kRecordAlign;
     // A word pointing into the header or past the end is damage: seal rather than write there.
     if (at < kSegmentHeaderBytes || at > size_ || bytes > size_ - at || claim_count(word) == kMaxClaimCount) {

@@ -39,7 +39,7 @@ struct RecordView {
 
 // abandoned: committed too late: a reader had given up waiting for it (raise_skip) and may have
 // gone past it; the caller must not report it as stored.
-enum class AppendStatus { appended, full, too_large, abandoned };
+enum class AppendStatus { appended, full, too_large, abandoned, wrong_last };
 enum class ReadStatus { ok, not_committed, corrupt };
 
 class SegmentFile {
@@ -75,8 +75,11 @@ class SegmentFile {
   /// Appends one record. Lock-free: one CAS on the claim word takes the space and the sequence
   /// together, so sequence order is file order. full: the record does not fit (the segment is
   /// sealed now, by us or before); too_large: it would not fit in an empty segment either.
+  /// expected_next != 0: claim only if the record would get that sequence (wrong_last
+  /// otherwise): the same CAS makes the check and the claim one step (Nats-Expected-*).
   AppendStatus append(std::string_view subject, std::string_view headers, std::string_view payload,
-                      std::uint64_t timestamp_ns, std::uint64_t& sequence, std::uint64_t& offset) noexcept;
+                      std::uint64_t timestamp_ns, std::uint64_t& sequence, std::uint64_t& offset,
+                      std::uint64_t expected_next = 0) noexcept;
 
   /// Reads the record at `offset` that must carry `sequence`, checking its lengths against the
   /// segment and its checksum. corrupt: it fails a check (never handed out); not_committed: it

@@ -1,0 +1,261 @@
+// journal/msg_ids.cpp — the Nats-Msg-Id table (msg_ids.hpp).
+#include "journal/msg_ids.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <thread>
+
+#include <xxhash.h>
+
+#include "os/process.hpp"
+
+namespace bus::detail::journal {
+
+namespace {
+constexpr char kMagicText[8] = {'B', 'U', 'S', 'M', 'S', 'G', 'I', 'D'};
+constexpr std::uint32_t kVersion = 1;
+constexpr std::uint64_t kHeaderBytes = 64;
+// A slot being rewritten holds an even key stamped with the time it was taken (keys are odd):
+// others wait for it, and one stamped long ago (its taker died mid-rewrite) is taken over.
+constexpr std::uint64_t kBusyStaleNs = 100'000'000;
+constexpr std::uint64_t busy_mark(std::uint64_t now_ns) noexcept { return ((now_ns >> 10) << 1) | 2u; }
+constexpr bool is_busy(std::uint64_t key) noexcept { return key != 0 && (key & 1u) == 0; }
+constexpr std::uint64_t busy_since(std::uint64_t mark) noexcept { return (mark >> 1) << 10; }
+constexpr std::uint64_t kReleased = UINT64_MAX;  // sequence of a claim given back: reusable
+
+std::uint64_t realtime_now() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+std::uint64_t magic_word() {
+  std::uint64_t m = 0;
+  std::memcpy(&m, kMagicText, sizeof m);
+  return m;
+}
+}  // namespace
+
+struct MsgIdTable::Header {
+  std::uint64_t magic;
+  std::uint32_t version;
+  std::uint32_t slot_count;
+  std::atomic<std::uint64_t> window_ns;
+  std::atomic<std::uint64_t> forgotten;
+  std::uint8_t reserved[32];
+};
+static_assert(sizeof(MsgIdTable::Header) == kHeaderBytes);
+
+struct MsgIdTable::Slot {
+  std::atomic<std::uint64_t> key;
+  std::atomic<std::uint64_t> sequence;
+  std::atomic<std::uint64_t> time_ns;
+  std::uint64_t reserved;
+};
+static_assert(sizeof(MsgIdTable::Slot) == 32);
+
+MsgIdTable& MsgIdTable::operator=(MsgIdTable&& other) noexcept {
+  if (this != &other) {
+    if (base_ != nullptr) ::munmap(base_, size_);
+    base_ = other.base_;
+    size_ = other.size_;
+    mask_ = other.mask_;
+    other.base_ = nullptr;
+    other.size_ = 0;
+  }
+  return *this;
+}
+
+MsgIdTable::~MsgIdTable() {
+  if (base_ != nullptr) ::munmap(base_, size_);
+}
+
+MsgIdTable::Slot* MsgIdTable::slot(std::uint64_t i) const noexcept {
+  return reinterpret_cast<Slot*>(base_ + kHeaderBytes) + (i & mask_);
+}
+
+Result<MsgIdTable> MsgIdTable::map(const std::string& path, int fd) {
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) return make_error(Errc::io_error, errno_message(("stat " + path).c_str(), errno));
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  if (size < kHeaderBytes + sizeof(Slot)) return make_error(Errc::journal_corrupt, path + " is too short for a message-id table");
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return make_error(Errc::io_error, errno_message(("mmap " + path).c_str(), errno));
+  MsgIdTable t;
+  t.base_ = static_cast<std::byte*>(p);
+  t.size_ = size;
+  const Header* h = t.header();
+  const std::uint64_t slots = h->slot_count;
+  // Untrusted: the header must describe exactly this file.
+  if (h->magic != magic_word() || h->version != kVersion || slots == 0 || (slots & (slots - 1)) != 0 ||
+      kHeaderBytes + slots * sizeof(Slot) != size) {
+    return make_error(Errc::journal_corrupt, path + " is not a message-id table of this version (or is damaged)");
+  }
+  t.mask_ = slots - 1;
+  return t;
+}
+
+Result<MsgIdTable> MsgIdTable::open(const std::string& path, std::uint64_t window_ns, std::uint32_t slots) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 && errno == ENOENT) {
+    // Made whole aside, then linked into place: an attacher never sees half a header.
+    const std::string tmp = path + ".new." + std::to_string(::getpid());
+    const int t = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (t < 0) return make_error(Errc::io_error, errno_message(("create " + tmp).c_str(), errno));
+    Header h{};
+    h.magic = magic_word();
+    h.version = kVersion;
+    h.slot_count = slots;
+    const bool ok = ::ftruncate(t, static_cast<off_t>(kHeaderBytes + std::uint64_t{slots} * sizeof(Slot))) == 0 &&
+                    ::pwrite(t, &h, sizeof h, 0) == static_cast<ssize_t>(sizeof h) && ::fsync(t) == 0;
+    const int err = errno;
+    ::close(t);
+    if (!ok) {
+      ::unlink(tmp.c_str());
+      return make_error(Errc::io_error, errno_message(("write " + tmp).c_str(), err));
+    }
+    if (::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) {
+      const int e = errno;
+      ::unlink(tmp.c_str());
+      return make_error(Errc::io_error, errno_message(("link " + path).c_str(), e));
+    }
+    ::unlink(tmp.c_str());
+    fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  }
+  if (fd < 0) return make_error(Errc::io_error, errno_message(("open " + path).c_str(), errno));
+  auto t = map(path, fd);
+  ::close(fd);
+  if (!t) return t;
+  t->header()->window_ns.store(window_ns, std::memory_order_relaxed);
+  return t;
+}
+
+Result<MsgIdTable> MsgIdTable::attach(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return make_error(Errc::io_error, errno_message(("open " + path).c_str(), errno));
+  auto t = map(path, fd);
+  ::close(fd);
+  return t;
+}
+
+std::uint64_t MsgIdTable::window_ns() const noexcept {
+  return base_ ? header()->window_ns.load(std::memory_order_relaxed) : 0;
+}
+std::uint64_t MsgIdTable::forgotten() const noexcept {
+  return base_ ? header()->forgotten.load(std::memory_order_relaxed) : 0;
+}
+
+Result<MsgIdTable::Claim> MsgIdTable::claim(std::string_view id, std::uint64_t now_ns,
+                                            const std::function<bool(std::uint64_t)>& stored_with_id) {
+  if (base_ == nullptr) return Claim{};
+  const std::uint64_t key = XXH3_64bits(id.data(), id.size()) | 1u;
+  const std::uint64_t window = window_ns();
+  const std::uint64_t give_up = monotonic_ns() + 2 * kClaimTimeoutNs;  // every wait has a bound
+  auto expired = [&](std::uint64_t seq, std::uint64_t t) {
+    return seq == kReleased || (seq != 0 && now_ns > t && now_ns - t > window);
+  };
+  // Takes slot i from `seen` (its key now) for our key: CAS to busy, fill, publish the key.
+  auto take = [&](std::uint64_t i, std::uint64_t seen) {
+    Slot* s = slot(i);
+    if (!s->key.compare_exchange_strong(seen, busy_mark(realtime_now()), std::memory_order_acq_rel)) return false;
+    s->sequence.store(0, std::memory_order_relaxed);
+    s->time_ns.store(now_ns, std::memory_order_relaxed);
+    // [RM1] release: the fields above before the key; pairs with [AM1].
+    s->key.store(key, std::memory_order_release);
+    return true;
+  };
+  while (monotonic_ns() < give_up) {
+    std::int64_t free_at = -1, reuse_at = -1, oldest_at = -1;
+    std::uint64_t free_key = 0, reuse_key = 0, oldest_key = 0, oldest_time = UINT64_MAX;
+    bool again = false;
+    for (std::uint32_t probe = 0; probe < kProbe && !again; ++probe) {
+      const std::uint64_t i = (key + probe) & mask_;
+      Slot* s = slot(i);
+      // [AM1] acquire: pairs with [RM1]; the slot's fields are at least the claim's.
+      const std::uint64_t k = s->key.load(std::memory_order_acquire);
+      if (k == 0) {
+        free_at = static_cast<std::int64_t>(i);  // the end of the chain: our id is not further
+        free_key = 0;
+        break;
+      }
+      if (is_busy(k)) {
+        // Being rewritten this instant (possibly for our id): wait; taken over if stale.
+        const std::uint64_t t_now = realtime_now();
+        if (t_now > busy_since(k) && t_now - busy_since(k) > kBusyStaleNs) {
+          if (take(i, k)) return Claim{0, static_cast<std::int64_t>(i)};
+        }
+        std::this_thread::yield();
+        again = true;
+        continue;
+      }
+      // [AM2] acquire: pairs with [RM2]; the time is the stored message's.
+      const std::uint64_t seq = s->sequence.load(std::memory_order_acquire);
+      const std::uint64_t t = s->time_ns.load(std::memory_order_relaxed);
+      if (k == key) {
+        if (seq == 0) {
+          // Another publisher is storing this id now: wait for it (or, if it died, take over).
+          if (now_ns - std::min(now_ns, t) < kClaimTimeoutNs) {
+            std::this_thread::yield();
+            now_ns = realtime_now();  // the claim's age is measured on the clock it was stamped with
+            again = true;
+            continue;
+          }
+          if (take(i, k)) return Claim{0, static_cast<std::int64_t>(i)};
+          again = true;
+          continue;
+        }
+        if (!expired(seq, t)) {
+          if (stored_with_id(seq)) return Claim{seq, -1};
+          continue;  // another id with the same hash
+        }
+        if (take(i, k)) return Claim{0, static_cast<std::int64_t>(i)};
+        again = true;
+        continue;
+      }
+      if (reuse_at < 0 && expired(seq, t)) {
+        reuse_at = static_cast<std::int64_t>(i);
+        reuse_key = k;
+      } else if (seq != 0 && t < oldest_time) {
+        oldest_time = t;
+        oldest_at = static_cast<std::int64_t>(i);
+        oldest_key = k;
+      }
+    }
+    if (again) continue;
+    std::int64_t at = reuse_at >= 0 ? reuse_at : free_at;
+    std::uint64_t seen = reuse_at >= 0 ? reuse_key : free_key;
+    bool evicting = false;
+    if (at < 0 && oldest_at >= 0) {
+      at = oldest_at;  // full within reach: the oldest id is forgotten before its window ends
+      seen = oldest_key;
+      evicting = true;
+    }
+    if (at < 0) return Claim{};  // every slot in reach is being stored: not de-duplicated
+    if (take(static_cast<std::uint64_t>(at), seen)) {
+      if (evicting) header()->forgotten.fetch_add(1, std::memory_order_relaxed);
+      return Claim{0, at};
+    }
+  }
+  return Claim{};  // the table kept changing under us for two seconds: stored without de-duplication
+}
+
+void MsgIdTable::commit(const Claim& claim, std::uint64_t sequence, std::uint64_t time_ns) noexcept {
+  if (claim.slot < 0 || base_ == nullptr) return;
+  Slot* s = slot(static_cast<std::uint64_t>(claim.slot));
+  s->time_ns.store(time_ns, std::memory_order_relaxed);
+  // [RM2] release: the time before the sequence; pairs with [AM2].
+  s->sequence.store(sequence, std::memory_order_release);
+}
+
+void MsgIdTable::release(const Claim& claim) noexcept {
+  if (claim.slot < 0 || base_ == nullptr) return;
+  slot(static_cast<std::uint64_t>(claim.slot))->sequence.store(kReleased, std::memory_order_release);
+}
+
+}  // namespace bus::detail::journal
