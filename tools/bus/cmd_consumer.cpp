@@ -1,5 +1,6 @@
 // cmd_consumer.cpp — `bus consumer add|ls|info|rm|next`, after `nats consumer`: consumers the
 // broker runs on a stream (bus/consumer.hpp).
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -82,8 +83,10 @@ Result<ConsumerConfig> config_of(const ConsumerFlags& f) {
     c.deliver_policy = DeliverPolicy::last_per_subject;
   } else if (!f.deliver.empty() && f.deliver.find_first_not_of("0123456789") == std::string::npos) {
     c.deliver_policy = DeliverPolicy::by_start_sequence;
-    c.opt_start_seq = std::stoull(f.deliver);
-    if (c.opt_start_seq == 0) return make_error(Errc::invalid_argument, "--deliver: sequences start at 1");
+    const auto r = std::from_chars(f.deliver.data(), f.deliver.data() + f.deliver.size(), c.opt_start_seq);
+    if (r.ec != std::errc{} || c.opt_start_seq == 0) {
+      return make_error(Errc::invalid_argument, "--deliver: '" + f.deliver + "' is not a sequence (1 or more)");
+    }
   } else if (auto d = tools::parse_duration(f.deliver)) {
     c.deliver_policy = DeliverPolicy::by_start_time;
     c.opt_start_time_ns = realtime_ns() - d->count();

@@ -508,25 +508,9 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
     if (a.segment.superseded(std::memory_order_seq_cst)) [[unlikely]] return superseded_error();  // [SC2]
     return std::size_t{1};
   }
-  auto found = route_for(*tp, subject);  // route_for and refresh use tp's attachment, a
+  auto found = current_route(a, *tp, subject);
   if (!found) return std::move(found).error();
   LocalRoute* route = found.value();
-  // [A6] acquire: pairs with [R6]; one shared load per publish tells whether the route changed.
-  if (route->layout->version.load(std::memory_order_acquire) != route->version ||
-      (route->stream_error && monotonic_ns() > route->stream_retry_ns)) [[unlikely]] {
-    auto valid = refresh(a, *route, subject);
-    if (!valid) return std::move(valid).error();
-    if (!valid.value()) {
-      // The broker took the route back (its table was full): resolve the subject again.
-      const std::uint64_t generation = route->held_generation;
-      tp->routes.erase(tp->routes.find(subject));
-      tp->last_route = nullptr;
-      forget_route(subject, generation);
-      auto again = route_for(*tp, subject);
-      if (!again) return std::move(again).error();
-      route = again.value();
-    }
-  }
   if (route->stream != nullptr) {
     if (auto st = check_stream_size(*route->stream, headers.size() + data.size()); !st) return std::move(st).error();
   }
@@ -582,6 +566,49 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
     ack->duplicate = duplicate;
   }
   return n + 1;
+}
+
+Result<LocalRoute*> ConnectionImpl::current_route(Attachment& a, ThreadPublisher& tp, std::string_view subject) {
+  auto found = route_for(tp, subject);  // route_for and refresh use tp's attachment
+  if (!found) return std::move(found).error();
+  LocalRoute* route = found.value();
+  // [A6] acquire: pairs with [R6]; one shared load per publish tells whether the route changed.
+  if (route->layout->version.load(std::memory_order_acquire) != route->version ||
+      (route->stream_error && monotonic_ns() > route->stream_retry_ns)) [[unlikely]] {
+    auto valid = refresh(a, *route, subject);
+    if (!valid) return std::move(valid).error();
+    if (!valid.value()) {
+      // The broker took the route back (its table was full): resolve the subject again.
+      const std::uint64_t generation = route->held_generation;
+      tp.routes.erase(tp.routes.find(subject));
+      tp.last_route = nullptr;
+      forget_route(subject, generation);
+      auto again = route_for(tp, subject);
+      if (!again) return std::move(again).error();
+      route = again.value();
+    }
+  }
+  return route;
+}
+
+Result<std::size_t> ConnectionImpl::interest(std::string_view subject) {
+  if (closed_.load(std::memory_order_relaxed)) return make_error(Errc::closed, "connection is closed");
+  Attachment& a = attachment();
+  if (a.segment.superseded()) [[unlikely]] return superseded_error();
+  ThreadPublisher* tp = thread_publisher(a);
+  if (tp == nullptr) return make_error(Errc::resource_exhausted, "more than 32 threads publish on one connection");
+  // As publish(): close() waits for this lane before the broker may reclaim our routes.
+  auto& busy = tp->lanes->busy[tp->lane].flag;
+  busy.store(1, std::memory_order_relaxed);
+  light_barrier();  // [F1]
+  struct Idle {
+    std::atomic<std::uint32_t>& flag;
+    ~Idle() { flag.store(0, std::memory_order_release); }
+  } idle{busy};
+  if (closed_.load(std::memory_order_relaxed)) return make_error(Errc::closed, "connection is closed");
+  auto route = current_route(a, *tp, subject);
+  if (!route) return std::move(route).error();
+  return route.value()->targets.size();
 }
 
 Error ConnectionImpl::superseded_error() {

@@ -156,6 +156,9 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   Result<std::size_t> publish(std::string_view subject, std::string_view reply,
                               std::string_view headers, std::string_view data, PubAck* ack = nullptr,
                               std::string_view shown_subject = {});
+  /// How many subscriptions a publish to `subject` would reach now (0: nobody listens),
+  /// without publishing (a consumer's push interest).
+  Result<std::size_t> interest(std::string_view subject);
   /// A stream request to the broker (broker/streams.hpp): the reply's JSON body.
   Result<std::string> stream_request(StreamOp op, std::string_view name, std::string_view body);
   /// The stream `name` as the present attachment's stream table has it, attached.
@@ -193,6 +196,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   ConnectionImpl() = default;
   ThreadPublisher* thread_publisher(Attachment& a);
   Result<LocalRoute*> route_for(ThreadPublisher& tp, std::string_view subject);
+  /// route_for(), refreshed if the broker changed it since: what a publish writes to.
+  Result<LocalRoute*> current_route(Attachment& a, ThreadPublisher& tp, std::string_view subject);
   /// Takes a reference for one thread cache on `subject`'s route (asking the broker the first
   /// time); `generation` identifies the entry for release_route_ref().
   Result<std::uint32_t> acquire_route(const Attachment& attachment, std::string_view subject, std::uint64_t& generation);

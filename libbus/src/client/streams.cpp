@@ -335,7 +335,7 @@ void StreamReader::skip() noexcept {
 
 bool StreamReader::wait(std::chrono::nanoseconds timeout) {
   if (!impl_) return true;  // next() reports the error
-  const auto& cursor = impl_->cursor;
+  auto& cursor = impl_->cursor;
   // Spin first: a sleep and its wake-up cost a futex round trip each (tens of µs in a VM).
   const std::uint64_t start = detail::monotonic_ns();
   const std::uint64_t budget = static_cast<std::uint64_t>(std::max<std::int64_t>(timeout.count(), 0));

@@ -1,5 +1,7 @@
 // consumer/client.cpp — the client side of consumers: administration and fetch as JetStream's
 // API requests ($JS.API.CONSUMER.*), acknowledgements as publishes to a message's reply.
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "bus/connection.hpp"
@@ -76,7 +78,13 @@ Status ack_sync(const MessageView& m, std::chrono::nanoseconds timeout) {
 }
 
 Result<std::string> Consumers::call(const std::string& subject, const std::string& body) {
+  // The broker starts its consumer engine with the first stream: for a moment after that,
+  // nobody answers yet. Asked again for up to 2 s before that counts as no consumers served.
   auto reply = connection_->request(subject, body, kApiTimeout);
+  for (int i = 0; i < 100 && !reply && reply.error().code == Errc::no_responders; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    reply = connection_->request(subject, body, kApiTimeout);
+  }
   if (!reply) {
     if (reply.error().code == Errc::no_responders) {
       return make_error(Errc::no_responders, "no consumers served on this bus: the broker serves no streams yet");
@@ -150,6 +158,10 @@ Result<std::vector<Message>> Consumers::fetch(std::string_view stream, std::stri
   const std::string reply = f.inbox.reply_prefix + std::to_string(f.next_id++);
   const nlohmann::json body{{"batch", batch}, {"expires", expires.count()}};
   auto matched = impl->publish(detail::consumer::next_subject(stream, name), reply, {}, detail::stream::json_text(body));
+  for (int i = 0; i < 100 && matched && matched.value() == 0; ++i) {  // as call(): the engine may be starting
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    matched = impl->publish(detail::consumer::next_subject(stream, name), reply, {}, detail::stream::json_text(body));
+  }
   if (!matched) return std::move(matched).error();
   if (matched.value() == 0) {
     return make_error(Errc::no_responders, "no consumers served on this bus: the broker serves no streams yet");

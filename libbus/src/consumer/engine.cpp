@@ -369,6 +369,7 @@ struct EngineLoop {
     std::uint64_t n = c.initial.size();
     StoredMessageView v;
     for (std::uint64_t scanned = 0; scanned < 10'000'000; ++scanned) {
+      if (scanned % 4096 == 4095 && engine_stopping()) break;
       auto got = r->next(v);
       if (!got) {
         r->skip();
@@ -400,7 +401,8 @@ struct EngineLoop {
         std::uint64_t last_match = 0;
         bool found_time = false;
         StoredMessageView v;
-        for (;;) {
+        for (std::uint64_t scanned = 0;; ++scanned) {
+          if (scanned % 4096 == 4095 && engine_stopping()) return make_error(Errc::closed, "the broker is stopping");
           auto got = r->next(v);
           if (!got) {
             r->skip();
@@ -442,8 +444,8 @@ struct EngineLoop {
     const auto t = split(rest);
     const std::string& to = m.reply;
     auto token = [&](std::size_t i) { return i < t.size() ? std::string(t[i]) : std::string(); };
-    if (t[0] == "CREATE" && (t.size() == 2 || t.size() == 3 || t.size() == 4)) return create(token(1), token(2), m);
-    if (t[0] == "DURABLE" && t.size() == 4 && t[1] == "CREATE") return create(token(2), token(3), m);
+    if (t[0] == "CREATE" && (t.size() == 2 || t.size() == 3 || t.size() == 4)) return create(token(1), token(2), m, false);
+    if (t[0] == "DURABLE" && t.size() == 4 && t[1] == "CREATE") return create(token(2), token(3), m, true);
     if (t[0] == "INFO" && t.size() == 3) {
       auto it = consumers.find({token(1), token(2)});
       if (it == consumers.end()) return reply_error(to, not_found(token(1), token(2)));
@@ -477,7 +479,7 @@ struct EngineLoop {
     return make_error(Errc::not_found, "consumer not found: '" + name + "' on stream '" + stream + "'");
   }
 
-  void create(const std::string& stream, const std::string& subject_name, const Message& m) {
+  void create(const std::string& stream, const std::string& subject_name, const Message& m, bool durable_api) {
     const std::string& to = m.reply;
     nlohmann::json body = nlohmann::json::parse(m.data, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded() || !body.is_object() || !body.contains("config")) {
@@ -489,6 +491,11 @@ struct EngineLoop {
     auto parsed = from_json_value(body.at("config"));
     if (!parsed) return reply_error(to, parsed.error());
     ConsumerConfig config = std::move(parsed).value();
+    if (durable_api && config.durable_name.empty()) {
+      config.durable_name = subject_name;  // the legacy durable API names it in the subject
+      config.inactive_threshold = std::chrono::nanoseconds(0);
+      normalize(config);
+    }
     if (!subject_name.empty() && config.name.empty()) config.name = subject_name;
     if (!subject_name.empty() && config.name != subject_name) {
       return reply_error(to, make_error(Errc::invalid_argument, "consumer name in subject and body differ"));
@@ -508,6 +515,12 @@ struct EngineLoop {
       if (!inside) {
         return reply_error(to, make_error(Errc::invalid_argument, "filter subject '" + f +
                                                                       "' is not a subset of the stream's subjects"));
+      }
+    }
+    for (const auto& s : sinfo->config.subjects) {
+      if (!config.deliver_subject.empty() && subject_matches(s, config.deliver_subject)) {
+        return reply_error(to, make_error(Errc::invalid_argument, "consumer deliver subject '" + config.deliver_subject +
+                                                                      "' forms a cycle (the stream captures it)"));
       }
     }
     if (auto it = consumers.find({stream, config.name}); it != consumers.end()) {
@@ -586,6 +599,7 @@ struct EngineLoop {
     if (it == consumers.end()) return;  // a consumer removed since; nothing to record
     Consumer& c = *it->second;
     const std::uint64_t now = monotonic_ns();
+    c.last_active = now;  // a client acknowledging is using it
     std::string_view body = m.data;
     auto starts = [&](std::string_view word) { return body.substr(0, word.size()) == word; };
     const std::uint64_t seq = meta->stream_seq;
@@ -681,16 +695,16 @@ struct EngineLoop {
   /// Where the next message goes: the deliver subject, or the oldest live pull request.
   const std::string* target(Consumer& c, std::uint64_t now) {
     if (c.push()) return now >= c.no_interest_until ? &c.config.deliver_subject : nullptr;
-    while (!c.waiting.empty()) {
-      PullRequest& r = c.waiting.front();
-      if (r.expires_at <= now) {
-        (void)send(r.reply, {}, kTimeoutStatus, {});
-        c.waiting.pop_front();
-        continue;
+    // Every expired request is answered, wherever it waits in the line.
+    for (auto it = c.waiting.begin(); it != c.waiting.end();) {
+      if (it->expires_at <= now) {
+        (void)send(it->reply, {}, kTimeoutStatus, {});
+        it = c.waiting.erase(it);
+      } else {
+        ++it;
       }
-      return &r.reply;
     }
-    return nullptr;
+    return c.waiting.empty() ? nullptr : &c.waiting.front().reply;
   }
 
   /// Hands one message out; false if nobody took it (no interest, the fetcher left).
@@ -755,15 +769,29 @@ struct EngineLoop {
         c.redeliver.pop_front();
         auto p = c.pending.find(seq);
         if (p == c.pending.end() || p->second.deadline != kNever) continue;  // acked, or rescheduled
+        const std::uint64_t so_far = c.deliveries[seq];
+        if (c.config.max_deliver > 0 && so_far >= static_cast<std::uint64_t>(c.config.max_deliver)) {
+          // A nak asks again, but max_deliver is the bound whatever asked.
+          advisory("MAX_DELIVERIES", c, seq, so_far);
+          c.pending.erase(p);
+          c.deliveries.erase(seq);
+          c.dirty = true;
+          continue;
+        }
         Streams streams(*conn);
         auto m = streams.get(c.stream, seq);
         if (!m) {
-          c.pending.erase(p);  // gone from the stream (or corrupt): nothing to redeliver
-          c.deliveries.erase(seq);
-          continue;
+          if (m.error().code == Errc::not_found || m.error().code == Errc::journal_corrupt) {
+            c.pending.erase(p);  // gone from the stream, or damaged: never delivered again
+            c.deliveries.erase(seq);
+            continue;
+          }
+          c.redeliver.push_front(seq);  // unreadable for now (stream being replaced): later
+          break;
         }
         if (!hand_out(c, dest, seq, m->subject, m->headers, m->data, m->time_ns, true, now)) {
           c.redeliver.push_front(seq);
+          if (!c.push()) continue;  // that fetcher is gone: the next request gets it
           break;
         }
         ++turn;
@@ -774,10 +802,12 @@ struct EngineLoop {
         const std::uint64_t seq = c.initial.front();
         Streams streams(*conn);
         auto m = streams.get(c.stream, seq);
+        if (!m && m.error().code != Errc::not_found && m.error().code != Errc::journal_corrupt) break;  // later
         c.initial.pop_front();
         if (!m) continue;
         if (!hand_out(c, dest, seq, m->subject, m->headers, m->data, m->time_ns, false, now)) {
           c.initial.push_front(seq);
+          if (!c.push()) continue;
           break;
         }
         ++turn;
@@ -810,7 +840,14 @@ struct EngineLoop {
         }
       }
       if (!hand_out(c, dest, v.sequence, v.subject, v.headers, v.data, v.time_ns, false, now)) {
-        c.reader.reset();  // read it again next time
+        c.reader.reset();  // read it again: next time, or for the next fetch request
+        if (!c.push()) {
+          Streams streams(*conn);
+          auto r = streams.reader(c.stream, c.next_seq);
+          if (!r) break;
+          c.reader = std::move(r).value();
+          continue;
+        }
         break;
       }
       c.next_seq = v.sequence + 1;
@@ -826,9 +863,15 @@ struct EngineLoop {
     if (!c.push()) {
       for (const auto& r : c.waiting) again = std::min(again, r.expires_at);
       // no_wait: nothing more now is the answer.
-      while (!c.waiting.empty() && c.waiting.front().no_wait && (c.caught_up || !c.room())) {
-        (void)send(c.waiting.front().reply, {}, kNoMessagesStatus, {});
-        c.waiting.pop_front();
+      if (c.caught_up || !c.room()) {
+        for (auto it = c.waiting.begin(); it != c.waiting.end();) {
+          if (it->no_wait) {
+            (void)send(it->reply, {}, kNoMessagesStatus, {});
+            it = c.waiting.erase(it);
+          } else {
+            ++it;
+          }
+        }
       }
     }
     if (c.dirty && c.durable) again = std::min(again, c.last_save + kSaveEveryNs);
@@ -891,7 +934,14 @@ struct EngineLoop {
         }
         if (c->config.inactive_threshold.count() > 0 && c->waiting.empty() &&
             now - c->last_active > static_cast<std::uint64_t>(c->config.inactive_threshold.count())) {
-          inactive.push_back(key);
+          // A push consumer is in use while anyone subscribes to its deliver subject, whether
+          // or not there is anything to deliver (as nats-server judges interest).
+          auto listeners = c->push() ? impl->interest(c->config.deliver_subject) : Result<std::size_t>(std::size_t{0});
+          if (listeners && listeners.value() > 0) {
+            c->last_active = now;
+          } else {
+            inactive.push_back(key);
+          }
         }
       }
       for (const auto& key : inactive) {

@@ -89,6 +89,12 @@ std::string consumer_dir(const std::string& state_dir, const std::string& stream
 
 Status save_consumer(const std::string& state_dir, const StoredConsumer& c) {
   const std::string dir = consumer_dir(state_dir, c.stream, c.config.name);
+  // Only under a stream that exists: a create racing the stream's removal must not bring its
+  // directory back (a stream directory without stream.json reads as damaged).
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(state_dir + "/streams/" + c.stream + "/stream.json", ec)) {
+    return make_error(Errc::not_found, "stream not found: '" + c.stream + "'");
+  }
   if (auto st = make_private_dir(dir); !st) return st;
   nlohmann::json j{{"stream_name", c.stream}, {"created_ns", c.created_ns}, {"config", to_json_value(c.config)}};
   if (auto st = write_file_atomically(dir + "/consumer.json", stream::json_text(j, 2)); !st) return st;
@@ -120,12 +126,13 @@ std::vector<StoredConsumer> load_consumers(const std::string& state_dir, std::ve
   std::vector<StoredConsumer> out;
   std::error_code ec;
   const std::filesystem::path streams = std::filesystem::path(state_dir) / "streams";
-  for (const auto& s : std::filesystem::directory_iterator(streams, ec)) {
-    const std::string stream = s.path().filename().string();
+  // increment(ec), not ++: the throwing form must not reach the broker's threads.
+  for (std::filesystem::directory_iterator s(streams, ec), end; !ec && s != end; s.increment(ec)) {
+    const std::string stream = s->path().filename().string();
     if (stream.rfind('.', 0) == 0) continue;  // .new-NAME / .trash-NAME: not a stream
     std::error_code ec2;
-    for (const auto& c : std::filesystem::directory_iterator(s.path() / "consumers", ec2)) {
-      const std::string dir = c.path().string();
+    for (std::filesystem::directory_iterator c(s->path() / "consumers", ec2); !ec2 && c != end; c.increment(ec2)) {
+      const std::string dir = c->path().string();
       auto meta = read_json(dir + "/consumer.json");
       if (!meta) {
         damaged.push_back(meta.error().message);
@@ -133,7 +140,7 @@ std::vector<StoredConsumer> load_consumers(const std::string& state_dir, std::ve
       }
       auto config = meta->contains("config") ? from_json_value(meta->at("config"))
                                               : Result<ConsumerConfig>(make_error(Errc::journal_corrupt, "no config"));
-      if (!config || config->name != c.path().filename().string()) {
+      if (!config || config->name != c->path().filename().string()) {
         damaged.push_back(dir + "/consumer.json: " + (config ? "name differs from the directory" : config.error().message));
         continue;
       }

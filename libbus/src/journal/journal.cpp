@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <thread>
 #include <cerrno>
 #include <cstdlib>
 
@@ -402,11 +403,23 @@ bool Journal::Cursor::ready() const {
   return probe.next(v) != ReadStatus::not_committed;
 }
 
-void Journal::Cursor::wait(std::chrono::nanoseconds timeout) const {
-  // Sealed with no next segment yet: the roll-over's first commit lands in a file not mapped
-  // here, whose readers are not us; look again soon instead.
-  if (segment_->file.sealed()) timeout = std::min<std::chrono::nanoseconds>(timeout, std::chrono::milliseconds(1));
-  segment_->file.wait_for_commit(timeout, [this] { return !ready(); });
+void Journal::Cursor::wait(std::chrono::nanoseconds timeout) {
+  // Past the end of a sealed segment: move on to the next one, so the sleep is on the futex
+  // of the segment the next commit lands in. Not made yet (its maker is between the seal and
+  // the file, or died there): look again in a millisecond, never a sleep nobody will end.
+  if (segment_->file.sealed() && sequence_ >= segment_->file.next_seq() && offset_ != 0) {
+    const Segment* following = journal_->segment_after(*segment_);
+    if (following == nullptr) {
+      std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(timeout, std::chrono::milliseconds(1)));
+      return;
+    }
+    segment_ = following;
+    sequence_ = following->file.first_seq();
+    offset_ = kSegmentHeaderBytes;
+    search_from_ = 0;
+  }
+  // Sealed meanwhile: the seal woke nobody who counted in after it; look again instead.
+  segment_->file.wait_for_commit(timeout, [this] { return !segment_->file.sealed() && !ready(); });
 }
 
 ReadStatus Journal::Cursor::next(RecordView& out) {

@@ -68,7 +68,7 @@ class Journal {
     bool ready() const;
     /// Sleeps until next() may have something (a commit or a seal where the cursor stands), at
     /// most `timeout`: a futex wait in the segment file, no polling. Returns at once if ready().
-    void wait(std::chrono::nanoseconds timeout) const;
+    void wait(std::chrono::nanoseconds timeout);
     std::uint64_t sequence() const noexcept { return sequence_; }  // of the record next() returns
 
    private:

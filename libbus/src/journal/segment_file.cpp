@@ -305,7 +305,8 @@ AppendStatus SegmentFile::append(std::string_view subject, std::string_view head
     if (at < kSegmentHeaderBytes || at > size_ || bytes > size_ - at || claim_count(word) == kMaxClaimCount) {
       // [SJ1] Seal it, keeping the count: the next segment starts at first_seq + count, and
       // whoever seals first decides that for everyone.
-      if (h->claim.compare_exchange_weak(word, sealed_word(word), std::memory_order_acq_rel,
+      // seq_cst (not just acq_rel): the seal is one side of [SJ5]'s store-buffering pair too.
+      if (h->claim.compare_exchange_weak(word, sealed_word(word), std::memory_order_seq_cst,
                                          std::memory_order_relaxed)) {
         wake_readers();  // a reader asleep here must move on to the next segment
         return AppendStatus::full;
