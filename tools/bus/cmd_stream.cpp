@@ -1,4 +1,4 @@
-// cmd_stream.cpp — `bus stream add|ls|info|get|view|rm`, after `nats stream`: streams kept by the
+// cmd_stream.cpp — `bus stream add|ls|info|get|view|rmm|purge|rm`, after `nats stream`: streams kept by the
 // broker (bus/stream.hpp). Administration goes through the broker; get and view read the
 // journal directly (mapped, no broker hop).
 #include <algorithm>
@@ -38,6 +38,10 @@ struct StreamFlags {
   bool json = false;
   std::uint64_t sequence = 0;
   bool force = false;
+  // purge
+  std::string purge_subject;
+  std::uint64_t keep = 0;
+  std::uint64_t purge_below = 0;
 };
 
 std::string limit_text(std::int64_t v) { return v < 0 ? "unlimited" : std::to_string(v); }
@@ -209,6 +213,26 @@ int run_view(StreamFlags& f) {
   return kExitOk;
 }
 
+int run_rmm(StreamFlags& f) {
+  auto conn = connect(f.client, "bus stream");
+  if (!conn) return report(conn.error());
+  if (auto st = Streams(*conn).remove_message(f.name, f.sequence); !st) return report(st.error());
+  std::printf("Message %llu in stream %s was deleted\n", static_cast<unsigned long long>(f.sequence), f.name.c_str());
+  return kExitOk;
+}
+
+int run_purge(StreamFlags& f) {
+  if (!f.purge_subject.empty()) {
+    if (auto valid = validate_pattern(f.purge_subject); !valid) return report(valid.error());
+  }
+  auto conn = connect(f.client, "bus stream");
+  if (!conn) return report(conn.error());
+  auto purged = Streams(*conn).purge(f.name, f.purge_subject, f.keep, f.purge_below);
+  if (!purged) return report(purged.error());
+  std::printf("Purged %llu message(s) from stream %s\n", static_cast<unsigned long long>(*purged), f.name.c_str());
+  return kExitOk;
+}
+
 int run_rm(StreamFlags& f) {
   auto conn = connect(f.client, "bus stream");
   if (!conn) return report(conn.error());
@@ -269,11 +293,23 @@ VerbRunner setup_stream(CLI::App& command) {
 
   CLI::App* view = add_named(command, "view", "Print every stored message", *f);
 
+  CLI::App* rmm = add_named(command, "rmm", "Delete one message", *f);
+  rmm->add_option("SEQ", f->sequence, "Sequence")->type_name("")->required()->check(tools::count_in_range(1));
+  rmm->add_flag("-f,--force", f->force, "Accepted for nats CLI scripts (bus never prompts)");
+
+  CLI::App* purge = add_named(command, "purge", "Delete the stream's messages (all, on a subject, or all but the newest N)", *f);
+  purge->add_option("--subject", f->purge_subject, "Only messages on subjects matching this")->type_name("SUBJECT");
+  purge->add_option("--keep", f->keep, "Keep the newest N")->type_name("N")->check(tools::count_in_range(0));
+  purge->add_option("--seq", f->purge_below, "Only messages below this sequence")->type_name("N")->check(tools::count_in_range(1));
+  purge->add_flag("-f,--force", f->force, "Accepted for nats CLI scripts (bus never prompts)");
+
   CLI::App* rm = add_named(command, "rm", "Remove a stream and its messages", *f);
   rm->alias("delete");
   rm->add_flag("-f,--force", f->force, "Accepted for nats CLI scripts (bus never prompts)");
 
-  return [f, add, info, ls, get, view, rm] {
+  return [f, add, info, ls, get, view, rmm, purge, rm] {
+    if (rmm->parsed()) return run_rmm(*f);
+    if (purge->parsed()) return run_purge(*f);
     if (add->parsed()) return run_add(*f);
     if (info->parsed()) return run_info(*f);
     if (ls->parsed()) return run_ls(*f);

@@ -142,6 +142,13 @@ class Streams {
   Result<std::vector<StreamInfo>> list();
   /// Removes the stream and every message it holds.
   Status remove(std::string_view name);
+  /// JetStream's purge: deletes the stream's messages (only those on subjects matching
+  /// `subject` if set; below sequence `upto` if set), keeping the newest `keep`. Returns how
+  /// many were deleted.
+  Result<std::uint64_t> purge(std::string_view name, std::string_view subject = {}, std::uint64_t keep = 0,
+                              std::uint64_t upto = 0);
+  /// Deletes one message (JetStream's delete message). Errc::not_found if it is not stored.
+  Status remove_message(std::string_view name, std::uint64_t sequence);
   /// The stored message `sequence` of `stream`. Errc::not_found if the stream holds no
   /// such message; Errc::journal_corrupt if its record fails its checks (never handed out).
   Result<StoredMessage> get(std::string_view stream, std::uint64_t sequence);

@@ -550,6 +550,7 @@ void BrokerCore::reap_client(std::uint32_t slot, const char* reason) {
 void BrokerCore::on_tick() {
   // Relaxed: a liveness hint for monitors; nothing is published with it.
   segment_.header()->broker_heartbeat_ns.store(monotonic_ns(), std::memory_order_relaxed);
+  streams_.enforce_limits();
   // Backstop for kernels without pidfd: a client whose process is gone is reaped.
   for (std::uint32_t slot = 0; slot < clients_.size(); ++slot) {
     const ClientRecord& rec = clients_[slot];

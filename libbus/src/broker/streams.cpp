@@ -250,11 +250,22 @@ std::optional<BrokerStreams::Target> BrokerStreams::capturing(std::string_view s
   return std::nullopt;
 }
 
+void BrokerStreams::enforce_limits() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  const std::int64_t now = static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  for (Served& s : streams_) {
+    const StreamConfig& c = s.config;
+    if (c.max_msgs < 0 && c.max_bytes < 0 && c.max_age.count() == 0 && c.max_msgs_per_subject < 0) continue;
+    stream::enforce_limits(*s.journal, c, s.subjects, now);
+  }
+}
+
 StreamInfo BrokerStreams::info_of(const Served& s) const {
   StreamInfo info;
   info.config = s.config;
   const journal::Journal& j = *s.journal;
-  const std::uint64_t first = j.first_seq();
+  const std::uint64_t first = j.first_live_seq();  // JetStream: the first not deleted
   const std::uint64_t last = j.last_seq();
   StreamState& st = info.state;
   st.lost_msgs = j.recovery().lost_records;
@@ -262,9 +273,8 @@ StreamInfo BrokerStreams::info_of(const Served& s) const {
   if (last >= first) {
     st.first_seq = first;
     st.last_seq = last;
-    const std::uint64_t span = last - first + 1;
-    st.messages = span > st.lost_msgs ? span - st.lost_msgs : 0;
-    st.bytes = j.stored_bytes();
+    st.messages = stream::live_messages(j);
+    st.bytes = stream::live_bytes(j);
     if (auto r = j.read(first)) st.first_ts_ns = static_cast<std::int64_t>(r->timestamp_ns);
     if (auto r = j.read(last)) st.last_ts_ns = static_cast<std::int64_t>(r->timestamp_ns);
   } else {
@@ -295,6 +305,39 @@ Result<std::string> BrokerStreams::handle(StreamOp op, std::string_view name, st
       if (s == nullptr) return no_stream(name);
       return info_reply(*s);
     }
+    case StreamOp::purge: {
+      Served* s = find(name);
+      if (s == nullptr) return no_stream(name);
+      nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+      std::string filter;
+      std::uint64_t keep = 0, upto = 0;
+      if (j.is_object()) {
+        if (auto f = j.find("filter"); f != j.end() && f->is_string()) filter = f->get<std::string>();
+        if (auto k = j.find("keep"); k != j.end() && k->is_number_unsigned()) keep = k->get<std::uint64_t>();
+        if (auto q = j.find("seq"); q != j.end() && q->is_number_unsigned()) upto = q->get<std::uint64_t>();
+      }
+      if (!filter.empty()) {
+        if (auto st = validate_subscribe_subject(filter); !st) return std::move(st).error();
+      }
+      const std::uint64_t purged = stream::purge(*s->journal, filter, keep, upto);
+      s->subjects = {};  // rebuilt from what is left
+      log_("stream '" + s->config.name + "': purged " + std::to_string(purged) + " message(s)");
+      return stream::json_text(nlohmann::json{{"success", true}, {"purged", purged}});
+    }
+    case StreamOp::delete_msg: {
+      Served* s = find(name);
+      if (s == nullptr) return no_stream(name);
+      nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_object() || !j.contains("seq") || !j.at("seq").is_number_unsigned()) {
+        return make_error(Errc::invalid_argument, "a message delete needs {\"seq\": N}");
+      }
+      const auto seq = j.at("seq").get<std::uint64_t>();
+      if (auto st = s->journal->remove(seq); !st) {
+        return make_error(Errc::not_found, "no message " + std::to_string(seq) + " in stream '" + s->config.name + "'");
+      }
+      s->journal->drop_deleted_segments();
+      return stream::json_text(nlohmann::json{{"success", true}});
+    }
     case StreamOp::list: {
       nlohmann::json list = nlohmann::json::array();
       std::vector<const Served*> sorted;
@@ -318,10 +361,8 @@ Status BrokerStreams::refuse_unenforced(const StreamConfig& c) {
     return make_error(Errc::invalid_argument,
                       "stream '" + c.name + "': " + what + " is not enforced yet; leave it unset (unlimited)");
   };
-  if (c.max_msgs >= 0) return refuse("max_msgs");
-  if (c.max_bytes >= 0) return refuse("max_bytes");
-  if (c.max_age.count() > 0) return refuse("max_age");
-  if (c.max_msgs_per_subject >= 0) return refuse("max_msgs_per_subject");
+  // The limits are applied by deleting the oldest (discard old); discard new would have to
+  // refuse on the publishing thread, which does not count yet.
   if (c.discard != Discard::old_messages) return refuse("discard new");
   if (c.retention != Retention::limits) return refuse("retention interest/workqueue");
   return {};

@@ -23,6 +23,7 @@
 #include "proto/control.hpp"
 #include "shm/segment.hpp"
 #include "stream/config.hpp"
+#include "stream/limits.hpp"
 #include "stream/store.hpp"
 
 namespace bus::detail {
@@ -54,6 +55,8 @@ class BrokerStreams {
   std::optional<Target> capturing(std::string_view subject) const;
 
   std::size_t size() const noexcept { return streams_.size(); }
+  /// Applies every stream's limits (stream/limits.hpp); on the broker's tick.
+  void enforce_limits();
   /// Where a stream's consumer count comes from (the consumer engine), for info replies.
   using ConsumerCount = std::function<std::uint32_t(const std::string&)>;
   void set_consumer_count(ConsumerCount count) { consumer_count_ = std::move(count); }
@@ -69,6 +72,7 @@ class BrokerStreams {
     std::uint32_t slot = 0;
     std::uint32_t incarnation = 0;
     std::shared_ptr<journal::Journal> journal;  // shared with the preparer thread
+    stream::SubjectIndex subjects;                // max_msgs_per_subject's view
   };
 
   Result<std::string> add(std::string_view body, bool& routes_changed);

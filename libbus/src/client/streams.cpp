@@ -423,6 +423,27 @@ Status Streams::remove(std::string_view name) {
   return {};
 }
 
+Result<std::uint64_t> Streams::purge(std::string_view name, std::string_view subject, std::uint64_t keep,
+                                     std::uint64_t upto) {
+  auto* impl = connection_->impl_.get();
+  if (impl == nullptr) return make_error(Errc::closed, "connection is closed");
+  nlohmann::json body{{"keep", keep}, {"seq", upto}};
+  if (!subject.empty()) body["filter"] = std::string(subject);
+  auto j = parse_reply(impl->stream_request(detail::StreamOp::purge, name, detail::stream::json_text(body)));
+  if (!j) return std::move(j).error();
+  const auto it = j->find("purged");
+  return it != j->end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
+}
+
+Status Streams::remove_message(std::string_view name, std::uint64_t sequence) {
+  auto* impl = connection_->impl_.get();
+  if (impl == nullptr) return make_error(Errc::closed, "connection is closed");
+  auto body = impl->stream_request(detail::StreamOp::delete_msg, name,
+                                   detail::stream::json_text(nlohmann::json{{"seq", sequence}}));
+  if (!body) return std::move(body).error();
+  return {};
+}
+
 Result<StoredMessage> Streams::get(std::string_view stream, std::uint64_t sequence) {
   auto* impl = connection_->impl_.get();
   if (impl == nullptr) return make_error(Errc::closed, "connection is closed");

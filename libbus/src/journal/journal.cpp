@@ -54,7 +54,9 @@ Status make_directory(const std::string& directory) {
 }  // namespace
 
 Result<std::unique_ptr<Journal>> Journal::open(const std::string& directory, const JournalOptions& options) {
-  return load(directory, options, /*recover=*/true);
+  auto j = load(directory, options, /*recover=*/true);
+  if (j) j.value()->count_deleted();
+  return j;
 }
 
 Result<std::unique_ptr<Journal>> Journal::attach(const std::string& directory, const JournalOptions& options) {
@@ -309,6 +311,70 @@ const Journal::Segment* Journal::segment_for(std::uint64_t sequence) const {
 }
 
 Result<RecordView> Journal::read(std::uint64_t sequence) const {
+  auto r = read_record(sequence);
+  if (r && (r->flags & kRecordDeleted) != 0) {
+    return make_error(Errc::invalid_argument, "message " + std::to_string(sequence) + " of " + directory_ + " was deleted");
+  }
+  return r;
+}
+
+Status Journal::remove(std::uint64_t sequence) {
+  auto r = read_record(sequence);
+  if (!r) {
+    if (r.error().code == Errc::invalid_argument) return make_error(Errc::not_found, r.error().message);
+    return std::move(r).error();
+  }
+  const Segment* seg = segment_for(sequence);
+  if (seg == nullptr || !seg->file.mark_deleted(r->offset)) {
+    return make_error(Errc::not_found, "message " + std::to_string(sequence) + " is deleted already");
+  }
+  deleted_.fetch_add(1, std::memory_order_relaxed);
+  deleted_bytes_.fetch_add(r->bytes, std::memory_order_relaxed);
+  return {};
+}
+
+std::uint64_t Journal::first_live_seq() const {
+  const std::uint64_t last = last_seq();
+  std::uint64_t seq = std::max(first_seq(), first_live_hint_.load(std::memory_order_relaxed));
+  for (; seq <= last; ++seq) {
+    auto r = read_record(seq);
+    if (!r && r.error().code == Errc::timeout) break;  // not written yet: it is not deleted
+    if (r && (r->flags & kRecordDeleted) == 0) break;
+  }
+  first_live_hint_.store(seq, std::memory_order_relaxed);  // deletes are never undone
+  return seq;
+}
+
+std::size_t Journal::drop_deleted_segments() {
+  const std::uint64_t live = first_live_seq();
+  std::size_t dropped = 0;
+  std::unique_lock lock(segments_mutex_);
+  while (segments_.size() > 1 && segments_.front()->file.sealed() && segments_.front()->file.next_seq() <= live &&
+         segments_.front().get() != tail_.load(std::memory_order_acquire)) {
+    Segment& s = *segments_.front();
+    const std::uint64_t records = s.file.next_seq() - s.file.first_seq();
+    const std::uint64_t bytes = s.file.claimed_end() - kSegmentHeaderBytes;
+    ::unlinkat(dir_fd_, segment_file_name(s.file.first_seq()).c_str(), 0);
+    deleted_.fetch_sub(std::min(records, deleted_.load(std::memory_order_relaxed)), std::memory_order_relaxed);
+    deleted_bytes_.fetch_sub(std::min(bytes, deleted_bytes_.load(std::memory_order_relaxed)), std::memory_order_relaxed);
+    segments_.erase(segments_.begin());
+    ++dropped;
+  }
+  return dropped;
+}
+
+void Journal::count_deleted() {
+  const std::uint64_t last = last_seq();
+  for (std::uint64_t seq = first_seq(); seq <= last; ++seq) {
+    auto r = read_record(seq);
+    if (r && (r->flags & kRecordDeleted) != 0) {
+      deleted_.fetch_add(1, std::memory_order_relaxed);
+      deleted_bytes_.fetch_add(r->bytes, std::memory_order_relaxed);
+    }
+  }
+}
+
+Result<RecordView> Journal::read_record(std::uint64_t sequence) const {
   const Segment* seg = segment_for(sequence);
   if (seg == nullptr || sequence >= seg->file.next_seq()) {
     return make_error(Errc::invalid_argument, "no message " + std::to_string(sequence) + " in " + directory_);
@@ -456,6 +522,7 @@ ReadStatus Journal::Cursor::next(RecordView& out) {
       stall_sequence_ = 0;
       offset_ += out.bytes;
       ++sequence_;
+      if ((out.flags & kRecordDeleted) != 0) continue;  // deleted: stepped over, never handed out
       return ReadStatus::ok;
     }
     if (st == ReadStatus::corrupt) {

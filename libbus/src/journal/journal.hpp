@@ -94,8 +94,22 @@ class Journal {
                                std::uint64_t expected_last = kAnyLast);
 
   /// The record with `sequence`, verified (a corrupt one is an error, never a view).
-  /// not found: below the first or above the last sequence, or dropped by recovery.
+  /// not found: below the first or above the last sequence, deleted, or dropped by recovery.
   Result<RecordView> read(std::uint64_t sequence) const;
+
+  /// Deletes message `sequence` (JetStream's delete; purges and limits are made of it): its
+  /// record is marked, readers step over it, read() says not found. Errc::not_found if it is not
+  /// stored or deleted already. deleted_*() count what this handle deleted or found deleted
+  /// when it opened the journal (the broker's handle: every delete is the broker's).
+  Status remove(std::uint64_t sequence);
+  std::uint64_t deleted_count() const noexcept { return deleted_.load(std::memory_order_relaxed); }
+  std::uint64_t deleted_bytes() const noexcept { return deleted_bytes_.load(std::memory_order_relaxed); }
+  /// The first sequence stored and not deleted (last_seq() + 1 when there is none).
+  std::uint64_t first_live_seq() const;
+  /// Removes the files of the oldest sealed segments whose every record is deleted (never the
+  /// tail). Their disk space returns once every process that mapped them has let go. Only the
+  /// broker's handle, on one thread, with no cursor of this handle in them.
+  std::size_t drop_deleted_segments();
 
   std::uint64_t first_seq() const;
   /// The last sequence appended (claimed) so far, by anyone; first_seq() - 1 when empty.
@@ -159,6 +173,12 @@ class Journal {
   /// After a record recovery dropped at `sequence` in `seg`: the next kept one, if known.
   static bool skip_dropped(const Segment& seg, std::uint64_t& sequence, std::uint64_t& offset);
   const Segment* segment_for(std::uint64_t sequence) const;
+  /// read(), deleted records included.
+  Result<RecordView> read_record(std::uint64_t sequence) const;
+  void count_deleted();  // at open: what earlier handles deleted
+  std::atomic<std::uint64_t> deleted_{0};
+  std::atomic<std::uint64_t> deleted_bytes_{0};
+  mutable std::atomic<std::uint64_t> first_live_hint_{0};
 
   std::string directory_;
   JournalOptions options_;

@@ -346,6 +346,13 @@ AppendStatus SegmentFile::append(std::string_view subject, std::string_view head
   return abandoned ? AppendStatus::abandoned : AppendStatus::appended;
 }
 
+bool SegmentFile::mark_deleted(std::uint64_t offset) const noexcept {
+  if (offset < kSegmentHeaderBytes || offset % kRecordAlign != 0 || offset > size_ - kRecordHeaderBytes) return false;
+  auto* r = reinterpret_cast<RecordHeader*>(base_ + offset);
+  // Relaxed: a flag readers look at when they read the record; nothing else is published by it.
+  return (r->flags.fetch_or(kRecordDeleted, std::memory_order_relaxed) & kRecordDeleted) == 0;
+}
+
 void SegmentFile::wake_readers() const noexcept {
   SegmentHeader* h = header();
   // [SJ5] seq_cst load after the seq_cst commit (or the acq_rel seal); pairs with [SJ4]. Nobody

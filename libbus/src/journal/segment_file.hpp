@@ -101,6 +101,8 @@ class SegmentFile {
   /// is stopped): raises skipped_below past it ([SJ3], seq_cst). A writer that commits it after
   /// this learns it (AppendStatus::abandoned); the reader re-checks the record after the call.
   void raise_skip(std::uint64_t sequence) const noexcept;  // const: writes the mapping only
+  /// Marks the record at `offset` (a verified read's) deleted; false if it was already.
+  bool mark_deleted(std::uint64_t offset) const noexcept;
   std::uint64_t skipped_below() const noexcept;
 
   /// Sleeps at most `timeout` until an appender commits a record here or seals the segment,
