@@ -40,7 +40,7 @@ struct BenchFlags {
   bool json = false;
   bool latency = false;
   bool request = false;
-  bool stream = false;
+  std::string stream;     ///< --stream NAME: acknowledged publishes into it, then a replay
   bool spin = false;      ///< subscribers busy-spin (forced; --latency implies it)
   bool no_pin = false;
 
@@ -50,6 +50,9 @@ struct BenchFlags {
   int cpu = -1;            ///< CPU to pin to, -1: none
   bool progress = false;   ///< send progress events
 };
+
+/// `bus bench SUBJECT --stream NAME` (bench_stream.cpp): runs in this process.
+int run_stream_bench(const BenchFlags& flags);
 
 /// Subscribers stop this long after the last message once the publishers are done.
 constexpr auto kIdleAfterDone = std::chrono::milliseconds(200);

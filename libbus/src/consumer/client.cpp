@@ -68,6 +68,13 @@ Status ack_sync(const MessageView& m, std::chrono::nanoseconds timeout) {
   }
   if (m.origin == nullptr) return make_error(Errc::closed, "the connection that received the message is closed");
   auto reply = m.origin->request(m.reply, "+ACK", {}, timeout);
+  // Nobody to confirm it: the broker (and its consumer engine) is restarting. Asked again
+  // within the caller's timeout, so the acknowledgement reaches the new one.
+  const auto give_up = std::chrono::steady_clock::now() + timeout;
+  while (!reply && reply.error().code == Errc::no_responders && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    reply = m.origin->request(m.reply, "+ACK", {}, timeout);
+  }
   if (!reply) {
     if (reply.error().code == Errc::timeout) {
       return make_error(Errc::timeout, "the acknowledgement was not confirmed in time (it may be redelivered)");

@@ -717,10 +717,10 @@ struct EngineLoop {
     meta.consumer_seq = c.delivered.consumer_seq + 1;
     meta.num_delivered = count;
     meta.time_ns = time_ns;
-    meta.num_pending = c.initial.size() + (c.reader ? (c.reader->last_sequence() >= c.next_seq
-                                                           ? c.reader->last_sequence() - c.next_seq + 1
-                                                           : 0)
-                                                    : 0);
+    // Still to come after this one (JetStream's pending): what the reader has not reached.
+    const std::uint64_t reached = std::max(c.next_seq - 1, seq);
+    const std::uint64_t last = c.reader ? c.reader->last_sequence() : 0;
+    meta.num_pending = c.initial.size() + (last > reached ? last - reached : 0);
     const std::string reply = ack_subject(c.stream, c.config.name, meta);
     auto matched = send(to, reply, headers, data, subject);
     if (!matched || matched.value() == 0) {
