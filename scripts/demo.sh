@@ -326,6 +326,27 @@ echo "\$ bus pub --ack nothing.captures.this x     # no stream: an error, not a 
 if "$bus" pub --bus "$name" --ack nothing.captures.this x 2>&1; then
   die "bus pub --ack to a subject no stream captures succeeded"
 fi
+echo "\$ bus pub --ack demo.kept.order retry -H Nats-Msg-Id:order-7   # twice: stored once"
+"$bus" pub --bus "$name" --ack demo.kept.order retry -H Nats-Msg-Id:order-7 | tee "$work/dedupe.out" || die "bus pub --ack with a Nats-Msg-Id failed"
+"$bus" pub --bus "$name" --ack demo.kept.order retry -H Nats-Msg-Id:order-7 | tee -a "$work/dedupe.out" || die "the retry failed"
+[[ $(paste -sd, "$work/dedupe.out") == "stream DEMO sequence 4,stream DEMO sequence 4 duplicate" ]] ||
+  die "a Nats-Msg-Id retry was not de-duplicated: $(paste -sd, "$work/dedupe.out")"
+
+say "Consumers: the broker tracks what each worker got and acknowledged, across restarts"
+echo "\$ bus consumer add DEMO billing --pull --ack explicit --wait 1s"
+"$bus" consumer add --bus "$name" DEMO billing --pull --ack explicit --wait 1s >"$work/consumer.out" ||
+  die "bus consumer add failed"
+echo "\$ bus consumer next DEMO billing --count 2     # fetched and acknowledged"
+"$bus" consumer next --bus "$name" DEMO billing --count 2 --raw | tee "$work/next.out" || die "bus consumer next failed"
+[[ $(paste -sd, "$work/next.out") == "kept order 1,kept order 2" ]] || die "unexpected consumer delivery: $(paste -sd, "$work/next.out")"
+echo "\$ bus consumer next DEMO billing --no-ack      # taken, never acknowledged ..."
+"$bus" consumer next --bus "$name" DEMO billing --raw --no-ack | tee "$work/noack.out" || die "bus consumer next --no-ack failed"
+echo "\$ sleep 1.2; bus consumer next DEMO billing   # ... so it comes back after the ack wait"
+sleep 1.2
+"$bus" consumer next --bus "$name" DEMO billing | tee "$work/again.out" | head -n 1
+grep -q 'tries: 2' "$work/again.out" || die "the unacknowledged message was not redelivered"
+echo "\$ bus consumer info DEMO billing"
+"$bus" consumer info --bus "$name" DEMO billing | sed -n '/^State:/,$p'
 
 # --- shutdown -----------------------------------------------------------------------------------
 say "Stopping busd with SIGTERM"
