@@ -328,6 +328,24 @@ Result<std::string> BrokerStreams::handle(StreamOp op, std::string_view name, st
       Served* s = find(name);
       if (s == nullptr) return no_stream(name);
       nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+      // Batches (the consumer engine's workqueue and interest retention): every one it can.
+      if (j.is_object() && (j.contains("seqs") || j.contains("from"))) {
+        std::uint64_t deleted = 0;
+        if (auto seqs = j.find("seqs"); seqs != j.end() && seqs->is_array()) {
+          for (const auto& q : *seqs) {
+            if (q.is_number_unsigned() && s->journal->remove(q.get<std::uint64_t>())) ++deleted;
+          }
+        }
+        const auto from = j.find("from"), to = j.find("to");
+        if (from != j.end() && to != j.end() && from->is_number_unsigned() && to->is_number_unsigned()) {
+          const std::uint64_t last = std::min(to->get<std::uint64_t>(), s->journal->last_seq());
+          for (std::uint64_t q = std::max(from->get<std::uint64_t>(), s->journal->first_live_seq()); q <= last; ++q) {
+            if (s->journal->remove(q)) ++deleted;
+          }
+        }
+        if (deleted > 0) s->journal->drop_deleted_segments();
+        return stream::json_text(nlohmann::json{{"success", true}, {"deleted", deleted}});
+      }
       if (!j.is_object() || !j.contains("seq") || !j.at("seq").is_number_unsigned()) {
         return make_error(Errc::invalid_argument, "a message delete needs {\"seq\": N}");
       }
@@ -364,7 +382,6 @@ Status BrokerStreams::refuse_unenforced(const StreamConfig& c) {
   // The limits are applied by deleting the oldest (discard old); discard new would have to
   // refuse on the publishing thread, which does not count yet.
   if (c.discard != Discard::old_messages) return refuse("discard new");
-  if (c.retention != Retention::limits) return refuse("retention interest/workqueue");
   return {};
 }
 

@@ -18,6 +18,7 @@
 #include "consumer/config.hpp"
 #include "consumer/store.hpp"
 #include "os/process.hpp"
+#include "proto/control.hpp"
 #include "stream/config.hpp"
 #include "subject/subject.hpp"
 
@@ -77,6 +78,7 @@ struct Consumer {
   std::int64_t created_ns = 0;
   bool durable = false;
   std::string dir;  // durable only
+  Retention retention = Retention::limits;  // the stream's: workqueue and interest delete what was acked
 
   std::optional<StreamReader> reader;
   std::uint64_t next_seq = 1;  // the next stream sequence to look at for a first delivery
@@ -153,6 +155,9 @@ struct EngineLoop {
     bool stop = false;
   };
   std::map<std::string, std::unique_ptr<Watcher>> watchers;
+  // Retention: what acknowledgements allow the broker to delete, sent once per turn.
+  std::map<std::string, std::vector<std::uint64_t>> acked_in_workqueue;
+  std::map<std::string, std::uint64_t> interest_deleted_upto;
 
   explicit EngineLoop(ConsumerEngine& e) : engine(e) {}
   ~EngineLoop() {
@@ -289,8 +294,14 @@ struct EngineLoop {
     auto stored = load_consumers(engine.state_dir_, damaged);
     for (const auto& why : damaged) log("durable consumer left out: " + why);
     const std::uint64_t now = monotonic_ns();
+    std::map<std::string, Retention> retention;
     for (auto& sc : stored) {
+      if (!retention.contains(sc.stream)) {
+        auto info = Streams(*conn).info(sc.stream);
+        retention[sc.stream] = info ? info->config.retention : Retention::limits;
+      }
       auto c = std::make_unique<Consumer>();
+      c->retention = retention[sc.stream];
       c->stream = sc.stream;
       c->config = sc.config;
       c->created_ns = sc.created_ns;
@@ -531,9 +542,26 @@ struct EngineLoop {
       auto j = info(*it->second);
       return j ? reply_json(to, j.value()) : reply_error(to, j.error());
     }
+    if (sinfo->config.retention == Retention::workqueue) {
+      // JetStream's rule: each message of a work queue belongs to one consumer.
+      auto covers = [](const ConsumerConfig& k) { return k.filter_subjects.empty() ? std::vector<std::string>{">"} : k.filter_subjects; };
+      for (const auto& [key, other] : consumers) {
+        if (key.first != stream) continue;
+        for (const auto& a : covers(config)) {
+          for (const auto& b : covers(other->config)) {
+            if (subjects_overlap(a, b)) {
+              return reply_error(to, make_error(Errc::invalid_argument,
+                                                "workqueue stream '" + stream + "': consumer '" + other->config.name +
+                                                    "' already takes subjects '" + b + "' (filters must not overlap)"));
+            }
+          }
+        }
+      }
+    }
     auto c = std::make_unique<Consumer>();
     c->stream = stream;
     c->config = config;
+    c->retention = sinfo->config.retention;
     c->created_ns = realtime_ns();
     c->durable = !config.durable_name.empty();
     c->last_active = monotonic_ns();
@@ -606,12 +634,15 @@ struct EngineLoop {
     auto p = c.pending.find(seq);
     bool answer = !m.reply.empty();
     if (body.empty() || starts("+ACK") || starts("+NXT")) {
+      const bool workqueue = c.retention == Retention::workqueue;
       if (c.config.ack_policy == AckPolicy::all) {
         while (!c.pending.empty() && c.pending.begin()->first <= seq) {
+          if (workqueue) acked_in_workqueue[c.stream].push_back(c.pending.begin()->first);
           c.deliveries.erase(c.pending.begin()->first);
           c.pending.erase(c.pending.begin());
         }
       } else if (p != c.pending.end()) {
+        if (workqueue) acked_in_workqueue[c.stream].push_back(seq);
         c.pending.erase(p);
         c.deliveries.erase(seq);
       }
@@ -643,6 +674,7 @@ struct EngineLoop {
     } else if (starts("+TERM")) {
       if (p != c.pending.end()) {
         const std::uint64_t n = c.deliveries[seq];
+        if (c.retention == Retention::workqueue) acked_in_workqueue[c.stream].push_back(seq);
         c.pending.erase(p);
         c.deliveries.erase(seq);
         c.dirty = true;
@@ -881,6 +913,39 @@ struct EngineLoop {
     return again;
   }
 
+  // ------------------------------------------------------------------------------ retention
+
+  /// Workqueue: what was acknowledged is deleted. Interest: what every consumer of the stream
+  /// has acknowledged (below each one's ack floor) is deleted. The broker deletes (it owns the
+  /// stream's counts): one request per stream and turn.
+  void apply_retention() {
+    auto request = [&](const std::string& stream, const nlohmann::json& body) {
+      auto r = impl->stream_request(StreamOp::delete_msg, stream, stream::json_text(body));
+      if (!r) log("stream " + stream + ": retention delete failed: " + r.error().message);
+    };
+    for (auto& [stream, seqs] : acked_in_workqueue) {
+      for (std::size_t at = 0; at < seqs.size(); at += 8192) {  // well inside a control body
+        const auto end = std::min(seqs.size(), at + 8192);
+        request(stream, nlohmann::json{{"seqs", std::vector<std::uint64_t>(seqs.begin() + static_cast<std::ptrdiff_t>(at),
+                                                                          seqs.begin() + static_cast<std::ptrdiff_t>(end))}});
+      }
+    }
+    acked_in_workqueue.clear();
+    std::map<std::string, std::uint64_t> floors;
+    for (const auto& [key, c] : consumers) {
+      if (c->retention != Retention::interest) continue;
+      const std::uint64_t floor = c->acks() ? c->ack_floor().stream_seq : c->delivered.stream_seq;
+      auto [it, fresh] = floors.emplace(key.first, floor);
+      if (!fresh) it->second = std::min(it->second, floor);
+    }
+    for (const auto& [stream, floor] : floors) {
+      std::uint64_t& done = interest_deleted_upto[stream];
+      if (floor <= done) continue;
+      request(stream, nlohmann::json{{"from", done + 1}, {"to", floor}});
+      done = floor;
+    }
+  }
+
   // ------------------------------------------------------------------------------ loop
 
   void run() {
@@ -948,6 +1013,7 @@ struct EngineLoop {
         log("consumer " + key.first + " > " + key.second + " removed after inactive_threshold");
         remove(key.first, key.second, /*files=*/true);
       }
+      apply_retention();
       for (auto& [stream, w] : watchers) {
         const auto it = want.find(stream);
         std::lock_guard lock(w->mutex);
