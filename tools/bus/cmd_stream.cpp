@@ -241,6 +241,71 @@ int run_rm(StreamFlags& f) {
   return kExitOk;
 }
 
+/// The configuration flags of add and edit; edit changes only those given.
+struct ConfigFlags {
+  CLI::Option *subjects, *retention, *max_msgs, *max_bytes, *max_age, *max_msg_size, *per_subject, *discard,
+      *dupe_window, *storage, *sync;
+};
+
+std::shared_ptr<ConfigFlags> add_config_flags(CLI::App& cmd, StreamFlags& f) {
+  auto o = std::make_shared<ConfigFlags>();
+  o->subjects = cmd.add_option("--subjects", f.subjects, "Subjects the stream captures (wildcards; comma separated)")
+                    ->type_name("P[,P]")
+                    ->delimiter(',');
+  o->retention = cmd.add_option("--retention", f.retention, "When messages are removed")
+                     ->check(CLI::IsMember({"limits", "interest", "workqueue"}))
+                     ->capture_default_str();
+  o->max_msgs = cmd.add_option("--max-msgs", f.max_msgs, "Messages kept at most (-1: unlimited)")->type_name("N")->capture_default_str();
+  o->max_bytes = tools::add_size_option(cmd, "--max-bytes", f.max_bytes, "Bytes kept at most (0: unlimited)");
+  o->max_age = tools::add_duration_option(cmd, "--max-age", f.max_age, "Oldest message kept (0: unlimited)");
+  o->max_msg_size = tools::add_size_option(cmd, "--max-msg-size", f.max_msg_size, "Largest message accepted (0: unlimited)");
+  o->per_subject = cmd.add_option("--max-msgs-per-subject", f.max_msgs_per_subject, "Messages kept per subject (-1: unlimited)")
+                       ->type_name("N")
+                       ->capture_default_str();
+  o->discard = cmd.add_option("--discard", f.discard, "What a full stream discards")
+                   ->check(CLI::IsMember({"old", "new"}))
+                   ->capture_default_str();
+  o->dupe_window = tools::add_duration_option(cmd, "--dupe-window", f.dupe_window, "Window for Nats-Msg-Id duplicates");
+  o->storage = cmd.add_option("--storage", f.storage, "Storage backend")->check(CLI::IsMember({"file", "memory"}))->capture_default_str();
+  o->sync = cmd.add_option("--sync", f.sync, "always: an acknowledgement means on disk; never: in the page cache")
+                ->check(CLI::IsMember({"always", "never"}))
+                ->capture_default_str();
+  cmd.add_flag("--json", f.json, "Print the stream's information as JSON");
+  return o;
+}
+
+int run_edit(StreamFlags& f, const ConfigFlags& given) {
+  auto wanted = config_of(f);
+  if (!wanted) return report(wanted.error());
+  auto conn = connect(f.client, "bus stream");
+  if (!conn) return report(conn.error());
+  Streams streams(*conn);
+  auto current = streams.info(f.name);
+  if (!current) return report(current.error());
+  StreamConfig c = current->config;
+  const StreamConfig& w = *wanted;
+  if (given.subjects->count() > 0) c.subjects = w.subjects;
+  if (given.retention->count() > 0) c.retention = w.retention;
+  if (given.max_msgs->count() > 0) c.max_msgs = w.max_msgs;
+  if (given.max_bytes->count() > 0) c.max_bytes = w.max_bytes;
+  if (given.max_age->count() > 0) c.max_age = w.max_age;
+  if (given.max_msg_size->count() > 0) c.max_msg_size = w.max_msg_size;
+  if (given.per_subject->count() > 0) c.max_msgs_per_subject = w.max_msgs_per_subject;
+  if (given.discard->count() > 0) c.discard = w.discard;
+  if (given.dupe_window->count() > 0) c.duplicate_window = w.duplicate_window;
+  if (given.storage->count() > 0) c.storage = w.storage;
+  if (given.sync->count() > 0) c.sync = w.sync;
+  auto info = streams.update(c);
+  if (!info) return report(info.error());
+  if (f.json) {
+    std::printf("%s\n", to_json(*info).c_str());
+  } else {
+    std::printf("Stream %s was updated\n\n", info->config.name.c_str());
+    print_info(*info);
+  }
+  return kExitOk;
+}
+
 CLI::App* add_named(CLI::App& parent, const char* verb, const char* summary, StreamFlags& f) {
   CLI::App* sub = parent.add_subcommand(verb, summary);
   sub->add_option("NAME", f.name, "Stream name")->type_name("")->required();
@@ -255,29 +320,9 @@ VerbRunner setup_stream(CLI::App& command) {
   command.require_subcommand(1);
 
   CLI::App* add = add_named(command, "add", "Create a stream", *f);
-  add->add_option("--subjects", f->subjects, "Subjects the stream captures (wildcards; comma separated)")
-      ->type_name("P[,P]")
-      ->delimiter(',')
-      ->required();
-  add->add_option("--retention", f->retention, "When messages are removed")
-      ->check(CLI::IsMember({"limits", "interest", "workqueue"}))
-      ->capture_default_str();
-  add->add_option("--max-msgs", f->max_msgs, "Messages kept at most (-1: unlimited)")->type_name("N")->capture_default_str();
-  tools::add_size_option(*add, "--max-bytes", f->max_bytes, "Bytes kept at most (0: unlimited)");
-  tools::add_duration_option(*add, "--max-age", f->max_age, "Oldest message kept (0: unlimited)");
-  tools::add_size_option(*add, "--max-msg-size", f->max_msg_size, "Largest message accepted (0: unlimited)");
-  add->add_option("--max-msgs-per-subject", f->max_msgs_per_subject, "Messages kept per subject (-1: unlimited)")
-      ->type_name("N")
-      ->capture_default_str();
-  add->add_option("--discard", f->discard, "What a full stream discards")
-      ->check(CLI::IsMember({"old", "new"}))
-      ->capture_default_str();
-  tools::add_duration_option(*add, "--dupe-window", f->dupe_window, "Window for Nats-Msg-Id duplicates");
-  add->add_option("--storage", f->storage, "Storage backend")->check(CLI::IsMember({"file", "memory"}))->capture_default_str();
-  add->add_option("--sync", f->sync, "always: an acknowledgement means on disk; never: in the page cache")
-      ->check(CLI::IsMember({"always", "never"}))
-      ->capture_default_str();
-  add->add_flag("--json", f->json, "Print the stream's information as JSON");
+  add_config_flags(*add, *f)->subjects->required();
+  CLI::App* edit = add_named(command, "edit", "Change a stream's subjects or limits (what is not given stays)", *f);
+  auto edit_flags = add_config_flags(*edit, *f);
 
   CLI::App* info = add_named(command, "info", "Show a stream's configuration and state", *f);
   info->add_flag("--json", f->json, "JSON (JetStream's StreamInfo names)");
@@ -307,7 +352,8 @@ VerbRunner setup_stream(CLI::App& command) {
   rm->alias("delete");
   rm->add_flag("-f,--force", f->force, "Accepted for nats CLI scripts (bus never prompts)");
 
-  return [f, add, info, ls, get, view, rmm, purge, rm] {
+  return [f, add, edit, edit_flags, info, ls, get, view, rmm, purge, rm] {
+    if (edit->parsed()) return run_edit(*f, *edit_flags);
     if (rmm->parsed()) return run_rmm(*f);
     if (purge->parsed()) return run_purge(*f);
     if (add->parsed()) return run_add(*f);

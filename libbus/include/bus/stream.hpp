@@ -138,6 +138,9 @@ class Streams {
   /// Errc::invalid_argument when its subjects overlap another stream's or a field is invalid.
   Result<StreamInfo> add(const StreamConfig& config);
   Result<StreamInfo> info(std::string_view name);
+  /// Changes an existing stream's configuration (JetStream's UpdateStream): its subjects and
+  /// limits; not its name, retention or storage.
+  Result<StreamInfo> update(const StreamConfig& config);
   /// Every stream, by name.
   Result<std::vector<StreamInfo>> list();
   /// Removes the stream and every message it holds.

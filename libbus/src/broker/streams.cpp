@@ -299,6 +299,7 @@ Result<std::string> BrokerStreams::handle(StreamOp op, std::string_view name, st
   }
   switch (op) {
     case StreamOp::add: return add(body, routes_changed);
+    case StreamOp::edit: return edit(body, routes_changed);
     case StreamOp::remove: return remove(name, routes_changed);
     case StreamOp::info: {
       const Served* s = find(name);
@@ -419,6 +420,34 @@ Result<std::string> BrokerStreams::add(std::string_view body, bool& routes_chang
   start_preparer();
   log_("stream '" + name + "' added");
   return info_reply(streams_.back());
+}
+
+Result<std::string> BrokerStreams::edit(std::string_view body, bool& routes_changed) {
+  auto parsed = stream::from_json(body);
+  if (!parsed) return std::move(parsed).error();
+  StreamConfig config = std::move(parsed).value();
+  stream::normalize(config);
+  Served* s = find(config.name);
+  if (s == nullptr) return no_stream(config.name);
+  if (config.retention != s->config.retention) return make_error(Errc::invalid_argument, "stream retention can not be changed");
+  if (config.storage != s->config.storage) return make_error(Errc::invalid_argument, "stream storage can not be changed");
+  if (auto st = refuse_unenforced(config); !st) return std::move(st).error();
+  if (route_check_) {
+    if (auto st = route_check_(config); !st) return std::move(st).error();
+  }
+  if (auto st = store_->update(config); !st) return std::move(st).error();
+  // Publishers read max_msg_size and sync when they open a stream: a new incarnation makes
+  // them open it again (their routes change with it).
+  auto ids = journal::MsgIdTable::open(store_->journal_dir(config.name) + "/msgids",
+                                       static_cast<std::uint64_t>(config.duplicate_window.count()));
+  if (!ids) log_("stream '" + config.name + "': " + ids.error().message);
+  s->config = std::move(config);
+  s->incarnation += 1;
+  s->subjects = {};
+  publish_slot(s->slot, s);
+  routes_changed = true;
+  log_("stream '" + s->config.name + "' edited");
+  return info_reply(*s);
 }
 
 Result<std::string> BrokerStreams::remove(std::string_view name, bool& routes_changed) {

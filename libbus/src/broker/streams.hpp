@@ -77,6 +77,7 @@ class BrokerStreams {
 
   Result<std::string> add(std::string_view body, bool& routes_changed);
   Result<std::string> remove(std::string_view name, bool& routes_changed);
+  Result<std::string> edit(std::string_view body, bool& routes_changed);
   Served* find(std::string_view name);
   StreamInfo info_of(const Served& s) const;
   std::string info_reply(const Served& s) const;  // info_of() as the reply's JSON

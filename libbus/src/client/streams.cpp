@@ -390,6 +390,17 @@ Result<StreamInfo> Streams::add(const StreamConfig& config) {
   return detail::stream::info_from_json(j.value());
 }
 
+Result<StreamInfo> Streams::update(const StreamConfig& config) {
+  auto* impl = connection_->impl_.get();
+  if (impl == nullptr) return make_error(Errc::closed, "connection is closed");
+  StreamConfig normalized = config;
+  detail::stream::normalize(normalized);
+  if (auto st = detail::stream::validate(normalized); !st) return std::move(st).error();
+  auto j = parse_reply(impl->stream_request(detail::StreamOp::edit, config.name, detail::stream::to_json(normalized)));
+  if (!j) return std::move(j).error();
+  return detail::stream::info_from_json(j.value());
+}
+
 Result<StreamInfo> Streams::info(std::string_view name) {
   auto* impl = connection_->impl_.get();
   if (impl == nullptr) return make_error(Errc::closed, "connection is closed");

@@ -54,7 +54,7 @@ enum class ControlType : std::uint16_t {
 };
 
 // What a stream_request asks (JetStream's $JS.API.STREAM.* verbs).
-enum class StreamOp : std::uint32_t { add = 1, info = 2, list = 3, remove = 4, purge = 5, delete_msg = 6 };
+enum class StreamOp : std::uint32_t { add = 1, info = 2, list = 3, remove = 4, purge = 5, delete_msg = 6, edit = 7 };
 
 // A body rides in the same SEQPACKET datagram as its message: well under the socket's default
 // send buffer (208 KiB), so a send never blocks on it.

@@ -87,13 +87,9 @@ StreamStore::~StreamStore() {
 
 std::string StreamStore::journal_dir(const std::string& name) const { return stream_dir(name) + "/journal"; }
 
-Status StreamStore::add(StreamConfig config) {
-  normalize(config);
-  if (auto st = validate(config); !st) return st;
-  std::vector<std::string> damaged;
-  std::error_code ec;  // the non-throwing overloads: the broker's loop must never see an exception
-  for (const StreamConfig& other : list(&damaged)) {
-    if (other.name == config.name) return make_error(Errc::already_exists, "stream '" + config.name + "' exists");
+Status StreamStore::check_overlap(const StreamConfig& config, std::vector<std::string>* damaged) const {
+  for (const StreamConfig& other : list(damaged)) {
+    if (other.name == config.name) continue;
     for (const std::string& mine : config.subjects) {
       for (const std::string& theirs : other.subjects) {
         if (subjects_overlap(mine, theirs)) {
@@ -103,6 +99,26 @@ Status StreamStore::add(StreamConfig config) {
       }
     }
   }
+  return {};
+}
+
+Status StreamStore::update(StreamConfig config) {
+  normalize(config);
+  if (auto st = validate(config); !st) return st;
+  if (auto st = check_overlap(config, nullptr); !st) return st;
+  if (auto st = write_file_atomically(stream_dir(config.name) + "/stream.json", to_json(config)); !st) return st;
+  return sync_directory(stream_dir(config.name));
+}
+
+Status StreamStore::add(StreamConfig config) {
+  normalize(config);
+  if (auto st = validate(config); !st) return st;
+  std::vector<std::string> damaged;
+  std::error_code ec;  // the non-throwing overloads: the broker's loop must never see an exception
+  for (const StreamConfig& other : list(&damaged)) {
+    if (other.name == config.name) return make_error(Errc::already_exists, "stream '" + config.name + "' exists");
+  }
+  if (auto st = check_overlap(config, nullptr); !st) return st;
   if (std::find(damaged.begin(), damaged.end(), config.name) != damaged.end() ||
       std::filesystem::exists(stream_dir(config.name), ec)) {
     return make_error(Errc::already_exists, "stream '" + config.name + "' exists (its configuration is damaged)");

@@ -36,6 +36,8 @@ class StreamStore {
   /// may overlap another stream's (Errc::already_exists / invalid_argument otherwise). Makes
   /// its journal.
   Status add(StreamConfig config);
+  /// Replaces the configuration of an existing stream (its subjects may not overlap another's).
+  Status update(StreamConfig config);
   /// The configuration of `name` (Errc::invalid_argument "no stream NAME" if none).
   Result<StreamConfig> info(const std::string& name) const;
   /// Every stream's configuration, by name; a stream whose file is damaged is left out and
@@ -52,6 +54,8 @@ class StreamStore {
 
  private:
   std::string stream_dir(const std::string& name) const { return dir_ + "/streams/" + name; }
+  /// Errc::invalid_argument if a subject of `config` overlaps one of another stream.
+  Status check_overlap(const StreamConfig& config, std::vector<std::string>* damaged) const;
   StreamStore() = default;
   std::string dir_;
   int lock_fd_ = -1;
