@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <map>
 
 extern char** environ;
@@ -392,6 +394,26 @@ std::vector<std::string> receive(Subscription& sub, std::size_t count, std::chro
     got.push_back(msg->data);
   }
   return got;
+}
+
+StoreDir::StoreDir() {
+  char tmpl[] = "/tmp/bus-store-mp-XXXXXX";
+  const char* made = ::mkdtemp(tmpl);
+  if (made == nullptr) ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
+  path = made != nullptr ? made : "";
+}
+
+StoreDir::~StoreDir() {
+  std::error_code ec;
+  if (!path.empty()) std::filesystem::remove_all(path, ec);
+}
+
+std::string cli_ok(const std::string& bus, std::vector<std::string> args) {
+  args.push_back("--bus");
+  args.push_back(bus);
+  auto p = spawn_cli(args);
+  EXPECT_TRUE(exits_ok(p));
+  return p.out();
 }
 
 std::vector<std::string> numbered(const std::string& prefix, std::size_t count) {

@@ -182,4 +182,18 @@ std::vector<std::string> numbered(const std::string& prefix, std::size_t count);
 /// failure (so a short answer says how far it got).
 std::vector<std::string> receive(Subscription& sub, std::size_t count, std::chrono::milliseconds per_message);
 
+/// A fresh directory under /tmp (a broker's --store-dir), removed with everything in it.
+struct StoreDir {
+  StoreDir();
+  ~StoreDir();
+  StoreDir(const StoreDir&) = delete;
+  StoreDir& operator=(const StoreDir&) = delete;
+  std::string path;
+};
+
+/// Runs `bus ARGS --bus NAME` to its end; returns its stdout (the test fails on a non-zero exit).
+std::string cli_ok(const std::string& bus, std::vector<std::string> args);
+
+inline bool holds(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+
 }  // namespace bus::test

@@ -3,13 +3,11 @@
 // each acknowledgement, and what was acknowledged survives kill -9 of the broker, with the
 // publisher running on across the restart.
 #include <signal.h>
-#include <stdlib.h>
 
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,27 +19,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct StoreDir {
-  std::string path;
-  StoreDir() {
-    char tmpl[] = "/tmp/bus-stream-mp-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~StoreDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
-// Runs `bus ARGS --bus NAME` to its end; returns its stdout (the test fails on a non-zero exit).
-std::string cli_ok(const std::string& bus, std::vector<std::string> args) {
-  args.push_back("--bus");
-  args.push_back(bus);
-  auto p = spawn_cli(args);
-  EXPECT_TRUE(exits_ok(p));
-  return p.out();
-}
-
 // The sequences `bus pub --ack` printed, in order ("stream S sequence N").
 std::vector<unsigned long long> acked_sequences(ChildProcess& p, const std::string& stream) {
   std::vector<unsigned long long> out;
@@ -52,8 +29,6 @@ std::vector<unsigned long long> acked_sequences(ChildProcess& p, const std::stri
   }
   return out;
 }
-
-bool holds(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 
 TEST(StreamMp, should_store_what_is_published_and_answer_the_stream_verbs) {
   StoreDir store;
@@ -100,10 +75,29 @@ TEST(StreamMp, should_store_what_is_published_and_answer_the_stream_verbs) {
   EXPECT_TRUE(holds(missing.err(), "no message 99")) << missing.describe();
   EXPECT_TRUE(holds(cli_ok(bus, {"stream", "info", "ORDERS", "--json"}), "\"messages\": 7"));
   // A limit that is not enforced yet is refused, never stored as if it bounded anything.
-  auto limited = spawn_cli({"stream", "add", "LIMITED", "--subjects", "lim.>", "--max-msgs", "5", "--bus", bus});
-  ASSERT_TRUE(limited.wait_exit(20s));
-  EXPECT_FALSE(limited.status()->success());
-  EXPECT_TRUE(holds(limited.err(), "max_msgs is not enforced yet")) << limited.describe();
+  auto discard_new = spawn_cli({"stream", "add", "NEWEST", "--subjects", "new.>", "--max-msgs", "5", "--discard", "new",
+                                "--bus", bus});
+  ASSERT_TRUE(discard_new.wait_exit(20s));
+  EXPECT_FALSE(discard_new.status()->success());
+  EXPECT_TRUE(holds(discard_new.err(), "discard new is not enforced yet")) << discard_new.describe();
+  // max_msgs with discard old is: the broker deletes the oldest within a tick or so.
+  cli_ok(bus, {"stream", "add", "LIMITED", "--subjects", "lim.>", "--max-msgs", "5"});
+  for (int i = 1; i <= 8; ++i) cli_ok(bus, {"pub", "lim.x", "m" + std::to_string(i)});
+  std::string limited_info;
+  for (int tries = 0; tries < 100; ++tries) {
+    limited_info = cli_ok(bus, {"stream", "info", "LIMITED", "--json"});
+    if (holds(limited_info, "\"messages\": 5")) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(holds(limited_info, "\"messages\": 5")) << limited_info;
+  EXPECT_TRUE(holds(limited_info, "\"first_seq\": 4")) << limited_info;
+  // Deleting one message, then purging all but the newest 2.
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "rmm", "LIMITED", "5", "-f"}), "deleted"));
+  auto deleted = spawn_cli({"stream", "get", "LIMITED", "5", "--bus", bus});
+  ASSERT_TRUE(exits_with(deleted, 1));
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "purge", "LIMITED", "--keep", "2", "-f"}), "Purged 2 message(s)"));
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "info", "LIMITED", "--json"}), "\"messages\": 2"));
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "get", "LIMITED", "8"}), "m8"));
   // max_msg_size is: a message over it is refused before anyone gets it.
   cli_ok(bus, {"stream", "add", "SMALL", "--subjects", "small.>", "--max-msg-size", "10"});
   auto big = spawn_cli({"pub", "--ack", "small.x", "twenty bytes of data", "--bus", bus});
