@@ -178,13 +178,34 @@ TEST(BenchCli, QueueGroupSharesTheMessages) {
   EXPECT_EQ(u64(j["subs"][0], "msgs") + u64(j["subs"][1], "msgs"), u64(j, "received"));
 }
 
-TEST(BenchCli, StreamNeedsTheJournal) {
-  BrokerProcess broker(unique_bus_name(), kBroker);
+TEST(BenchCli, StreamMeasuresAcknowledgedPublishesAndTheirReplay) {
+  StoreDir store;
+  std::vector<std::string> args = kBroker;
+  args.insert(args.end(), {"--store-dir", store.path});
+  BrokerProcess broker(unique_bus_name(), args);
   ASSERT_TRUE(broker.ready()) << broker.log();
-  const BenchRun run = bench({"s", "--stream", "--bus", broker.bus_name()});
-  EXPECT_TRUE(run.status.exited && run.status.code == 1) << run.describe;
-  EXPECT_EQ(run.err, "bus: --stream needs the journal, which this build does not have yet\n");
-  EXPECT_EQ(run.out, "");
+  cli_ok(broker.bus_name(), {"stream", "add", "B", "--subjects", "b.>"});
+  const BenchRun run = bench({"b.x", "--stream", "B", "--msgs", "2000", "--size", "64", "--json", "--bus", broker.bus_name()});
+  ASSERT_TRUE(run.status.exited && run.status.code == 0) << run.describe;
+  json j = json::parse(run.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(j.is_object()) << run.out;
+  EXPECT_EQ(j["mode"], "stream");
+  EXPECT_EQ(j["msgs"], 2000);
+  EXPECT_EQ(j["replay_msgs"], 2000) << "the replay reads back every message of the run";
+  EXPECT_GT(j["ack_msgs_per_s"].get<double>(), 0.0);
+  EXPECT_GT(j["replay_msgs_per_s"].get<double>(), 0.0);
+  const auto& lat = j["ack_latency_ns"];
+  EXPECT_LE(lat["p50"].get<std::uint64_t>(), lat["p99"].get<std::uint64_t>());
+  EXPECT_LE(lat["p99"].get<std::uint64_t>(), lat["max"].get<std::uint64_t>());
+  EXPECT_TRUE(holds(cli_ok(broker.bus_name(), {"stream", "info", "B", "--json"}), "\"messages\": 2000"))
+      << "every acknowledged publish is stored";
+  // A subject another stream (or none) captures: one line, non-zero.
+  const BenchRun wrong = bench({"elsewhere", "--stream", "B", "--bus", broker.bus_name()});
+  EXPECT_TRUE(wrong.status.exited && wrong.status.code != 0) << wrong.describe;
+  EXPECT_NE(wrong.err.find("no stream captures subject 'elsewhere'"), std::string::npos) << wrong.describe;
+  const BenchRun missing = bench({"b.x", "--stream", "NOPE", "--bus", broker.bus_name()});
+  EXPECT_TRUE(missing.status.exited && missing.status.code == 1) << missing.describe;
+  EXPECT_NE(missing.err.find("stream not found"), std::string::npos) << missing.describe;
 }
 
 TEST(BenchCli, ErrorsAreOneLine) {
