@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "journal/journal.hpp"
+#include "journal_helpers.hpp"
 #include "temp_dir.hpp"
 
 namespace bus::detail::journal {
@@ -28,13 +29,7 @@ using TempDir = bus::test::TempDir;
 
 std::string body_of(std::uint64_t i) { return "message-" + std::to_string(i); }
 
-std::unique_ptr<Journal> open_journal(const std::string& dir, std::uint64_t segment_bytes = 1 << 20) {
-  JournalOptions options;
-  options.segment_bytes = segment_bytes;
-  auto j = Journal::open(dir, options);
-  EXPECT_TRUE(j) << j.error().message;
-  return j ? std::move(j).value() : nullptr;
-}
+using bus::test::open_journal;
 
 // Bytes of the file at `offset`, as a writable mapping would see them after a crash.
 void poke(const std::string& file, std::uint64_t offset, const void* bytes, std::size_t n) {

@@ -7,6 +7,7 @@
 
 #include "journal/journal.hpp"
 #include "stream/limits.hpp"
+#include "journal_helpers.hpp"
 #include "temp_dir.hpp"
 
 namespace bus::detail::stream {
@@ -17,13 +18,7 @@ using journal::JournalOptions;
 using journal::ReadStatus;
 using journal::RecordView;
 
-std::unique_ptr<Journal> open_journal(const std::string& dir, std::uint64_t segment_bytes = 1 << 20) {
-  JournalOptions options;
-  options.segment_bytes = segment_bytes;
-  auto j = Journal::open(dir, options);
-  EXPECT_TRUE(j) << j.error().message;
-  return j ? std::move(j).value() : nullptr;
-}
+using bus::test::open_journal;
 
 std::size_t files_in(const std::string& dir) {
   std::size_t n = 0;

@@ -50,12 +50,6 @@ struct ConsumerFlags {
   bool force = false;
 };
 
-std::string join(const std::vector<std::string>& parts, const char* separator) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
-  return out;
-}
-
 std::int64_t realtime_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_REALTIME, &ts);
@@ -115,11 +109,7 @@ void print_info(const ConsumerInfo& i) {
   const ConsumerConfig& c = i.config;
   std::string out = "Information for Consumer " + i.stream_name + " > " + i.name + " created " + rfc3339(i.created_ns) +
                     "\n\nConfiguration:\n\n";
-  auto row = [&out](const char* key, const std::string& value) {
-    char line[512];
-    std::snprintf(line, sizeof line, "%22s: %s\n", key, value.c_str());
-    out += line;
-  };
+  auto row = [&out](const char* key, const std::string& value) { append_row(out, key, value); };
   row("Name", i.name + (c.durable_name.empty() ? " (ephemeral)" : ""));
   if (c.deliver_subject.empty()) {
     row("Pull Mode", "true");
@@ -165,12 +155,7 @@ int run_add(ConsumerFlags& f) {
   if (!conn) return report(conn.error());
   auto info = Consumers(*conn).add(f.stream, *config);
   if (!info) return report(info.error());
-  if (f.json) {
-    std::printf("%s\n", to_json(*info).c_str());
-  } else {
-    print_info(*info);
-  }
-  return kExitOk;
+  return print_info_or_json(*info, f.json, print_info);
 }
 
 int run_info(ConsumerFlags& f) {
@@ -178,12 +163,7 @@ int run_info(ConsumerFlags& f) {
   if (!conn) return report(conn.error());
   auto info = Consumers(*conn).info(f.stream, f.name);
   if (!info) return report(info.error());
-  if (f.json) {
-    std::printf("%s\n", to_json(*info).c_str());
-  } else {
-    print_info(*info);
-  }
-  return kExitOk;
+  return print_info_or_json(*info, f.json, print_info);
 }
 
 int run_ls(ConsumerFlags& f) {

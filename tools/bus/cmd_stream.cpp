@@ -47,21 +47,11 @@ struct StreamFlags {
 std::string limit_text(std::int64_t v) { return v < 0 ? "unlimited" : std::to_string(v); }
 std::string size_limit_text(std::int64_t v) { return v < 0 ? "unlimited" : tools::format_size(static_cast<std::uint64_t>(v)); }
 
-std::string join(const std::vector<std::string>& parts, const char* separator) {
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
-  return out;
-}
-
 void print_info(const StreamInfo& info) {
   const StreamConfig& c = info.config;
   const StreamState& st = info.state;
   std::string out = "Information for Stream " + c.name + "\n\nConfiguration:\n\n";
-  auto row = [&out](const char* key, const std::string& value) {
-    char line[512];
-    std::snprintf(line, sizeof line, "%22s: %s\n", key, value.c_str());
-    out += line;
-  };
+  auto row = [&out](const char* key, const std::string& value) { append_row(out, key, value); };
   row("Subjects", join(c.subjects, ", "));
   row("Retention", std::string(c.storage == Storage::file ? "File" : "Memory") + " - " + to_string(c.retention));
   row("Sync", to_string(c.sync));
@@ -108,13 +98,8 @@ int run_add(StreamFlags& f) {
   Streams streams(*conn);
   auto info = streams.add(*config);
   if (!info) return report(info.error());
-  if (f.json) {
-    std::printf("%s\n", to_json(*info).c_str());
-  } else {
-    std::printf("Stream %s was created\n\n", info->config.name.c_str());
-    print_info(*info);
-  }
-  return kExitOk;
+  if (!f.json) std::printf("Stream %s was created\n\n", info->config.name.c_str());
+  return print_info_or_json(*info, f.json, print_info);
 }
 
 int run_info(StreamFlags& f) {
@@ -122,12 +107,7 @@ int run_info(StreamFlags& f) {
   if (!conn) return report(conn.error());
   auto info = Streams(*conn).info(f.name);
   if (!info) return report(info.error());
-  if (f.json) {
-    std::printf("%s\n", to_json(*info).c_str());
-  } else {
-    print_info(*info);
-  }
-  return kExitOk;
+  return print_info_or_json(*info, f.json, print_info);
 }
 
 int run_ls(StreamFlags& f) {
@@ -297,13 +277,8 @@ int run_edit(StreamFlags& f, const ConfigFlags& given) {
   if (given.sync->count() > 0) c.sync = w.sync;
   auto info = streams.update(c);
   if (!info) return report(info.error());
-  if (f.json) {
-    std::printf("%s\n", to_json(*info).c_str());
-  } else {
-    std::printf("Stream %s was updated\n\n", info->config.name.c_str());
-    print_info(*info);
-  }
-  return kExitOk;
+  if (!f.json) std::printf("Stream %s was updated\n\n", info->config.name.c_str());
+  return print_info_or_json(*info, f.json, print_info);
 }
 
 CLI::App* add_named(CLI::App& parent, const char* verb, const char* summary, StreamFlags& f) {

@@ -88,4 +88,16 @@ Error broker_gone_error(std::string_view bus_name) {
                                            "': its broker (busd) stopped or died and did not take us back");
 }
 
+void append_row(std::string& out, const char* key, const std::string& value) {
+  char line[512];
+  std::snprintf(line, sizeof line, "%22s: %s\n", key, value.c_str());
+  out += line;
+}
+
+std::string join(const std::vector<std::string>& parts, const char* separator) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
+  return out;
+}
+
 }  // namespace bus::cli

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <vector>
+#include <cstdio>
 
 #include "bus/bus.hpp"
 
@@ -58,5 +60,20 @@ class BrokerWatch {
 
 /// The error a verb exits with when the broker of `bus_name` went away.
 Error broker_gone_error(std::string_view bus_name);
+
+/// One "key: value" line of a report, keys right-aligned as the nats CLI's info pages are.
+void append_row(std::string& out, const char* key, const std::string& value);
+std::string join(const std::vector<std::string>& parts, const char* separator);
+
+/// Prints an info (stream, consumer) as JSON with --json, else as `print` reports it; exit 0.
+template <class Info, class Print>
+int print_info_or_json(const Info& info, bool json, Print print) {
+  if (json) {
+    std::printf("%s\n", to_json(info).c_str());
+  } else {
+    print(info);
+  }
+  return kExitOk;
+}
 
 }  // namespace bus::cli
