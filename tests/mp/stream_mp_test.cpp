@@ -159,6 +159,41 @@ TEST(StreamMp, should_keep_every_acknowledged_message_across_kill_9_of_the_broke
   EXPECT_EQ(acked_sequences(next, "EVENTS"), (std::vector<unsigned long long>{kCount + 1}));
 }
 
+TEST(StreamMp, should_honour_the_nats_publish_headers_across_processes) {
+  StoreDir store;
+  BrokerProcess broker(unique_bus_name(), {"--store-dir", store.path});
+  ASSERT_TRUE(broker.ready()) << broker.log();
+  const std::string bus = broker.bus_name();
+  cli_ok(bus, {"stream", "add", "KV", "--subjects", "kv.>", "--allow-rollup"});
+  // Nats-Msg-Id: a retry from another process is stored once and acked with the first sequence.
+  EXPECT_TRUE(holds(cli_ok(bus, {"pub", "--ack", "kv.a", "one", "-H", "Nats-Msg-Id:op-1"}), "stream KV sequence 1\n"));
+  EXPECT_TRUE(holds(cli_ok(bus, {"pub", "--ack", "kv.a", "one again", "-H", "Nats-Msg-Id:op-1"}),
+                    "stream KV sequence 1 duplicate"));
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "info", "KV", "--json"}), "\"messages\": 1"));
+  // Optimistic concurrency: only if the last sequence (of the subject) is the expected one.
+  EXPECT_TRUE(holds(cli_ok(bus, {"pub", "--ack", "kv.b", "two", "-H", "Nats-Expected-Last-Sequence:1"}), "sequence 2"));
+  auto stale = spawn_cli({"pub", "--ack", "kv.b", "late", "-H", "Nats-Expected-Last-Sequence:1", "--bus", bus});
+  ASSERT_TRUE(exits_with(stale, 1));
+  EXPECT_TRUE(holds(stale.err(), "wrong last sequence: 2")) << stale.describe();
+  EXPECT_TRUE(holds(cli_ok(bus, {"pub", "--ack", "kv.a", "three", "-H", "Nats-Expected-Last-Subject-Sequence:1"}),
+                    "sequence 3"));
+  auto wrong_stream = spawn_cli({"pub", "--ack", "kv.a", "x", "-H", "Nats-Expected-Stream:OTHER", "--bus", bus});
+  ASSERT_TRUE(exits_with(wrong_stream, 1));
+  EXPECT_TRUE(holds(wrong_stream.err(), "expected stream does not match")) << wrong_stream.describe();
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "info", "KV", "--json"}), "\"messages\": 3")) << "refusals store nothing";
+  // Nats-Rollup: sub keeps only the newest message of its subject.
+  EXPECT_TRUE(holds(cli_ok(bus, {"pub", "--ack", "kv.a", "rolled", "-H", "Nats-Rollup:sub"}), "sequence 4"));
+  const std::string view = cli_ok(bus, {"stream", "view", "KV"});
+  EXPECT_FALSE(holds(view, "[1]")) << view;
+  EXPECT_FALSE(holds(view, "[3]")) << view;
+  EXPECT_TRUE(holds(view, "[2] Subject: kv.b")) << view;
+  EXPECT_TRUE(holds(view, "[4] Subject: kv.a")) << view;
+  cli_ok(bus, {"stream", "add", "PLAIN", "--subjects", "plain.>"});
+  auto no_rollup = spawn_cli({"pub", "--ack", "plain.a", "x", "-H", "Nats-Rollup:all", "--bus", bus});
+  ASSERT_TRUE(exits_with(no_rollup, 1));
+  EXPECT_TRUE(holds(no_rollup.err(), "rollup not permitted")) << no_rollup.describe();
+}
+
 TEST(StreamMp, should_refuse_a_second_broker_on_the_same_store) {
   StoreDir store;
   BrokerProcess first(unique_bus_name(), {"--store-dir", store.path});

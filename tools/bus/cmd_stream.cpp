@@ -34,6 +34,7 @@ struct StreamFlags {
   std::chrono::nanoseconds dupe_window = std::chrono::minutes(2);
   std::string storage = "file";
   std::string sync = "never";
+  bool allow_rollup = false;
   // info, ls, get
   bool json = false;
   std::uint64_t sequence = 0;
@@ -62,6 +63,7 @@ void print_info(const StreamInfo& info) {
   row("Maximum Message Size", size_limit_text(c.max_msg_size));
   row("Discard Policy", c.discard == Discard::old_messages ? "Old" : "New");
   row("Duplicate Window", tools::format_duration(c.duplicate_window));
+  row("Allows Rollups", c.allow_rollup_hdrs ? "true" : "false");
   out += "\nState:\n\n";
   row("Messages", std::to_string(st.messages));
   row("Bytes", tools::format_size(st.bytes));
@@ -87,6 +89,7 @@ Result<StreamConfig> config_of(const StreamFlags& f) {
   c.duplicate_window = f.dupe_window;
   c.storage = f.storage == "memory" ? Storage::memory : Storage::file;
   c.sync = f.sync == "always" ? SyncPolicy::always : SyncPolicy::never;
+  c.allow_rollup_hdrs = f.allow_rollup;
   return c;
 }
 
@@ -224,7 +227,7 @@ int run_rm(StreamFlags& f) {
 /// The configuration flags of add and edit; edit changes only those given.
 struct ConfigFlags {
   CLI::Option *subjects, *retention, *max_msgs, *max_bytes, *max_age, *max_msg_size, *per_subject, *discard,
-      *dupe_window, *storage, *sync;
+      *dupe_window, *storage, *sync, *allow_rollup;
 };
 
 std::shared_ptr<ConfigFlags> add_config_flags(CLI::App& cmd, StreamFlags& f) {
@@ -250,6 +253,7 @@ std::shared_ptr<ConfigFlags> add_config_flags(CLI::App& cmd, StreamFlags& f) {
   o->sync = cmd.add_option("--sync", f.sync, "always: an acknowledgement means on disk; never: in the page cache")
                 ->check(CLI::IsMember({"always", "never"}))
                 ->capture_default_str();
+  o->allow_rollup = cmd.add_flag("--allow-rollup", f.allow_rollup, "Honour Nats-Rollup headers (sub: keep only the newest message of its subject; all: of the stream)");
   cmd.add_flag("--json", f.json, "Print the stream's information as JSON");
   return o;
 }
@@ -275,6 +279,7 @@ int run_edit(StreamFlags& f, const ConfigFlags& given) {
   if (given.dupe_window->count() > 0) c.duplicate_window = w.duplicate_window;
   if (given.storage->count() > 0) c.storage = w.storage;
   if (given.sync->count() > 0) c.sync = w.sync;
+  if (given.allow_rollup->count() > 0) c.allow_rollup_hdrs = w.allow_rollup_hdrs;
   auto info = streams.update(c);
   if (!info) return report(info.error());
   if (!f.json) std::printf("Stream %s was updated\n\n", info->config.name.c_str());

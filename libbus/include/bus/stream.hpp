@@ -51,6 +51,7 @@ struct StreamConfig {
   std::chrono::nanoseconds duplicate_window = std::chrono::minutes(2);  ///< JetStream's default
   Storage storage = Storage::file;
   SyncPolicy sync = SyncPolicy::never;
+  bool allow_rollup_hdrs = false;  ///< honour Nats-Rollup (sub | all) on publish
 };
 
 /// What a stream holds now (JetStream's StreamState names).

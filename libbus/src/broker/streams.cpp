@@ -221,6 +221,7 @@ void BrokerStreams::publish_slot(std::uint32_t slot, const Served* s) {
     const std::string dir = store_->journal_dir(s->config.name);
     l->incarnation.store(s->incarnation, std::memory_order_relaxed);
     l->sync.store(static_cast<std::uint32_t>(s->config.sync), std::memory_order_relaxed);
+    l->flags.store(s->config.allow_rollup_hdrs ? kStreamAllowRollup : 0u, std::memory_order_relaxed);
     l->max_msg_size.store(s->config.max_msg_size, std::memory_order_relaxed);
     l->segment_bytes.store(kJournalSegmentBytes, std::memory_order_relaxed);
     l->stream_id.store(s->journal->stream_id(), std::memory_order_relaxed);

@@ -65,6 +65,7 @@ struct StreamHandle {
   std::uint32_t incarnation = 0;
   std::string name;
   std::int64_t max_msg_size = -1;
+  bool allow_rollup = false;  // Nats-Rollup honoured (allow_rollup_hdrs)
   std::unique_ptr<journal::Journal> journal;
   journal::MsgIdTable msg_ids;  // Nats-Msg-Id de-duplication (the broker made it beside the journal)
   ~StreamHandle();

@@ -23,6 +23,7 @@ struct SlotCopy {
   bool active = false;
   std::uint32_t incarnation = 0;
   SyncPolicy sync = SyncPolicy::never;
+  bool allow_rollup = false;
   std::int64_t max_msg_size = -1;
   std::uint64_t segment_bytes = 0;
   std::uint64_t stream_id = 0;
@@ -43,6 +44,7 @@ Result<SlotCopy> read_slot(const Segment& segment, std::uint32_t slot) {
       c.active = l->state.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(StreamSlotState::active);
       c.incarnation = l->incarnation.load(std::memory_order_relaxed);
       c.sync = l->sync.load(std::memory_order_relaxed) == 1 ? SyncPolicy::always : SyncPolicy::never;
+      c.allow_rollup = (l->flags.load(std::memory_order_relaxed) & kStreamAllowRollup) != 0;
       c.max_msg_size = l->max_msg_size.load(std::memory_order_relaxed);
       c.segment_bytes = l->segment_bytes.load(std::memory_order_relaxed);
       c.stream_id = l->stream_id.load(std::memory_order_relaxed);
@@ -99,6 +101,7 @@ Result<StreamHandle*> ConnectionImpl::stream_handle(const Attachment& a, std::ui
   h->incarnation = incarnation;
   h->name = std::move(copy->name);
   h->max_msg_size = copy->max_msg_size;
+  h->allow_rollup = copy->allow_rollup;
   h->journal = std::move(journal).value();
   // Made by the broker when it served the stream; without it (a broker of an older build)
   // Nats-Msg-Id publishes are refused rather than stored twice.
@@ -149,6 +152,7 @@ struct StreamHeaders {
   std::optional<std::uint64_t> expected_last_seq;
   std::optional<std::uint64_t> expected_last_subject_seq;
   std::optional<std::string> expected_last_msg_id;
+  std::optional<std::string> rollup;  // "sub" | "all"
   bool any_expectation() const {
     return expected_last_seq || expected_last_subject_seq || expected_last_msg_id;
   }
@@ -174,6 +178,10 @@ Result<StreamHeaders> stream_headers(std::string_view block) {
   out.msg_id = text("Nats-Msg-Id");
   out.expected_stream = text("Nats-Expected-Stream");
   out.expected_last_msg_id = text("Nats-Expected-Last-Msg-Id");
+  out.rollup = text("Nats-Rollup");
+  if (out.rollup && *out.rollup != "sub" && *out.rollup != "all") {
+    return make_error(Errc::invalid_argument, "Nats-Rollup must be sub or all");
+  }
   if (auto st = number("Nats-Expected-Last-Sequence", out.expected_last_seq); !st) return std::move(st).error();
   if (auto st = number("Nats-Expected-Last-Subject-Sequence", out.expected_last_subject_seq); !st) {
     return std::move(st).error();
@@ -219,6 +227,9 @@ Result<std::uint64_t> ConnectionImpl::store(StreamHandle& stream, std::string_vi
   const StreamHeaders& want = wanted.value();
   if (want.expected_stream && *want.expected_stream != stream.name) {
     return refused(make_error(Errc::expectation_failed, "expected stream does not match"));
+  }
+  if (want.rollup && !stream.allow_rollup) {
+    return refused(make_error(Errc::expectation_failed, "rollup not permitted (the stream's allow_rollup_hdrs is off)"));
   }
   journal::Journal& j = *stream.journal;
   // Nats-Msg-Id: claimed in the shared table before the append, so two publishers of one id
@@ -275,6 +286,19 @@ Result<std::uint64_t> ConnectionImpl::store(StreamHandle& stream, std::string_vi
     return refused(std::move(sequence).error());
   }
   stream.msg_ids.commit(claim, sequence.value(), static_cast<std::uint64_t>(realtime_now()));
+  if (want.rollup) {
+    // Nats-Rollup: what came before this message on its subject (sub) or in the stream (all)
+    // goes. The broker deletes (it owns the stream's counts): one control call, on this
+    // rollup publish only.
+    nlohmann::json body{{"seq", sequence.value()}};
+    if (*want.rollup == "sub") body["filter"] = std::string(subject);
+    auto purged = stream_request(StreamOp::purge, stream.name, stream::json_text(body));
+    if (!purged) {
+      return make_error(purged.error().code, "stored in stream '" + stream.name + "' as " +
+                                                 std::to_string(sequence.value()) + ", but the rollup failed: " +
+                                                 purged.error().message);
+    }
+  }
   return sequence;
 }
 

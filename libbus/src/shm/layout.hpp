@@ -391,7 +391,7 @@ struct StreamLayout {
   std::atomic<std::uint32_t> incarnation;
   std::uint32_t name_len;
   std::atomic<std::uint32_t> sync;
-  std::uint32_t reserved0;
+  std::atomic<std::uint32_t> flags;  // kStreamAllowRollup; zero in segments of older brokers
   std::atomic<std::int64_t> max_msg_size;
   std::atomic<std::uint64_t> segment_bytes;
   std::atomic<std::uint64_t> stream_id;
@@ -401,7 +401,9 @@ struct StreamLayout {
   std::uint8_t reserved2[60];
   char journal_dir[kJournalDirBytes];
 };
+inline constexpr std::uint32_t kStreamAllowRollup = 1u << 0;  // Nats-Rollup headers are honoured
 static_assert(offsetof(StreamLayout, incarnation) == 8);
+static_assert(offsetof(StreamLayout, flags) == 20);
 static_assert(offsetof(StreamLayout, max_msg_size) == 24);
 static_assert(offsetof(StreamLayout, stream_id) == 40);
 static_assert(offsetof(StreamLayout, name) == 64);

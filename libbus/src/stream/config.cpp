@@ -150,7 +150,8 @@ nlohmann::json to_json_value(const StreamConfig& c) {
                    {"discard", to_string(c.discard)},
                    {"duplicate_window", c.duplicate_window.count()},
                    {"storage", to_string(c.storage)},
-                   {"sync", to_string(c.sync)}};
+                   {"sync", to_string(c.sync)},
+                   {"allow_rollup_hdrs", c.allow_rollup_hdrs}};
 }
 
 Result<StreamConfig> from_json(std::string_view text) {
@@ -202,6 +203,10 @@ Result<StreamConfig> from_json_value(const nlohmann::json& j) {
     c.max_msg_size = int_of("max_msg_size", -1);
     c.max_msgs_per_subject = int_of("max_msgs_per_subject", -1);
     c.duplicate_window = std::chrono::nanoseconds(int_of("duplicate_window", 120'000'000'000));
+    if (j.contains("allow_rollup_hdrs")) {
+      if (!j.at("allow_rollup_hdrs").is_boolean()) throw BadField{"allow_rollup_hdrs must be true or false"};
+      c.allow_rollup_hdrs = j.at("allow_rollup_hdrs").get<bool>();
+    }
   } catch (const nlohmann::json::exception& e) {
     return invalid(std::string("stream configuration: ") + e.what());
   } catch (const BadField& e) {
