@@ -2,6 +2,8 @@
 // (each waits for its acknowledgement, as `nats bench --js` publishes synchronously), timed one
 // by one, then a replay of what was stored with a zero-copy StreamReader. One process: the
 // publishing thread appends to the journal itself, so there is nobody else to time.
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 
@@ -9,6 +11,7 @@
 
 #include "bench_proto.hpp"
 #include "histogram.hpp"
+#include "progress_bar.hpp"
 
 namespace bus::cli {
 
@@ -36,6 +39,7 @@ int run_stream_bench(const BenchFlags& flags) {
     return report(make_error(Errc::invalid_argument, "subject '" + flags.subject + "' is captured by stream '" +
                                                          first->stream + "', not '" + flags.stream + "'"));
   }
+  ProgressBar bar(!flags.json && ::isatty(STDERR_FILENO) == 1, flags.msgs, "Publishing");
   bench::LatencyHistogram acks;
   const std::int64_t start = now_ns();
   std::uint64_t last_seq = first->sequence;
@@ -46,7 +50,9 @@ int run_stream_bench(const BenchFlags& flags) {
     if (!ack) return report(ack.error());
     acks.record(static_cast<std::uint64_t>(t1 - t0));
     last_seq = ack->sequence;
+    if ((i & 4095) == 0) bar.draw(i);
   }
+  bar.clear();
   const double publish_s = static_cast<double>(now_ns() - start) / 1e9;
   const std::uint64_t published = acks.count();
 

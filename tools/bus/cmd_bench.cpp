@@ -45,6 +45,7 @@
 #include "cli_units.hpp"
 #include "common.hpp"
 #include "message_io.hpp"
+#include "progress_bar.hpp"
 #include "verbs.hpp"
 
 namespace bus::cli {
@@ -363,19 +364,8 @@ class Children {
 
 // ------------------------------------------------------------------------------------- numbers
 
-std::string commas(std::uint64_t value) {
-  std::string digits = std::to_string(value);
-  std::string out;
-  out.reserve(digits.size() + digits.size() / 3);
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
 std::string commas(double value) {
-  return commas(value > 0 ? static_cast<std::uint64_t>(std::llround(value)) : std::uint64_t{0});
+  return cli::commas(value > 0 ? static_cast<std::uint64_t>(std::llround(value)) : std::uint64_t{0});
 }
 
 // As natscli's HumanBytes(bytes, false): powers of 1024, two decimals, "KB"/"MB"/"GB".
@@ -670,42 +660,6 @@ json make_json(const BenchFlags& flags, const Plan& plan, const Outcome& out) {
   }
   return j;
 }
-
-// A bar on stderr while the publishers (or the pinger) work; only on a terminal.
-class ProgressBar {
- public:
-  ProgressBar(bool enabled, std::uint64_t total, std::string label)
-      : enabled_(enabled), total_(std::max<std::uint64_t>(total, 1)), label_(std::move(label)) {}
-  void draw(std::uint64_t done) {
-    if (!enabled_) return;
-    const auto now = Clock::now();
-    if (now < next_draw_) return;
-    next_draw_ = now + 100ms;
-    constexpr int kWidth = 40;
-    done = std::min(done, total_);
-    const int filled = static_cast<int>(done * kWidth / total_);
-    std::string bar(static_cast<std::size_t>(filled), '=');
-    if (filled < kWidth) bar += '>' + std::string(static_cast<std::size_t>(kWidth - filled - 1), ' ');
-    std::fprintf(stderr, "\r%s [%s] %3d%% %s/%s", label_.c_str(), bar.c_str(),
-                 static_cast<int>(done * 100 / total_), commas(done).c_str(),
-                 commas(total_).c_str());
-    std::fflush(stderr);
-    drawn_ = true;
-  }
-  void clear() {
-    if (!drawn_) return;
-    std::fputs("\r\033[K", stderr);
-    std::fflush(stderr);
-    drawn_ = false;
-  }
-
- private:
-  bool enabled_;
-  std::uint64_t total_;
-  std::string label_;
-  bool drawn_ = false;
-  Clock::time_point next_draw_{};
-};
 
 // ----------------------------------------------------------------------------------- the verb
 

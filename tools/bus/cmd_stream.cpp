@@ -1,6 +1,8 @@
 // cmd_stream.cpp — `bus stream add|ls|info|get|view|rmm|purge|rm`, after `nats stream`: streams kept by the
 // broker (bus/stream.hpp). Administration goes through the broker; get and view read the
 // journal directly (mapped, no broker hop).
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -13,6 +15,7 @@
 #include "cli_units.hpp"
 #include "common.hpp"
 #include "message_io.hpp"
+#include "progress_bar.hpp"
 #include "units.hpp"
 #include "verbs.hpp"
 
@@ -172,6 +175,10 @@ int run_view(StreamFlags& f) {
   Streams streams(*conn);
   auto reader = streams.reader(f.name);
   if (!reader) return report(reader.error());
+  // A long replay into a file or a pipe shows its progress on the terminal.
+  const std::uint64_t first = reader->sequence(), last = reader->last_sequence();
+  ProgressBar bar(::isatty(STDOUT_FILENO) == 0 && ::isatty(STDERR_FILENO) == 1, last >= first ? last - first + 1 : 0,
+                  "Replaying");
   StoredMessageView m;
   std::string out;
   while (!stop_requested()) {
@@ -191,7 +198,9 @@ int run_view(StreamFlags& f) {
     out += m.data;
     out += "\n\n";
     std::fwrite(out.data(), 1, out.size(), stdout);
+    bar.draw(m.sequence - first + 1);
   }
+  bar.clear();
   std::fflush(stdout);
   return kExitOk;
 }
