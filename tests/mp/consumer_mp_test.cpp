@@ -976,8 +976,8 @@ TEST_F(ConsumerMp, should_drop_the_consumers_of_a_removed_stream) {
 }
 
 // ------------------------------------------------------------- found while writing these tests
-// The first two failed against the consumer engine as first committed (1bd7fe0) and pass since
-// ecd1a19; the third still fails (reported).
+// Each failed against the consumer engine as first committed (1bd7fe0): the first two pass since
+// ecd1a19, the third since 7dcb296.
 
 // `bus stream add S ...; bus consumer add S C` is the first thing anyone types; the stream add
 // returns before the engine (started by that first stream) answers the consumer API, and the
