@@ -50,12 +50,6 @@ struct ConsumerFlags {
   bool force = false;
 };
 
-std::int64_t realtime_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 Result<ConsumerConfig> config_of(const ConsumerFlags& f) {
   ConsumerConfig c;
   if (f.ephemeral) {

@@ -47,12 +47,6 @@ std::string random_inbox_token() {
   return token;
 }
 
-std::int64_t realtime_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 /// The push consumer --stream asks for, delivering into `inbox`.
 Result<ConsumerConfig> stream_consumer(const SubFlags& f, const std::string& inbox) {
   const int policies = (f.all ? 1 : 0) + (f.new_only ? 1 : 0) + (f.last ? 1 : 0) + (f.last_per_subject ? 1 : 0) +

@@ -3,6 +3,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <cstdlib>
 
 #include "cli_units.hpp"
@@ -86,6 +87,12 @@ bool BrokerWatch::gone() {
 Error broker_gone_error(std::string_view bus_name) {
   return make_error(Errc::broker_gone, "lost the connection to bus '" + std::string(bus_name) +
                                            "': its broker (busd) stopped or died and did not take us back");
+}
+
+std::int64_t realtime_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 void append_row(std::string& out, const char* key, const std::string& value) {

@@ -61,6 +61,9 @@ class BrokerWatch {
 /// The error a verb exits with when the broker of `bus_name` went away.
 Error broker_gone_error(std::string_view bus_name);
 
+/// CLOCK_REALTIME now, in ns (what stream times are stamped with).
+std::int64_t realtime_ns() noexcept;
+
 /// One "key: value" line of a report, keys right-aligned as the nats CLI's info pages are.
 void append_row(std::string& out, const char* key, const std::string& value);
 std::string join(const std::vector<std::string>& parts, const char* separator);

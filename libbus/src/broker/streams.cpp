@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "journal/msg_ids.hpp"
+#include "os/process.hpp"
 #include "shm/seqlock.hpp"
 #include "shm/shared_text.hpp"
 #include "subject/subject.hpp"
@@ -252,9 +253,7 @@ std::optional<BrokerStreams::Target> BrokerStreams::capturing(std::string_view s
 }
 
 void BrokerStreams::enforce_limits() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  const std::int64_t now = static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  const auto now = static_cast<std::int64_t>(realtime_ns());
   for (Served& s : streams_) {
     const StreamConfig& c = s.config;
     if (c.max_msgs < 0 && c.max_bytes < 0 && c.max_age.count() == 0 && c.max_msgs_per_subject < 0) continue;

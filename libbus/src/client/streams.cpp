@@ -134,11 +134,6 @@ Status ConnectionImpl::check_stream_size(const StreamHandle& stream, std::size_t
 
 namespace {
 
-std::int64_t realtime_now() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 bool parse_sequence(std::string_view text, std::uint64_t& out) {
   const auto r = std::from_chars(text.data(), text.data() + text.size(), out);
@@ -240,7 +235,7 @@ Result<std::uint64_t> ConnectionImpl::store(StreamHandle& stream, std::string_vi
       return refused(make_error(Errc::invalid_argument, "this stream has no message-id table (Nats-Msg-Id)"));
     }
     const std::string& id = *want.msg_id;
-    auto c = stream.msg_ids.claim(id, static_cast<std::uint64_t>(realtime_now()), [&](std::uint64_t seq) {
+    auto c = stream.msg_ids.claim(id, realtime_ns(), [&](std::uint64_t seq) {
       auto r = j.read(seq);
       if (!r) return true;  // gone or unreadable: trust the 64-bit hash
       auto stored = stored_msg_id(r.value());
@@ -285,7 +280,7 @@ Result<std::uint64_t> ConnectionImpl::store(StreamHandle& stream, std::string_vi
     stream.msg_ids.release(claim);
     return refused(std::move(sequence).error());
   }
-  stream.msg_ids.commit(claim, sequence.value(), static_cast<std::uint64_t>(realtime_now()));
+  stream.msg_ids.commit(claim, sequence.value(), realtime_ns());
   if (want.rollup) {
     // Nats-Rollup: what came before this message on its subject (sub) or in the stream (all)
     // goes. The broker deletes (it owns the stream's counts): one control call, on this

@@ -33,11 +33,6 @@ constexpr std::size_t kDeliveriesPerTurn = 256;              // then acks and re
 constexpr std::string_view kTimeoutStatus = "NATS/1.0 408 Request Timeout\r\n\r\n";
 constexpr std::string_view kNoMessagesStatus = "NATS/1.0 404 No Messages\r\n\r\n";
 
-std::int64_t realtime_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 std::string random_name() {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -56,6 +51,8 @@ std::vector<std::string_view> split(std::string_view s) {
     s.remove_prefix(dot + 1);
   }
 }
+
+std::int64_t now_realtime() { return static_cast<std::int64_t>(realtime_ns()); }  // os/process.hpp
 
 struct PullRequest {
   std::string reply;
@@ -185,7 +182,7 @@ struct EngineLoop {
     nlohmann::json j{{"type", kind == "MAX_DELIVERIES" ? "io.nats.jetstream.advisory.v1.max_deliver"
                                                        : "io.nats.jetstream.advisory.v1.terminated"},
                      {"id", random_name() + random_name()},
-                     {"timestamp", rfc3339(realtime_ns())},
+                     {"timestamp", rfc3339(now_realtime())},
                      {"stream", c.stream},
                      {"consumer", c.config.name},
                      {"stream_seq", stream_seq},
@@ -562,7 +559,7 @@ struct EngineLoop {
     c->stream = stream;
     c->config = config;
     c->retention = sinfo->config.retention;
-    c->created_ns = realtime_ns();
+    c->created_ns = now_realtime();
     c->durable = !config.durable_name.empty();
     c->last_active = monotonic_ns();
     if (auto st = position(*c); !st) return reply_error(to, st.error());
@@ -646,7 +643,7 @@ struct EngineLoop {
         c.pending.erase(p);
         c.deliveries.erase(seq);
       }
-      c.delivered.last_active_ns = realtime_ns();
+      c.delivered.last_active_ns = now_realtime();
       c.dirty = true;
       if (starts("+NXT") && !m.reply.empty()) {
         pull(c.stream, c.config.name, m.reply, body.size() > 4 ? body.substr(4) : std::string_view{});
@@ -767,7 +764,7 @@ struct EngineLoop {
     c.last_active = now;
     c.delivered.consumer_seq = meta.consumer_seq;
     c.delivered.stream_seq = std::max(c.delivered.stream_seq, seq);
-    c.delivered.last_active_ns = realtime_ns();
+    c.delivered.last_active_ns = now_realtime();
     c.dirty = true;
     if (c.acks()) {
       c.deliveries[seq] = count;

@@ -29,11 +29,6 @@ constexpr bool is_busy(std::uint64_t key) noexcept { return key != 0 && (key & 1
 constexpr std::uint64_t busy_since(std::uint64_t mark) noexcept { return (mark >> 1) << 10; }
 constexpr std::uint64_t kReleased = UINT64_MAX;  // sequence of a claim given back: reusable
 
-std::uint64_t realtime_now() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
-}
 
 std::uint64_t magic_word() {
   std::uint64_t m = 0;
@@ -163,7 +158,7 @@ Result<MsgIdTable::Claim> MsgIdTable::claim(std::string_view id, std::uint64_t n
   // Takes slot i from `seen` (its key now) for our key: CAS to busy, fill, publish the key.
   auto take = [&](std::uint64_t i, std::uint64_t seen) {
     Slot* s = slot(i);
-    if (!s->key.compare_exchange_strong(seen, busy_mark(realtime_now()), std::memory_order_acq_rel)) return false;
+    if (!s->key.compare_exchange_strong(seen, busy_mark(realtime_ns()), std::memory_order_acq_rel)) return false;
     s->sequence.store(0, std::memory_order_relaxed);
     s->time_ns.store(now_ns, std::memory_order_relaxed);
     // [RM1] release: the fields above before the key; pairs with [AM1].
@@ -186,7 +181,7 @@ Result<MsgIdTable::Claim> MsgIdTable::claim(std::string_view id, std::uint64_t n
       }
       if (is_busy(k)) {
         // Being rewritten this instant (possibly for our id): wait; taken over if stale.
-        const std::uint64_t t_now = realtime_now();
+        const std::uint64_t t_now = realtime_ns();
         if (t_now > busy_since(k) && t_now - busy_since(k) > kBusyStaleNs) {
           if (take(i, k)) return Claim{0, static_cast<std::int64_t>(i)};
         }
@@ -202,7 +197,7 @@ Result<MsgIdTable::Claim> MsgIdTable::claim(std::string_view id, std::uint64_t n
           // Another publisher is storing this id now: wait for it (or, if it died, take over).
           if (now_ns - std::min(now_ns, t) < kClaimTimeoutNs) {
             std::this_thread::yield();
-            now_ns = realtime_now();  // the claim's age is measured on the clock it was stamped with
+            now_ns = realtime_ns();  // the claim's age is measured on the clock it was stamped with
             again = true;
             continue;
           }
