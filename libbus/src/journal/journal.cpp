@@ -364,6 +364,22 @@ std::size_t Journal::drop_deleted_segments() {
 }
 
 void Journal::count_deleted() {
+  if (recovered_) {
+    // Recovery has just verified every record and noted where each starts: the marks are read
+    // there, without checking every record a second time.
+    std::shared_lock lock(segments_mutex_);
+    for (const auto& seg : segments_) {
+      std::lock_guard index_lock(seg->index_mutex);
+      for (const std::uint64_t offset : seg->offsets) {
+        std::uint32_t bytes = 0;
+        if (offset > kDroppedOffset && seg->file.deleted_at(offset, bytes)) {
+          deleted_.fetch_add(1, std::memory_order_relaxed);
+          deleted_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+        }
+      }
+    }
+    return;
+  }
   const std::uint64_t last = last_seq();
   for (std::uint64_t seq = first_seq(); seq <= last; ++seq) {
     auto r = read_record(seq);

@@ -353,6 +353,13 @@ bool SegmentFile::mark_deleted(std::uint64_t offset) const noexcept {
   return (r->flags.fetch_or(kRecordDeleted, std::memory_order_relaxed) & kRecordDeleted) == 0;
 }
 
+bool SegmentFile::deleted_at(std::uint64_t offset, std::uint32_t& bytes) const noexcept {
+  if (offset < kSegmentHeaderBytes || offset % kRecordAlign != 0 || offset > size_ - kRecordHeaderBytes) return false;
+  const auto* r = reinterpret_cast<const RecordHeader*>(base_ + offset);
+  bytes = r->length;
+  return (r->flags.load(std::memory_order_relaxed) & kRecordDeleted) != 0;
+}
+
 void SegmentFile::wake_readers() const noexcept {
   SegmentHeader* h = header();
   // [SJ5] seq_cst load after the seq_cst commit (or the acq_rel seal); pairs with [SJ4]. Nobody

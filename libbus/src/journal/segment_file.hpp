@@ -103,6 +103,8 @@ class SegmentFile {
   void raise_skip(std::uint64_t sequence) const noexcept;  // const: writes the mapping only
   /// Marks the record at `offset` (a verified read's) deleted; false if it was already.
   bool mark_deleted(std::uint64_t offset) const noexcept;
+  /// Whether the record at `offset` (one recovery verified) is marked deleted, and its length.
+  bool deleted_at(std::uint64_t offset, std::uint32_t& bytes) const noexcept;
   std::uint64_t skipped_below() const noexcept;
 
   /// Sleeps at most `timeout` until an appender commits a record here or seals the segment,
