@@ -194,6 +194,51 @@ TEST(StreamMp, should_honour_the_nats_publish_headers_across_processes) {
   EXPECT_TRUE(holds(no_rollup.err(), "rollup not permitted")) << no_rollup.describe();
 }
 
+// A 32-bit word of a segment file's header (journal/format.hpp), read as another process would.
+std::uint32_t header_word(const std::string& segment, off_t offset) {
+  std::uint32_t v = 0;
+  std::FILE* f = std::fopen(segment.c_str(), "rb");
+  if (f == nullptr) return UINT32_MAX;
+  if (std::fseek(f, offset, SEEK_SET) != 0 || std::fread(&v, sizeof v, 1, f) != 1) v = UINT32_MAX;
+  std::fclose(f);
+  return v;
+}
+constexpr off_t kSyncStartedAt = 640, kSyncDoneAt = 768, kDirSyncedAt = 528;  // format.hpp
+
+TEST(StreamMp, should_flush_by_each_streams_sync_policy) {
+  StoreDir store;
+  BrokerProcess broker(unique_bus_name(), {"--store-dir", store.path});
+  ASSERT_TRUE(broker.ready());
+  const std::string& bus = broker.bus_name();
+  auto segment = [&](const char* name) { return store.path + "/streams/" + name + "/journal/00000000000000000001.jrnl"; };
+  cli_ok(bus, {"stream", "add", "ALWAYS", "--subjects", "always.>", "--sync", "always"});
+  cli_ok(bus, {"stream", "add", "LATER", "--subjects", "later.>", "--sync", "interval", "--sync-interval", "300ms"});
+  cli_ok(bus, {"stream", "add", "NEVER", "--subjects", "never.>"});
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "info", "LATER"}), "every 300ms"));
+  for (const char* subject : {"always.x", "later.x", "never.x"}) {
+    EXPECT_TRUE(holds(cli_ok(bus, {"pub", "--ack", subject, "m{{Count}}", "--count", "3"}), "sequence 3"));
+  }
+  // Always: the publisher flushed before it printed the acknowledgement, and put the file's name
+  // on disk first.
+  EXPECT_GE(header_word(segment("ALWAYS"), kSyncDoneAt), 1u);
+  EXPECT_NE(header_word(segment("ALWAYS"), kSyncDoneAt), UINT32_MAX);
+  EXPECT_EQ(header_word(segment("ALWAYS"), kDirSyncedAt), 1u);
+  // Interval: the broker flushes within its interval (polled, bounded well above it).
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (header_word(segment("LATER"), kSyncDoneAt) == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_GE(header_word(segment("LATER"), kSyncDoneAt), 1u) << "the broker flushed the interval stream";
+  EXPECT_NE(header_word(segment("LATER"), kSyncDoneAt), UINT32_MAX);
+  // Never: nobody flushes (the page cache keeps it).
+  EXPECT_EQ(header_word(segment("NEVER"), kSyncStartedAt), 0u);
+  // A bad interval is refused with the rule.
+  auto fast = spawn_cli({"stream", "add", "FAST", "--subjects", "fast.>", "--sync", "interval", "--sync-interval", "1ms",
+                         "--bus", bus});
+  ASSERT_TRUE(exits_with(fast, 2)) << "a bad argument";
+  EXPECT_TRUE(holds(fast.err(), "sync_interval must be from 10ms to 24h")) << fast.describe();
+}
+
 TEST(StreamMp, should_refuse_a_second_broker_on_the_same_store) {
   StoreDir store;
   BrokerProcess first(unique_bus_name(), {"--store-dir", store.path});

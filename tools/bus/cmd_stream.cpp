@@ -37,6 +37,7 @@ struct StreamFlags {
   std::chrono::nanoseconds dupe_window = std::chrono::minutes(2);
   std::string storage = "file";
   std::string sync = "never";
+  std::chrono::nanoseconds sync_interval = std::chrono::seconds(1);
   bool allow_rollup = false;
   // info, ls, get
   bool json = false;
@@ -58,7 +59,7 @@ void print_info(const StreamInfo& info) {
   auto row = [&out](const char* key, const std::string& value) { append_row(out, key, value); };
   row("Subjects", join(c.subjects, ", "));
   row("Retention", std::string(c.storage == Storage::file ? "File" : "Memory") + " - " + to_string(c.retention));
-  row("Sync", to_string(c.sync));
+  row("Sync", c.sync == SyncPolicy::interval ? "every " + tools::format_duration(c.sync_interval) : to_string(c.sync));
   row("Maximum Messages", limit_text(c.max_msgs));
   row("Maximum Per Subject", limit_text(c.max_msgs_per_subject));
   row("Maximum Bytes", size_limit_text(c.max_bytes));
@@ -91,7 +92,8 @@ Result<StreamConfig> config_of(const StreamFlags& f) {
   c.discard = f.discard == "new" ? Discard::new_messages : Discard::old_messages;
   c.duplicate_window = f.dupe_window;
   c.storage = f.storage == "memory" ? Storage::memory : Storage::file;
-  c.sync = f.sync == "always" ? SyncPolicy::always : SyncPolicy::never;
+  c.sync = f.sync == "always" ? SyncPolicy::always : f.sync == "interval" ? SyncPolicy::interval : SyncPolicy::never;
+  c.sync_interval = f.sync_interval;
   c.allow_rollup_hdrs = f.allow_rollup;
   return c;
 }
@@ -236,7 +238,7 @@ int run_rm(StreamFlags& f) {
 /// The configuration flags of add and edit; edit changes only those given.
 struct ConfigFlags {
   CLI::Option *subjects, *retention, *max_msgs, *max_bytes, *max_age, *max_msg_size, *per_subject, *discard,
-      *dupe_window, *storage, *sync, *allow_rollup;
+      *dupe_window, *storage, *sync, *sync_interval, *allow_rollup;
 };
 
 std::shared_ptr<ConfigFlags> add_config_flags(CLI::App& cmd, StreamFlags& f) {
@@ -259,9 +261,13 @@ std::shared_ptr<ConfigFlags> add_config_flags(CLI::App& cmd, StreamFlags& f) {
                    ->capture_default_str();
   o->dupe_window = tools::add_duration_option(cmd, "--dupe-window", f.dupe_window, "Window for Nats-Msg-Id duplicates");
   o->storage = cmd.add_option("--storage", f.storage, "Storage backend")->check(CLI::IsMember({"file", "memory"}))->capture_default_str();
-  o->sync = cmd.add_option("--sync", f.sync, "always: an acknowledgement means on disk; never: in the page cache")
-                ->check(CLI::IsMember({"always", "never"}))
+  o->sync = cmd.add_option("--sync", f.sync,
+                           "always: an acknowledgement means on disk; never: in the page cache; "
+                           "interval: in the page cache, on disk within --sync-interval")
+                ->check(CLI::IsMember({"always", "never", "interval"}))
                 ->capture_default_str();
+  o->sync_interval = tools::add_duration_option(cmd, "--sync-interval", f.sync_interval,
+                                                "How often the broker flushes a --sync interval stream (10ms to 24h)");
   o->allow_rollup = cmd.add_flag("--allow-rollup", f.allow_rollup, "Honour Nats-Rollup headers (sub: keep only the newest message of its subject; all: of the stream)");
   cmd.add_flag("--json", f.json, "Print the stream's information as JSON");
   return o;
@@ -288,6 +294,7 @@ int run_edit(StreamFlags& f, const ConfigFlags& given) {
   if (given.dupe_window->count() > 0) c.duplicate_window = w.duplicate_window;
   if (given.storage->count() > 0) c.storage = w.storage;
   if (given.sync->count() > 0) c.sync = w.sync;
+  if (given.sync_interval->count() > 0) c.sync_interval = w.sync_interval;
   if (given.allow_rollup->count() > 0) c.allow_rollup_hdrs = w.allow_rollup_hdrs;
   auto info = streams.update(c);
   if (!info) return report(info.error());

@@ -31,10 +31,12 @@ class Connection;
 enum class Retention { limits, interest, workqueue };
 enum class Discard { old_messages, new_messages };  // JetStream "old" | "new"
 enum class Storage { file, memory };
-/// What an acknowledgement means (ours; JetStream syncs on an interval).
+/// What an acknowledgement means (ours; JetStream syncs on a server-wide interval, 2 min by
+/// default, or always).
 enum class SyncPolicy {
-  never,   ///< in the page cache: survives the death of any process, not of the machine
-  always,  ///< written to the file (msync) before the acknowledgement
+  never,     ///< in the page cache: survives the death of any process, not of the machine
+  always,    ///< on disk before the acknowledgement (concurrent publishers share one flush)
+  interval,  ///< as never, and the broker flushes the journal every sync_interval
 };
 
 /// JetStream's stream configuration, by JetStream's names.
@@ -51,6 +53,7 @@ struct StreamConfig {
   std::chrono::nanoseconds duplicate_window = std::chrono::minutes(2);  ///< JetStream's default
   Storage storage = Storage::file;
   SyncPolicy sync = SyncPolicy::never;
+  std::chrono::nanoseconds sync_interval = std::chrono::seconds(1);  ///< for SyncPolicy::interval
   bool allow_rollup_hdrs = false;  ///< honour Nats-Rollup (sub | all) on publish
 };
 

@@ -43,24 +43,48 @@ void BrokerStreams::start_preparer() {
 
 void BrokerStreams::publish_journals() {
   std::lock_guard lock(preparer_mutex_);
+  std::vector<Prepared> before = std::move(prepared_);
   prepared_.clear();
-  for (const auto& s : streams_) prepared_.push_back(s.journal);
+  for (const auto& s : streams_) {
+    Prepared p{s.journal, s.config.sync,
+               s.config.sync == SyncPolicy::interval ? static_cast<std::uint64_t>(s.config.sync_interval.count()) : 0,
+               0};
+    for (const auto& b : before) {
+      if (b.journal == s.journal && b.flush_every_ns == p.flush_every_ns) p.next_flush_ns = b.next_flush_ns;
+    }
+    prepared_.push_back(std::move(p));
+  }
 }
 
 void BrokerStreams::prepare_loop() {
   std::unique_lock lock(preparer_mutex_);
   std::string last_error;  // logged once, not every round (a full disk stays full for a while)
+  auto report = [&](const journal::Journal& j, const Error& e, const char* then) {
+    std::string line = "stream journal " + j.directory() + ": " + e.message;
+    if (line != last_error) log_(line + then);
+    last_error = std::move(line);
+  };
   while (!preparer_stop_) {
-    const auto journals = prepared_;  // the journals stay alive while we use them
+    auto journals = prepared_;
     lock.unlock();
-    for (const auto& j : journals) {
-      if (auto st = j->prepare_spare(); !st) {
-        std::string line = "stream journal " + j->directory() + ": " + st.error().message;
-        if (line != last_error) log_(line + " (the roll-over will make the file itself)");
-        last_error = std::move(line);
-      }
+    const std::uint64_t now = monotonic_ns();
+    for (auto& p : journals) {
+      if (auto st = p.journal->prepare_spare(); !st) report(*p.journal, st.error(), " (the roll-over will make the file itself)");
+      if (p.sync == SyncPolicy::never) continue;
+      // Interval: everything, when due. Always and interval: deletes every round (publishers
+      // sync their own records under always; flush() skips segments with no change).
+      const bool due = p.flush_every_ns != 0 && now >= p.next_flush_ns;
+      if (!due && !p.journal->has_unflushed_deletes()) continue;
+      if (auto st = p.journal->flush(); !st) report(*p.journal, st.error(), " (flush retried next round)");
+      if (due) p.next_flush_ns = now + p.flush_every_ns;
     }
     lock.lock();
+    // Keep the schedule for journals still served (the list may have changed meanwhile).
+    for (auto& p : prepared_) {
+      for (const auto& q : journals) {
+        if (q.journal == p.journal && q.flush_every_ns == p.flush_every_ns) p.next_flush_ns = q.next_flush_ns;
+      }
+    }
     preparer_cv_.wait_for(lock, kPrepareInterval, [this] { return preparer_stop_; });
   }
 }
@@ -445,6 +469,7 @@ Result<std::string> BrokerStreams::edit(std::string_view body, bool& routes_chan
   s->incarnation += 1;
   s->subjects = {};
   publish_slot(s->slot, s);
+  publish_journals();  // the preparer flushes by the new sync policy
   routes_changed = true;
   log_("stream '" + s->config.name + "' edited");
   return info_reply(*s);

@@ -93,14 +93,22 @@ class BrokerStreams {
   ConsumerCount consumer_count_;
 
   /// The preparer: a thread that makes each stream's next segment file ahead of its roll-over
-  /// (journal::Journal::prepare_spare), so no publisher allocates one on its publishing path.
+  /// (journal::Journal::prepare_spare), so no publisher allocates one on its publishing path,
+  /// and flushes journals to disk: every sync_interval for sync interval, and after deletes
+  /// (limits, purges) for sync always and interval. Disk I/O off the broker's loop.
   void start_preparer();
   void prepare_loop();
   void publish_journals();  // the preparer's copy of the journals, after a change (loop thread)
+  struct Prepared {
+    std::shared_ptr<journal::Journal> journal;  // stays alive while the preparer uses it
+    SyncPolicy sync = SyncPolicy::never;
+    std::uint64_t flush_every_ns = 0;  // sync interval: when flushes are due; 0: deletes only
+    std::uint64_t next_flush_ns = 0;
+  };
   std::mutex preparer_mutex_;
   std::condition_variable preparer_cv_;
-  bool preparer_stop_ = false;                                // under preparer_mutex_
-  std::vector<std::shared_ptr<journal::Journal>> prepared_;  // under preparer_mutex_
+  bool preparer_stop_ = false;        // under preparer_mutex_
+  std::vector<Prepared> prepared_;    // under preparer_mutex_
   std::thread preparer_;
 
   std::string store_dir_;

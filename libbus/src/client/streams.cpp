@@ -43,6 +43,7 @@ Result<SlotCopy> read_slot(const Segment& segment, std::uint32_t slot) {
       // Relaxed: inside the seqlock; the version re-check below decides.
       c.active = l->state.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(StreamSlotState::active);
       c.incarnation = l->incarnation.load(std::memory_order_relaxed);
+      // Publishers sync only for always: interval flushes are the broker's.
       c.sync = l->sync.load(std::memory_order_relaxed) == 1 ? SyncPolicy::always : SyncPolicy::never;
       c.allow_rollup = (l->flags.load(std::memory_order_relaxed) & kStreamAllowRollup) != 0;
       c.max_msg_size = l->max_msg_size.load(std::memory_order_relaxed);

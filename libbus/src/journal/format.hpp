@@ -26,7 +26,18 @@
 //                             non-zero after its commit bumps commit_wake and wakes them
 //   268  116 reserved (zero)
 //   384    4 commit_wake      futex word: bumped after a commit or the seal while readers wait
-//   388 3708 reserved (zero)
+//   388  124 reserved (zero)
+//   512    4 sync_owner       group commit (minor 2): thread id of the appender flushing the file
+//                             now, 0 when none; taken by CAS (journal/segment_file.cpp, make_durable)
+//   516    4 sync_waiters     appenders asleep on sync_done
+//   520    8 sync_since_ns    CLOCK_MONOTONIC when sync_owner was taken: a stopped owner is
+//                             bypassed after kSyncTakeoverNs
+//   528    4 dir_synced       1 once the file's name is on disk (its directory was fsync'd)
+//   532  108 reserved (zero)
+//   640    4 sync_started     flushes begun (wrapping): an appender needs one begun after its commit
+//   644  124 reserved (zero)
+//   768    4 sync_done        futex word: the latest flush finished (wrapping; only raised)
+//   772 3324 reserved (zero)
 //  4096      records, 8-byte aligned, one after another
 //
 // Record (40-byte header, then the body, padded to 8):
@@ -52,7 +63,7 @@ namespace bus::detail::journal {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x314C4E524A535542ull;  // "BUSJRNL1"
 inline constexpr std::uint16_t kJournalMajor = 2;  // 2: sealed is bit 31 of the claim word
-inline constexpr std::uint16_t kJournalMinor = 1;  // 1: readers_waiting, commit_wake
+inline constexpr std::uint16_t kJournalMinor = 2;  // 1: readers_waiting, commit_wake; 2: group commit
 inline constexpr std::uint32_t kSegmentHeaderBytes = 4096;
 inline constexpr std::uint32_t kRecordHeaderBytes = 40;
 inline constexpr std::uint32_t kRecordAlign = 8;
@@ -83,7 +94,16 @@ struct SegmentHeader {
   std::atomic<std::uint32_t> readers_waiting;
   std::uint8_t reserved2[116];
   alignas(128) std::atomic<std::uint32_t> commit_wake;
-  std::uint8_t reserved3[kSegmentHeaderBytes - 388];
+  std::uint8_t reserved3[124];
+  alignas(128) std::atomic<std::uint32_t> sync_owner;
+  std::atomic<std::uint32_t> sync_waiters;
+  std::atomic<std::uint64_t> sync_since_ns;
+  std::atomic<std::uint32_t> dir_synced;
+  std::uint8_t reserved4[108];
+  alignas(128) std::atomic<std::uint32_t> sync_started;
+  std::uint8_t reserved5[124];
+  alignas(128) std::atomic<std::uint32_t> sync_done;
+  std::uint8_t reserved6[kSegmentHeaderBytes - 772];
 };
 static_assert(offsetof(SegmentHeader, capacity) == 16);
 static_assert(offsetof(SegmentHeader, first_seq) == 24);
@@ -92,6 +112,12 @@ static_assert(offsetof(SegmentHeader, claim) == 128);
 static_assert(offsetof(SegmentHeader, skipped_below) == 256);
 static_assert(offsetof(SegmentHeader, readers_waiting) == 264);
 static_assert(offsetof(SegmentHeader, commit_wake) == 384);
+static_assert(offsetof(SegmentHeader, sync_owner) == 512);
+static_assert(offsetof(SegmentHeader, sync_waiters) == 516);
+static_assert(offsetof(SegmentHeader, sync_since_ns) == 520);
+static_assert(offsetof(SegmentHeader, dir_synced) == 528);
+static_assert(offsetof(SegmentHeader, sync_started) == 640);
+static_assert(offsetof(SegmentHeader, sync_done) == 768);
 static_assert(sizeof(std::atomic<std::uint32_t>) == 4 && std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(sizeof(SegmentHeader) == kSegmentHeaderBytes);
 

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "os/files.hpp"
 #include "os/process.hpp"
 
 namespace bus::detail::journal {
@@ -39,8 +40,15 @@ std::uint64_t random_id() {
   return v == 0 ? 1 : v;
 }
 
-Status make_directory(const std::string& directory) {
-  if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) {
+// Makes the journal's directory if missing; with `durable`, a new one's name is put on disk
+// (its parent fsync'd) before any record in it is acknowledged as synced.
+Status make_directory(const std::string& directory, bool durable) {
+  if (::mkdir(directory.c_str(), 0700) == 0) {
+    if (durable) {
+      const std::size_t slash = directory.find_last_of('/');
+      if (auto st = sync_directory(slash == std::string::npos ? "." : directory.substr(0, slash)); !st) return st;
+    }
+  } else if (errno != EEXIST) {
     return make_error(Errc::io_error, errno_message(("create " + directory).c_str(), errno));
   }
   struct stat st{};
@@ -69,7 +77,7 @@ Result<std::unique_ptr<Journal>> Journal::attach(const std::string& directory, c
 
 Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, const JournalOptions& options,
                                                bool recover) {
-  if (auto st = make_directory(directory); !st) return std::move(st).error();
+  if (auto st = make_directory(directory, options.sync != SyncPolicy::never); !st) return std::move(st).error();
   std::unique_ptr<Journal> j(new Journal());
   j->directory_ = directory;
   j->options_ = options;
@@ -272,9 +280,7 @@ Result<std::uint64_t> Journal::append(std::string_view subject, std::string_view
         return make_error(Errc::expectation_failed, "wrong last sequence: " + std::to_string(sequence - 1));
       case AppendStatus::appended:
         if (options_.sync == SyncPolicy::always) {
-          if (auto st = seg->file.sync(offset, record_bytes(subject.size(), headers.size(), payload.size())); !st) {
-            return std::move(st).error();
-          }
+          if (auto st = make_durable(*seg); !st) return std::move(st).error();
         }
         return sequence;
       case AppendStatus::abandoned:
@@ -298,6 +304,47 @@ Result<std::uint64_t> Journal::append(std::string_view subject, std::string_view
     }
   }
   return make_error(Errc::resource_exhausted, "journal " + directory_ + " kept filling its segments during one append");
+}
+
+Status Journal::sync_name(const Segment& seg) const {
+  if (seg.file.directory_synced()) return {};
+  if (::fsync(dir_fd_) != 0) return make_error(Errc::io_error, errno_message(("sync " + directory_).c_str(), errno));
+  seg.file.mark_directory_synced();
+  return {};
+}
+
+Status Journal::make_durable(const Segment& seg) const {
+  // A new segment file's name must be on disk before a record in it is: whoever of its
+  // appenders gets here first fsyncs the directory (once; the header remembers).
+  if (auto st = sync_name(seg); !st) return st;
+  return seg.file.make_durable(std::chrono::nanoseconds(kDurableWaitNs));
+}
+
+Status Journal::flush() {
+  std::vector<Segment*> all;
+  {
+    std::shared_lock lock(segments_mutex_);
+    for (const auto& s : segments_) all.push_back(s.get());
+  }
+  for (Segment* seg : all) {
+    // Only what changed since our last flush: new records (claimed bytes grew) or deletes.
+    const std::uint64_t end = seg->file.claimed_end();
+    const bool deleted = seg->deleted_since_flush.exchange(false, std::memory_order_relaxed);
+    if (end == seg->flushed_end.load(std::memory_order_relaxed) && !deleted) continue;
+    if (auto st = sync_name(*seg); !st) return st;
+    if (auto st = seg->file.flush(); !st) {
+      if (deleted) seg->deleted_since_flush.store(true, std::memory_order_relaxed);
+      return st;
+    }
+    seg->flushed_end.store(end, std::memory_order_relaxed);
+  }
+  return {};
+}
+
+bool Journal::has_unflushed_deletes() const {
+  std::shared_lock lock(segments_mutex_);
+  return std::any_of(segments_.begin(), segments_.end(),
+                     [](const auto& s) { return s->deleted_since_flush.load(std::memory_order_relaxed); });
 }
 
 const Journal::Segment* Journal::segment_for(std::uint64_t sequence) const {
@@ -328,6 +375,7 @@ Status Journal::remove(std::uint64_t sequence) {
   if (seg == nullptr || !seg->file.mark_deleted(r->offset)) {
     return make_error(Errc::not_found, "message " + std::to_string(sequence) + " is deleted already");
   }
+  seg->deleted_since_flush.store(true, std::memory_order_relaxed);
   deleted_.fetch_add(1, std::memory_order_relaxed);
   deleted_bytes_.fetch_add(r->bytes, std::memory_order_relaxed);
   return {};

@@ -3,10 +3,10 @@
 // by sequence. A segment that fills is sealed by whoever first finds it full; the next one is
 // created by whoever gets there first (O_EXCL), named by the sealed segment's next sequence.
 //
-// What it does not do yet (issue 8 goes on): stream limits and retention (segments are never
-// removed), the on-disk index (positions are found by walking records from the last known
-// one), holes left by a writer that died mid-append while the journal stays open (recovery at
-// open steps over them), the interval sync policy and group commit.
+// Limits and retention are the broker's (stream/limits.hpp): it deletes records (marks) and
+// drops segments left with none. What it does not do yet (issue 8 goes on): the on-disk index
+// (positions are found by walking records from the last known one), holes left by a writer
+// that died mid-append while the journal stays open (recovery at open steps over them).
 #pragma once
 
 #include <atomic>
@@ -25,9 +25,10 @@
 
 namespace bus::detail::journal {
 
-// never: the page cache (survives the death of any process, not of the machine); always: msync
-// of the record's pages before append() returns (new files' headers, seals and the directory
-// are not synced yet: not power-cut safe until they are; issue 8).
+// never: the page cache (survives the death of any process, not of the machine); always: the
+// record, its segment file's name and the journal directory's are on disk before append()
+// returns, with concurrent appenders sharing one flush (SegmentFile::make_durable); interval:
+// as never, plus flush() called on a timer (the broker's).
 using bus::SyncPolicy;
 
 struct JournalOptions {
@@ -104,6 +105,13 @@ class Journal {
   Status remove(std::uint64_t sequence);
   std::uint64_t deleted_count() const noexcept { return deleted_.load(std::memory_order_relaxed); }
   std::uint64_t deleted_bytes() const noexcept { return deleted_bytes_.load(std::memory_order_relaxed); }
+  /// Puts on disk every record appended and every delete made so far (msync of each segment
+  /// that changed since this handle's last flush; the directory for new files): the interval
+  /// sync policy's flush, and what makes deletes durable on a stream that syncs. Slow; for a
+  /// background thread (the broker's).
+  Status flush();
+  /// Whether this handle deleted records that flush() has not put on disk yet.
+  bool has_unflushed_deletes() const;
   /// The first sequence stored and not deleted (last_seq() + 1 when there is none).
   std::uint64_t first_live_seq() const;
   /// Removes the files of the oldest sealed segments whose every record is deleted (never the
@@ -142,6 +150,9 @@ class Journal {
     // filled by recovery and extended by walking committed records' lengths.
     mutable std::mutex index_mutex;
     mutable std::vector<std::uint64_t> offsets;
+    // What flush() last put on disk: the claimed end, and whether deletes came since.
+    std::atomic<std::uint64_t> flushed_end{0};
+    mutable std::atomic<bool> deleted_since_flush{false};
   };
   Journal() = default;
   struct Lock {
@@ -158,6 +169,9 @@ class Journal {
   /// or is stopped): they go past it, and a late commit is refused (SegmentFile::raise_skip),
   /// as a ring's unblock_timeout does.
   static constexpr std::uint64_t kAbandonAfterNs = 1'000'000'000ull;
+  /// How long an appender to a sync-always journal waits for its record to reach the disk
+  /// before it reports a timeout (the record is stored, but not known to be synced).
+  static constexpr std::uint64_t kDurableWaitNs = 10'000'000'000ull;
 
  private:
   /// The segment after `full` (sealed): opened if another writer made it, else created.
@@ -173,6 +187,10 @@ class Journal {
   /// After a record recovery dropped at `sequence` in `seg`: the next kept one, if known.
   static bool skip_dropped(const Segment& seg, std::uint64_t& sequence, std::uint64_t& offset);
   const Segment* segment_for(std::uint64_t sequence) const;
+  /// fsync of the directory unless the segment's header says its name is on disk already.
+  Status sync_name(const Segment& seg) const;
+  /// Group commit of what this thread just committed in `seg` (sync always).
+  Status make_durable(const Segment& seg) const;
   /// read(), deleted records included.
   Result<RecordView> read_record(std::uint64_t sequence) const;
   void count_deleted();  // at open: what earlier handles deleted

@@ -22,6 +22,15 @@ namespace {
 // sequences on: a sequence further away can only be a coincidence in the bytes.
 constexpr std::uint64_t kMaxResyncGap = 1u << 20;
 
+// A flush owner that has not finished after this long (stopped, or killed mid-flush) is
+// bypassed: another appender flushes too. Two flushes at once are harmless, only slower.
+constexpr std::uint64_t kSyncTakeoverNs = 1'000'000'000;
+
+// Flush epochs wrap at 2^32: `done` has reached `need` if it is not behind it.
+constexpr bool epoch_reached(std::uint32_t done, std::uint32_t need) noexcept {
+  return static_cast<std::int32_t>(done - need) >= 0;
+}
+
 Error io_error(const std::string& what, const std::string& path, int err) {
   return make_error(Errc::io_error, errno_message((what + " " + path).c_str(), err));
 }
@@ -412,6 +421,9 @@ Recovery SegmentFile::recover(std::vector<std::pair<std::uint64_t, std::uint64_t
   Recovery rec;
   index.clear();
   SegmentHeader* h = header();
+  // Nobody else has the file open: a flush owner or sleepers counted here are left over.
+  h->sync_owner.store(0, std::memory_order_relaxed);
+  h->sync_waiters.store(0, std::memory_order_relaxed);
   const std::uint64_t word = h->claim.load(std::memory_order_acquire);
   std::uint64_t offset = kSegmentHeaderBytes;
   std::uint64_t expected = h->first_seq;
@@ -509,13 +521,80 @@ std::uint64_t SegmentFile::find(std::uint64_t sequence, std::uint64_t from) cons
   return 0;
 }
 
-Status SegmentFile::sync(std::uint64_t offset, std::uint64_t bytes) const {
+Status SegmentFile::flush() const {
+  SegmentHeader* h = header();
+  // [SG1] seq_cst: the epoch is taken after every commit that read an older one ([SG0]), so this
+  // flush covers those records (msync runs after it, in program order).
+  const std::uint32_t epoch = h->sync_started.fetch_add(1, std::memory_order_seq_cst) + 1;
   const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-  const std::uint64_t start = offset / page * page;
-  const std::uint64_t end = std::min(size_, offset + bytes);
-  if (end <= start) return {};
-  if (::msync(base_ + start, end - start, MS_SYNC) != 0) return io_error("sync", path_, errno);
+  const std::uint64_t end = std::min(size_, (claimed_end() + page - 1) / page * page);
+  // The whole claimed range: the kernel writes only its dirty pages, so this costs what one
+  // record's range would, and it also takes records committed since by others.
+  if (::msync(base_, end, MS_SYNC) != 0) return io_error("sync", path_, errno);
+  std::uint32_t seen = h->sync_done.load(std::memory_order_relaxed);
+  // [RG2] release CAS-max: pairs with [AG2]; raised only (a bypassed owner finishing late
+  // must not lower it).
+  while (!epoch_reached(seen, epoch) &&
+         !h->sync_done.compare_exchange_weak(seen, epoch, std::memory_order_release, std::memory_order_relaxed)) {
+  }
+  // [SG3] seq_cst load after the release above; pairs with [SG4] (count, then re-check).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (h->sync_waiters.load(std::memory_order_seq_cst) != 0) {
+    futex_wake_all(reinterpret_cast<std::uint32_t*>(&h->sync_done));
+  }
   return {};
+}
+
+Status SegmentFile::make_durable(std::chrono::nanoseconds timeout) const {
+  SegmentHeader* h = header();
+  // [SG0] seq_cst fence between our commit (already stored) and the load of the epoch: a flush
+  // whose [SG1] comes later in the single order sees our commit, and its epoch is past `need - 1`.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const std::uint32_t need = h->sync_started.load(std::memory_order_seq_cst) + 1;
+  const auto me = static_cast<std::uint32_t>(::gettid());
+  const std::uint64_t deadline = monotonic_ns() + static_cast<std::uint64_t>(timeout.count());
+  for (;;) {
+    // [AG2] acquire: pairs with [RG2]; a flush with an epoch >= need began after our commit.
+    const std::uint32_t done = h->sync_done.load(std::memory_order_acquire);
+    if (epoch_reached(done, need)) return {};
+    const std::uint64_t now = monotonic_ns();
+    std::uint32_t owner = h->sync_owner.load(std::memory_order_relaxed);
+    const std::uint64_t since = h->sync_since_ns.load(std::memory_order_relaxed);
+    // A stale owner: stopped, died mid-flush, or left by a machine that rebooted (the clock
+    // restarted below its mark).
+    const bool stale = owner != 0 && (now < since || now - since > kSyncTakeoverNs);
+    if ((owner == 0 || stale) &&
+        h->sync_owner.compare_exchange_strong(owner, me, std::memory_order_acquire, std::memory_order_relaxed)) {
+      h->sync_since_ns.store(now, std::memory_order_relaxed);
+      Status st = flush();
+      std::uint32_t mine = me;  // released only if nobody bypassed us meanwhile
+      h->sync_owner.compare_exchange_strong(mine, 0, std::memory_order_release, std::memory_order_relaxed);
+      if (!st) return st;
+      continue;
+    }
+    if (now >= deadline) {
+      return make_error(Errc::timeout, path_ + ": not confirmed on disk within " +
+                                           std::to_string(timeout.count() / 1'000'000) + " ms (is the disk stuck?)");
+    }
+    // Another appender flushes: sleep until its flush (or a later one) finishes. Bounded so
+    // that a stuck owner is noticed and bypassed.
+    // [SG4] seq_cst count, then the re-check: pairs with [SG3].
+    h->sync_waiters.fetch_add(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (h->sync_done.load(std::memory_order_acquire) == done) {
+      const std::uint64_t left = std::min<std::uint64_t>(deadline - now, 50'000'000);
+      futex_wait(reinterpret_cast<std::uint32_t*>(&h->sync_done), done, std::chrono::nanoseconds(left));
+    }
+    h->sync_waiters.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+bool SegmentFile::directory_synced() const noexcept {
+  return header()->dir_synced.load(std::memory_order_acquire) != 0;
+}
+
+void SegmentFile::mark_directory_synced() const noexcept {
+  header()->dir_synced.store(1, std::memory_order_release);
 }
 
 }  // namespace bus::detail::journal

@@ -123,8 +123,19 @@ class SegmentFile {
     h->readers_waiting.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  /// msync(MS_SYNC) of the pages holding [offset, offset + bytes): on disk when it returns.
-  Status sync(std::uint64_t offset, std::uint64_t bytes) const;
+  /// Group commit: returns once every record committed here before the call is on disk. An
+  /// appender takes the file's flush (sync_owner) and msyncs every claimed byte, or sleeps while
+  /// another one (of any process) does and uses the first flush begun after its own commit:
+  /// concurrent appenders share one flush. Errc::timeout after `timeout` (the disk is stuck; the
+  /// record is stored but must not be reported as synced).
+  Status make_durable(std::chrono::nanoseconds timeout) const;
+  /// Flushes every claimed byte now (msync; the interval policy's flush, and after deletes), and
+  /// counts as a flush for make_durable()'s waiters.
+  Status flush() const;
+  /// Whether this file's name is known to be on disk (the directory was fsync'd after it was
+  /// made), and the mark that says so once it is.
+  bool directory_synced() const noexcept;
+  void mark_directory_synced() const noexcept;
 
   const std::string& path() const noexcept { return path_; }
   std::uint64_t first_seq() const noexcept { return header()->first_seq; }

@@ -366,7 +366,7 @@ inline constexpr std::size_t kRouteTargetsOffset = 320;
 //    8     4 incarnation    broker  +1 each time the slot is given to a stream (route targets
 //                                   name it: a target of a removed stream never matches)
 //   12     4 name_len       broker
-//   16     4 sync           broker  SyncPolicy (0 never, 1 always)
+//   16     4 sync           broker  SyncPolicy (0 never, 1 always, 2 interval: the broker's)
 //   20     4 reserved
 //   24     8 max_msg_size   broker  -1: unlimited
 //   32     8 segment_bytes  broker  size of the journal's segment files

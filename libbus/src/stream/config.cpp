@@ -20,7 +20,14 @@ const char* to_string(Retention r) noexcept {
 }
 const char* to_string(Discard d) noexcept { return d == Discard::old_messages ? "old" : "new"; }
 const char* to_string(Storage s) noexcept { return s == Storage::file ? "file" : "memory"; }
-const char* to_string(SyncPolicy s) noexcept { return s == SyncPolicy::always ? "always" : "never"; }
+const char* to_string(SyncPolicy s) noexcept {
+  switch (s) {
+    case SyncPolicy::always: return "always";
+    case SyncPolicy::interval: return "interval";
+    case SyncPolicy::never: break;
+  }
+  return "never";
+}
 
 std::string rfc3339(std::int64_t unix_ns) {
   if (unix_ns <= 0) return "0001-01-01T00:00:00Z";
@@ -122,6 +129,10 @@ Status validate(const StreamConfig& c) {
   }
   if (c.max_age.count() < 0) return invalid("max_age must not be negative");
   if (c.duplicate_window.count() < 0) return invalid("duplicate_window must not be negative");
+  // Bounded below: the broker's flusher must not turn into a busy loop of msyncs.
+  if (c.sync_interval < std::chrono::milliseconds(10) || c.sync_interval > std::chrono::hours(24)) {
+    return invalid("sync_interval must be from 10ms to 24h");
+  }
   if (c.max_age.count() > 0 && c.duplicate_window > c.max_age) {
     return invalid("duplicate_window must not be longer than max_age");
   }
@@ -151,6 +162,7 @@ nlohmann::json to_json_value(const StreamConfig& c) {
                    {"duplicate_window", c.duplicate_window.count()},
                    {"storage", to_string(c.storage)},
                    {"sync", to_string(c.sync)},
+                   {"sync_interval", c.sync_interval.count()},
                    {"allow_rollup_hdrs", c.allow_rollup_hdrs}};
 }
 
@@ -193,10 +205,12 @@ Result<StreamConfig> from_json_value(const nlohmann::json& j) {
       return invalid("storage must be file or memory");
     }
     if (!parse_enum<SyncPolicy>(text_of("sync", "never"),
-                                         {{"never", SyncPolicy::never}, {"always", SyncPolicy::always}},
-                                         c.sync)) {
-      return invalid("sync must be never or always");
+                                {{"never", SyncPolicy::never}, {"always", SyncPolicy::always},
+                                 {"interval", SyncPolicy::interval}},
+                                c.sync)) {
+      return invalid("sync must be never, always or interval");
     }
+    c.sync_interval = std::chrono::nanoseconds(int_of("sync_interval", 1'000'000'000));
     c.max_msgs = int_of("max_msgs", -1);
     c.max_bytes = int_of("max_bytes", -1);
     c.max_age = std::chrono::nanoseconds(int_of("max_age", 0));

@@ -1,0 +1,155 @@
+// The journal's sync policies (libbus/src/journal/): group commit under sync always (every
+// append returns only after a flush that began after its commit; concurrent appenders share
+// flushes; a flush owner that never finishes is bypassed, never waited on forever), the flush
+// epochs across their 32-bit wrap, and flush() of deletes for the broker's flusher.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "journal/journal.hpp"
+#include "os/process.hpp"
+#include "temp_dir.hpp"
+
+namespace bus::detail::journal {
+namespace {
+
+using TempDir = bus::test::TempDir;
+
+/// The header of a segment file, through a mapping of our own (as another process sees it).
+class HeaderView {
+ public:
+  explicit HeaderView(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd_ >= 0) base_ = ::mmap(nullptr, kSegmentHeaderBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  }
+  ~HeaderView() {
+    if (base_ != MAP_FAILED && base_ != nullptr) ::munmap(base_, kSegmentHeaderBytes);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool ok() const { return fd_ >= 0 && base_ != MAP_FAILED && base_ != nullptr; }
+  SegmentHeader* operator->() const { return static_cast<SegmentHeader*>(base_); }
+
+ private:
+  int fd_ = -1;
+  void* base_ = nullptr;
+};
+
+std::unique_ptr<Journal> open_synced(const std::string& dir, SyncPolicy sync) {
+  JournalOptions options;
+  options.segment_bytes = 1 << 20;
+  options.sync = sync;
+  auto j = Journal::open(dir, options);
+  EXPECT_TRUE(j) << j.error().message;
+  return j ? std::move(j).value() : nullptr;
+}
+
+TEST(JournalSync, should_return_every_sync_always_append_after_a_finished_flush_and_share_flushes) {
+  TempDir dir;
+  auto j = open_synced(dir.sub("s"), SyncPolicy::always);
+  ASSERT_TRUE(j);
+  constexpr int kThreads = 4, kEach = 300;
+  std::vector<std::thread> threads;
+  std::atomic<int> failed{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        if (!j->append("s.x", "", std::string(64, 'p'))) failed.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  HeaderView h(dir.sub("s") + "/" + segment_file_name(1));
+  ASSERT_TRUE(h.ok());
+  const std::uint32_t started = h->sync_started.load();
+  EXPECT_EQ(h->sync_done.load(), started) << "every flush begun has finished";
+  EXPECT_GE(started, 1u);
+  EXPECT_LE(started, static_cast<std::uint32_t>(kThreads * kEach)) << "never more flushes than appends";
+  EXPECT_EQ(h->sync_owner.load(), 0u) << "the flush is released";
+  EXPECT_EQ(h->dir_synced.load(), 1u) << "the file's name was put on disk before an append returned";
+}
+
+TEST(JournalSync, should_not_sync_a_sync_never_append) {
+  TempDir dir;
+  auto j = open_synced(dir.sub("s"), SyncPolicy::never);
+  ASSERT_TRUE(j);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(j->append("s.x", "", "p"));
+  HeaderView h(dir.sub("s") + "/" + segment_file_name(1));
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->sync_started.load(), 0u);
+  EXPECT_EQ(h->dir_synced.load(), 0u);
+}
+
+TEST(JournalSync, should_bypass_a_flush_owner_that_never_finishes_and_time_out_before_that) {
+  TempDir dir;
+  auto file = SegmentFile::create(dir.sub("seg"), 1, 1 << 20, 7);
+  ASSERT_TRUE(file) << file.error().message;
+  std::uint64_t seq = 0, offset = 0;
+  ASSERT_EQ(file->append("s", "", "p", 1, seq, offset), AppendStatus::appended);
+  HeaderView h(dir.sub("seg"));
+  ASSERT_TRUE(h.ok());
+  // A stopped process holds the flush: it took it just now and will not finish.
+  h->sync_owner.store(999'999);
+  h->sync_since_ns.store(monotonic_ns());
+  // A wait shorter than the bypass bound ends in a timeout (bounded, reported), not a hang.
+  auto st = file->make_durable(std::chrono::milliseconds(200));
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, Errc::timeout);
+  EXPECT_EQ(h->sync_started.load(), 0u) << "a live owner's flush is not duplicated early";
+  // A longer one bypasses the stuck owner once its hold is stale, and flushes itself.
+  const auto t0 = std::chrono::steady_clock::now();
+  st = file->make_durable(std::chrono::seconds(20));
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(h->sync_started.load(), 1u);
+  EXPECT_EQ(h->sync_done.load(), 1u);
+  EXPECT_LT(waited, std::chrono::seconds(10)) << "bypassed after about a second, not at the deadline";
+}
+
+TEST(JournalSync, should_count_flush_epochs_across_their_wrap) {
+  TempDir dir;
+  auto file = SegmentFile::create(dir.sub("seg"), 1, 1 << 20, 7);
+  ASSERT_TRUE(file) << file.error().message;
+  HeaderView h(dir.sub("seg"));
+  ASSERT_TRUE(h.ok());
+  h->sync_started.store(0xFFFF'FFFFu);
+  h->sync_done.store(0xFFFF'FFFFu);
+  for (std::uint32_t round = 0; round < 3; ++round) {
+    std::uint64_t seq = 0, offset = 0;
+    ASSERT_EQ(file->append("s", "", "p", 1, seq, offset), AppendStatus::appended);
+    auto st = file->make_durable(std::chrono::seconds(5));
+    ASSERT_TRUE(st) << st.error().message;
+    EXPECT_EQ(h->sync_done.load(), round) << "the epoch after 2^32 - 1 is 0, and it counts as later";
+  }
+}
+
+TEST(JournalSync, should_flush_deletes_and_only_segments_that_changed) {
+  TempDir dir;
+  auto j = open_synced(dir.sub("s"), SyncPolicy::interval);
+  ASSERT_TRUE(j);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(j->append("s.x", "", "p"));
+  HeaderView h(dir.sub("s") + "/" + segment_file_name(1));
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->sync_started.load(), 0u) << "interval: the appender does not flush";
+  ASSERT_TRUE(j->flush());
+  EXPECT_EQ(h->sync_done.load(), 1u);
+  EXPECT_EQ(h->dir_synced.load(), 1u);
+  ASSERT_TRUE(j->flush());
+  EXPECT_EQ(h->sync_done.load(), 1u) << "nothing changed: no second flush";
+  EXPECT_FALSE(j->has_unflushed_deletes());
+  ASSERT_TRUE(j->remove(2));
+  EXPECT_TRUE(j->has_unflushed_deletes());
+  ASSERT_TRUE(j->flush());
+  EXPECT_FALSE(j->has_unflushed_deletes());
+  EXPECT_EQ(h->sync_done.load(), 2u) << "the delete's mark was flushed";
+}
+
+}  // namespace
+}  // namespace bus::detail::journal
