@@ -9,12 +9,18 @@
 //   latency     publish on cmp.ping -> child echoes on cmp.pong; one-way = RTT/2
 //   throughput  publish on cmp.tput to 1 or N subscriber processes; a full ring drops (counted)
 //   reqrep      Connection::request() to a child answering with MessageView::respond()
-//   js_publish  Connection::stream_publish() into a file-backed stream (sync never), one at a
-//               time: each returns once the message is stored, with its sequence (the ack)
+//   js_publish  Connection::stream_publish() into a file-backed stream (--sync never|always),
+//               one at a time per publisher (--pubs threads, each its own connection): each
+//               returns once the message is stored under the policy, with its sequence (the ack)
 //   js_replay   the stream is filled (untimed), then read back with a StreamReader (zero-copy)
+//   js_consume  the stream is filled (untimed), then a durable pull consumer drains it: fetch
+//               256 at a time, an explicit ack for every message
 #include <unistd.h>
 
+#include <sched.h>
+
 #include <filesystem>
+#include <thread>
 
 #include <chrono>
 #include <string>
@@ -239,6 +245,32 @@ struct StreamBroker {
   }
 };
 
+// Acknowledged publishes on one connection until `count` or `end_ns`; each one timed into
+// `hist`. Checks that this publisher's acknowledged sequences only grow.
+bool publish_acked(bus::Connection& conn, const Args& a, std::uint64_t count, std::uint64_t end_ns,
+                   LatencyHistogram& hist, std::uint64_t& acked, std::string& err) {
+  std::vector<char> payload(a.size, 'j');
+  std::uint64_t last_seq = 0;
+  while (acked < count) {
+    std::memcpy(payload.data(), &acked, std::min(sizeof acked, payload.size()));
+    const std::uint64_t c0 = cycle_now();
+    auto ack = conn.stream_publish("cmp.js", std::string_view(payload.data(), payload.size()));
+    hist.record(static_cast<std::uint64_t>(CycleClock::to_ns(cycle_now_ordered() - c0) + 0.5));
+    if (!ack) {
+      err = "stream_publish: " + ack.error().message;
+      return false;
+    }
+    if (ack->sequence <= last_seq) {
+      err = "acknowledged sequence " + std::to_string(ack->sequence) + " after " + std::to_string(last_seq);
+      return false;
+    }
+    last_seq = ack->sequence;
+    ++acked;
+    if ((acked & 255u) == 0 && mono_ns() > end_ns) break;
+  }
+  return true;
+}
+
 int streams(const Args& a, const std::string& name) {
   Harness h(a);
   StreamBroker sb;
@@ -255,39 +287,89 @@ int streams(const Args& a, const std::string& name) {
   bus::StreamConfig config;
   config.name = "CMP";
   config.subjects = {"cmp.js"};
+  config.sync = a.sync == "always" ? bus::SyncPolicy::always : bus::SyncPolicy::never;
   if (auto info = streams.add(config); !info) return h.fail("stream add: " + info.error().message);
-  std::vector<char> payload(a.size, 'j');
+  const std::string warm(a.size, 'w');
   for (int i = 0; i < 10; ++i) {  // route resolved, journal attached: the rest is steady state
-    if (auto ack = conn->stream_publish("cmp.js", std::string_view(payload.data(), payload.size())); !ack) {
-      return h.fail("stream_publish: " + ack.error().message);
+    if (auto ack = conn->stream_publish("cmp.js", warm); !ack) return h.fail("stream_publish: " + ack.error().message);
+  }
+  (void)CycleClock::ns_per_tick();
+  const std::uint64_t end = mono_ns() + static_cast<std::uint64_t>(a.seconds * 1e9);
+  const int pubs = a.workload == "js_publish" ? a.pubs : 1;
+  std::vector<std::unique_ptr<LatencyHistogram>> hists;
+  std::vector<std::uint64_t> acked(static_cast<std::size_t>(pubs), 0);
+  std::vector<std::string> errors(static_cast<std::size_t>(pubs));
+  for (int i = 0; i < pubs; ++i) hists.push_back(std::make_unique<LatencyHistogram>());
+  const std::uint64_t t0 = mono_ns();
+  if (pubs == 1) {
+    if (!publish_acked(*conn, a, a.count, end, *hists[0], acked[0], errors[0])) return h.fail(errors[0]);
+  } else {
+    // Each publisher a thread with its own connection, free to run on both CPUs.
+    std::vector<std::thread> threads;
+    for (int i = 0; i < pubs; ++i) {
+      threads.emplace_back([&, i] {
+        cpu_set_t both;
+        CPU_ZERO(&both);
+        CPU_SET(a.cpu_pub, &both);
+        CPU_SET(a.cpu_sub, &both);
+        (void)::sched_setaffinity(0, sizeof both, &both);
+        const auto k = static_cast<std::size_t>(i);
+        auto mine = bus::Connection::connect(name);
+        if (!mine) {
+          errors[k] = "connect: " + mine.error().message;
+          return;
+        }
+        (void)publish_acked(*mine, a, a.count / static_cast<std::uint64_t>(pubs), end, *hists[k], acked[k], errors[k]);
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (const auto& e : errors) {
+      if (!e.empty()) return h.fail(e);
     }
   }
-  auto hist = std::make_unique<LatencyHistogram>();
-  const std::uint64_t end = mono_ns() + static_cast<std::uint64_t>(a.seconds * 1e9);
-  const std::uint64_t t0 = mono_ns();
-  std::uint64_t acked = 0;
-  (void)CycleClock::ns_per_tick();
-  while (acked < a.count) {
-    std::memcpy(payload.data(), &acked, std::min(sizeof acked, payload.size()));
-    const std::uint64_t c0 = cycle_now();
-    auto ack = conn->stream_publish("cmp.js", std::string_view(payload.data(), payload.size()));
-    hist->record(static_cast<std::uint64_t>(CycleClock::to_ns(cycle_now_ordered() - c0) + 0.5));
-    if (!ack) return h.fail("stream_publish: " + ack.error().message);
-    if (ack->sequence != acked + 11) return h.fail("acknowledged sequence " + std::to_string(ack->sequence) + " out of order");
-    ++acked;
-    if ((acked & 1023u) == 0 && mono_ns() > end) break;
-  }
   const double secs = static_cast<double>(mono_ns() - t0) * 1e-9;
+  std::uint64_t total = 0;
+  for (int i = 1; i < pubs; ++i) hists[0]->merge(*hists[static_cast<std::size_t>(i)]);
+  for (const std::uint64_t n : acked) total += n;
+  const LatencyHistogram& hist = *hists[0];
   JsonLine m;
   if (a.workload == "js_publish") {
-    m.num("msgs_per_s", static_cast<double>(acked) / secs).integer("published", acked);
-    m.integer("ack_p50_ns", hist->percentile(50)).integer("ack_p99_ns", hist->percentile(99));
-    m.integer("ack_p999_ns", hist->percentile(99.9));
-    m.num("seconds", secs).str("storage", "file").str("sync", "never");
+    m.num("msgs_per_s", static_cast<double>(total) / secs).integer("published", total).integer("publishers", pubs);
+    m.integer("ack_p50_ns", hist.percentile(50)).integer("ack_p99_ns", hist.percentile(99));
+    m.integer("ack_p999_ns", hist.percentile(99.9));
+    m.num("seconds", secs).str("storage", "file").str("sync", a.sync);
     return h.emit(m);
   }
-  // js_replay: everything stored above (the warm-up ones too), read back in order.
-  const std::uint64_t expected = acked + 10;
+  const std::uint64_t expected = total + 10;  // the warm-up ones too
+  if (a.workload == "js_consume") {
+    // A durable pull consumer with explicit acks drains the stream: fetch in batches, ack each.
+    bus::Consumers consumers(*conn);
+    bus::ConsumerConfig cc;
+    cc.durable_name = "C";
+    cc.ack_policy = bus::AckPolicy::explicit_ack;
+    cc.max_ack_pending = -1;
+    if (auto added = consumers.add("CMP", cc); !added) return h.fail("consumer add: " + added.error().message);
+    std::vector<char> sink(a.size);
+    std::uint64_t got = 0;
+    const std::uint64_t c0 = mono_ns();
+    while (got < expected) {
+      // No more than is left: a pull request waits until its batch is full (or it expires).
+      auto batch = consumers.fetch("CMP", "C", std::min<std::uint64_t>(256, expected - got), std::chrono::seconds(5));
+      if (!batch) return h.fail("fetch: " + batch.error().message);
+      if (batch->empty()) return h.fail("fetch stalled after " + std::to_string(got) + " of " + std::to_string(expected));
+      for (const auto& msg : *batch) {
+        const auto v = msg.view();
+        std::memcpy(sink.data(), v.data.data(), std::min(v.data.size(), sink.size()));
+        if (auto st = bus::ack(v); !st) return h.fail("ack: " + st.error().message);
+        ++got;
+      }
+    }
+    const double csecs = static_cast<double>(mono_ns() - c0) * 1e-9;
+    m.num("msgs_per_s", static_cast<double>(got) / csecs).integer("consumed", got);
+    m.num("seconds", csecs).str("consumer", "durable pull, fetch 256, explicit ack each").str("storage", "file");
+    return h.emit(m);
+  }
+  // js_replay: everything stored above, read back in order.
   auto reader = streams.reader("CMP", 1);
   if (!reader) return h.fail("reader: " + reader.error().message);
   std::vector<char> sink(a.size);
@@ -316,7 +398,7 @@ int main(int argc, char** argv) {
   if (a.workload == "latency") return latency(a, name);
   if (a.workload == "reqrep") return reqrep(a, name);
   if (a.workload == "throughput") return throughput(a, name);
-  if (a.workload == "js_publish" || a.workload == "js_replay") return streams(a, name);
+  if (a.workload == "js_publish" || a.workload == "js_replay" || a.workload == "js_consume") return streams(a, name);
   std::printf("{\"ok\":false,\"transport\":\"bus\",\"workload\":\"%s\",\"error\":\"unknown workload\"}\n",
               a.workload.c_str());
   return 3;

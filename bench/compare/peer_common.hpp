@@ -8,8 +8,11 @@
 //               throughput  1 publisher -> --subs subscribers (1 = "1->1", 4 = "1->4 fan-out");
 //                           reports msgs_per_s = deliveries per second summed over subscribers
 //               reqrep      request/reply; reports the round trip (not halved)
-//               js_publish  JetStream-acknowledged publish throughput (peer_nats only)
-//               js_replay   JetStream replay of a stored stream from the start (peer_nats only)
+//               js_publish  acknowledged stream publishes (--pubs publishers, --sync policy):
+//                           msgs_per_s, and ack_p50_ns / ack_p99_ns where each ack is awaited
+//               js_replay   replay of a stored stream from the start
+//               js_consume  a durable pull consumer with explicit acks drains a stored stream,
+//                           acknowledging every message (peer_bus, peer_nats)
 //     SIZE      payload bytes (>= 8: the first 8 carry a sequence number)
 //     COUNT     upper bound of round trips / messages; --seconds bounds the measured phase in time
 //     --cpus    the publisher/requester is pinned to A, every subscriber/responder process to B
@@ -98,6 +101,8 @@ struct Args {
   std::uint64_t count = 100000;
   double seconds = 1.0;
   int subs = 1;
+  int pubs = 1;                 // js_publish: publishers at once (threads, each its own connection)
+  std::string sync = "never";   // js_*: the stream's sync policy (bus: never | always)
   int cpu_pub = 0;
   int cpu_sub = 1;
   std::string url = "nats://127.0.0.1:4222";
@@ -106,8 +111,8 @@ struct Args {
 
 [[noreturn]] inline void usage(const char* prog, const char* why) {
   std::fprintf(stderr,
-               "%s: %s\nusage: %s latency|throughput|reqrep|js_publish|js_replay SIZE COUNT "
-               "[--seconds S] [--subs N] [--cpus A,B] [--url URL] [--dir DIR]\n",
+               "%s: %s\nusage: %s latency|throughput|reqrep|js_publish|js_replay|js_consume SIZE COUNT "
+               "[--seconds S] [--subs N] [--pubs N] [--sync never|always] [--cpus A,B] [--url URL] [--dir DIR]\n",
                prog, why, prog);
   std::printf("{\"ok\":false,\"error\":\"bad arguments: %s\"}\n", why);
   std::exit(2);
@@ -128,6 +133,10 @@ inline Args parse_args(int argc, char** argv, const char* transport) {
       a.seconds = std::strtod(v, nullptr);
     } else if (k == "--subs") {
       a.subs = std::atoi(v);
+    } else if (k == "--pubs") {
+      a.pubs = std::atoi(v);
+    } else if (k == "--sync") {
+      a.sync = v;
     } else if (k == "--cpus") {
       if (std::sscanf(v, "%d,%d", &a.cpu_pub, &a.cpu_sub) != 2) usage(argv[0], "--cpus A,B");
     } else if (k == "--url") {
@@ -140,6 +149,8 @@ inline Args parse_args(int argc, char** argv, const char* transport) {
   }
   if (a.size < 8 || a.size > (1u << 20)) usage(argv[0], "SIZE must be 8 .. 1 MiB");
   if (a.count == 0) usage(argv[0], "COUNT must be > 0");
+  if (a.pubs < 1 || a.pubs > 16) usage(argv[0], "--pubs must be 1 .. 16");
+  if (a.sync != "never" && a.sync != "always") usage(argv[0], "--sync never|always");
   if (a.seconds <= 0) a.seconds = 1.0;
   return a;
 }

@@ -14,10 +14,17 @@
 //   js_publish  JetStream-acknowledged publish throughput: js_PublishAsync into a file-backed
 //               stream, at most 4096 acks outstanding, then js_PublishAsyncComplete; rate =
 //               acknowledged messages / time until the last ack
+//               (--pubs N: N threads, each its own connection); with one publisher, ack
+//               latency from 2000 synchronous js_Publish calls afterwards
 //   js_replay   the stream is filled (untimed), then an ordered push consumer reads it back from
 //               the start; rate = messages / time to receive all of them
+//   js_consume  the stream is filled (untimed), then a durable pull consumer drains it: fetch 256,
+//               natsMsg_Ack for every message
 #include <nats/nats.h>
+#include <sched.h>
 #include <unistd.h>
+
+#include <thread>
 
 #include <string>
 #include <vector>
@@ -274,19 +281,25 @@ std::int64_t publish_async(const Args& a, jsCtx* js, const char* subject, JsCoun
   return static_cast<std::int64_t>(sent);
 }
 
-int jetstream(const Args& a) {
-  Harness h(a);
-  NatsConn conn;
-  natsStatus s = conn.connect(a.url, false);
-  if (s != NATS_OK) return h.fail("connect " + a.url + ": " + status_text(s));
-  JsCounters counters;
+// A JetStream context on `conn` with async publishing (at most 4096 acks outstanding).
+natsStatus js_context(JsGuard& js, NatsConn& conn, JsCounters& counters) {
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.PublishAsync.MaxPending = 4096;
   jo.PublishAsync.ErrHandler = on_pub_error;
   jo.PublishAsync.ErrHandlerClosure = &counters;
+  return natsConnection_JetStream(&js.js, conn.get(), &jo);
+}
+
+int jetstream(const Args& a) {
+  Harness h(a);
+  if (a.sync != "never") return h.fail("JetStream's sync is server-wide (sync_interval, nats-server 2.10+), not per stream");
+  NatsConn conn;
+  natsStatus s = conn.connect(a.url, false);
+  if (s != NATS_OK) return h.fail("connect " + a.url + ": " + status_text(s));
+  JsCounters counters;
   JsGuard js;
-  s = natsConnection_JetStream(&js.js, conn.get(), &jo);
+  s = js_context(js, conn, counters);
   if (s != NATS_OK) return h.fail("JetStream context: " + status_text(s));
   const std::string id = std::to_string(::getpid());
   Stream stream(js.js, "CMP_" + id, "cmp.js." + id);
@@ -305,29 +318,108 @@ int jetstream(const Args& a) {
   JsonLine m;
   if (a.workload == "js_publish") {
     const std::uint64_t t0 = mono_ns();
-    const std::int64_t acked = publish_async(a, js.js, stream.subject(), counters, err);
-    if (acked < 0) return h.fail(err);
+    std::int64_t acked = 0;
+    if (a.pubs == 1) {
+      acked = publish_async(a, js.js, stream.subject(), counters, err);
+      if (acked < 0) return h.fail(err);
+    } else {
+      // Each publisher a thread with its own connection and context, free to run on both CPUs.
+      std::vector<std::thread> threads;
+      std::vector<std::int64_t> each(static_cast<std::size_t>(a.pubs), 0);
+      std::vector<std::string> errors(static_cast<std::size_t>(a.pubs));
+      Args share = a;
+      share.count = a.count / static_cast<std::uint64_t>(a.pubs);
+      for (int i = 0; i < a.pubs; ++i) {
+        threads.emplace_back([&, i] {
+          cpu_set_t both;
+          CPU_ZERO(&both);
+          CPU_SET(a.cpu_pub, &both);
+          CPU_SET(a.cpu_sub, &both);
+          (void)::sched_setaffinity(0, sizeof both, &both);
+          const auto k = static_cast<std::size_t>(i);
+          NatsConn mine;
+          JsCounters my_counters;
+          JsGuard my_js;
+          natsStatus st = mine.connect(a.url, false);
+          if (st == NATS_OK) st = js_context(my_js, mine, my_counters);
+          if (st != NATS_OK) {
+            errors[k] = "connect: " + status_text(st);
+            return;
+          }
+          each[k] = publish_async(share, my_js.js, stream.subject(), my_counters, errors[k]);
+        });
+      }
+      for (auto& t : threads) t.join();
+      for (std::size_t k = 0; k < each.size(); ++k) {
+        if (each[k] < 0) return h.fail(errors[k]);
+        acked += each[k];
+      }
+    }
     const double secs = static_cast<double>(mono_ns() - t0) * 1e-9;
     m.num("msgs_per_s", static_cast<double>(acked) / secs).integer("published", static_cast<std::uint64_t>(acked));
-    m.num("seconds", secs).integer("max_pending", 4096).str("storage", "file");
+    m.num("seconds", secs).integer("max_pending", 4096).integer("publishers", a.pubs).str("storage", "file");
+    if (a.pubs == 1) {
+      // Ack latency as bus measures it: one synchronous publish at a time, each timed.
+      LatencyHistogram hist;
+      std::vector<char> payload(a.size, 'l');
+      for (int i = 0; i < 2000; ++i) {
+        jsPubAck* pa = nullptr;
+        const std::uint64_t p0 = mono_ns();
+        s = js_Publish(&pa, js.js, stream.subject(), payload.data(), static_cast<int>(payload.size()), nullptr, nullptr);
+        hist.record(mono_ns() - p0);
+        if (pa != nullptr) jsPubAck_Destroy(pa);
+        if (s != NATS_OK) return h.fail("js_Publish: " + status_text(s));
+      }
+      m.integer("ack_p50_ns", hist.percentile(50)).integer("ack_p99_ns", hist.percentile(99));
+      m.integer("ack_p999_ns", hist.percentile(99.9)).str("ack_latency", "2000 synchronous js_Publish");
+    }
     return h.emit(m);
   }
 
-  // js_replay: fill (untimed), then read everything back with an ordered consumer.
+  // js_replay / js_consume: fill (untimed), then read everything back.
   const std::int64_t stored = publish_async(a, js.js, stream.subject(), counters, err);
   if (stored < 0) return h.fail(err);
   const std::uint64_t expected = static_cast<std::uint64_t>(stored) + 10;  // + the warm-up ones
+  SubGuard sub;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  std::uint64_t got = 0;
+  std::uint64_t bytes = 0;
+  if (a.workload == "js_consume") {
+    // A durable pull consumer with explicit acks: fetch 256 at a time, ack every message.
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Config.AckPolicy = js_AckExplicit;
+    so.Config.MaxAckPending = -1;
+    s = js_PullSubscribe(&sub.sub, js.js, stream.subject(), "C", nullptr, &so, &jerr);
+    if (s != NATS_OK) return h.fail("js_PullSubscribe: " + status_text(s));
+    const std::uint64_t t0 = mono_ns();
+    while (got < expected) {
+      natsMsgList list = {nullptr, 0};
+      s = natsSubscription_Fetch(&list, sub.sub, 256, 5000, &jerr);
+      if (s != NATS_OK) return h.fail("fetch stalled after " + std::to_string(got) + " of " + std::to_string(expected) + ": " + status_text(s));
+      for (int i = 0; i < list.Count; ++i) {
+        bytes += static_cast<std::uint64_t>(natsMsg_GetDataLength(list.Msgs[i]));
+        s = natsMsg_Ack(list.Msgs[i], nullptr);
+        if (s != NATS_OK) {
+          natsMsgList_Destroy(&list);
+          return h.fail("ack: " + status_text(s));
+        }
+        ++got;
+      }
+      natsMsgList_Destroy(&list);
+    }
+    const double secs = static_cast<double>(mono_ns() - t0) * 1e-9;
+    m.num("msgs_per_s", static_cast<double>(got) / secs).integer("consumed", got).integer("bytes", bytes);
+    m.num("seconds", secs).str("consumer", "durable pull, fetch 256, explicit ack each").str("storage", "file");
+    return h.emit(m);
+  }
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Ordered = true;
-  SubGuard sub;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
   const std::uint64_t t0 = mono_ns();
   s = js_SubscribeSync(&sub.sub, js.js, stream.subject(), nullptr, &so, &jerr);
   if (s != NATS_OK) return h.fail("js_SubscribeSync: " + status_text(s));
   (void)natsSubscription_SetPendingLimits(sub.sub, -1, -1);
-  std::uint64_t got = 0;
-  std::uint64_t bytes = 0;
   while (got < expected) {
     MsgGuard msg;
     s = natsSubscription_NextMsg(&msg.msg, sub.sub, 5000);
@@ -350,7 +442,7 @@ int main(int argc, char** argv) {
     rc = round_trips(a);
   } else if (a.workload == "throughput") {
     rc = throughput(a);
-  } else if (a.workload == "js_publish" || a.workload == "js_replay") {
+  } else if (a.workload == "js_publish" || a.workload == "js_replay" || a.workload == "js_consume") {
     rc = jetstream(a);
   } else {
     std::printf("{\"ok\":false,\"transport\":\"nats\",\"error\":\"unknown workload\"}\n");

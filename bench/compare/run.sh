@@ -8,7 +8,8 @@
 #   --out DIR      where results.json, table.md, latency16.png and logs/ go (default BUILD_DIR/compare)
 #   --no-build     don't (re)build the peers first
 #   driver options --repeat R, --seconds S, --cpus A,B, --transports limit,bus,nats,zmq,
-#                  --runs lat16,lat4k,tput16,tput256,tput4k,fan16,rr16,jspub,jsreplay
+#                  --runs lat16,lat4k,tput16,tput256,tput4k,fan16,rr16,jspub64,jspub1k,jspub64x4,
+#                         jspub64sync,jspub1ksync,jspub64syncx4,jsreplay64,jsconsume64
 #   BUILD_DIR      the CMake build directory (default: build, as scripts/setup.sh makes it)
 #
 # What runs: compare_driver starts nats-server on 127.0.0.1 (free port, JetStream, store in a temp

@@ -663,7 +663,7 @@ TEST_F(ConsumerMp, should_push_stored_messages_with_their_subjects_and_ack_repli
     ASSERT_TRUE(m) << "push delivery " << i + 1 << ": " << m.error().message;
     EXPECT_EQ(m->subject, subjects[i]) << "the stored message's own subject, not the deliver subject";
     EXPECT_EQ(m->data, "o" + std::to_string(i + 1));
-    EXPECT_EQ(m->reply.rfind("$JS.ACK.ORDERS.pusher.", 0), 0u) << m->reply;
+    EXPECT_EQ(m->reply.rfind("$JS.ACK._.bus.ORDERS.pusher.", 0), 0u) << "JetStream's v2 ack subject: " << m->reply;
     auto meta = metadata(*m);
     ASSERT_TRUE(meta) << m->reply;
     EXPECT_EQ(meta->stream_seq, i + 1);

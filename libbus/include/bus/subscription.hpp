@@ -25,6 +25,7 @@ namespace bus {
 
 namespace detail {
 class SubscriptionImpl;
+struct SubscriptionAccess;
 }
 
 using MessageHandler = std::function<void(const MessageView&)>;
@@ -63,6 +64,7 @@ class Subscription {
   std::uint64_t skipped_count() const noexcept;
 
  private:
+  friend struct detail::SubscriptionAccess;  // the library's own view of impl_
   std::unique_ptr<detail::SubscriptionImpl> impl_;
 };
 

@@ -503,10 +503,22 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
     ~Idle() { flag.store(0, std::memory_order_release); }
   } idle{busy};
   if (closed_.load(std::memory_order_relaxed)) return make_error(Errc::closed, "connection is closed");
-  if (subject.size() > kInboxPrefix.size() && subject.compare(0, kInboxPrefix.size(), kInboxPrefix) == 0 &&
-      try_deliver_to_inbox(*tp, subject, label, reply, headers, data)) {
-    if (a.segment.superseded(std::memory_order_seq_cst)) [[unlikely]] return superseded_error();  // [SC2]
-    return std::size_t{1};
+  // Addressed subjects (a reply to an inbox, an acknowledgement to the consumer engine) go
+  // straight to the ring they name; anything else, or an address that no longer holds, is routed.
+  if (subject.size() > kInboxPrefix.size() && subject[0] == kInboxPrefix[0] &&
+      subject.compare(0, kInboxPrefix.size(), kInboxPrefix) == 0) {
+    if (const auto address = parse_inbox_address(subject);
+        address && try_deliver_direct(*tp, *address, /*exact_incarnation=*/false, label, reply, headers, data)) {
+      if (a.segment.superseded(std::memory_order_seq_cst)) [[unlikely]] return superseded_error();  // [SC2]
+      return std::size_t{1};
+    }
+  } else if (subject.size() > kAckPrefix.size() && subject[0] == kAckPrefix[0] &&
+             subject.compare(0, kAckPrefix.size(), kAckPrefix) == 0) {
+    if (const auto address = parse_ack_address(subject);
+        address && try_deliver_direct(*tp, *address, /*exact_incarnation=*/true, label, reply, headers, data)) {
+      if (a.segment.superseded(std::memory_order_seq_cst)) [[unlikely]] return superseded_error();  // [SC2]
+      return std::size_t{1};
+    }
   }
   auto found = current_route(a, *tp, subject);
   if (!found) return std::move(found).error();
@@ -616,11 +628,10 @@ Error ConnectionImpl::superseded_error() {
                     "the bus was restarted with a new segment; this message may not have been delivered (re-attaching)");
 }
 
-bool ConnectionImpl::try_deliver_to_inbox(ThreadPublisher& tp, std::string_view subject, std::string_view label,
-                                          std::string_view reply, std::string_view headers,
-                                          std::string_view data) {
-  const auto address = parse_inbox_address(subject);
-  if (!address) return false;
+bool ConnectionImpl::try_deliver_direct(ThreadPublisher& tp, const InboxAddress& to, bool exact_incarnation,
+                                        std::string_view label, std::string_view reply, std::string_view headers,
+                                        std::string_view data) {
+  const InboxAddress* address = &to;
   const Segment& segment = tp.attachment->segment;
   SubscriptionLayout* layout = segment.subscription(address->ring);
   if (layout == nullptr) return false;
@@ -628,7 +639,10 @@ bool ConnectionImpl::try_deliver_to_inbox(ThreadPublisher& tp, std::string_view 
   if (layout->state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SubscriptionState::active)) {
     return false;
   }
-  // The ring must be exactly that inbox's: pattern "_INBOX.<random>.>".
+  // An acknowledgement to a ring that is not the addressed one any more (the engine
+  // resubscribed) is routed instead, to whoever subscribes now. Relaxed: the claim re-checks.
+  if (exact_incarnation && layout->incarnation.load(std::memory_order_relaxed) != address->incarnation) return false;
+  // The ring must be exactly the address's: pattern "_INBOX.<random>.>" or "$JS.ACK.>".
   // Relaxed atomic loads (shm/shared_text.hpp): the broker may be reassigning the slot.
   const std::uint32_t len = load_length(layout->pattern_len);
   if (len != address->pattern_prefix.size() + 1 || len >= sizeof layout->pattern ||

@@ -36,6 +36,7 @@ namespace bus::detail {
 
 class SubscriptionImpl;
 class Inbox;
+struct InboxAddress;
 struct Attachment;
 namespace journal {
 class Journal;
@@ -238,10 +239,12 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   Result<bool> refresh(Attachment& a, LocalRoute& route, std::string_view subject);
   static Error superseded_error();
   void forget_route(std::string_view subject, std::uint64_t generation);
-  /// A reply to an inbox made by a bus requester goes straight to that inbox's ring (see
-  /// client/inbox.hpp); returns false when `subject` is not such an inbox.
-  bool try_deliver_to_inbox(ThreadPublisher& tp, std::string_view subject, std::string_view label, std::string_view reply,
-                            std::string_view headers, std::string_view data);
+  /// A reply to an inbox made by a bus requester, or an acknowledgement to the consumer engine,
+  /// goes straight to the ring its subject names (client/inbox.hpp); false when that ring is not
+  /// (or no longer) the address's: the caller routes it. `exact_incarnation`: a ring given to
+  /// another subscription since counts as gone (else the claim drops it as stale).
+  bool try_deliver_direct(ThreadPublisher& tp, const InboxAddress& to, bool exact_incarnation, std::string_view label,
+                          std::string_view reply, std::string_view headers, std::string_view data);
   void abandoned(LocalRoute::Target& target) noexcept;
   /// The stream in slot `slot` of `a`'s table if it still has `incarnation` (nullptr: it was
   /// removed or replaced meanwhile), its journal attached on first use.

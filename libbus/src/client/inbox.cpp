@@ -32,6 +32,13 @@ bool parse_hex(std::string_view s, std::uint32_t& out) noexcept {
   return ec == std::errc() && ptr == s.data() + s.size();
 }
 
+// "<ring>-<incarnation>" in hex.
+bool parse_ring_address(std::string_view address, InboxAddress& out) noexcept {
+  const std::size_t dash = address.find('-');
+  if (dash == std::string_view::npos) return false;
+  return parse_hex(address.substr(0, dash), out.ring) && parse_hex(address.substr(dash + 1), out.incarnation);
+}
+
 std::string to_hex(std::uint32_t v) {
   char buf[8];
   const auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v, 16);
@@ -53,14 +60,30 @@ std::optional<InboxAddress> parse_inbox_address(std::string_view subject) noexce
   if (address_end == std::string_view::npos || subject.find('.', address_end + 1) != std::string_view::npos) {
     return std::nullopt;  // exactly four tokens
   }
-  const std::string_view address = subject.substr(random_end + 1, address_end - random_end - 1);
-  const std::size_t dash = address.find('-');
-  if (dash == std::string_view::npos) return std::nullopt;
   InboxAddress out;
-  if (!parse_hex(address.substr(0, dash), out.ring) || !parse_hex(address.substr(dash + 1), out.incarnation)) {
-    return std::nullopt;
-  }
+  if (!parse_ring_address(subject.substr(random_end + 1, address_end - random_end - 1), out)) return std::nullopt;
   out.pattern_prefix = subject.substr(0, random_end + 1);
+  return out;
+}
+
+std::string ring_address(std::uint32_t ring, std::uint32_t incarnation) {
+  return to_hex(ring) + "-" + to_hex(incarnation);
+}
+
+std::optional<InboxAddress> parse_ack_address(std::string_view subject) noexcept {
+  if (subject.substr(0, kAckPrefix.size()) != kAckPrefix) return std::nullopt;
+  // Exactly 10 tokens after the prefix; the address is the last.
+  std::size_t dots = 0, last_dot = 0;
+  for (std::size_t i = kAckPrefix.size(); i < subject.size(); ++i) {
+    if (subject[i] == '.') {
+      ++dots;
+      last_dot = i;
+    }
+  }
+  if (dots != 9) return std::nullopt;
+  InboxAddress out;
+  if (!parse_ring_address(subject.substr(last_dot + 1), out)) return std::nullopt;
+  out.pattern_prefix = kAckPrefix;
   return out;
 }
 
@@ -75,8 +98,8 @@ Result<DirectInbox> open_direct_inbox(ConnectionImpl& connection) {
   DirectInbox inbox;
   inbox.subscription = std::move(sub).value();
   inbox.subscription->set_rebindable(false);
-  inbox.reply_prefix = pattern_prefix + to_hex(inbox.subscription->index()) + "-" +
-                       to_hex(inbox.subscription->incarnation()) + ".";
+  inbox.reply_prefix =
+      pattern_prefix + ring_address(inbox.subscription->index(), inbox.subscription->incarnation()) + ".";
   return inbox;
 }
 

@@ -42,6 +42,17 @@ struct InboxAddress {
 };
 std::optional<InboxAddress> parse_inbox_address(std::string_view subject) noexcept;
 
+/// Acknowledgements: the consumer engine's ack subjects are JetStream's v2 form,
+/// `$JS.ACK.<domain>.<account>.<stream>.<consumer>.<5 numbers>.<token>`, with the address of
+/// its `$JS.ACK.>` ring as the token ("<ring>-<incarnation>", hex). A publish to one goes
+/// straight to that ring, as a reply to an inbox does: every ack subject is unique, and routing
+/// each through the broker would cost a round trip per acknowledgement.
+inline constexpr std::string_view kAckPrefix = "$JS.ACK.";
+/// Parsed from such a subject (pattern_prefix is "$JS.ACK."); nullopt for any other subject.
+std::optional<InboxAddress> parse_ack_address(std::string_view subject) noexcept;
+/// "<ring>-<incarnation>" in hex: the token that addresses a ring.
+std::string ring_address(std::uint32_t ring, std::uint32_t incarnation);
+
 /// A subscription to `_INBOX.<random>.>` whose replies are addressed to its ring
 /// (`reply_prefix` + "<n>"). Not rebound on reconnect (the address names this ring).
 struct DirectInbox {

@@ -136,4 +136,10 @@ class SubscriptionImpl {
   std::thread dispatch_;
 };
 
+/// The implementation behind a public Subscription, for the library's own modules (the
+/// consumer engine addresses its ack ring).
+struct SubscriptionAccess {
+  static SubscriptionImpl* of(const Subscription& s) noexcept { return s.impl_.get(); }
+};
+
 }  // namespace bus::detail

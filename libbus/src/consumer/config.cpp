@@ -286,15 +286,20 @@ std::string next_subject(std::string_view stream, std::string_view consumer) {
   return std::string(kApiPrefix) + "MSG.NEXT." + std::string(stream) + "." + std::string(consumer);
 }
 
-std::string ack_subject(std::string_view stream, std::string_view consumer, const MessageMetadata& m) {
+std::string ack_subject(std::string_view stream, std::string_view consumer, const MessageMetadata& m,
+                        std::string_view address) {
   std::string s;
-  s.reserve(40 + stream.size() + consumer.size() + 5 * 20);
-  s.append("$JS.ACK.").append(stream).append(".").append(consumer);
+  s.reserve(48 + stream.size() + consumer.size() + 5 * 20 + address.size());
+  // v2 (with an address): no domain ("_", as JetStream writes none) and our account name.
+  s.append("$JS.ACK.");
+  if (!address.empty()) s.append("_.bus.");
+  s.append(stream).append(".").append(consumer);
   append_token(s, m.num_delivered);
   append_token(s, m.stream_seq);
   append_token(s, m.consumer_seq);
   append_token(s, static_cast<std::uint64_t>(m.time_ns));
   append_token(s, m.num_pending);
+  if (!address.empty()) s.append(".").append(address);
   return s;
 }
 
@@ -302,20 +307,26 @@ std::optional<MessageMetadata> parse_ack_subject(std::string_view subject) {
   constexpr std::string_view prefix = "$JS.ACK.";
   if (subject.substr(0, prefix.size()) != prefix) return std::nullopt;
   subject.remove_prefix(prefix.size());
-  std::string_view tokens[7];
-  for (int i = 0; i < 7; ++i) {
+  // v1: stream, consumer, 5 numbers; v2: domain, account, the same, and an optional token.
+  std::string_view tokens[10];
+  int n = 0;
+  for (;;) {
+    if (n == 10) return std::nullopt;
     const std::size_t dot = subject.find('.');
-    if ((dot == std::string_view::npos) != (i == 6)) return std::nullopt;  // exactly 7 tokens
-    tokens[i] = subject.substr(0, dot);
-    if (tokens[i].empty()) return std::nullopt;
-    subject = dot == std::string_view::npos ? std::string_view{} : subject.substr(dot + 1);
+    tokens[n] = subject.substr(0, dot);
+    if (tokens[n].empty()) return std::nullopt;
+    ++n;
+    if (dot == std::string_view::npos) break;
+    subject.remove_prefix(dot + 1);
   }
+  if (n != 7 && n != 9 && n != 10) return std::nullopt;
+  const int first = n == 7 ? 0 : 2;
   MessageMetadata m;
-  m.stream = std::string(tokens[0]);
-  m.consumer = std::string(tokens[1]);
+  m.stream = std::string(tokens[first]);
+  m.consumer = std::string(tokens[first + 1]);
   std::uint64_t values[5];
   for (int i = 0; i < 5; ++i) {
-    const std::string_view t = tokens[2 + i];
+    const std::string_view t = tokens[first + 2 + i];
     const auto r = std::from_chars(t.data(), t.data() + t.size(), values[i]);
     if (r.ec != std::errc{} || r.ptr != t.data() + t.size()) return std::nullopt;
   }

@@ -45,9 +45,13 @@ std::string next_subject(std::string_view stream, std::string_view consumer);
 inline constexpr std::string_view kApiPattern = "$JS.API.CONSUMER.>";
 inline constexpr std::string_view kAckPattern = "$JS.ACK.>";
 
-/// $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time ns>.<pending>
-std::string ack_subject(std::string_view stream, std::string_view consumer, const MessageMetadata& m);
-/// The reverse; nullopt for any other subject.
+/// JetStream's ack subject. With `address` (the engine's ack ring, client/inbox.hpp) its v2
+/// form, $JS.ACK._.bus.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time ns>.
+/// <pending>.<address>, which publishers deliver straight to that ring; without, the v1 form
+/// $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time ns>.<pending>.
+std::string ack_subject(std::string_view stream, std::string_view consumer, const MessageMetadata& m,
+                        std::string_view address = {});
+/// The reverse, for either form (and v2 without its last token); nullopt for any other subject.
 std::optional<MessageMetadata> parse_ack_subject(std::string_view subject);
 
 /// An API error reply: {"error": {"code": HTTP-like, "err_code": JetStream's, "description"}}.

@@ -15,6 +15,8 @@
 #include "bus/consumer.hpp"
 #include "bus/stream.hpp"
 #include "client/connection_impl.hpp"
+#include "client/inbox.hpp"
+#include "client/subscription_impl.hpp"
 #include "consumer/config.hpp"
 #include "consumer/store.hpp"
 #include "os/process.hpp"
@@ -140,6 +142,7 @@ struct EngineLoop {
   std::optional<Connection> conn;
   ConnectionImpl* impl = nullptr;
   std::optional<Subscription> api_sub, ack_sub;
+  std::string ack_address;  // of ack_sub's ring, the last token of every ack subject
   std::map<std::pair<std::string, std::string>, std::unique_ptr<Consumer>> consumers;
 
   // One watcher per stream: sleeps on the journal until `from` is committed, then wakes us.
@@ -278,6 +281,10 @@ struct EngineLoop {
     }
     api_sub = std::move(api).value();
     ack_sub = std::move(acks).value();
+    // Ack subjects name this ring, so that acknowledgements come straight here (client/inbox.hpp).
+    if (const SubscriptionImpl* ring = SubscriptionAccess::of(*ack_sub)) {
+      ack_address = ring_address(ring->index(), ring->incarnation());
+    }
     return true;
   }
 
@@ -750,7 +757,7 @@ struct EngineLoop {
     const std::uint64_t reached = std::max(c.next_seq - 1, seq);
     const std::uint64_t last = c.reader ? c.reader->last_sequence() : 0;
     meta.num_pending = c.initial.size() + (last > reached ? last - reached : 0);
-    const std::string reply = ack_subject(c.stream, c.config.name, meta);
+    const std::string reply = ack_subject(c.stream, c.config.name, meta, ack_address);
     auto matched = send(to, reply, headers, data, subject);
     if (!matched || matched.value() == 0) {
       if (!matched) log("delivery of " + c.stream + " #" + std::to_string(seq) + " failed: " + matched.error().message);
