@@ -194,7 +194,14 @@ TEST(Layout, stream_slot_is_frozen) {
   EXPECT_EQ(offsetof(StreamLayout, segment_bytes), 32u);
   EXPECT_EQ(offsetof(StreamLayout, stream_id), 40u);
   EXPECT_EQ(offsetof(StreamLayout, name), 64u);
+  EXPECT_EQ(offsetof(StreamLayout, max_msgs), 48u);
+  EXPECT_EQ(offsetof(StreamLayout, max_bytes), 56u);
   EXPECT_EQ(offsetof(StreamLayout, dir_len), 320u);
+  EXPECT_EQ(offsetof(StreamLayout, usage_version), 324u);
+  EXPECT_EQ(offsetof(StreamLayout, removed_msgs), 328u);
+  EXPECT_EQ(offsetof(StreamLayout, first_segment), 336u);
+  EXPECT_EQ(offsetof(StreamLayout, removed_bytes), 344u);
+  EXPECT_EQ(kStreamDiscardNew, 2u);
   EXPECT_EQ(offsetof(StreamLayout, journal_dir), 384u);
   EXPECT_EQ(static_cast<std::uint32_t>(StreamSlotState::active), 1u);
 }

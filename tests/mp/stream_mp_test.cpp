@@ -74,12 +74,6 @@ TEST(StreamMp, should_store_what_is_published_and_answer_the_stream_verbs) {
   ASSERT_TRUE(exits_with(missing, 1));
   EXPECT_TRUE(holds(missing.err(), "no message 99")) << missing.describe();
   EXPECT_TRUE(holds(cli_ok(bus, {"stream", "info", "ORDERS", "--json"}), "\"messages\": 7"));
-  // A limit that is not enforced yet is refused, never stored as if it bounded anything.
-  auto discard_new = spawn_cli({"stream", "add", "NEWEST", "--subjects", "new.>", "--max-msgs", "5", "--discard", "new",
-                                "--bus", bus});
-  ASSERT_TRUE(discard_new.wait_exit(20s));
-  EXPECT_FALSE(discard_new.status()->success());
-  EXPECT_TRUE(holds(discard_new.err(), "discard new is not enforced yet")) << discard_new.describe();
   // max_msgs with discard old is: the broker deletes the oldest within a tick or so.
   cli_ok(bus, {"stream", "add", "LIMITED", "--subjects", "lim.>", "--max-msgs", "5"});
   for (int i = 1; i <= 8; ++i) cli_ok(bus, {"pub", "lim.x", "m" + std::to_string(i)});
@@ -237,6 +231,43 @@ TEST(StreamMp, should_flush_by_each_streams_sync_policy) {
                          "--bus", bus});
   ASSERT_TRUE(exits_with(fast, 2)) << "a bad argument";
   EXPECT_TRUE(holds(fast.err(), "sync_interval must be from 10ms to 24h")) << fast.describe();
+}
+
+TEST(StreamMp, should_refuse_what_does_not_fit_a_discard_new_stream_exactly_across_publishers) {
+  StoreDir store;
+  BrokerProcess broker(unique_bus_name(), {"--store-dir", store.path});
+  ASSERT_TRUE(broker.ready());
+  const std::string& bus = broker.bus_name();
+  cli_ok(bus, {"stream", "add", "NEWEST", "--subjects", "new.>", "--max-msgs", "5", "--discard", "new"});
+  EXPECT_TRUE(holds(cli_ok(bus, {"pub", "--ack", "new.x", "m{{Count}}", "--count", "5"}), "sequence 5"));
+  auto full = spawn_cli({"pub", "--ack", "new.x", "sixth", "--bus", bus});
+  ASSERT_TRUE(exits_with(full, 1));
+  EXPECT_TRUE(holds(full.err(), "maximum messages exceeded")) << full.describe();
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "get", "NEWEST", "1"}), "m1")) << "the oldest stays: nothing discarded";
+  // A delete makes room at once (the broker republishes the usage with its reply).
+  cli_ok(bus, {"stream", "rmm", "NEWEST", "2", "-f"});
+  EXPECT_TRUE(holds(cli_ok(bus, {"pub", "--ack", "new.x", "after delete"}), "sequence 6"));
+  // Publishers in four processes race for the room of a 60-message stream: exactly 60 stored.
+  cli_ok(bus, {"stream", "add", "RACE", "--subjects", "race.>", "--max-msgs", "60", "--discard", "new"});
+  std::vector<ChildProcess> pubs;
+  for (int i = 0; i < 4; ++i) pubs.push_back(spawn_cli({"pub", "--ack", "race.x", "p{{Count}}", "--count", "40", "--bus", bus}));
+  std::size_t acked = 0;
+  for (auto& p : pubs) {
+    ASSERT_TRUE(p.wait_exit(60s)) << p.describe();
+    acked += acked_sequences(p, "RACE").size();
+  }
+  EXPECT_EQ(acked, 60u) << "acknowledged until full, refused after";
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "info", "RACE", "--json"}), "\"messages\": 60"));
+  // max_bytes likewise: 100-byte messages into 1 KiB hold fewer than 11, and the refusal says why.
+  cli_ok(bus, {"stream", "add", "BYTES", "--subjects", "bytes.>", "--max-bytes", "1KiB", "--discard", "new"});
+  auto fill = spawn_cli({"pub", "--ack", "bytes.x", std::string(100, 'b'), "--count", "20", "--bus", bus});
+  ASSERT_TRUE(exits_with(fill, 1));
+  EXPECT_TRUE(holds(fill.err(), "maximum bytes exceeded")) << fill.describe();
+  const std::size_t stored = acked_sequences(fill, "BYTES").size();
+  EXPECT_GE(stored, 5u);
+  EXPECT_LT(stored, 11u);
+  const std::string info = cli_ok(bus, {"stream", "info", "BYTES", "--json"});
+  EXPECT_TRUE(holds(info, "\"messages\": " + std::to_string(stored))) << info;
 }
 
 TEST(StreamMp, should_refuse_a_second_broker_on_the_same_store) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "journal/journal.hpp"
+#include "os/process.hpp"
 #include "stream/limits.hpp"
 #include "journal_helpers.hpp"
 #include "temp_dir.hpp"
@@ -48,6 +49,26 @@ TEST(StreamDelete, should_hide_a_deleted_message_from_readers_and_count_it_acros
   EXPECT_EQ(again->deleted_count(), 2u) << "the marks are in the file";
   EXPECT_EQ(live_messages(*again), 3u);
   EXPECT_EQ(again->first_live_seq(), 3u);
+}
+
+TEST(StreamLimits, should_leave_counts_to_publishers_under_discard_new_but_still_apply_age_and_per_subject) {
+  bus::test::TempDir dir;
+  auto j = open_journal(dir.sub("s"));
+  for (int i = 1; i <= 6; ++i) ASSERT_TRUE(j->append(i % 2 == 0 ? "even" : "odd", "", "m" + std::to_string(i)));
+  StreamConfig c;
+  c.discard = Discard::new_messages;
+  c.max_msgs = 2;  // over it (as an edit can leave a stream): not trimmed, publishers refuse
+  SubjectIndex index;
+  const auto now = static_cast<std::int64_t>(realtime_ns());
+  EXPECT_EQ(enforce_limits(*j, c, index, now), 0u);
+  EXPECT_EQ(live_messages(*j), 6u);
+  c.max_msgs_per_subject = 2;  // the oldest of each subject go, as JetStream does
+  EXPECT_EQ(enforce_limits(*j, c, index, now), 2u);
+  EXPECT_FALSE(j->read(1));
+  EXPECT_FALSE(j->read(2));
+  c.max_age = std::chrono::seconds(1);  // ages expire whatever the discard policy
+  EXPECT_EQ(enforce_limits(*j, c, index, now + 2'000'000'000), 4u);
+  EXPECT_EQ(live_messages(*j), 0u);
 }
 
 TEST(StreamLimits, should_keep_the_newest_max_msgs_and_remove_segments_left_empty) {

@@ -246,7 +246,11 @@ void BrokerStreams::publish_slot(std::uint32_t slot, const Served* s) {
     const std::string dir = store_->journal_dir(s->config.name);
     l->incarnation.store(s->incarnation, std::memory_order_relaxed);
     l->sync.store(static_cast<std::uint32_t>(s->config.sync), std::memory_order_relaxed);
-    l->flags.store(s->config.allow_rollup_hdrs ? kStreamAllowRollup : 0u, std::memory_order_relaxed);
+    l->flags.store((s->config.allow_rollup_hdrs ? kStreamAllowRollup : 0u) |
+                       (s->config.discard == Discard::new_messages ? kStreamDiscardNew : 0u),
+                   std::memory_order_relaxed);
+    l->max_msgs.store(s->config.max_msgs, std::memory_order_relaxed);
+    l->max_bytes.store(s->config.max_bytes, std::memory_order_relaxed);
     l->max_msg_size.store(s->config.max_msg_size, std::memory_order_relaxed);
     l->segment_bytes.store(kJournalSegmentBytes, std::memory_order_relaxed);
     l->stream_id.store(s->journal->stream_id(), std::memory_order_relaxed);
@@ -255,9 +259,25 @@ void BrokerStreams::publish_slot(std::uint32_t slot, const Served* s) {
     store_length(l->dir_len, dir.size());
     store_text(l->journal_dir, sizeof l->journal_dir, dir);
     l->state.store(static_cast<std::uint32_t>(StreamSlotState::active), std::memory_order_relaxed);
+    publish_usage(*s);
   } else {
     l->state.store(static_cast<std::uint32_t>(StreamSlotState::free), std::memory_order_relaxed);
   }
+}
+
+void BrokerStreams::publish_usage(const Served& s) {
+  StreamLayout* l = segment_->stream(s.slot);
+  if (l == nullptr) return;
+  const journal::Journal& j = *s.journal;
+  // What stream::live_messages() and live_bytes() subtract, so that a publisher's
+  // last_seq - removed_msgs is the broker's count (docs/design/journal.md, discard new).
+  const std::uint64_t first = j.first_seq();
+  const std::uint64_t removed = (first - 1) + j.deleted_count() + j.recovery().lost_records;
+  // [R10] release when `write` ends; pairs with [A10] in client/streams.cpp.
+  const SeqlockWrite write(l->usage_version);
+  l->removed_msgs.store(removed, std::memory_order_relaxed);
+  l->first_segment.store(first, std::memory_order_relaxed);
+  l->removed_bytes.store(j.deleted_bytes(), std::memory_order_relaxed);
 }
 
 BrokerStreams::Served* BrokerStreams::find(std::string_view name) {
@@ -280,8 +300,12 @@ void BrokerStreams::enforce_limits() {
   const auto now = static_cast<std::int64_t>(realtime_ns());
   for (Served& s : streams_) {
     const StreamConfig& c = s.config;
-    if (c.max_msgs < 0 && c.max_bytes < 0 && c.max_age.count() == 0 && c.max_msgs_per_subject < 0) continue;
-    stream::enforce_limits(*s.journal, c, s.subjects, now);
+    if (c.max_msgs >= 0 || c.max_bytes >= 0 || c.max_age.count() > 0 || c.max_msgs_per_subject >= 0) {
+      stream::enforce_limits(*s.journal, c, s.subjects, now);
+    }
+    // Every tick: deletes by the consumer engine's retention and by ages reach the publishers
+    // of a discard-new stream within one (until then they count too many: they refuse early).
+    publish_usage(s);
   }
 }
 
@@ -346,6 +370,7 @@ Result<std::string> BrokerStreams::handle(StreamOp op, std::string_view name, st
       }
       const std::uint64_t purged = stream::purge(*s->journal, filter, keep, upto);
       s->subjects = {};  // rebuilt from what is left
+      publish_usage(*s);
       log_("stream '" + s->config.name + "': purged " + std::to_string(purged) + " message(s)");
       return stream::json_text(nlohmann::json{{"success", true}, {"purged", purged}});
     }
@@ -369,6 +394,7 @@ Result<std::string> BrokerStreams::handle(StreamOp op, std::string_view name, st
           }
         }
         if (deleted > 0) s->journal->drop_deleted_segments();
+        publish_usage(*s);
         return stream::json_text(nlohmann::json{{"success", true}, {"deleted", deleted}});
       }
       if (!j.is_object() || !j.contains("seq") || !j.at("seq").is_number_unsigned()) {
@@ -379,6 +405,7 @@ Result<std::string> BrokerStreams::handle(StreamOp op, std::string_view name, st
         return make_error(Errc::not_found, "no message " + std::to_string(seq) + " in stream '" + s->config.name + "'");
       }
       s->journal->drop_deleted_segments();
+      publish_usage(*s);
       return stream::json_text(nlohmann::json{{"success", true}});
     }
     case StreamOp::list: {
@@ -397,19 +424,6 @@ Result<std::string> BrokerStreams::handle(StreamOp op, std::string_view name, st
   return make_error(Errc::protocol_error, "unknown stream request");
 }
 
-Status BrokerStreams::refuse_unenforced(const StreamConfig& c) {
-  // Accepted and stored but not applied would be a stream that fills the disk while claiming a
-  // bound: refused until the limits are built (issue 8), as storage memory is.
-  const auto refuse = [&](const char* what) {
-    return make_error(Errc::invalid_argument,
-                      "stream '" + c.name + "': " + what + " is not enforced yet; leave it unset (unlimited)");
-  };
-  // The limits are applied by deleting the oldest (discard old); discard new would have to
-  // refuse on the publishing thread, which does not count yet.
-  if (c.discard != Discard::old_messages) return refuse("discard new");
-  return {};
-}
-
 Result<std::string> BrokerStreams::add(std::string_view body, bool& routes_changed) {
   auto parsed = stream::from_json(body);
   if (!parsed) return std::move(parsed).error();
@@ -423,7 +437,6 @@ Result<std::string> BrokerStreams::add(std::string_view body, bool& routes_chang
     return make_error(Errc::already_exists, "stream name already in use with a different configuration: '" +
                                                 config.name + "'");
   }
-  if (auto st = refuse_unenforced(config); !st) return std::move(st).error();
   auto slot = free_slot();
   if (!slot) {
     return make_error(Errc::resource_exhausted, "all " + std::to_string(segment_->config().max_streams) +
@@ -455,7 +468,6 @@ Result<std::string> BrokerStreams::edit(std::string_view body, bool& routes_chan
   if (s == nullptr) return no_stream(config.name);
   if (config.retention != s->config.retention) return make_error(Errc::invalid_argument, "stream retention can not be changed");
   if (config.storage != s->config.storage) return make_error(Errc::invalid_argument, "stream storage can not be changed");
-  if (auto st = refuse_unenforced(config); !st) return std::move(st).error();
   if (route_check_) {
     if (auto st = route_check_(config); !st) return std::move(st).error();
   }

@@ -86,9 +86,10 @@ class BrokerStreams {
   std::optional<std::uint32_t> free_slot() const;
   /// Rewrites a slot under its seqlock ([R8]); nullptr frees it.
   void publish_slot(std::uint32_t slot, const Served* s);
+  /// Rewrites a slot's usage words (what discard new counts) under their own seqlock ([R10]).
+  void publish_usage(const Served& s);
 
   Status make_store();
-  static Status refuse_unenforced(const StreamConfig& config);
   RouteCheck route_check_;
   ConsumerCount consumer_count_;
 

@@ -67,6 +67,9 @@ struct StreamHandle {
   std::string name;
   std::int64_t max_msg_size = -1;
   bool allow_rollup = false;  // Nats-Rollup honoured (allow_rollup_hdrs)
+  // Discard new with max_msgs or max_bytes: the slot whose usage words appends check; else null.
+  const StreamLayout* usage = nullptr;
+  std::int64_t max_msgs = -1, max_bytes = -1;
   std::unique_ptr<journal::Journal> journal;
   journal::MsgIdTable msg_ids;  // Nats-Msg-Id de-duplication (the broker made it beside the journal)
   ~StreamHandle();

@@ -24,6 +24,8 @@ struct SlotCopy {
   std::uint32_t incarnation = 0;
   SyncPolicy sync = SyncPolicy::never;
   bool allow_rollup = false;
+  bool discard_new = false;
+  std::int64_t max_msgs = -1, max_bytes = -1;
   std::int64_t max_msg_size = -1;
   std::uint64_t segment_bytes = 0;
   std::uint64_t stream_id = 0;
@@ -45,7 +47,11 @@ Result<SlotCopy> read_slot(const Segment& segment, std::uint32_t slot) {
       c.incarnation = l->incarnation.load(std::memory_order_relaxed);
       // Publishers sync only for always: interval flushes are the broker's.
       c.sync = l->sync.load(std::memory_order_relaxed) == 1 ? SyncPolicy::always : SyncPolicy::never;
-      c.allow_rollup = (l->flags.load(std::memory_order_relaxed) & kStreamAllowRollup) != 0;
+      const std::uint32_t flags = l->flags.load(std::memory_order_relaxed);
+      c.allow_rollup = (flags & kStreamAllowRollup) != 0;
+      c.discard_new = (flags & kStreamDiscardNew) != 0;
+      c.max_msgs = l->max_msgs.load(std::memory_order_relaxed);
+      c.max_bytes = l->max_bytes.load(std::memory_order_relaxed);
       c.max_msg_size = l->max_msg_size.load(std::memory_order_relaxed);
       c.segment_bytes = l->segment_bytes.load(std::memory_order_relaxed);
       c.stream_id = l->stream_id.load(std::memory_order_relaxed);
@@ -103,6 +109,12 @@ Result<StreamHandle*> ConnectionImpl::stream_handle(const Attachment& a, std::ui
   h->name = std::move(copy->name);
   h->max_msg_size = copy->max_msg_size;
   h->allow_rollup = copy->allow_rollup;
+  // Discard new with a bound on messages or bytes: every append checks for room first.
+  if (copy->discard_new && (copy->max_msgs >= 0 || copy->max_bytes >= 0)) {
+    h->usage = a.segment.stream(slot);
+    h->max_msgs = copy->max_msgs;
+    h->max_bytes = copy->max_bytes;
+  }
   h->journal = std::move(journal).value();
   // Made by the broker when it served the stream; without it (a broker of an older build)
   // Nats-Msg-Id publishes are refused rather than stored twice.
@@ -208,19 +220,51 @@ std::uint64_t last_on_subject(const journal::Journal& j, std::string_view subjec
 
 }  // namespace
 
+// Discard new: whether a record of `bytes` fits in `stream` while `last` is its last sequence,
+// by the usage the broker publishes ([A10]). The caller appends only if `last` is still the
+// last (one CAS), so concurrent publishers never take the stream past a limit together.
+static Status room_for(const StreamHandle& stream, std::uint64_t last, std::uint64_t bytes) {
+  const StreamLayout* l = stream.usage;
+  std::uint64_t removed = 0, first_segment = 0, removed_bytes = 0;
+  for (int attempt = 0;; ++attempt) {
+    // [A10] acquire: pairs with [R10] (broker/streams.cpp, publish_usage).
+    const std::uint32_t v1 = l->usage_version.load(std::memory_order_acquire);
+    removed = l->removed_msgs.load(std::memory_order_relaxed);
+    first_segment = l->first_segment.load(std::memory_order_relaxed);
+    removed_bytes = l->removed_bytes.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);  // the loads above before the re-read
+    if ((v1 & 1u) == 0 && l->usage_version.load(std::memory_order_relaxed) == v1) break;
+    // The broker holds it odd for nanoseconds; stuck odd means it died mid-write.
+    if (attempt == 100'000) return make_error(Errc::timeout, "the stream's usage is being rewritten (broker stopped?)");
+  }
+  const std::uint64_t messages = last > removed ? last - removed : 0;
+  if (stream.max_msgs >= 0 && messages + 1 > static_cast<std::uint64_t>(stream.max_msgs)) {
+    return make_error(Errc::resource_exhausted, "maximum messages exceeded");
+  }
+  if (stream.max_bytes >= 0) {
+    const std::uint64_t stored = stream.journal->stored_bytes_from(first_segment);
+    const std::uint64_t live = stored > removed_bytes ? stored - removed_bytes : 0;
+    if (live + bytes > static_cast<std::uint64_t>(stream.max_bytes)) {
+      return make_error(Errc::resource_exhausted, "maximum bytes exceeded");
+    }
+  }
+  return {};
+}
+
 Result<std::uint64_t> ConnectionImpl::store(StreamHandle& stream, std::string_view subject, std::string_view headers,
                                             std::string_view data, bool* duplicate) {
   auto refused = [&](Error e) {
     return make_error(e.code, "not stored in stream '" + stream.name + "': " + e.message);
   };
-  if (headers.empty()) [[likely]] {
+  if (headers.empty() && stream.usage == nullptr) [[likely]] {
     auto sequence = stream.journal->append(subject, headers, data);
     if (!sequence) return refused(std::move(sequence).error());
     return sequence;
   }
-  auto wanted = stream_headers(headers);
+  auto wanted = headers.empty() ? Result<StreamHeaders>(StreamHeaders{}) : stream_headers(headers);
   if (!wanted) return refused(std::move(wanted).error());
   const StreamHeaders& want = wanted.value();
+  const bool bounded = stream.usage != nullptr;
   if (want.expected_stream && *want.expected_stream != stream.name) {
     return refused(make_error(Errc::expectation_failed, "expected stream does not match"));
   }
@@ -274,7 +318,13 @@ Result<std::uint64_t> ConnectionImpl::store(StreamHandle& stream, std::string_vi
         break;
       }
     }
-    sequence = j.append(subject, headers, data, want.any_expectation() ? last : journal::Journal::kAnyLast);
+    if (bounded) {
+      if (auto st = room_for(stream, last, journal::record_bytes(subject.size(), headers.size(), data.size())); !st) {
+        sequence = std::move(st).error();
+        break;
+      }
+    }
+    sequence = j.append(subject, headers, data, want.any_expectation() || bounded ? last : journal::Journal::kAnyLast);
     if (sequence || sequence.error().code != Errc::expectation_failed || want.expected_last_seq) break;
   }
   if (!sequence) {

@@ -651,11 +651,15 @@ Status Journal::prepare_spare() {
   return SegmentFile::make_spare(directory_, options_.segment_bytes, dir_fd_);
 }
 
-std::uint64_t Journal::stored_bytes() const {
+std::uint64_t Journal::stored_bytes() const { return stored_bytes_from(0); }
+
+std::uint64_t Journal::stored_bytes_from(std::uint64_t first_seq) const {
   current_tail();
   std::shared_lock lock(segments_mutex_);
   std::uint64_t bytes = 0;
-  for (const auto& s : segments_) bytes += s->file.claimed_end() - kSegmentHeaderBytes;
+  for (const auto& s : segments_) {
+    if (s->file.first_seq() >= first_seq) bytes += s->file.claimed_end() - kSegmentHeaderBytes;
+  }
   return bytes;
 }
 

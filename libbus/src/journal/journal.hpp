@@ -133,6 +133,9 @@ class Journal {
   Status prepare_spare();
   /// Bytes of records claimed so far in every segment (headers and padding included).
   std::uint64_t stored_bytes() const;
+  /// The same, over the segments that start at `first_seq` or later (a publisher's handle
+  /// still maps segments the broker has dropped).
+  std::uint64_t stored_bytes_from(std::uint64_t first_seq) const;
   /// Whether open() verified the journal (false: other processes had it open, so it was
   /// attached as it is; attach() never recovers).
   bool recovered() const noexcept { return recovered_; }

@@ -371,10 +371,16 @@ inline constexpr std::size_t kRouteTargetsOffset = 320;
 //   24     8 max_msg_size   broker  -1: unlimited
 //   32     8 segment_bytes  broker  size of the journal's segment files
 //   40     8 stream_id      broker  the journal's id (every segment file carries it)
-//   48    16 reserved
+//   48     8 max_msgs       broker  -1: unlimited; checked by publishers with discard new
+//   56     8 max_bytes      broker  -1: unlimited; likewise
 //   64   256 name           broker  NUL-terminated
 //  320     4 dir_len        broker
-//  324    60 reserved
+//  324     4 usage_version  broker  seqlock of the three usage words below (not of the slot)
+//  328     8 removed_msgs   broker  sequences up to the last that are stored no more (deleted,
+//                                   lost, or in dropped segments): messages = last_seq - this
+//  336     8 first_segment  broker  first sequence of the oldest segment file kept
+//  344     8 removed_bytes  broker  bytes of deleted records in the segments kept
+//  352    32 reserved
 //  384   640 journal_dir    broker  NUL-terminated absolute path of the stream's journal
 //
 // A route target of kind `stream` names a slot and its incarnation. The publisher maps the
@@ -395,19 +401,33 @@ struct StreamLayout {
   std::atomic<std::int64_t> max_msg_size;
   std::atomic<std::uint64_t> segment_bytes;
   std::atomic<std::uint64_t> stream_id;
-  std::uint8_t reserved1[16];
+  std::atomic<std::int64_t> max_msgs;   // zero in segments of older brokers: see kStreamDiscardNew
+  std::atomic<std::int64_t> max_bytes;
   char name[kStreamNameBytes];
   std::uint32_t dir_len;
-  std::uint8_t reserved2[60];
+  std::atomic<std::uint32_t> usage_version;
+  std::atomic<std::uint64_t> removed_msgs;
+  std::atomic<std::uint64_t> first_segment;
+  std::atomic<std::uint64_t> removed_bytes;
+  std::uint8_t reserved2[32];
   char journal_dir[kJournalDirBytes];
 };
 inline constexpr std::uint32_t kStreamAllowRollup = 1u << 0;  // Nats-Rollup headers are honoured
+// Discard new: publishers refuse a message that would take the stream past max_msgs or
+// max_bytes (only with this flag set are those two words read).
+inline constexpr std::uint32_t kStreamDiscardNew = 1u << 1;
 static_assert(offsetof(StreamLayout, incarnation) == 8);
 static_assert(offsetof(StreamLayout, flags) == 20);
 static_assert(offsetof(StreamLayout, max_msg_size) == 24);
 static_assert(offsetof(StreamLayout, stream_id) == 40);
 static_assert(offsetof(StreamLayout, name) == 64);
+static_assert(offsetof(StreamLayout, max_msgs) == 48);
+static_assert(offsetof(StreamLayout, max_bytes) == 56);
 static_assert(offsetof(StreamLayout, dir_len) == 320);
+static_assert(offsetof(StreamLayout, usage_version) == 324);
+static_assert(offsetof(StreamLayout, removed_msgs) == 328);
+static_assert(offsetof(StreamLayout, first_segment) == 336);
+static_assert(offsetof(StreamLayout, removed_bytes) == 344);
 static_assert(offsetof(StreamLayout, journal_dir) == 384);
 static_assert(sizeof(StreamLayout) == 1024);
 

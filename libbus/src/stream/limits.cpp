@@ -22,7 +22,9 @@ std::uint64_t live_bytes(const journal::Journal& j) {
 }
 
 std::uint64_t enforce_limits(journal::Journal& j, const StreamConfig& c, SubjectIndex& index, std::int64_t now_ns) {
-  if (c.discard != Discard::old_messages) return 0;  // discard new refuses at publish time
+  // Discard new: publishers refuse what would pass max_msgs or max_bytes (client/streams.cpp),
+  // so only the age and the per-subject limit delete here, as in JetStream.
+  const bool discard_old = c.discard == Discard::old_messages;
   std::uint64_t deleted = 0;
   // Bounded per tick: the broker's loop (heartbeat, control requests) must go on; the rest
   // is for the next tick.
@@ -30,8 +32,8 @@ std::uint64_t enforce_limits(journal::Journal& j, const StreamConfig& c, Subject
   // Oldest first while over a limit. A message not completely written yet (its writer is
   // writing, or died: readers give up on it after 1 s) stops this tick's pass.
   for (;;) {
-    const bool over_count = c.max_msgs >= 0 && live_messages(j) > static_cast<std::uint64_t>(c.max_msgs);
-    const bool over_bytes = c.max_bytes >= 0 && live_bytes(j) > static_cast<std::uint64_t>(c.max_bytes);
+    const bool over_count = discard_old && c.max_msgs >= 0 && live_messages(j) > static_cast<std::uint64_t>(c.max_msgs);
+    const bool over_bytes = discard_old && c.max_bytes >= 0 && live_bytes(j) > static_cast<std::uint64_t>(c.max_bytes);
     const std::uint64_t first = j.first_live_seq();
     if (first > j.last_seq()) break;
     bool too_old = false;

@@ -1,5 +1,6 @@
 // stream/limits.hpp — what a stream keeps: its limits (max_msgs, max_bytes, max_age,
-// max_msgs_per_subject, discard old) and purges, applied to its journal by deleting records
+// max_msgs_per_subject; with discard new only the age and per-subject ones: publishers refuse
+// the rest themselves) and purges, applied to its journal by deleting records
 // (journal::Journal::remove) and then the files of segments left with none.
 //
 // The broker applies the limits on its tick (every 100 ms): a stream may hold more than a
