@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -268,6 +270,32 @@ TEST(StreamMp, should_refuse_what_does_not_fit_a_discard_new_stream_exactly_acro
   EXPECT_LT(stored, 11u);
   const std::string info = cli_ok(bus, {"stream", "info", "BYTES", "--json"});
   EXPECT_TRUE(holds(info, "\"messages\": " + std::to_string(stored))) << info;
+}
+
+TEST(StreamMp, should_keep_a_memory_stream_in_tmpfs_across_kill_9_of_the_broker_and_remove_it_whole) {
+  StoreDir store;
+  const std::string bus = unique_bus_name();
+  auto broker = std::make_unique<BrokerProcess>(bus, std::vector<std::string>{"--store-dir", store.path});
+  ASSERT_TRUE(broker->ready());
+  const std::string added = cli_ok(bus, {"stream", "add", "RAM", "--subjects", "ram.>", "--storage", "memory", "--json"});
+  EXPECT_TRUE(holds(added, "\"storage\": \"memory\"")) << added;
+  EXPECT_TRUE(holds(cli_ok(bus, {"pub", "--ack", "ram.x", "r{{Count}}", "--count", "50"}), "sequence 50"));
+  EXPECT_FALSE(std::filesystem::exists(store.path + "/streams/RAM/journal")) << "no journal on disk";
+  // Memory, not process memory: the page cache of tmpfs outlives every process, the broker's too.
+  ASSERT_TRUE(broker->crash());
+  broker = std::make_unique<BrokerProcess>(bus, std::vector<std::string>{"--store-dir", store.path});
+  ASSERT_TRUE(broker->ready());
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "info", "RAM", "--json"}), "\"messages\": 50"));
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "get", "RAM", "50"}), "r50"));
+  EXPECT_TRUE(holds(cli_ok(bus, {"stream", "info", "RAM"}), "Memory"));
+  cli_ok(bus, {"stream", "rm", "RAM", "-f"});
+  // Nothing of it is left in /dev/shm under this store's name.
+  std::size_t left = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/dev/shm")) {
+    if (e.path().filename().string().rfind("bus-streams-", 0) != 0) continue;
+    for (const auto& inner : std::filesystem::directory_iterator(e.path())) left += inner.path().filename() == "RAM";
+  }
+  EXPECT_EQ(left, 0u);
 }
 
 TEST(StreamMp, should_refuse_a_second_broker_on_the_same_store) {

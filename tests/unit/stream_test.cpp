@@ -60,9 +60,6 @@ TEST(StreamConfig, should_follow_jetstreams_rules_for_names_subjects_and_limits)
   window.max_age = 1min;
   window.duplicate_window = 2min;
   EXPECT_FALSE(validate(window)) << "a duplicate window longer than the messages live";
-  StreamConfig memory = orders();
-  memory.storage = Storage::memory;
-  EXPECT_FALSE(validate(memory)) << "not built yet: said so, not pretended";
 }
 
 TEST(StreamConfig, should_round_trip_through_json_with_jetstreams_names) {
@@ -123,7 +120,8 @@ TEST(StreamStore, should_add_list_inspect_and_remove_streams_in_private_files) {
   EXPECT_EQ(st.st_mode & 0777, 0700u);
   ASSERT_EQ(::stat((dir.path + "/bus1/streams/ORDERS/stream.json").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  EXPECT_TRUE(fs::exists(store->journal_dir("ORDERS") + "/00000000000000000001.jrnl"));
+  EXPECT_TRUE(fs::exists(store->journal_dir(*info) + "/00000000000000000001.jrnl"));
+  EXPECT_EQ(store->journal_dir(*info), dir.path + "/bus1/streams/ORDERS/journal");
   EXPECT_EQ(store->capturing("orders.eu.paid")->name, "ORDERS");
   EXPECT_EQ(store->capturing("events.x")->name, "EVENTS");
   EXPECT_FALSE(store->capturing("events.x.y"));
@@ -131,6 +129,33 @@ TEST(StreamStore, should_add_list_inspect_and_remove_streams_in_private_files) {
   EXPECT_EQ(store->list().size(), 1u);
   EXPECT_FALSE(fs::exists(dir.path + "/bus1/streams/EVENTS"));
   EXPECT_FALSE(store->remove("EVENTS"));
+}
+
+TEST(StreamStore, should_keep_a_memory_streams_journal_in_tmpfs_and_remove_it_with_the_stream) {
+  TempDir dir;
+  auto store = StreamStore::open(dir.path);
+  ASSERT_TRUE(store);
+  StreamConfig ram = orders();
+  ram.name = "RAM";
+  ram.storage = Storage::memory;
+  ASSERT_TRUE(store->add(ram));
+  const std::string journal = store->journal_dir(ram);
+  EXPECT_EQ(journal.rfind("/dev/shm/bus-streams-" + std::to_string(::geteuid()) + "-", 0), 0u) << journal;
+  EXPECT_TRUE(fs::exists(journal + "/00000000000000000001.jrnl"));
+  EXPECT_FALSE(fs::exists(dir.path + "/streams/RAM/journal")) << "nothing of its journal on disk";
+  EXPECT_EQ(store->info("RAM")->storage, Storage::memory) << "the configuration is kept on disk";
+  struct stat st{};
+  ASSERT_EQ(::stat(journal.substr(0, journal.rfind('/')).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  // Another store's memory streams live elsewhere: the directory is named after the store.
+  TempDir other_dir;
+  auto other = StreamStore::open(other_dir.path);
+  ASSERT_TRUE(other);
+  EXPECT_NE(other->journal_dir(ram), journal);
+  ASSERT_TRUE(store->remove("RAM"));
+  EXPECT_FALSE(fs::exists(journal)) << "the tmpfs journal goes with the stream";
+  std::error_code ec;
+  fs::remove(journal.substr(0, journal.rfind('/')), ec);
 }
 
 TEST(StreamStore, should_refuse_a_second_stream_on_the_same_name_or_overlapping_subjects) {

@@ -30,6 +30,8 @@ class Connection;
 
 enum class Retention { limits, interest, workqueue };
 enum class Discard { old_messages, new_messages };  // JetStream "old" | "new"
+/// file: under the state directory; memory: the same journal in tmpfs (/dev/shm): it outlives
+/// every process, not a reboot.
 enum class Storage { file, memory };
 /// What an acknowledgement means (ours; JetStream syncs on a server-wide interval, 2 min by
 /// default, or always).

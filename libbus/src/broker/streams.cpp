@@ -152,7 +152,7 @@ void BrokerStreams::load(Segment& segment, bool adopted) {
   for (auto& config : configs) {
     // The same stream only if the same journal: name, directory (another --store-dir is another
     // stream) and, once opened, its id (below).
-    const std::string dir = store_->journal_dir(config.name);
+    const std::string dir = store_->journal_dir(config);
     auto it = std::find_if(left.begin(), left.end(),
                            [&](const Left& l) { return l.active && l.name == config.name && l.dir == dir; });
     if (it == left.end()) {
@@ -198,7 +198,7 @@ void BrokerStreams::load(Segment& segment, bool adopted) {
 }
 
 Status BrokerStreams::serve(StreamConfig config, std::uint32_t slot, std::uint32_t incarnation) {
-  const std::string dir = store_->journal_dir(config.name);
+  const std::string dir = store_->journal_dir(config);
   if (dir.size() >= kJournalDirBytes) {
     return make_error(Errc::invalid_argument, "its journal path is longer than " +
                                                   std::to_string(kJournalDirBytes - 1) + " bytes: " + dir);
@@ -206,6 +206,8 @@ Status BrokerStreams::serve(StreamConfig config, std::uint32_t slot, std::uint32
   journal::JournalOptions options;
   options.segment_bytes = kJournalSegmentBytes;
   options.sync = config.sync;
+  // A memory stream after a reboot: its tmpfs directory went; the journal starts again empty.
+  if (auto st = store_->prepare_journal_dir(config); !st) return std::move(st).error();
   auto journal = journal::Journal::open(dir, options);
   if (!journal) return std::move(journal).error();
   const journal::Recovery& r = journal.value()->recovery();
@@ -243,7 +245,7 @@ void BrokerStreams::publish_slot(std::uint32_t slot, const Served* s) {
   // version ([A8] in client/streams.cpp).
   const SeqlockWrite write(l->version);
   if (s != nullptr) {
-    const std::string dir = store_->journal_dir(s->config.name);
+    const std::string dir = store_->journal_dir(s->config);
     l->incarnation.store(s->incarnation, std::memory_order_relaxed);
     l->sync.store(static_cast<std::uint32_t>(s->config.sync), std::memory_order_relaxed);
     l->flags.store((s->config.allow_rollup_hdrs ? kStreamAllowRollup : 0u) |
@@ -474,7 +476,7 @@ Result<std::string> BrokerStreams::edit(std::string_view body, bool& routes_chan
   if (auto st = store_->update(config); !st) return std::move(st).error();
   // Publishers read max_msg_size and sync when they open a stream: a new incarnation makes
   // them open it again (their routes change with it).
-  auto ids = journal::MsgIdTable::open(store_->journal_dir(config.name) + "/msgids",
+  auto ids = journal::MsgIdTable::open(store_->journal_dir(config) + "/msgids",
                                        static_cast<std::uint64_t>(config.duplicate_window.count()));
   if (!ids) log_("stream '" + config.name + "': " + ids.error().message);
   s->config = std::move(config);

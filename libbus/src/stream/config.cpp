@@ -136,10 +136,6 @@ Status validate(const StreamConfig& c) {
   if (c.max_age.count() > 0 && c.duplicate_window > c.max_age) {
     return invalid("duplicate_window must not be longer than max_age");
   }
-  if (c.storage == Storage::memory) {
-    return invalid("stream '" + c.name + "': storage memory is not built yet; use file (with sync never it is "
-                   "as fast: the journal lives in the page cache)");
-  }
   return {};
 }
 

@@ -7,8 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -85,7 +88,26 @@ StreamStore::~StreamStore() {
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
-std::string StreamStore::journal_dir(const std::string& name) const { return stream_dir(name) + "/journal"; }
+namespace {
+// Where memory streams keep their journals: the tmpfs every Linux mounts for shared memory.
+constexpr std::string_view kMemoryRoot = "/dev/shm";
+}  // namespace
+
+std::string StreamStore::memory_dir() const {
+  char id[17];
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(XXH3_64bits(dir_.data(), dir_.size())));
+  return std::string(kMemoryRoot) + "/bus-streams-" + std::to_string(::geteuid()) + "-" + id;
+}
+
+std::string StreamStore::journal_dir(const StreamConfig& config) const {
+  if (config.storage == Storage::memory) return memory_dir() + "/" + config.name;
+  return stream_dir(config.name) + "/journal";
+}
+
+Status StreamStore::prepare_journal_dir(const StreamConfig& config) const {
+  if (config.storage != Storage::memory) return {};
+  return make_private_dir(memory_dir());
+}
 
 Status StreamStore::check_overlap(const StreamConfig& config, std::vector<std::string>* damaged) const {
   for (const StreamConfig& other : list(damaged)) {
@@ -131,7 +153,14 @@ Status StreamStore::add(StreamConfig config) {
   journal::JournalOptions options;
   options.sync = config.sync;
   {
-    auto journal = journal::Journal::open(building + "/journal", options);
+    // A memory stream's journal lives in tmpfs; one left by a removed stream of the name goes.
+    std::string dir = building + "/journal";
+    if (config.storage == Storage::memory) {
+      if (auto st = prepare_journal_dir(config); !st) return st;
+      dir = journal_dir(config);
+      std::filesystem::remove_all(dir, ec);
+    }
+    auto journal = journal::Journal::open(dir, options);
     if (!journal) return std::move(journal).error();
   }
   if (auto st = write_file_atomically(building + "/stream.json", to_json(config)); !st) return st;
@@ -181,7 +210,8 @@ std::vector<StreamConfig> StreamStore::list(std::vector<std::string>* damaged) c
 }
 
 Status StreamStore::remove(const std::string& name) {
-  if (auto config = info(name); !config && config.error().code == Errc::invalid_argument) return std::move(config).error();
+  auto config = info(name);
+  if (!config && config.error().code == Errc::invalid_argument) return std::move(config).error();
   // Out of the way first (one rename: the stream is gone at once, and a crash during the
   // slow part leaves a leftover that open() sweeps), then deleted.
   const std::string trash = dir_ + "/streams/.trash-" + name + "-" + std::to_string(realtime_ns());
@@ -193,6 +223,7 @@ Status StreamStore::remove(const std::string& name) {
   // broker's preparer made meanwhile) is swept by the next open().
   std::error_code ec;
   std::filesystem::remove_all(trash, ec);
+  if (config && config->storage == Storage::memory) std::filesystem::remove_all(journal_dir(*config), ec);
   return {};
 }
 

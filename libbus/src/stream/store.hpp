@@ -3,6 +3,8 @@
 //   <state dir>/                      mode 0700; default_state_dir()
 //     streams/<name>/stream.json      mode 0600; the StreamConfig (written whole, then renamed)
 //     streams/<name>/journal/         the stream's journal (docs/design/journal.md)
+//   /dev/shm/bus-streams-<uid>-<id>/<name>/   the journal of a storage memory stream: tmpfs,
+//                                     gone with a reboot (<id>: a hash of the state directory)
 //
 // Adding, listing, inspecting and removing streams. The broker owns the StreamStore (one
 // broker per store: it holds <state dir>/lock) and serves the `bus stream` verbs from it.
@@ -45,8 +47,12 @@ class StreamStore {
   std::vector<StreamConfig> list(std::vector<std::string>* damaged = nullptr) const;
   /// Removes the stream and its journal.
   Status remove(const std::string& name);
-  /// The directory of `name`'s journal.
-  std::string journal_dir(const std::string& name) const;
+  /// The directory of the stream's journal: under its stream directory (storage file), or in
+  /// /dev/shm (storage memory; made, with its parent, by prepare_journal_dir()).
+  std::string journal_dir(const StreamConfig& config) const;
+  /// Makes the parent of a memory stream's journal directory if missing (after a reboot,
+  /// tmpfs is empty); nothing for a file stream.
+  Status prepare_journal_dir(const StreamConfig& config) const;
   /// The stream whose subjects capture `subject`, if any (at most one: they do not overlap).
   std::optional<StreamConfig> capturing(std::string_view subject) const;
 
@@ -54,6 +60,7 @@ class StreamStore {
 
  private:
   std::string stream_dir(const std::string& name) const { return dir_ + "/streams/" + name; }
+  std::string memory_dir() const;  // /dev/shm/bus-streams-<uid>-<hash of dir_>
   /// Errc::invalid_argument if a subject of `config` overlaps one of another stream.
   Status check_overlap(const StreamConfig& config, std::vector<std::string>* damaged) const;
   StreamStore() = default;
