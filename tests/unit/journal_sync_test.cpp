@@ -142,13 +142,92 @@ TEST(JournalSync, should_flush_deletes_and_only_segments_that_changed) {
   EXPECT_EQ(h->sync_done.load(), 1u);
   EXPECT_EQ(h->dir_synced.load(), 1u);
   ASSERT_TRUE(j->flush());
-  EXPECT_EQ(h->sync_done.load(), 1u) << "nothing changed: no second flush";
+  EXPECT_EQ(h->sync_done.load(), 2u) << "just grown: flushed again (a record claimed before may commit late)";
+  // Once no record claimed before the last flush can still be committed, an unchanged segment
+  // is left alone.
+  std::this_thread::sleep_for(std::chrono::nanoseconds(2 * Journal::kAbandonAfterNs + 100'000'000));
+  ASSERT_TRUE(j->flush());
+  EXPECT_EQ(h->sync_done.load(), 2u) << "nothing changed: no further flush";
   EXPECT_FALSE(j->has_unflushed_deletes());
   ASSERT_TRUE(j->remove(2));
   EXPECT_TRUE(j->has_unflushed_deletes());
   ASSERT_TRUE(j->flush());
   EXPECT_FALSE(j->has_unflushed_deletes());
-  EXPECT_EQ(h->sync_done.load(), 2u) << "the delete's mark was flushed";
+  EXPECT_EQ(h->sync_done.load(), 3u) << "the delete's mark was flushed";
+}
+
+// Fills segments of 1 MiB with 64 KiB records until the journal has `segments` files.
+void append_until_segments(Journal& j, std::size_t segments) {
+  const std::string big(64 << 10, 'x');
+  for (int i = 0; i < 200 && j.segment_count() < segments; ++i) ASSERT_TRUE(j.append("s.x", "", big));
+  ASSERT_EQ(j.segment_count(), segments);
+}
+
+TEST(JournalSync, should_put_the_seal_of_the_segment_before_on_disk_before_a_synced_record_after_it) {
+  TempDir dir;
+  auto j = open_synced(dir.sub("s"), SyncPolicy::always);
+  ASSERT_TRUE(j);
+  HeaderView first(dir.sub("s") + "/" + segment_file_name(1));
+  ASSERT_TRUE(first.ok());
+  const std::string big(64 << 10, 'x');
+  std::uint32_t flushed_before_roll = 0;
+  for (int i = 0; i < 200 && j->segment_count() == 1; ++i) {
+    flushed_before_roll = first->sync_done.load();  // the last flush of the first segment's own records
+    ASSERT_TRUE(j->append("s.x", "", big));
+  }
+  ASSERT_EQ(j->segment_count(), 2u);
+  EXPECT_TRUE(claim_sealed(first->claim.load()));
+  EXPECT_EQ(first->sync_done.load(), flushed_before_roll + 1) << "flushed once more, after its seal";
+  const std::uint64_t second_first = first->first_seq + claim_count(first->claim.load());
+  HeaderView second(dir.sub("s") + "/" + segment_file_name(second_first));
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->dir_synced.load(), 1u);
+  ASSERT_TRUE(j->append("s.x", "", "small"));
+  EXPECT_EQ(first->sync_done.load(), flushed_before_roll + 1) << "only before the first synced record after it";
+}
+
+TEST(JournalSync, should_recover_a_segment_whose_seal_was_lost_when_a_later_one_exists) {
+  TempDir dir;
+  std::uint64_t last = 0;
+  {
+    auto j = open_synced(dir.sub("s"), SyncPolicy::never);
+    ASSERT_TRUE(j);
+    append_until_segments(*j, 2);
+    ASSERT_TRUE(j->append("s.y", "", "after the roll"));
+    last = j->last_seq();
+  }
+  {
+    // A power cut took the first segment's header page from before its seal.
+    HeaderView first(dir.sub("s") + "/" + segment_file_name(1));
+    ASSERT_TRUE(first.ok());
+    first->claim.store(first->claim.load() & ~std::uint64_t{kSealedBit});
+  }
+  auto j = open_synced(dir.sub("s"), SyncPolicy::never);
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->recovery().lost_records, 0u);
+  ASSERT_FALSE(j->recovery().damage.empty());
+  EXPECT_NE(j->recovery().damage.front().find("not sealed"), std::string::npos) << j->recovery().damage.front();
+  EXPECT_EQ(j->last_seq(), last);
+  for (std::uint64_t seq = 1; seq <= last; ++seq) ASSERT_TRUE(j->read(seq)) << seq;
+  HeaderView first(dir.sub("s") + "/" + segment_file_name(1));
+  EXPECT_TRUE(claim_sealed(first->claim.load())) << "sealed again: appends go on in the last segment";
+}
+
+TEST(JournalSync, should_fail_every_synced_append_to_a_segment_whose_flush_failed_and_report_it_once) {
+  TempDir dir;
+  auto j = open_synced(dir.sub("s"), SyncPolicy::always);
+  ASSERT_TRUE(j);
+  ASSERT_TRUE(j->append("s.x", "", "p"));
+  HeaderView h(dir.sub("s") + "/" + segment_file_name(1));
+  ASSERT_TRUE(h.ok());
+  h->sync_failed.store(EIO);  // what a failed msync (of any process) leaves
+  auto r = j->append("s.x", "", "p");
+  ASSERT_FALSE(r) << "stored, but never reported as synced";
+  EXPECT_EQ(r.error().code, Errc::io_error);
+  EXPECT_NE(r.error().message.find("earlier flush"), std::string::npos) << r.error().message;
+  auto flushed = j->flush();
+  EXPECT_FALSE(flushed) << "the broker's flush reports it";
+  EXPECT_TRUE(j->flush()) << "once";
 }
 
 }  // namespace

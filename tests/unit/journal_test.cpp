@@ -51,10 +51,11 @@ TEST(JournalFormat, should_keep_the_on_disk_layout) {
   EXPECT_EQ(offsetof(SegmentHeader, sync_waiters), 516u);
   EXPECT_EQ(offsetof(SegmentHeader, sync_since_ns), 520u);
   EXPECT_EQ(offsetof(SegmentHeader, dir_synced), 528u);
+  EXPECT_EQ(offsetof(SegmentHeader, sync_failed), 532u);
   EXPECT_EQ(offsetof(SegmentHeader, sync_started), 640u);
   EXPECT_EQ(offsetof(SegmentHeader, sync_done), 768u);
   EXPECT_EQ(kJournalMajor, 2u);
-  EXPECT_EQ(kJournalMinor, 2u);
+  EXPECT_EQ(kJournalMinor, 3u);
   EXPECT_EQ(sizeof(RecordHeader), 40u);
   EXPECT_EQ(offsetof(RecordHeader, checksum), 32u);
   EXPECT_EQ(record_bytes(5, 0, 3), 48u);

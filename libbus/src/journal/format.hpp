@@ -33,7 +33,10 @@
 //   520    8 sync_since_ns    CLOCK_MONOTONIC when sync_owner was taken: a stopped owner is
 //                             bypassed after kSyncTakeoverNs
 //   528    4 dir_synced       1 once the file's name is on disk (its directory was fsync'd)
-//   532  108 reserved (zero)
+//   532    4 sync_failed      errno of a flush that failed (minor 3), sticky: the kernel reports
+//                             a writeback error once, so a later msync's success proves nothing;
+//                             the segment is sealed and every later make_durable() fails
+//   536  104 reserved (zero)
 //   640    4 sync_started     flushes begun (wrapping): an appender needs one begun after its commit
 //   644  124 reserved (zero)
 //   768    4 sync_done        futex word: the latest flush finished (wrapping; only raised)
@@ -63,7 +66,7 @@ namespace bus::detail::journal {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x314C4E524A535542ull;  // "BUSJRNL1"
 inline constexpr std::uint16_t kJournalMajor = 2;  // 2: sealed is bit 31 of the claim word
-inline constexpr std::uint16_t kJournalMinor = 2;  // 1: readers_waiting, commit_wake; 2: group commit
+inline constexpr std::uint16_t kJournalMinor = 3;  // 1: readers_waiting, commit_wake; 2: group commit; 3: sync_failed
 inline constexpr std::uint32_t kSegmentHeaderBytes = 4096;
 inline constexpr std::uint32_t kRecordHeaderBytes = 40;
 inline constexpr std::uint32_t kRecordAlign = 8;
@@ -99,7 +102,8 @@ struct SegmentHeader {
   std::atomic<std::uint32_t> sync_waiters;
   std::atomic<std::uint64_t> sync_since_ns;
   std::atomic<std::uint32_t> dir_synced;
-  std::uint8_t reserved4[108];
+  std::atomic<std::uint32_t> sync_failed;
+  std::uint8_t reserved4[104];
   alignas(128) std::atomic<std::uint32_t> sync_started;
   std::uint8_t reserved5[124];
   alignas(128) std::atomic<std::uint32_t> sync_done;
@@ -116,6 +120,7 @@ static_assert(offsetof(SegmentHeader, sync_owner) == 512);
 static_assert(offsetof(SegmentHeader, sync_waiters) == 516);
 static_assert(offsetof(SegmentHeader, sync_since_ns) == 520);
 static_assert(offsetof(SegmentHeader, dir_synced) == 528);
+static_assert(offsetof(SegmentHeader, sync_failed) == 532);
 static_assert(offsetof(SegmentHeader, sync_started) == 640);
 static_assert(offsetof(SegmentHeader, sync_done) == 768);
 static_assert(sizeof(std::atomic<std::uint32_t>) == 4 && std::atomic<std::uint32_t>::is_always_lock_free);

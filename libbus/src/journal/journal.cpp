@@ -138,11 +138,14 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
     for (auto& line : r.damage) j->recovery_.damage.push_back(std::move(line));
     if (recover && !j->segments_.empty()) {
       const SegmentFile& prev = j->segments_.back()->file;
-      if (!prev.sealed()) {
-        // A segment after an unsealed one: a roll creates the next file only after the seal,
-        // so this is damage (or a seal lost with its header page), not a crash we can read
-        // through. Refused rather than guessed at.
-        return make_error(Errc::journal_corrupt, prev.path() + " is followed by " + path + " but was never sealed");
+      if (!prev.sealed() && first >= prev.next_seq()) {
+        // A roll creates the next file only after the seal, so the seal was lost: its header
+        // page did not reach the disk before a power cut (or a scribble cleared it). Every record
+        // recovery kept is before this file's first: sealed again where they end.
+        prev.seal();
+        j->recovery_.damage.push_back(prev.path() + " was not sealed although " + path +
+                                      " follows it (a seal lost in a crash): sealed after sequence " +
+                                      std::to_string(prev.next_seq() - 1));
       }
       if (first < prev.next_seq()) {
         return make_error(Errc::journal_corrupt, path + " starts at " + std::to_string(first) + " inside " +
@@ -210,7 +213,7 @@ Status Journal::share_lock(int fd, const std::string& directory, std::uint64_t w
 }
 
 Status Journal::add_segment(SegmentFile file, std::vector<std::pair<std::uint64_t, std::uint64_t>> index) {
-  auto seg = std::make_unique<Segment>();
+  auto seg = std::make_shared<Segment>();
   seg->file = std::move(file);
   // Recovery lists every record it kept: the sequences between them were dropped.
   for (const auto& [sequence, offset] : index) {
@@ -261,7 +264,7 @@ Result<Journal::Segment*> Journal::next_segment_at(std::uint64_t first, bool cre
   for (const auto& s : segments_) {
     if (s->file.first_seq() == first) return s.get();  // a thread of ours got there meanwhile
   }
-  auto seg = std::make_unique<Segment>();
+  auto seg = std::make_shared<Segment>();
   seg->file = std::move(file).value();
   segments_.push_back(std::move(seg));
   return segments_.back().get();
@@ -308,6 +311,18 @@ Result<std::uint64_t> Journal::append(std::string_view subject, std::string_view
 
 Status Journal::sync_name(const Segment& seg) const {
   if (seg.file.directory_synced()) return {};
+  // The seal of the segment before it: a sync-always stream flushes only the segment it appends
+  // to, and without the seal on disk recovery would find an unsealed segment followed by this one.
+  std::shared_ptr<Segment> before;
+  {
+    std::shared_lock lock(segments_mutex_);
+    for (std::size_t i = 1; i < segments_.size(); ++i) {
+      if (segments_[i].get() == &seg) before = segments_[i - 1];
+    }
+  }
+  if (before && before->file.failed() && before->file.next_seq() == seg.file.first_seq()) {
+    if (auto st = before->file.flush(); !st) return st;
+  }
   if (::fsync(dir_fd_) != 0) return make_error(Errc::io_error, errno_message(("sync " + directory_).c_str(), errno));
   seg.file.mark_directory_synced();
   return {};
@@ -321,22 +336,36 @@ Status Journal::make_durable(const Segment& seg) const {
 }
 
 Status Journal::flush() {
-  std::vector<Segment*> all;
+  std::vector<std::shared_ptr<Segment>> all;  // mapped until we are done, dropped or not
   {
     std::shared_lock lock(segments_mutex_);
-    for (const auto& s : segments_) all.push_back(s.get());
+    all = segments_;
   }
-  for (Segment* seg : all) {
-    // Only what changed since our last flush: new records (claimed bytes grew) or deletes.
+  // Files removed since the last flush: gone for good only once the directory is on disk.
+  if (dir_dirty_.exchange(false, std::memory_order_relaxed) && ::fsync(dir_fd_) != 0) {
+    dir_dirty_.store(true, std::memory_order_relaxed);
+    return make_error(Errc::io_error, errno_message(("sync " + directory_).c_str(), errno));
+  }
+  const std::uint64_t now = monotonic_ns();
+  for (const auto& seg : all) {
+    // A failed flush is reported once (it is sticky: appenders of a sync-always stream get it).
+    if (!seg->file.failed()) {
+      if (seg->failure_reported.exchange(true, std::memory_order_relaxed)) continue;
+      return seg->file.failed();
+    }
+    // Only what changed since our last flush: new records (claimed bytes grew), deletes, or
+    // records claimed before the last flush and perhaps committed after it.
     const std::uint64_t end = seg->file.claimed_end();
     const bool deleted = seg->deleted_since_flush.exchange(false, std::memory_order_relaxed);
-    if (end == seg->flushed_end.load(std::memory_order_relaxed) && !deleted) continue;
+    const bool grew = end != seg->flushed_end.load(std::memory_order_relaxed);
+    if (!grew && !deleted && now >= seg->settle_until_ns.load(std::memory_order_relaxed)) continue;
     if (auto st = sync_name(*seg); !st) return st;
     if (auto st = seg->file.flush(); !st) {
       if (deleted) seg->deleted_since_flush.store(true, std::memory_order_relaxed);
       return st;
     }
     seg->flushed_end.store(end, std::memory_order_relaxed);
+    if (grew) seg->settle_until_ns.store(now + 2 * kAbandonAfterNs, std::memory_order_relaxed);
   }
   return {};
 }
@@ -402,7 +431,9 @@ std::size_t Journal::drop_deleted_segments() {
     Segment& s = *segments_.front();
     const std::uint64_t records = s.file.next_seq() - s.file.first_seq();
     const std::uint64_t bytes = s.file.claimed_end() - kSegmentHeaderBytes;
-    ::unlinkat(dir_fd_, segment_file_name(s.file.first_seq()).c_str(), 0);
+    if (::unlinkat(dir_fd_, segment_file_name(s.file.first_seq()).c_str(), 0) == 0) {
+      dir_dirty_.store(true, std::memory_order_relaxed);
+    }
     deleted_.fetch_sub(std::min(records, deleted_.load(std::memory_order_relaxed)), std::memory_order_relaxed);
     deleted_bytes_.fetch_sub(std::min(bytes, deleted_bytes_.load(std::memory_order_relaxed)), std::memory_order_relaxed);
     segments_.erase(segments_.begin());

@@ -153,9 +153,13 @@ class Journal {
     // filled by recovery and extended by walking committed records' lengths.
     mutable std::mutex index_mutex;
     mutable std::vector<std::uint64_t> offsets;
-    // What flush() last put on disk: the claimed end, and whether deletes came since.
+    // What flush() last put on disk: the claimed end, until when it flushes again anyway (a
+    // record claimed before that end may still be committed: within kAbandonAfterNs, or never),
+    // whether deletes came since, and whether a failed flush was reported.
     std::atomic<std::uint64_t> flushed_end{0};
+    std::atomic<std::uint64_t> settle_until_ns{0};
     mutable std::atomic<bool> deleted_since_flush{false};
+    std::atomic<bool> failure_reported{false};
   };
   Journal() = default;
   struct Lock {
@@ -190,10 +194,13 @@ class Journal {
   /// After a record recovery dropped at `sequence` in `seg`: the next kept one, if known.
   static bool skip_dropped(const Segment& seg, std::uint64_t& sequence, std::uint64_t& offset);
   const Segment* segment_for(std::uint64_t sequence) const;
-  /// fsync of the directory unless the segment's header says its name is on disk already.
+  /// Unless the segment's header says it was done already: its predecessor (sealed) flushed,
+  /// seal included, and the directory fsync'd (the segment file's name), so that after a power
+  /// cut recovery finds the journal whole up to a record acknowledged as synced.
   Status sync_name(const Segment& seg) const;
   /// Group commit of what this thread just committed in `seg` (sync always).
   Status make_durable(const Segment& seg) const;
+
   /// read(), deleted records included.
   Result<RecordView> read_record(std::uint64_t sequence) const;
   void count_deleted();  // at open: what earlier handles deleted
@@ -209,7 +216,11 @@ class Journal {
   std::uint64_t stream_id_ = 0;
   Recovery recovery_;
   mutable std::shared_mutex segments_mutex_;  // guards segments_ (a roll appends to it)
-  std::vector<std::unique_ptr<Segment>> segments_;  // by first_seq; never removed yet
+  // By first_seq. Shared: flush() keeps the ones it syncs mapped while
+  // drop_deleted_segments() removes them from the list.
+  std::vector<std::shared_ptr<Segment>> segments_;
+  // A segment file was removed since the last flush(): the directory needs an fsync.
+  std::atomic<bool> dir_dirty_{false};
   mutable std::atomic<Segment*> tail_{nullptr};     // where appends go
   /// tail_, moved on past segments other processes sealed (mapping what they made).
   Segment* current_tail() const;

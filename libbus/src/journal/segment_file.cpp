@@ -521,28 +521,72 @@ std::uint64_t SegmentFile::find(std::uint64_t sequence, std::uint64_t from) cons
   return 0;
 }
 
-Status SegmentFile::flush() const {
+Status SegmentFile::failed() const {
+  const std::uint32_t err = header()->sync_failed.load(std::memory_order_acquire);
+  if (err == 0) return {};
+  return make_error(Errc::io_error, path_ + ": an earlier flush to disk failed (" +
+                                        errno_message("msync", static_cast<int>(err)) +
+                                        "): what it held is not known to be on disk");
+}
+
+Status SegmentFile::flush_pages(std::uint32_t& epoch) const {
   SegmentHeader* h = header();
   // [SG1] seq_cst: the epoch is taken after every commit that read an older one ([SG0]), so this
   // flush covers those records (msync runs after it, in program order).
-  const std::uint32_t epoch = h->sync_started.fetch_add(1, std::memory_order_seq_cst) + 1;
+  epoch = h->sync_started.fetch_add(1, std::memory_order_seq_cst) + 1;
   const std::uint64_t page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
   const std::uint64_t end = std::min(size_, (claimed_end() + page - 1) / page * page);
   // The whole claimed range: the kernel writes only its dirty pages, so this costs what one
   // record's range would, and it also takes records committed since by others.
-  if (::msync(base_, end, MS_SYNC) != 0) return io_error("sync", path_, errno);
+  if (::msync(base_, end, MS_SYNC) != 0) {
+    const int err = errno;
+    // Sticky, and the segment sealed: the kernel reports a lost writeback once, so a later
+    // msync's success would say nothing about these pages; appends go on in a new file.
+    std::uint32_t none = 0;
+    h->sync_failed.compare_exchange_strong(none, static_cast<std::uint32_t>(err == 0 ? EIO : err),
+                                           std::memory_order_release, std::memory_order_relaxed);
+    seal();
+    wake_syncers();  // they fail now instead of at their deadline
+    return io_error("sync", path_, err);
+  }
+  return failed();  // another process's flush may have failed meanwhile
+}
+
+void SegmentFile::publish_flush(std::uint32_t epoch) const {
+  SegmentHeader* h = header();
   std::uint32_t seen = h->sync_done.load(std::memory_order_relaxed);
   // [RG2] release CAS-max: pairs with [AG2]; raised only (a bypassed owner finishing late
   // must not lower it).
   while (!epoch_reached(seen, epoch) &&
          !h->sync_done.compare_exchange_weak(seen, epoch, std::memory_order_release, std::memory_order_relaxed)) {
   }
-  // [SG3] seq_cst load after the release above; pairs with [SG4] (count, then re-check).
+  wake_syncers();
+}
+
+void SegmentFile::wake_syncers() const noexcept {
+  SegmentHeader* h = header();
+  // [SG3] seq_cst load after the store above; pairs with [SG4] (count, then re-check).
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (h->sync_waiters.load(std::memory_order_seq_cst) != 0) {
     futex_wake_all(reinterpret_cast<std::uint32_t*>(&h->sync_done));
   }
+}
+
+Status SegmentFile::flush() const {
+  std::uint32_t epoch = 0;
+  if (auto st = flush_pages(epoch); !st) return st;
+  publish_flush(epoch);
   return {};
+}
+
+void SegmentFile::seal() const noexcept {
+  SegmentHeader* h = header();
+  std::uint64_t word = h->claim.load(std::memory_order_relaxed);
+  // [SJ1] as append's seal: seq_cst, keeping the count.
+  while (!claim_sealed(word) &&
+         !h->claim.compare_exchange_weak(word, sealed_word(word), std::memory_order_seq_cst, std::memory_order_relaxed)) {
+  }
+  wake_readers();
 }
 
 Status SegmentFile::make_durable(std::chrono::nanoseconds timeout) const {
@@ -557,7 +601,13 @@ Status SegmentFile::make_durable(std::chrono::nanoseconds timeout) const {
     // [AG2] acquire: pairs with [RG2]; a flush with an epoch >= need began after our commit.
     const std::uint32_t done = h->sync_done.load(std::memory_order_acquire);
     if (epoch_reached(done, need)) return {};
+    if (auto st = failed(); !st) return st;
     const std::uint64_t now = monotonic_ns();
+    // Checked first, every round: scribbled epochs (never reached) cannot keep us here.
+    if (now >= deadline) {
+      return make_error(Errc::timeout, path_ + ": not confirmed on disk within " +
+                                           std::to_string(timeout.count() / 1'000'000) + " ms (is the disk stuck?)");
+    }
     std::uint32_t owner = h->sync_owner.load(std::memory_order_relaxed);
     const std::uint64_t since = h->sync_since_ns.load(std::memory_order_relaxed);
     // A stale owner: stopped, died mid-flush, or left by a machine that rebooted (the clock
@@ -566,22 +616,23 @@ Status SegmentFile::make_durable(std::chrono::nanoseconds timeout) const {
     if ((owner == 0 || stale) &&
         h->sync_owner.compare_exchange_strong(owner, me, std::memory_order_acquire, std::memory_order_relaxed)) {
       h->sync_since_ns.store(now, std::memory_order_relaxed);
-      Status st = flush();
-      std::uint32_t mine = me;  // released only if nobody bypassed us meanwhile
+      std::uint32_t epoch = 0;
+      Status st = flush_pages(epoch);
+      // Released before the waiters are woken: one whose commit came after our epoch finds the
+      // flush free and takes it at once (released only if nobody bypassed us meanwhile).
+      std::uint32_t mine = me;
       h->sync_owner.compare_exchange_strong(mine, 0, std::memory_order_release, std::memory_order_relaxed);
-      if (!st) return st;
-      continue;
-    }
-    if (now >= deadline) {
-      return make_error(Errc::timeout, path_ + ": not confirmed on disk within " +
-                                           std::to_string(timeout.count() / 1'000'000) + " ms (is the disk stuck?)");
+      if (!st) return st;  // flush_pages woke the waiters: they fail too
+      publish_flush(epoch);
+      // Our own flush began after our commit (epoch >= need), whatever the shared words say.
+      return {};
     }
     // Another appender flushes: sleep until its flush (or a later one) finishes. Bounded so
     // that a stuck owner is noticed and bypassed.
     // [SG4] seq_cst count, then the re-check: pairs with [SG3].
     h->sync_waiters.fetch_add(1, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (h->sync_done.load(std::memory_order_acquire) == done) {
+    if (h->sync_done.load(std::memory_order_acquire) == done && h->sync_failed.load(std::memory_order_acquire) == 0) {
       const std::uint64_t left = std::min<std::uint64_t>(deadline - now, 50'000'000);
       futex_wait(reinterpret_cast<std::uint32_t*>(&h->sync_done), done, std::chrono::nanoseconds(left));
     }

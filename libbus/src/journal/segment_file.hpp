@@ -132,6 +132,10 @@ class SegmentFile {
   /// Flushes every claimed byte now (msync; the interval policy's flush, and after deletes), and
   /// counts as a flush for make_durable()'s waiters.
   Status flush() const;
+  /// The error of an earlier failed flush of this file (by any process), if there was one.
+  Status failed() const;
+  /// Seals the segment (no more appends here; the next one starts at next_seq()).
+  void seal() const noexcept;
   /// Whether this file's name is known to be on disk (the directory was fsync'd after it was
   /// made), and the mark that says so once it is.
   bool directory_synced() const noexcept;
@@ -151,6 +155,13 @@ class SegmentFile {
   SegmentHeader* header() const noexcept { return reinterpret_cast<SegmentHeader*>(base_); }
   /// After a commit or the seal: wakes readers asleep in wait_for_commit(), if any ([SJ5]).
   void wake_readers() const noexcept;
+  /// After a flush finished or failed: wakes appenders asleep in make_durable(), if any ([SG3]).
+  void wake_syncers() const noexcept;
+  /// msync of every claimed byte, as flush `epoch` (taken here); on failure the file is marked
+  /// failed for good and sealed.
+  Status flush_pages(std::uint32_t& epoch) const;
+  /// Announces flush `epoch` as done to make_durable()'s waiters.
+  void publish_flush(std::uint32_t epoch) const;
   /// Maps a new (or spare) file of `capacity` bytes and publishes its header; on failure the
   /// file, never published, is removed.
   static Result<SegmentFile> map_new(int fd, const std::string& path, int dirfd, std::uint64_t first_seq,
