@@ -613,7 +613,7 @@ TEST(Journal, should_roll_over_into_the_spare_prepared_ahead) {
   ASSERT_TRUE(j);
   const std::string spare = dir.sub("s") + "/spare";
   ASSERT_TRUE(j->prepare_spare());
-  EXPECT_FALSE(fs::exists(spare)) << "not before the tail is half full";
+  EXPECT_FALSE(fs::exists(spare)) << "not while the tail is (nearly) empty: an idle stream keeps no spare";
   std::uint64_t n = 0;
   while (j->stored_bytes() < (40u << 10)) ASSERT_EQ(j->append("a", "", body_of(++n)).value(), n);
   ASSERT_TRUE(j->prepare_spare());

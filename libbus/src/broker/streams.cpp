@@ -67,10 +67,11 @@ void BrokerStreams::prepare_loop() {
   while (!preparer_stop_) {
     auto journals = prepared_;
     lock.unlock();
-    const std::uint64_t now = monotonic_ns();
     for (auto& p : journals) {
       if (auto st = p.journal->prepare_spare(); !st) report(*p.journal, st.error(), " (the roll-over will make the file itself)");
       if (p.sync == SyncPolicy::never) continue;
+      // Read per journal: a spare or a flush before this one may have taken a while.
+      const std::uint64_t now = monotonic_ns();
       // Interval: everything, when due. Always and interval: deletes every round (publishers
       // sync their own records under always; flush() skips segments with no change).
       const bool due = p.flush_every_ns != 0 && now >= p.next_flush_ns;

@@ -127,7 +127,7 @@ class Journal {
   /// Random at creation; every segment file of the journal carries it.
   std::uint64_t stream_id() const noexcept { return stream_id_; }
   std::size_t segment_count() const;
-  /// Makes a spare segment file when the tail is half full and there is none, so the next
+  /// Makes a spare segment file when the tail is an eighth full and there is none, so the next
   /// roll-over (by whichever process) renames it instead of allocating on its publishing
   /// thread. Slow; for a background thread (the broker's).
   Status prepare_spare();
