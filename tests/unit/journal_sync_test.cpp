@@ -147,13 +147,15 @@ TEST(JournalSync, should_flush_deletes_and_only_segments_that_changed) {
   // is left alone.
   std::this_thread::sleep_for(std::chrono::nanoseconds(2 * Journal::kAbandonAfterNs + 100'000'000));
   ASSERT_TRUE(j->flush());
-  EXPECT_EQ(h->sync_done.load(), 2u) << "nothing changed: no further flush";
+  EXPECT_EQ(h->sync_done.load(), 3u) << "one flush after the window, whenever the next round comes";
+  ASSERT_TRUE(j->flush());
+  EXPECT_EQ(h->sync_done.load(), 3u) << "nothing changed: no further flush";
   EXPECT_FALSE(j->has_unflushed_deletes());
   ASSERT_TRUE(j->remove(2));
   EXPECT_TRUE(j->has_unflushed_deletes());
   ASSERT_TRUE(j->flush());
   EXPECT_FALSE(j->has_unflushed_deletes());
-  EXPECT_EQ(h->sync_done.load(), 3u) << "the delete's mark was flushed";
+  EXPECT_EQ(h->sync_done.load(), 4u) << "the delete's mark was flushed";
 }
 
 // Fills segments of 1 MiB with 64 KiB records until the journal has `segments` files.
@@ -225,9 +227,28 @@ TEST(JournalSync, should_fail_every_synced_append_to_a_segment_whose_flush_faile
   ASSERT_FALSE(r) << "stored, but never reported as synced";
   EXPECT_EQ(r.error().code, Errc::io_error);
   EXPECT_NE(r.error().message.find("earlier flush"), std::string::npos) << r.error().message;
+  ASSERT_TRUE(j->remove(1));
   auto flushed = j->flush();
   EXPECT_FALSE(flushed) << "the broker's flush reports it";
   EXPECT_TRUE(j->flush()) << "once";
+  EXPECT_FALSE(j->has_unflushed_deletes()) << "a failed file is not flushed again every round";
+}
+
+TEST(JournalSync, should_put_the_removal_of_a_dropped_segment_on_disk_with_the_next_flush) {
+  TempDir dir;
+  auto j = open_synced(dir.sub("s"), SyncPolicy::always);
+  ASSERT_TRUE(j);
+  append_until_segments(*j, 2);
+  HeaderView first(dir.sub("s") + "/" + segment_file_name(1));
+  ASSERT_TRUE(first.ok());
+  const std::uint64_t in_first = claim_count(first->claim.load());
+  for (std::uint64_t seq = 1; seq <= in_first; ++seq) ASSERT_TRUE(j->remove(seq));
+  ASSERT_TRUE(j->flush());
+  EXPECT_FALSE(j->has_unflushed_deletes());
+  EXPECT_EQ(j->drop_deleted_segments(), 1u);
+  EXPECT_TRUE(j->has_unflushed_deletes()) << "its marks went with it; its unlink is not on disk yet";
+  ASSERT_TRUE(j->flush());
+  EXPECT_FALSE(j->has_unflushed_deletes());
 }
 
 }  // namespace

@@ -320,7 +320,7 @@ Status Journal::sync_name(const Segment& seg) const {
       if (segments_[i].get() == &seg) before = segments_[i - 1];
     }
   }
-  if (before && before->file.failed() && before->file.next_seq() == seg.file.first_seq()) {
+  if (before && !before->file.has_failed() && before->file.next_seq() == seg.file.first_seq()) {
     if (auto st = before->file.flush(); !st) return st;
   }
   if (::fsync(dir_fd_) != 0) return make_error(Errc::io_error, errno_message(("sync " + directory_).c_str(), errno));
@@ -341,36 +341,53 @@ Status Journal::flush() {
     std::shared_lock lock(segments_mutex_);
     all = segments_;
   }
+  Status first_error;  // every segment gets its flush; the first failure is what is reported
+  auto note = [&first_error](Status st) {
+    if (!st && first_error) first_error = std::move(st);
+  };
   // Files removed since the last flush: gone for good only once the directory is on disk.
   if (dir_dirty_.exchange(false, std::memory_order_relaxed) && ::fsync(dir_fd_) != 0) {
     dir_dirty_.store(true, std::memory_order_relaxed);
-    return make_error(Errc::io_error, errno_message(("sync " + directory_).c_str(), errno));
+    note(make_error(Errc::io_error, errno_message(("sync " + directory_).c_str(), errno)));
   }
   const std::uint64_t now = monotonic_ns();
   for (const auto& seg : all) {
-    // A failed flush is reported once (it is sticky: appenders of a sync-always stream get it).
-    if (!seg->file.failed()) {
-      if (seg->failure_reported.exchange(true, std::memory_order_relaxed)) continue;
-      return seg->file.failed();
+    // A failed flush is sticky (appenders of a sync-always stream get it every time): reported
+    // here once, and nothing more is flushed in that file.
+    if (seg->file.has_failed()) {
+      seg->deleted_since_flush.store(false, std::memory_order_relaxed);
+      if (!seg->failure_reported.exchange(true, std::memory_order_relaxed)) note(seg->file.failed());
+      continue;
     }
     // Only what changed since our last flush: new records (claimed bytes grew), deletes, or
-    // records claimed before the last flush and perhaps committed after it.
+    // records claimed before an earlier flush and perhaps committed after it (settling: one
+    // more flush at least once the window in which they could commit has passed).
     const std::uint64_t end = seg->file.claimed_end();
     const bool deleted = seg->deleted_since_flush.exchange(false, std::memory_order_relaxed);
     const bool grew = end != seg->flushed_end.load(std::memory_order_relaxed);
-    if (!grew && !deleted && now >= seg->settle_until_ns.load(std::memory_order_relaxed)) continue;
-    if (auto st = sync_name(*seg); !st) return st;
-    if (auto st = seg->file.flush(); !st) {
+    const std::uint64_t settle_until = seg->settle_until_ns.load(std::memory_order_relaxed);
+    if (!grew && !deleted && settle_until == 0) continue;
+    Status st = sync_name(*seg);
+    if (st) st = seg->file.flush();
+    if (!st) {
       if (deleted) seg->deleted_since_flush.store(true, std::memory_order_relaxed);
-      return st;
+      if (seg->file.has_failed()) seg->failure_reported.store(true, std::memory_order_relaxed);
+      note(std::move(st));
+      continue;
     }
     seg->flushed_end.store(end, std::memory_order_relaxed);
-    if (grew) seg->settle_until_ns.store(now + 2 * kAbandonAfterNs, std::memory_order_relaxed);
+    if (grew) {
+      seg->settle_until_ns.store(now + 2 * kAbandonAfterNs, std::memory_order_relaxed);
+    } else if (settle_until != 0 && now >= settle_until) {
+      seg->settle_until_ns.store(0, std::memory_order_relaxed);  // every late commit is covered
+    }
   }
-  return {};
+  return first_error;
 }
 
 bool Journal::has_unflushed_deletes() const {
+  // A removed segment file counts too: its marks went with it, its unlink is not on disk yet.
+  if (dir_dirty_.load(std::memory_order_relaxed)) return true;
   std::shared_lock lock(segments_mutex_);
   return std::any_of(segments_.begin(), segments_.end(),
                      [](const auto& s) { return s->deleted_since_flush.load(std::memory_order_relaxed); });

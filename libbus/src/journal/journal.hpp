@@ -154,7 +154,8 @@ class Journal {
     mutable std::mutex index_mutex;
     mutable std::vector<std::uint64_t> offsets;
     // What flush() last put on disk: the claimed end, until when it flushes again anyway (a
-    // record claimed before that end may still be committed: within kAbandonAfterNs, or never),
+    // record claimed before that end may still be committed: within kAbandonAfterNs, or never;
+    // 0: settled, once a flush came after that),
     // whether deletes came since, and whether a failed flush was reported.
     std::atomic<std::uint64_t> flushed_end{0};
     std::atomic<std::uint64_t> settle_until_ns{0};

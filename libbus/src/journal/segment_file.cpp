@@ -26,6 +26,9 @@ constexpr std::uint64_t kMaxResyncGap = 1u << 20;
 // bypassed: another appender flushes too. Two flushes at once are harmless, only slower.
 constexpr std::uint64_t kSyncTakeoverNs = 1'000'000'000;
 
+// How long flush() waits for another thread's flush of the same file in this process.
+constexpr std::uint64_t kFlushWaitNs = 10'000'000'000;
+
 // Flush epochs wrap at 2^32: `done` has reached `need` if it is not behind it.
 constexpr bool epoch_reached(std::uint32_t done, std::uint32_t need) noexcept {
   return static_cast<std::int32_t>(done - need) >= 0;
@@ -113,6 +116,7 @@ SegmentFile& SegmentFile::operator=(SegmentFile&& other) noexcept {
     path_ = std::move(other.path_);
     base_ = std::exchange(other.base_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    std::swap(flush_mutex_, other.flush_mutex_);
   }
   return *this;
 }
@@ -521,6 +525,10 @@ std::uint64_t SegmentFile::find(std::uint64_t sequence, std::uint64_t from) cons
   return 0;
 }
 
+bool SegmentFile::has_failed() const noexcept {
+  return header()->sync_failed.load(std::memory_order_acquire) != 0;
+}
+
 Status SegmentFile::failed() const {
   const std::uint32_t err = header()->sync_failed.load(std::memory_order_acquire);
   if (err == 0) return {};
@@ -529,8 +537,13 @@ Status SegmentFile::failed() const {
                                         "): what it held is not known to be on disk");
 }
 
-Status SegmentFile::flush_pages(std::uint32_t& epoch) const {
+Status SegmentFile::flush_pages(std::uint32_t& epoch, std::uint64_t deadline_ns) const {
   SegmentHeader* h = header();
+  const std::uint64_t now = monotonic_ns();
+  std::unique_lock lock(*flush_mutex_, std::defer_lock);
+  if (!lock.try_lock_for(std::chrono::nanoseconds(deadline_ns > now ? deadline_ns - now : 0))) {
+    return make_error(Errc::timeout, path_ + ": a flush of it by another thread has not finished (is the disk stuck?)");
+  }
   // [SG1] seq_cst: the epoch is taken after every commit that read an older one ([SG0]), so this
   // flush covers those records (msync runs after it, in program order).
   epoch = h->sync_started.fetch_add(1, std::memory_order_seq_cst) + 1;
@@ -574,7 +587,7 @@ void SegmentFile::wake_syncers() const noexcept {
 
 Status SegmentFile::flush() const {
   std::uint32_t epoch = 0;
-  if (auto st = flush_pages(epoch); !st) return st;
+  if (auto st = flush_pages(epoch, monotonic_ns() + kFlushWaitNs); !st) return st;
   publish_flush(epoch);
   return {};
 }
@@ -617,7 +630,7 @@ Status SegmentFile::make_durable(std::chrono::nanoseconds timeout) const {
         h->sync_owner.compare_exchange_strong(owner, me, std::memory_order_acquire, std::memory_order_relaxed)) {
       h->sync_since_ns.store(now, std::memory_order_relaxed);
       std::uint32_t epoch = 0;
-      Status st = flush_pages(epoch);
+      Status st = flush_pages(epoch, deadline);
       // Released before the waiters are woken: one whose commit came after our epoch finds the
       // flush free and takes it at once (released only if nobody bypassed us meanwhile).
       std::uint32_t mine = me;

@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -134,6 +136,7 @@ class SegmentFile {
   Status flush() const;
   /// The error of an earlier failed flush of this file (by any process), if there was one.
   Status failed() const;
+  bool has_failed() const noexcept;
   /// Seals the segment (no more appends here; the next one starts at next_seq()).
   void seal() const noexcept;
   /// Whether this file's name is known to be on disk (the directory was fsync'd after it was
@@ -159,7 +162,7 @@ class SegmentFile {
   void wake_syncers() const noexcept;
   /// msync of every claimed byte, as flush `epoch` (taken here); on failure the file is marked
   /// failed for good and sealed.
-  Status flush_pages(std::uint32_t& epoch) const;
+  Status flush_pages(std::uint32_t& epoch, std::uint64_t deadline_ns) const;
   /// Announces flush `epoch` as done to make_durable()'s waiters.
   void publish_flush(std::uint32_t epoch) const;
   /// Maps a new (or spare) file of `capacity` bytes and publishes its header; on failure the
@@ -174,6 +177,10 @@ class SegmentFile {
   std::string path_;
   std::byte* base_ = nullptr;
   std::uint64_t size_ = 0;
+  // One msync of this file at a time in this process: the kernel reports a lost writeback to
+  // one caller only, and an overlapping one that got 0 must not publish before the failure is
+  // marked. Timed: a flush stuck in the kernel makes the others time out, never wait forever.
+  std::unique_ptr<std::timed_mutex> flush_mutex_ = std::make_unique<std::timed_mutex>();
 };
 
 /// "00000000000000000001.jrnl": the file name of the segment whose first record is `first_seq`.
