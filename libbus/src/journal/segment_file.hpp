@@ -179,8 +179,8 @@ class SegmentFile {
   std::uint64_t size_ = 0;
   // One msync of this file at a time in this process: the kernel reports a lost writeback to
   // one caller only, and an overlapping one that got 0 must not publish before the failure is
-  // marked. Timed: a flush stuck in the kernel makes the others time out, never wait forever.
-  std::unique_ptr<std::timed_mutex> flush_mutex_ = std::make_unique<std::timed_mutex>();
+  // marked. Taken with a deadline: a flush stuck in the kernel makes the others time out.
+  std::unique_ptr<std::mutex> flush_mutex_ = std::make_unique<std::mutex>();
 };
 
 /// "00000000000000000001.jrnl": the file name of the segment whose first record is `first_seq`.
