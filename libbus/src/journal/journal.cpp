@@ -692,7 +692,7 @@ std::uint64_t Journal::last_seq() const { return current_tail()->file.next_seq()
 
 Status Journal::prepare_spare() {
   const Segment* tail = current_tail();
-  // Once the tail is half full, and only if there is no spare yet (one stat, no allocation).
+  // Once the tail is an eighth full, and only if there is no spare yet (one stat, no allocation).
   if (tail->file.claimed_end() < tail->file.capacity() / 8) return {};
   struct stat st{};
   if (::fstatat(dir_fd_, "spare", &st, AT_SYMLINK_NOFOLLOW) == 0) return {};

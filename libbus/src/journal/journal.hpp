@@ -153,10 +153,10 @@ class Journal {
     // filled by recovery and extended by walking committed records' lengths.
     mutable std::mutex index_mutex;
     mutable std::vector<std::uint64_t> offsets;
-    // What flush() last put on disk: the claimed end, until when it flushes again anyway (a
-    // record claimed before that end may still be committed: within kAbandonAfterNs, or never;
-    // 0: settled, once a flush came after that),
-    // whether deletes came since, and whether a failed flush was reported.
+    // What flush() last put on disk: the claimed end; until when it flushes again anyway (a
+    // record claimed before that end may still be committed, within kAbandonAfterNs or never;
+    // 0 once a flush came after that); whether deletes came since; whether a failed flush of
+    // the file was reported.
     std::atomic<std::uint64_t> flushed_end{0};
     std::atomic<std::uint64_t> settle_until_ns{0};
     mutable std::atomic<bool> deleted_since_flush{false};
@@ -201,7 +201,6 @@ class Journal {
   Status sync_name(const Segment& seg) const;
   /// Group commit of what this thread just committed in `seg` (sync always).
   Status make_durable(const Segment& seg) const;
-
   /// read(), deleted records included.
   Result<RecordView> read_record(std::uint64_t sequence) const;
   void count_deleted();  // at open: what earlier handles deleted

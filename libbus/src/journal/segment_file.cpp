@@ -650,7 +650,7 @@ Status SegmentFile::make_durable(std::chrono::nanoseconds timeout) const {
     // [SG4] seq_cst count, then the re-check: pairs with [SG3].
     h->sync_waiters.fetch_add(1, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (h->sync_done.load(std::memory_order_acquire) == done && h->sync_failed.load(std::memory_order_acquire) == 0) {
+    if (h->sync_done.load(std::memory_order_acquire) == done && !has_failed()) {
       const std::uint64_t left = std::min<std::uint64_t>(deadline - now, 50'000'000);
       futex_wait(reinterpret_cast<std::uint32_t*>(&h->sync_done), done, std::chrono::nanoseconds(left));
     }
