@@ -19,6 +19,11 @@
 //                                                           until killed
 //   test_peer journal-append DIR WRITER COUNT SEGMENT_BYTES appends WRITER:1..COUNT to the journal
 //                                                           in DIR, printing "ack SEQ I ." for each
+//   test_peer kv-incr BUS STREAM SUBJECT COUNT             COUNT times: reads the last value on
+//                                                           SUBJECT (a number; none = 0) and stores
+//                                                           value+1 with Nats-Expected-Last-Subject-
+//                                                           Sequence, again on a refusal; prints
+//                                                           "stored VALUE SEQ" for each
 //   test_peer req     BUS SUBJECT BODY TIMEOUT_MS           one request: prints the reply body, or
 //                                                           the errc name (exit 5 no_responders,
 //                                                           3 timeout)
@@ -204,6 +209,35 @@ int run_journal_append(const char* dir, const char* writer, long count, long seg
   return 0;
 }
 
+// Optimistic concurrency, as a key/value store's update does it: read, then store only if the
+// subject's last message is still the one read.
+int run_kv_incr(bus::Connection& conn, const char* stream, const char* subject, long count) {
+  bus::Streams streams(conn);
+  for (long i = 0; i < count; ++i) {
+    for (int attempt = 0;; ++attempt) {
+      if (attempt > 100000) {
+        std::fprintf(stderr, "test_peer: kept losing the race on %s\n", subject);
+        return 4;
+      }
+      auto last = streams.get_last(stream, subject);
+      if (!last && last.error().code != bus::Errc::not_found) return fail(last.error());
+      const long value = last ? std::atol(last->data.c_str()) : 0;
+      const std::uint64_t seq = last ? last->sequence : 0;
+      bus::Headers h;
+      if (auto st = h.set("Nats-Expected-Last-Subject-Sequence", std::to_string(seq)); !st) return fail(st.error());
+      auto ack = conn.stream_publish(subject, std::to_string(value + 1), &h);
+      if (!ack) {
+        if (ack.error().code == bus::Errc::expectation_failed) continue;  // another writer came first
+        return fail(ack.error());
+      }
+      std::printf("stored %ld %llu\n", value + 1, static_cast<unsigned long long>(ack->sequence));
+      break;
+    }
+  }
+  std::fflush(stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -227,5 +261,6 @@ int main(int argc, char** argv) {
   if (mode == "qsub" && argc >= 6) return run_qsub(*conn, argv[3], argv[4], std::atol(argv[5]));
   if (mode == "reply") return run_reply(*conn, argv[3], argc >= 5 ? argv[4] : nullptr);
   if (mode == "req" && argc >= 6) return run_req(*conn, argv[3], argv[4], std::atol(argv[5]));
+  if (mode == "kv-incr" && argc >= 6) return run_kv_incr(*conn, argv[3], argv[4], std::atol(argv[5]));
   return 2;
 }

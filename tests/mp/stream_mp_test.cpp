@@ -184,10 +184,51 @@ TEST(StreamMp, should_honour_the_nats_publish_headers_across_processes) {
   EXPECT_FALSE(holds(view, "[3]")) << view;
   EXPECT_TRUE(holds(view, "[2] Subject: kv.b")) << view;
   EXPECT_TRUE(holds(view, "[4] Subject: kv.a")) << view;
+  // The last message of a subject, from the subject index (nats stream get --last-for).
+  const std::string last_a = cli_ok(bus, {"stream", "get", "KV", "--last-for", "kv.a"});
+  EXPECT_TRUE(holds(last_a, "Item: KV#4")) << last_a;
+  EXPECT_TRUE(holds(last_a, "rolled")) << last_a;
+  auto none_on = spawn_cli({"stream", "get", "KV", "--last-for", "kv.zzz", "--bus", bus});
+  ASSERT_TRUE(exits_with(none_on, 1));
+  EXPECT_TRUE(holds(none_on.err(), "no message on 'kv.zzz'")) << none_on.describe();
+  auto both = spawn_cli({"stream", "get", "KV", "2", "--last-for", "kv.a", "--bus", bus});
+  ASSERT_TRUE(exits_with(both, 2));
   cli_ok(bus, {"stream", "add", "PLAIN", "--subjects", "plain.>"});
   auto no_rollup = spawn_cli({"pub", "--ack", "plain.a", "x", "-H", "Nats-Rollup:all", "--bus", bus});
   ASSERT_TRUE(exits_with(no_rollup, 1));
   EXPECT_TRUE(holds(no_rollup.err(), "rollup not permitted")) << no_rollup.describe();
+}
+
+// Two processes update one key as a key/value store does (read the subject's last message,
+// store the next value only if it is still the last: Nats-Expected-Last-Subject-Sequence) while a
+// third publishes on other subjects of the stream: every update lands exactly once.
+TEST(StreamMp, should_lose_no_update_when_writers_race_on_a_subject) {
+  StoreDir store;
+  BrokerProcess broker(unique_bus_name(), {"--store-dir", store.path});
+  ASSERT_TRUE(broker.ready()) << broker.log();
+  const std::string bus = broker.bus_name();
+  cli_ok(bus, {"stream", "add", "COUNTERS", "--subjects", "counter.>"});
+  constexpr int kEach = 3000;  // long enough for the two to overlap
+  auto noise = spawn_cli({"pub", "--ack", "counter.other.{{Count}}", "n", "--count", "400", "--bus", bus});
+  auto a = spawn_peer({"kv-incr", bus, "COUNTERS", "counter.x", std::to_string(kEach)});
+  auto b = spawn_peer({"kv-incr", bus, "COUNTERS", "counter.x", std::to_string(kEach)});
+  ASSERT_TRUE(exits_ok(a)) << a.describe();
+  ASSERT_TRUE(exits_ok(b)) << b.describe();
+  ASSERT_TRUE(exits_ok(noise)) << noise.describe();
+  std::vector<int> seen(2 * kEach + 1, 0);
+  for (ChildProcess* p : {&a, &b}) {
+    for (const std::string& line : p->lines(Stream::out)) {
+      int value = 0;
+      unsigned long long seq = 0;
+      ASSERT_EQ(std::sscanf(line.c_str(), "stored %d %llu", &value, &seq), 2) << line;
+      ASSERT_GE(value, 1);
+      ASSERT_LE(value, 2 * kEach) << "a value stored twice over makes one above the count";
+      ++seen[value];
+    }
+  }
+  for (int v = 1; v <= 2 * kEach; ++v) EXPECT_EQ(seen[v], 1) << "value " << v;
+  const std::string last = cli_ok(bus, {"stream", "get", "COUNTERS", "--last-for", "counter.x"});
+  EXPECT_TRUE(holds(last, std::to_string(2 * kEach))) << last;
 }
 
 // A 32-bit word of a segment file's header (journal/format.hpp), read as another process would.

@@ -31,14 +31,7 @@ std::string body_of(std::uint64_t i) { return "message-" + std::to_string(i); }
 
 using bus::test::open_journal;
 
-// Bytes of the file at `offset`, as a writable mapping would see them after a crash.
-void poke(const std::string& file, std::uint64_t offset, const void* bytes, std::size_t n) {
-  std::FILE* f = std::fopen(file.c_str(), "r+b");
-  ASSERT_NE(f, nullptr);
-  ASSERT_EQ(std::fseek(f, static_cast<long>(offset), SEEK_SET), 0);
-  ASSERT_EQ(std::fwrite(bytes, 1, n, f), n);
-  std::fclose(f);
-}
+using bus::test::poke;
 
 TEST(JournalFormat, should_keep_the_on_disk_layout) {
   EXPECT_EQ(kSegmentMagic, 0x314C4E524A535542ull) << "\"BUSJRNL1\" little-endian";
@@ -54,8 +47,15 @@ TEST(JournalFormat, should_keep_the_on_disk_layout) {
   EXPECT_EQ(offsetof(SegmentHeader, sync_failed), 532u);
   EXPECT_EQ(offsetof(SegmentHeader, sync_started), 640u);
   EXPECT_EQ(offsetof(SegmentHeader, sync_done), 768u);
+  EXPECT_EQ(offsetof(SegmentHeader, index_stride), 1024u);
+  EXPECT_EQ(offsetof(SegmentHeader, positions), 1152u);
+  EXPECT_EQ(sizeof(PositionEntry), 16u);
+  EXPECT_EQ(offsetof(PositionEntry, timestamp_ns), 8u);
+  EXPECT_EQ(kPositionEntries, 184u);
+  EXPECT_EQ(position_stride(64ull << 20), 8192u) << "the stride is derived from the size, and checked on open";
+  EXPECT_EQ(position_stride(8192), 1u);
   EXPECT_EQ(kJournalMajor, 2u);
-  EXPECT_EQ(kJournalMinor, 3u);
+  EXPECT_EQ(kJournalMinor, 4u);
   EXPECT_EQ(sizeof(RecordHeader), 40u);
   EXPECT_EQ(offsetof(RecordHeader, checksum), 32u);
   EXPECT_EQ(record_bytes(5, 0, 3), 48u);

@@ -42,6 +42,7 @@ struct StreamFlags {
   // info, ls, get
   bool json = false;
   std::uint64_t sequence = 0;
+  std::string last_for;  // get --last-for
   bool force = false;
   // purge
   std::string purge_subject;
@@ -163,9 +164,13 @@ void print_stored(const std::string& stream, const StoredMessage& m, bool json) 
 }
 
 int run_get(StreamFlags& f) {
+  if ((f.sequence == 0) == f.last_for.empty()) {
+    std::fprintf(stderr, "bus stream get: give a sequence or --last-for SUBJECT (one of them)\n");
+    return kExitUsage;
+  }
   auto conn = connect(f.client, "bus stream");
   if (!conn) return report(conn.error());
-  auto msg = Streams(*conn).get(f.name, f.sequence);
+  auto msg = f.last_for.empty() ? Streams(*conn).get(f.name, f.sequence) : Streams(*conn).get_last(f.name, f.last_for);
   if (!msg) return report(msg.error());
   print_stored(f.name, *msg, f.json);
   return kExitOk;
@@ -329,7 +334,8 @@ VerbRunner setup_stream(CLI::App& command) {
   add_client_flags(*ls, f->client);
 
   CLI::App* get = add_named(command, "get", "Print one stored message", *f);
-  get->add_option("SEQ", f->sequence, "Sequence")->type_name("")->required()->check(tools::count_in_range(1));
+  get->add_option("SEQ", f->sequence, "Sequence")->type_name("")->check(tools::count_in_range(1));
+  get->add_option("--last-for", f->last_for, "The last message on this subject instead of SEQ")->type_name("SUBJECT");
   get->add_flag("--json", f->json, "A JSON summary instead of the message");
 
   CLI::App* view = add_named(command, "view", "Print every stored message", *f);

@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "bus/result.hpp"
@@ -161,6 +162,14 @@ class Streams {
   /// The stored message `sequence` of `stream`. Errc::not_found if the stream holds no
   /// such message; Errc::journal_corrupt if its record fails its checks (never handed out).
   Result<StoredMessage> get(std::string_view stream, std::uint64_t sequence);
+  /// The last message stored on `subject` (a subject, not a pattern): JetStream's get with
+  /// last_by_subj. Errc::not_found if the stream holds none on it.
+  Result<StoredMessage> get_last(std::string_view stream, std::string_view subject);
+  /// The sequence of the first message stored at or after `time_ns` (CLOCK_REALTIME ns since
+  /// the epoch); one past the last stored when there is none.
+  Result<std::uint64_t> sequence_at_time(std::string_view stream, std::int64_t time_ns);
+  /// Each subject's last stored message: (subject, sequence), in sequence order.
+  Result<std::vector<std::pair<std::string, std::uint64_t>>> last_per_subject(std::string_view stream);
   /// A reader of `stream` from `start_sequence` (clamped to the first one stored).
   Result<StreamReader> reader(std::string_view stream, std::uint64_t start_sequence = 1);
 

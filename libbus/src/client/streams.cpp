@@ -13,6 +13,7 @@
 #include "os/process.hpp"
 #include "shm/shared_text.hpp"
 #include "stream/config.hpp"
+#include "subject/subject.hpp"
 
 namespace bus::detail {
 
@@ -206,18 +207,6 @@ std::optional<std::string> stored_msg_id(const journal::RecordView& r) {
   if (auto v = h->get("Nats-Msg-Id")) return std::string(*v);
   return std::nullopt;
 }
-
-// The last sequence at or below `last` stored on `subject` (0: none). A walk back through the
-// journal until the on-disk index exists (issue 8); stops at the first sequence.
-std::uint64_t last_on_subject(const journal::Journal& j, std::string_view subject, std::uint64_t last) {
-  const std::uint64_t first = j.first_seq();
-  for (std::uint64_t seq = last; seq >= first && seq != 0; --seq) {
-    auto r = j.read(seq);
-    if (r && r->subject == subject) return seq;
-  }
-  return 0;
-}
-
 }  // namespace
 
 // Discard new: whether a record of `bytes` fits in `stream` while `last` is its last sequence,
@@ -304,7 +293,13 @@ Result<std::uint64_t> ConnectionImpl::store(StreamHandle& stream, std::string_vi
       break;
     }
     if (want.expected_last_subject_seq) {
-      const std::uint64_t on_subject = last_on_subject(j, subject, last);
+      auto found = j.last_on_subject(subject, last);
+      if (!found) {
+        sequence = std::move(found).error();
+        break;
+      }
+      const std::uint64_t on_subject = found.value();
+      if (on_subject > last) continue;  // a message on it came after `last`: look again
       if (on_subject != *want.expected_last_subject_seq) {
         sequence = make_error(Errc::expectation_failed, "wrong last sequence: " + std::to_string(on_subject));
         break;
@@ -525,6 +520,20 @@ Status Streams::remove_message(std::string_view name, std::uint64_t sequence) {
   return {};
 }
 
+namespace {
+
+StoredMessage copy_of(const detail::journal::RecordView& view) {
+  StoredMessage m;
+  m.subject = std::string(view.subject);
+  m.sequence = view.sequence;
+  m.time_ns = static_cast<std::int64_t>(view.timestamp_ns);
+  m.headers = std::string(view.headers);
+  m.data = std::string(view.payload);
+  return m;
+}
+
+}  // namespace
+
 Result<StoredMessage> Streams::get(std::string_view stream, std::uint64_t sequence) {
   auto* impl = connection_->impl_.get();
   if (impl == nullptr) return make_error(Errc::closed, "connection is closed");
@@ -538,13 +547,51 @@ Result<StoredMessage> Streams::get(std::string_view stream, std::uint64_t sequen
     }
     return std::move(view).error();
   }
-  StoredMessage m;
-  m.subject = std::string(view->subject);
-  m.sequence = view->sequence;
-  m.time_ns = static_cast<std::int64_t>(view->timestamp_ns);
-  m.headers = std::string(view->headers);
-  m.data = std::string(view->payload);
-  return m;
+  return copy_of(view.value());
+}
+
+Result<StoredMessage> Streams::get_last(std::string_view stream, std::string_view subject) {
+  auto* impl = connection_->impl_.get();
+  if (impl == nullptr) return make_error(Errc::closed, "connection is closed");
+  if (auto st = detail::validate_publish_subject(subject); !st) return std::move(st).error();
+  auto handle = impl->stream_named(stream);
+  if (!handle) return std::move(handle).error();
+  const auto& j = *handle.value()->journal;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const std::uint64_t last = j.last_seq();
+    auto seq = j.last_on_subject(subject, last);
+    if (!seq) return std::move(seq).error();
+    if (seq.value() > last) continue;  // a newer one came meanwhile
+    if (seq.value() == 0) break;
+    auto view = j.read(seq.value());
+    if (view) return copy_of(view.value());
+    if (view.error().code != Errc::invalid_argument) return std::move(view).error();  // else deleted meanwhile
+  }
+  return make_error(Errc::not_found, "no message on '" + std::string(subject) + "' in stream '" + std::string(stream) + "'");
+}
+
+Result<std::uint64_t> Streams::sequence_at_time(std::string_view stream, std::int64_t time_ns) {
+  auto* impl = connection_->impl_.get();
+  if (impl == nullptr) return make_error(Errc::closed, "connection is closed");
+  auto handle = impl->stream_named(stream);
+  if (!handle) return std::move(handle).error();
+  return handle.value()->journal->sequence_at_time(static_cast<std::uint64_t>(std::max<std::int64_t>(time_ns, 0)));
+}
+
+Result<std::vector<std::pair<std::string, std::uint64_t>>> Streams::last_per_subject(std::string_view stream) {
+  auto* impl = connection_->impl_.get();
+  if (impl == nullptr) return make_error(Errc::closed, "connection is closed");
+  auto handle = impl->stream_named(stream);
+  if (!handle) return std::move(handle).error();
+  const auto& j = *handle.value()->journal;
+  auto seqs = j.last_per_subject();
+  if (!seqs) return std::move(seqs).error();
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  out.reserve(seqs->size());
+  for (const std::uint64_t seq : seqs.value()) {
+    if (auto view = j.read(seq)) out.emplace_back(std::string(view->subject), seq);  // else deleted meanwhile
+  }
+  return out;
 }
 
 Result<PubAck> Connection::stream_publish(std::string_view subject, std::string_view data, const Headers* headers) {

@@ -408,13 +408,32 @@ struct EngineLoop {
       case DeliverPolicy::all: break;
       case DeliverPolicy::new_messages: start = last + 1; break;
       case DeliverPolicy::by_start_sequence: start = std::max(start, cfg.opt_start_seq); break;
-      case DeliverPolicy::by_start_time:
+      case DeliverPolicy::by_start_time: {
+        auto at = streams.sequence_at_time(c.stream, cfg.opt_start_time_ns);  // the position index
+        if (!at) return std::move(at).error();
+        start = std::max(start, at.value());
+        break;
+      }
       case DeliverPolicy::last:
       case DeliverPolicy::last_per_subject: {
-        // A scan of the stream (the on-disk index will make these direct; issue 8).
+        // From the subject index: each subject's last message up to `last` (one stored after
+        // it, and so left out, is delivered as new, below).
+        if (auto per_subject = streams.last_per_subject(c.stream)) {
+          std::vector<std::uint64_t> seqs;
+          for (const auto& [subject, seq] : per_subject.value()) {
+            if (seq <= last && c.matches(subject)) seqs.push_back(seq);
+          }
+          if (cfg.deliver_policy == DeliverPolicy::last) {
+            start = seqs.empty() ? last + 1 : seqs.back();
+          } else {
+            c.initial.assign(seqs.begin(), seqs.end());
+            start = last + 1;
+          }
+          break;
+        }
+        // The index is full (more subjects than it holds): a scan of the stream.
         std::map<std::string, std::uint64_t, std::less<>> last_of_subject;
         std::uint64_t last_match = 0;
-        bool found_time = false;
         StoredMessageView v;
         for (std::uint64_t scanned = 0;; ++scanned) {
           if (scanned % 4096 == 4095 && engine_stopping()) return make_error(Errc::closed, "the broker is stopping");
@@ -424,20 +443,11 @@ struct EngineLoop {
             continue;
           }
           if (!got.value()) break;
-          if (cfg.deliver_policy == DeliverPolicy::by_start_time) {
-            if (v.time_ns >= cfg.opt_start_time_ns) {
-              start = v.sequence;
-              found_time = true;
-              break;
-            }
-            continue;
-          }
           if (!c.matches(v.subject)) continue;
           last_match = v.sequence;
           if (cfg.deliver_policy == DeliverPolicy::last_per_subject) last_of_subject[std::string(v.subject)] = v.sequence;
         }
         const std::uint64_t end = r->sequence();  // past what the scan saw
-        if (cfg.deliver_policy == DeliverPolicy::by_start_time && !found_time) start = end;
         if (cfg.deliver_policy == DeliverPolicy::last) start = last_match != 0 ? last_match : end;
         if (cfg.deliver_policy == DeliverPolicy::last_per_subject) {
           std::vector<std::uint64_t> seqs;

@@ -40,7 +40,17 @@
 //   640    4 sync_started     flushes begun (wrapping): an appender needs one begun after its commit
 //   644  124 reserved (zero)
 //   768    4 sync_done        futex word: the latest flush finished (wrapping; only raised)
-//   772 3324 reserved (zero)
+//   772  252 reserved (zero)
+//  1024    4 index_stride     position index (minor 4): every index_stride-th record's place is
+//                             noted below; a power of two set at creation (0: the file has none)
+//  1028  124 reserved (zero)
+//  1152 2944 positions        184 entries of 16 bytes; entry k is record first_seq + k * stride:
+//                               0 4 offset / 8   0: not noted yet; stored last (release)
+//                               4 4 reserved
+//                               8 8 timestamp_ns the record's
+//                             written by its appender (and by any reader that walked past it):
+//                             a read seeks from the nearest entry, a time by their timestamps;
+//                             untrusted like the rest (the record there must verify)
 //  4096      records, 8-byte aligned, one after another
 //
 // Record (40-byte header, then the body, padded to 8):
@@ -66,7 +76,8 @@ namespace bus::detail::journal {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x314C4E524A535542ull;  // "BUSJRNL1"
 inline constexpr std::uint16_t kJournalMajor = 2;  // 2: sealed is bit 31 of the claim word
-inline constexpr std::uint16_t kJournalMinor = 3;  // 1: readers_waiting, commit_wake; 2: group commit; 3: sync_failed
+// 1: readers_waiting, commit_wake; 2: group commit; 3: sync_failed; 4: the position index
+inline constexpr std::uint16_t kJournalMinor = 4;
 inline constexpr std::uint32_t kSegmentHeaderBytes = 4096;
 inline constexpr std::uint32_t kRecordHeaderBytes = 40;
 inline constexpr std::uint32_t kRecordAlign = 8;
@@ -80,6 +91,24 @@ inline constexpr std::uint32_t kMaxClaimCount = kSealedBit - 1;
 // Sequences stop at 2^63: first_seq + a count never wraps, and a forged name or header above
 // it is refused.
 inline constexpr std::uint64_t kMaxSequence = std::uint64_t{1} << 63;
+inline constexpr std::uint32_t kPositionEntries = 184;
+
+/// The position index's stride for a segment of `capacity` bytes: the smallest power of two
+/// for which kPositionEntries entries cover the most records the file can hold (48 bytes each
+/// at least: a header and a one-byte subject, padded). 64 MiB: 8192.
+constexpr std::uint32_t position_stride(std::uint64_t capacity) noexcept {
+  const std::uint64_t most = capacity > kSegmentHeaderBytes ? (capacity - kSegmentHeaderBytes) / 48 : 0;
+  std::uint64_t stride = 1;
+  while (stride * kPositionEntries < most) stride <<= 1;
+  return static_cast<std::uint32_t>(stride);
+}
+
+struct PositionEntry {
+  std::atomic<std::uint32_t> offset_units;
+  std::uint32_t reserved;
+  std::atomic<std::uint64_t> timestamp_ns;
+};
+static_assert(sizeof(PositionEntry) == 16);
 
 struct SegmentHeader {
   std::uint64_t magic;
@@ -107,7 +136,10 @@ struct SegmentHeader {
   alignas(128) std::atomic<std::uint32_t> sync_started;
   std::uint8_t reserved5[124];
   alignas(128) std::atomic<std::uint32_t> sync_done;
-  std::uint8_t reserved6[kSegmentHeaderBytes - 772];
+  std::uint8_t reserved6[252];
+  alignas(128) std::uint32_t index_stride;
+  std::uint8_t reserved7[124];
+  alignas(128) PositionEntry positions[kPositionEntries];
 };
 static_assert(offsetof(SegmentHeader, capacity) == 16);
 static_assert(offsetof(SegmentHeader, first_seq) == 24);
@@ -123,6 +155,8 @@ static_assert(offsetof(SegmentHeader, dir_synced) == 528);
 static_assert(offsetof(SegmentHeader, sync_failed) == 532);
 static_assert(offsetof(SegmentHeader, sync_started) == 640);
 static_assert(offsetof(SegmentHeader, sync_done) == 768);
+static_assert(offsetof(SegmentHeader, index_stride) == 1024);
+static_assert(offsetof(SegmentHeader, positions) == 1152);
 static_assert(sizeof(std::atomic<std::uint32_t>) == 4 && std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(sizeof(SegmentHeader) == kSegmentHeaderBytes);
 

@@ -94,6 +94,8 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
   j->lock_fd_ = lock->fd;
   recover = lock->exclusive;
   j->recovered_ = recover;
+  // Recovery may cut records the subject index points at: it is made again, from the records.
+  if (recover) ::unlinkat(j->dir_fd_, SubjectIndex::kFileName, 0);
   std::vector<std::uint64_t> firsts;
   const int list_fd = ::dup(j->dir_fd_);  // fdopendir takes it over
   DIR* d = list_fd >= 0 ? ::fdopendir(list_fd) : nullptr;
@@ -266,8 +268,12 @@ Result<Journal::Segment*> Journal::next_segment_at(std::uint64_t first, bool cre
   }
   auto seg = std::make_shared<Segment>();
   seg->file = std::move(file).value();
-  segments_.push_back(std::move(seg));
-  return segments_.back().get();
+  Segment* made = seg.get();
+  // In order (segment_for searches): usually at the end, but a gap recovery left may be filled.
+  auto at = std::upper_bound(segments_.begin(), segments_.end(), first,
+                             [](std::uint64_t seq, const auto& s) { return seq < s->file.first_seq(); });
+  segments_.insert(at, std::move(seg));
+  return made;
 }
 
 Result<std::uint64_t> Journal::append(std::string_view subject, std::string_view headers, std::string_view payload,
@@ -395,12 +401,10 @@ bool Journal::has_unflushed_deletes() const {
 
 const Journal::Segment* Journal::segment_for(std::uint64_t sequence) const {
   std::shared_lock lock(segments_mutex_);
-  const Segment* found = nullptr;
-  for (const auto& s : segments_) {  // few segments; sorted by first_seq
-    if (s->file.first_seq() > sequence) break;
-    found = s.get();
-  }
-  return found;
+  // Sorted by first_seq: the last one starting at or below `sequence`.
+  auto after = std::upper_bound(segments_.begin(), segments_.end(), sequence,
+                                [](std::uint64_t seq, const auto& s) { return seq < s->file.first_seq(); });
+  return after == segments_.begin() ? nullptr : std::prev(after)->get();
 }
 
 Result<RecordView> Journal::read(std::uint64_t sequence) const {
@@ -437,6 +441,156 @@ std::uint64_t Journal::first_live_seq() const {
   }
   first_live_hint_.store(seq, std::memory_order_relaxed);  // deletes are never undone
   return seq;
+}
+
+SubjectIndex* Journal::subject_index(bool make) const {
+  std::lock_guard lock(subject_index_mutex_);
+  if (subject_index_) return subject_index_.get();
+  auto index = make ? SubjectIndex::open_or_make(dir_fd_, directory_, stream_id_)
+                    : SubjectIndex::open(dir_fd_, directory_, stream_id_);
+  if (!index && make && index.error().code == Errc::journal_corrupt) {
+    // Derived data, damaged: made again. A process that mapped the old file goes on with it,
+    // which is as consistent as the new one (each has its own indexed_upto).
+    ::unlinkat(dir_fd_, SubjectIndex::kFileName, 0);
+    index = SubjectIndex::open_or_make(dir_fd_, directory_, stream_id_);
+  }
+  if (!index) return nullptr;
+  subject_index_ = std::make_unique<SubjectIndex>(std::move(index).value());
+  return subject_index_.get();
+}
+
+Status Journal::index_upto(SubjectIndex& index, std::uint64_t upto, std::uint64_t budget, bool wait) const {
+  const std::uint64_t from = index.indexed_upto() + 1;
+  if (from > upto) return {};
+  auto c = cursor(from);
+  if (!c) return std::move(c).error();
+  // A record still being written is waited for until the cursor gives up on it (its writer
+  // died or is stopped: kAbandonAfterNs, then it is never stored), and a little more.
+  const std::uint64_t deadline = monotonic_ns() + kAbandonAfterNs + kAbandonAfterNs / 2;
+  RecordView v;
+  std::uint64_t noted = 0;
+  while (c->sequence() <= upto && (budget == 0 || noted < budget)) {
+    const ReadStatus st = c->next(v);
+    if (st == ReadStatus::ok) {
+      index.note(v.subject, v.sequence);  // a full table says so itself: lookups walk then
+      ++noted;
+      continue;
+    }
+    if (st == ReadStatus::corrupt) {
+      c->skip();  // never delivered, so on no subject
+      continue;
+    }
+    if (!wait) break;
+    if (monotonic_ns() > deadline) {
+      return make_error(Errc::timeout, "message " + std::to_string(c->sequence()) + " of " + directory_ +
+                                           " stayed unfinished: the subject index cannot pass it");
+    }
+    c->wait(std::chrono::milliseconds(1));
+  }
+  index.raise_indexed_upto(c->sequence() - 1);  // every record below the cursor is noted
+  return {};
+}
+
+std::uint64_t Journal::walk_back(std::string_view subject, std::uint64_t from) const {
+  const std::uint64_t first = first_seq();
+  for (std::uint64_t seq = from; seq >= first && seq != 0; --seq) {
+    auto r = read(seq);
+    if (r && r->subject == subject) return seq;
+  }
+  return 0;
+}
+
+Result<std::uint64_t> Journal::last_on_subject(std::string_view subject, std::uint64_t last) const {
+  SubjectIndex* index = subject_index(/*make=*/true);
+  if (index == nullptr) return walk_back(subject, last);
+  if (auto st = index_upto(*index, last, 0, /*wait=*/true); !st) return std::move(st).error();
+  std::uint64_t seq = 0;
+  switch (index->last(subject, seq)) {
+    case SubjectIndex::Lookup::absent: return 0;
+    case SubjectIndex::Lookup::unknown: return walk_back(subject, last);
+    case SubjectIndex::Lookup::found: break;
+  }
+  if (seq == 0 || seq > last) return seq;
+  auto r = read(seq);
+  if (r && r->subject == subject) return seq;
+  // Deleted since (or another subject with the same hash): the one before it on the subject.
+  const std::uint64_t before = walk_back(subject, seq - 1);
+  if (!r) index->replace(subject, seq, before);
+  return before;
+}
+
+Result<std::vector<std::uint64_t>> Journal::last_per_subject() const {
+  SubjectIndex* index = subject_index(/*make=*/true);
+  if (index == nullptr) return make_error(Errc::io_error, "journal " + directory_ + " has no subject index");
+  if (auto st = index_upto(*index, last_seq(), 0, /*wait=*/true); !st) return std::move(st).error();
+  if (index->full()) return make_error(Errc::resource_exhausted, "the subject index of " + directory_ + " is full");
+  std::vector<std::uint64_t> seqs;
+  index->for_each([&seqs](std::uint64_t seq) { seqs.push_back(seq); });
+  for (std::uint64_t& seq : seqs) {
+    auto r = read_record(seq);
+    if (!r) {
+      seq = 0;  // in a dropped segment (every earlier message went with it) or damaged
+      continue;
+    }
+    if ((r->flags & kRecordDeleted) != 0) {
+      const std::string subject(r->subject);
+      const std::uint64_t before = walk_back(subject, seq - 1);
+      index->replace(subject, seq, before);
+      seq = before;
+    }
+  }
+  std::erase(seqs, 0);
+  std::sort(seqs.begin(), seqs.end());
+  return seqs;
+}
+
+void Journal::index_subjects(std::uint64_t budget) const {
+  if (SubjectIndex* index = subject_index(/*make=*/false)) (void)index_upto(*index, last_seq(), budget, /*wait=*/false);
+}
+
+std::uint64_t Journal::sequence_at_time(std::uint64_t time_ns) const {
+  current_tail();
+  std::vector<std::shared_ptr<Segment>> all;
+  {
+    std::shared_lock lock(segments_mutex_);
+    all = segments_;
+  }
+  // A segment's first record's time (deleted or not); an unreadable one counts as early, so the
+  // search looks in it rather than past it.
+  auto first_time = [this](const Segment& seg) -> std::uint64_t {
+    auto r = read_record(seg.file.first_seq());
+    return r ? r->timestamp_ns : 0;
+  };
+  // The last segment that starts before `time_ns`: the answer is in it or starts the next one.
+  std::size_t lo = 0, hi = all.size();
+  while (hi - lo > 1) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    if (first_time(*all[mid]) < time_ns) lo = mid; else hi = mid;
+  }
+  const Segment& seg = *all[lo];
+  std::uint64_t from = seg.file.first_seq();
+  if (first_time(seg) >= time_ns) return lo == 0 ? first_live_seq() : from;
+  // The last position entry stamped before it; the walk starts there.
+  if (const std::uint64_t stride = seg.file.index_stride(); stride != 0) {
+    for (std::uint64_t k = 1; k < kPositionEntries; ++k) {
+      std::uint64_t offset = 0, ts = 0;
+      if (!seg.file.noted_position(k, offset, ts)) continue;  // not noted: the walk goes past it
+      if (ts >= time_ns) break;
+      from = seg.file.first_seq() + k * stride;
+    }
+  }
+  auto c = cursor(from);
+  if (!c) return last_seq() + 1;
+  RecordView v;
+  for (;;) {
+    const ReadStatus st = c->next(v);
+    if (st == ReadStatus::corrupt) {
+      c->skip();
+      continue;
+    }
+    if (st != ReadStatus::ok) return c->sequence();  // the end (or a record not written yet)
+    if (v.timestamp_ns >= time_ns) return v.sequence;
+  }
 }
 
 std::size_t Journal::drop_deleted_segments() {
@@ -501,6 +655,18 @@ Result<RecordView> Journal::read_record(std::uint64_t sequence) const {
   while (at > 0 && (at >= offsets.size() || offsets[at] == 0)) --at;
   std::uint64_t offset = at < offsets.size() && offsets[at] != 0 ? offsets[at] : kSegmentHeaderBytes;
   RecordView view;
+  // Further than a stride on: from the nearest position entry after `at` (another process's
+  // appends noted them; this process has walked none of it), verified before it is trusted.
+  if (const std::uint64_t stride = seg->file.index_stride(); stride != 0 && i - at >= stride) {
+    for (std::uint64_t k = i / stride; k * stride > at; --k) {
+      std::uint64_t noted = 0, ts = 0;
+      if (seg->file.noted_position(k, noted, ts) && seg->file.read(noted, first + k * stride, view) == ReadStatus::ok) {
+        at = k * stride;
+        offset = noted;
+        break;
+      }
+    }
+  }
   for (;; ++at) {
     if (at < offsets.size() && offsets[at] == kDroppedOffset) {
       return make_error(Errc::journal_corrupt, "message " + std::to_string(first + at) + " of " + directory_ +
@@ -524,6 +690,7 @@ Result<RecordView> Journal::read_record(std::uint64_t sequence) const {
     }
     if (offsets.size() <= at) offsets.resize(at + 1, 0);
     offsets[at] = offset;
+    seg->file.note_position(first + at, offset, view.timestamp_ns);  // its appender may have died first
     if (at == i) return view;
     offset += view.bytes;
   }

@@ -4,9 +4,9 @@
 // created by whoever gets there first (O_EXCL), named by the sealed segment's next sequence.
 //
 // Limits and retention are the broker's (stream/limits.hpp): it deletes records (marks) and
-// drops segments left with none. What it does not do yet (issue 8 goes on): the on-disk index
-// (positions are found by walking records from the last known one), holes left by a writer
-// that died mid-append while the journal stays open (recovery at open steps over them).
+// drops segments left with none. A sequence is found from the segment's position index
+// (format.hpp) and a walk of at most a stride; a time likewise; a subject's last message from
+// the subject index (subject_index.hpp).
 #pragma once
 
 #include <atomic>
@@ -22,6 +22,7 @@
 #include "bus/result.hpp"
 #include "bus/stream.hpp"
 #include "journal/segment_file.hpp"
+#include "journal/subject_index.hpp"
 
 namespace bus::detail::journal {
 
@@ -112,6 +113,25 @@ class Journal {
   Status flush();
   /// Whether this handle deleted records that flush() has not put on disk yet.
   bool has_unflushed_deletes() const;
+  /// The last sequence stored (not deleted) at or below `last` whose subject is `subject`; 0
+  /// when there is none. Exact while others append: the subject index (journal/subject_index.hpp)
+  /// is brought up to `last` first, waiting for records still being written (bounded: one given
+  /// up on after kAbandonAfterNs is not stored). Above `last` when the subject got a message
+  /// after it (the journal moved on: look again with a newer last).
+  Result<std::uint64_t> last_on_subject(std::string_view subject, std::uint64_t last) const;
+  /// Every subject's last stored message, in sequence order (deliver policy last_per_subject).
+  /// Errc::resource_exhausted when the index is full (more subjects than it holds): scan.
+  Result<std::vector<std::uint64_t>> last_per_subject() const;
+  /// Notes at most `budget` records the subject index has not seen, if the journal has one
+  /// (made by a first last_on_subject()), not waiting for any: the broker's tick, which keeps
+  /// the walk left to a publisher short.
+  void index_subjects(std::uint64_t budget) const;
+  /// The first sequence stored (and not deleted) with a timestamp at or after `time_ns`
+  /// (CLOCK_REALTIME, as records are stamped); last_seq() + 1 when there is none. Found from
+  /// each segment's first record and its position index, then a walk of at most a stride.
+  /// Appenders stamp their own clock reads just before they claim, so times follow sequence
+  /// order to within that moment (as in JetStream, whose start time is a search too).
+  std::uint64_t sequence_at_time(std::uint64_t time_ns) const;
   /// The first sequence stored and not deleted (last_seq() + 1 when there is none).
   std::uint64_t first_live_seq() const;
   /// Removes the files of the oldest sealed segments whose every record is deleted (never the
@@ -203,6 +223,15 @@ class Journal {
   Status make_durable(const Segment& seg) const;
   /// read(), deleted records included.
   Result<RecordView> read_record(std::uint64_t sequence) const;
+  /// The subject index, mapped on first use; made if missing when `make`. nullptr: there is none
+  /// (or it could not be made: callers walk, as before it existed).
+  SubjectIndex* subject_index(bool make) const;
+  /// Notes the records after index.indexed_upto() up to `upto` (at most `budget` if non-zero),
+  /// then raises indexed_upto. With `wait`, waits (bounded) for records still being written;
+  /// without, stops at the first.
+  Status index_upto(SubjectIndex& index, std::uint64_t upto, std::uint64_t budget, bool wait) const;
+  /// The last stored sequence at or below `from` on `subject`, by reading back (0: none).
+  std::uint64_t walk_back(std::string_view subject, std::uint64_t from) const;
   void count_deleted();  // at open: what earlier handles deleted
   std::atomic<std::uint64_t> deleted_{0};
   std::atomic<std::uint64_t> deleted_bytes_{0};
@@ -215,6 +244,8 @@ class Journal {
   bool recovered_ = false;
   std::uint64_t stream_id_ = 0;
   Recovery recovery_;
+  mutable std::mutex subject_index_mutex_;  // guards subject_index_ (mapped once, then kept)
+  mutable std::unique_ptr<SubjectIndex> subject_index_;
   mutable std::shared_mutex segments_mutex_;  // guards segments_ (a roll appends to it)
   // By first_seq. Shared: flush() keeps the ones it syncs mapped while
   // drop_deleted_segments() removes them from the list.

@@ -2,11 +2,7 @@
 #include "journal/msg_ids.hpp"
 
 #include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <thread>
@@ -55,100 +51,55 @@ struct MsgIdTable::Slot {
 };
 static_assert(sizeof(MsgIdTable::Slot) == 32);
 
-MsgIdTable& MsgIdTable::operator=(MsgIdTable&& other) noexcept {
-  if (this != &other) {
-    if (base_ != nullptr) ::munmap(base_, size_);
-    base_ = other.base_;
-    size_ = other.size_;
-    mask_ = other.mask_;
-    other.base_ = nullptr;
-    other.size_ = 0;
-  }
-  return *this;
-}
-
-MsgIdTable::~MsgIdTable() {
-  if (base_ != nullptr) ::munmap(base_, size_);
-}
-
 MsgIdTable::Slot* MsgIdTable::slot(std::uint64_t i) const noexcept {
-  return reinterpret_cast<Slot*>(base_ + kHeaderBytes) + (i & mask_);
+  return reinterpret_cast<Slot*>(base() + kHeaderBytes) + (i & mask_);
 }
 
-Result<MsgIdTable> MsgIdTable::map(const std::string& path, int fd) {
-  struct stat st{};
-  if (::fstat(fd, &st) != 0) return make_error(Errc::io_error, errno_message(("stat " + path).c_str(), errno));
-  const auto size = static_cast<std::uint64_t>(st.st_size);
-  if (size < kHeaderBytes + sizeof(Slot)) return make_error(Errc::journal_corrupt, path + " is too short for a message-id table");
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) return make_error(Errc::io_error, errno_message(("mmap " + path).c_str(), errno));
-  MsgIdTable t;
-  t.base_ = static_cast<std::byte*>(p);
-  t.size_ = size;
-  const Header* h = t.header();
-  const std::uint64_t slots = h->slot_count;
+Result<MsgIdTable> MsgIdTable::checked(TableMapping file, const std::string& path) {
+  const auto* h = reinterpret_cast<const Header*>(file.data());
+  const std::uint64_t size = file.size();
+  const std::uint64_t slots = size >= kHeaderBytes ? h->slot_count : 0;
   // Untrusted: the header must describe exactly this file.
-  if (h->magic != magic_word() || h->version != kVersion || slots == 0 || (slots & (slots - 1)) != 0 ||
-      kHeaderBytes + slots * sizeof(Slot) != size) {
+  if (size < kHeaderBytes + sizeof(Slot) || h->magic != magic_word() || h->version != kVersion || slots == 0 ||
+      (slots & (slots - 1)) != 0 || kHeaderBytes + slots * sizeof(Slot) != size) {
     return make_error(Errc::journal_corrupt, path + " is not a message-id table of this version (or is damaged)");
   }
+  MsgIdTable t;
   t.mask_ = slots - 1;
+  t.file_ = std::move(file);
   return t;
 }
 
 Result<MsgIdTable> MsgIdTable::open(const std::string& path, std::uint64_t window_ns, std::uint32_t slots) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0 && errno == ENOENT) {
-    // Made whole aside, then linked into place: an attacher never sees half a header.
-    const std::string tmp = path + ".new." + std::to_string(::getpid());
-    const int t = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (t < 0) return make_error(Errc::io_error, errno_message(("create " + tmp).c_str(), errno));
-    Header h{};
-    h.magic = magic_word();
-    h.version = kVersion;
-    h.slot_count = slots;
-    const bool ok = ::ftruncate(t, static_cast<off_t>(kHeaderBytes + std::uint64_t{slots} * sizeof(Slot))) == 0 &&
-                    ::pwrite(t, &h, sizeof h, 0) == static_cast<ssize_t>(sizeof h) && ::fsync(t) == 0;
-    const int err = errno;
-    ::close(t);
-    if (!ok) {
-      ::unlink(tmp.c_str());
-      return make_error(Errc::io_error, errno_message(("write " + tmp).c_str(), err));
-    }
-    if (::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) {
-      const int e = errno;
-      ::unlink(tmp.c_str());
-      return make_error(Errc::io_error, errno_message(("link " + path).c_str(), e));
-    }
-    ::unlink(tmp.c_str());
-    fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-  }
-  if (fd < 0) return make_error(Errc::io_error, errno_message(("open " + path).c_str(), errno));
-  auto t = map(path, fd);
-  ::close(fd);
+  Header h{};
+  h.magic = magic_word();
+  h.version = kVersion;
+  h.slot_count = slots;
+  auto file = TableMapping::open_or_make(AT_FDCWD, path, &h, sizeof h, kHeaderBytes + std::uint64_t{slots} * sizeof(Slot),
+                                         /*allocate=*/false);
+  if (!file) return std::move(file).error();
+  auto t = checked(std::move(file).value(), path);
   if (!t) return t;
   t->header()->window_ns.store(window_ns, std::memory_order_relaxed);
   return t;
 }
 
 Result<MsgIdTable> MsgIdTable::attach(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return make_error(Errc::io_error, errno_message(("open " + path).c_str(), errno));
-  auto t = map(path, fd);
-  ::close(fd);
-  return t;
+  auto file = TableMapping::open(AT_FDCWD, path);
+  if (!file) return std::move(file).error();
+  return checked(std::move(file).value(), path);
 }
 
 std::uint64_t MsgIdTable::window_ns() const noexcept {
-  return base_ ? header()->window_ns.load(std::memory_order_relaxed) : 0;
+  return base() != nullptr ? header()->window_ns.load(std::memory_order_relaxed) : 0;
 }
 std::uint64_t MsgIdTable::forgotten() const noexcept {
-  return base_ ? header()->forgotten.load(std::memory_order_relaxed) : 0;
+  return base() != nullptr ? header()->forgotten.load(std::memory_order_relaxed) : 0;
 }
 
 Result<MsgIdTable::Claim> MsgIdTable::claim(std::string_view id, std::uint64_t now_ns,
                                             const std::function<bool(std::uint64_t)>& stored_with_id) {
-  if (base_ == nullptr) return Claim{};
+  if (base() == nullptr) return Claim{};
   const std::uint64_t key = XXH3_64bits(id.data(), id.size()) | 1u;
   const std::uint64_t window = window_ns();
   const std::uint64_t give_up = monotonic_ns() + 2 * kClaimTimeoutNs;  // every wait has a bound
@@ -241,7 +192,7 @@ Result<MsgIdTable::Claim> MsgIdTable::claim(std::string_view id, std::uint64_t n
 }
 
 void MsgIdTable::commit(const Claim& claim, std::uint64_t sequence, std::uint64_t time_ns) noexcept {
-  if (claim.slot < 0 || base_ == nullptr) return;
+  if (claim.slot < 0 || base() == nullptr) return;
   Slot* s = slot(static_cast<std::uint64_t>(claim.slot));
   s->time_ns.store(time_ns, std::memory_order_relaxed);
   // [RM2] release: the time before the sequence; pairs with [AM2].
@@ -249,7 +200,7 @@ void MsgIdTable::commit(const Claim& claim, std::uint64_t sequence, std::uint64_
 }
 
 void MsgIdTable::release(const Claim& claim) noexcept {
-  if (claim.slot < 0 || base_ == nullptr) return;
+  if (claim.slot < 0 || base() == nullptr) return;
   slot(static_cast<std::uint64_t>(claim.slot))->sequence.store(kReleased, std::memory_order_release);
 }
 

@@ -33,6 +33,7 @@
 #include <string_view>
 
 #include "bus/result.hpp"
+#include "journal/table_file.hpp"
 
 namespace bus::detail::journal {
 
@@ -50,11 +51,6 @@ class MsgIdTable {
   static Result<MsgIdTable> attach(const std::string& path);
 
   MsgIdTable() = default;
-  MsgIdTable(MsgIdTable&& other) noexcept { *this = std::move(other); }
-  MsgIdTable& operator=(MsgIdTable&& other) noexcept;
-  MsgIdTable(const MsgIdTable&) = delete;
-  MsgIdTable& operator=(const MsgIdTable&) = delete;
-  ~MsgIdTable();
 
   struct Claim {
     std::uint64_t duplicate_of = 0;  ///< non-zero: the id was stored as this sequence
@@ -71,17 +67,18 @@ class MsgIdTable {
 
   std::uint64_t window_ns() const noexcept;
   std::uint64_t forgotten() const noexcept;
-  bool valid() const noexcept { return base_ != nullptr; }
+  bool valid() const noexcept { return base() != nullptr; }
 
   struct Header;  // the layout above (msg_ids.cpp)
   struct Slot;
 
  private:
-  static Result<MsgIdTable> map(const std::string& path, int fd);
-  Header* header() const noexcept { return reinterpret_cast<Header*>(base_); }
+  /// The table in `file`, if its header describes it exactly.
+  static Result<MsgIdTable> checked(TableMapping file, const std::string& path);
+  Header* header() const noexcept { return reinterpret_cast<Header*>(base()); }
   Slot* slot(std::uint64_t i) const noexcept;
-  std::byte* base_ = nullptr;
-  std::size_t size_ = 0;
+  std::byte* base() const noexcept { return file_.data(); }
+  TableMapping file_;
   std::uint64_t mask_ = 0;
 };
 

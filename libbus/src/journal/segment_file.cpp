@@ -116,6 +116,7 @@ SegmentFile& SegmentFile::operator=(SegmentFile&& other) noexcept {
     path_ = std::move(other.path_);
     base_ = std::exchange(other.base_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    stride_ = std::exchange(other.stride_, 0);
     std::swap(flush_mutex_, other.flush_mutex_);
   }
   return *this;
@@ -178,6 +179,8 @@ void SegmentFile::publish_header(std::uint64_t first_seq, std::uint64_t stream_i
   h->first_seq = first_seq;
   h->created_unix_ns = realtime_ns();
   h->stream_id = stream_id;
+  h->index_stride = position_stride(size_);
+  stride_ = h->index_stride;
   h->claim.store(claim_word(kSegmentHeaderBytes / kRecordAlign, 0), std::memory_order_relaxed);
   // [RJ0] release: every header field before the magic that makes the file a segment.
   std::atomic_ref<std::uint64_t>(h->magic).store(kSegmentMagic, std::memory_order_release);
@@ -269,6 +272,9 @@ Result<SegmentFile> SegmentFile::open(const std::string& path, int dirfd) {
   if (!claim_plausible(h->claim.load(std::memory_order_acquire), size)) {
     return make_error(Errc::journal_corrupt, path + ": its claim word points outside the file");
   }
+  // A file made before minor 4 has no position index (0); any other stride than the one this
+  // size gets is damage, and the index is not used (reads walk, as before it existed).
+  seg.stride_ = h->index_stride == position_stride(size) ? h->index_stride : 0;
   return seg;
 }
 
@@ -348,6 +354,7 @@ AppendStatus SegmentFile::append(std::string_view subject, std::string_view head
   if (!headers.empty()) std::memcpy(body + subject.size(), headers.data(), headers.size());
   if (!payload.empty()) std::memcpy(body + subject.size() + headers.size(), payload.data(), payload.size());
   r->checksum = record_checksum(sequence, *r, body, subject.size() + headers.size() + payload.size());
+  if (((sequence - h->first_seq) & (stride_ - 1)) == 0) note_position(sequence, offset, timestamp_ns);
   // [RJ1] release (seq_cst, for [SJ2]): every byte of the record before its commit word;
   // pairs with [AJ1].
   r->commit.store(sequence, std::memory_order_seq_cst);
@@ -357,6 +364,29 @@ AppendStatus SegmentFile::append(std::string_view subject, std::string_view head
   const bool abandoned = sequence < h->skipped_below.load(std::memory_order_seq_cst);
   wake_readers();
   return abandoned ? AppendStatus::abandoned : AppendStatus::appended;
+}
+
+void SegmentFile::note_position(std::uint64_t sequence, std::uint64_t offset, std::uint64_t timestamp_ns) const noexcept {
+  if (stride_ == 0 || sequence < first_seq() || ((sequence - first_seq()) & (stride_ - 1)) != 0) return;
+  const std::uint64_t entry = (sequence - first_seq()) / stride_;
+  if (entry >= kPositionEntries || offset < kSegmentHeaderBytes || offset >= size_ || offset % kRecordAlign != 0) return;
+  PositionEntry& e = header()->positions[entry];
+  if (e.offset_units.load(std::memory_order_relaxed) != 0) return;  // noted already (the same place)
+  e.timestamp_ns.store(timestamp_ns, std::memory_order_relaxed);
+  // [RJ6] release: the timestamp before the offset; pairs with [AJ6].
+  e.offset_units.store(static_cast<std::uint32_t>(offset / kRecordAlign), std::memory_order_release);
+}
+
+bool SegmentFile::noted_position(std::uint64_t entry, std::uint64_t& offset, std::uint64_t& timestamp_ns) const noexcept {
+  if (stride_ == 0 || entry >= kPositionEntries) return false;
+  const PositionEntry& e = header()->positions[entry];
+  // [AJ6] acquire: pairs with [RJ6].
+  const std::uint64_t at = std::uint64_t{e.offset_units.load(std::memory_order_acquire)} * kRecordAlign;
+  // Untrusted: inside the claimed records (the record there is verified by whoever reads it).
+  if (at < kSegmentHeaderBytes || at + kRecordHeaderBytes > claimed_end()) return false;
+  offset = at;
+  timestamp_ns = e.timestamp_ns.load(std::memory_order_relaxed);
+  return true;
 }
 
 bool SegmentFile::mark_deleted(std::uint64_t offset) const noexcept {
@@ -433,12 +463,19 @@ Recovery SegmentFile::recover(std::vector<std::pair<std::uint64_t, std::uint64_t
   std::uint64_t expected = h->first_seq;
   std::uint64_t last_end = kSegmentHeaderBytes;
   RecordView view;
+  // The position index is noted again from the records that verify: an entry may point at a
+  // record cut below, or at bytes a scribble left.
+  for (PositionEntry& e : h->positions) {
+    e.offset_units.store(0, std::memory_order_relaxed);
+    e.timestamp_ns.store(0, std::memory_order_relaxed);
+  }
   // The claim word may be behind the records (a crash flushed data pages but not the header
   // page) or anywhere (a scribble): the scan covers the whole file; past the real end it is
   // zeroes, which never verify.
   while (offset + kRecordHeaderBytes <= size_) {
     if (check(offset, expected, view) == ReadStatus::ok) {
       index.emplace_back(expected, offset);
+      note_position(expected, offset, view.timestamp_ns);
       ++rec.records;
       offset += view.bytes;
       last_end = offset;

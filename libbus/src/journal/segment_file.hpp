@@ -103,6 +103,14 @@ class SegmentFile {
   /// is stopped): raises skipped_below past it ([SJ3], seq_cst). A writer that commits it after
   /// this learns it (AppendStatus::abandoned); the reader re-checks the record after the call.
   void raise_skip(std::uint64_t sequence) const noexcept;  // const: writes the mapping only
+  /// Position index (format.hpp): notes where record `sequence` is if it is one the index
+  /// keeps (every index_stride()-th) and nobody noted it yet. Appends do it themselves.
+  void note_position(std::uint64_t sequence, std::uint64_t offset, std::uint64_t timestamp_ns) const noexcept;
+  /// Entry `entry` (record first_seq() + entry * index_stride()): its offset, inside the claimed
+  /// records, and timestamp; false if not noted (or not plausible). The record is unverified.
+  bool noted_position(std::uint64_t entry, std::uint64_t& offset, std::uint64_t& timestamp_ns) const noexcept;
+  /// Records between position entries; 0 when the file has no position index.
+  std::uint64_t index_stride() const noexcept { return stride_; }
   /// Marks the record at `offset` (a verified read's) deleted; false if it was already.
   bool mark_deleted(std::uint64_t offset) const noexcept;
   /// Whether the record at `offset` (one recovery verified) is marked deleted, and its length.
@@ -177,6 +185,7 @@ class SegmentFile {
   std::string path_;
   std::byte* base_ = nullptr;
   std::uint64_t size_ = 0;
+  std::uint32_t stride_ = 0;  // the header's index_stride, once checked (0: no position index)
   // One msync of this file at a time in this process: the kernel reports a lost writeback to
   // one caller only, and an overlapping one that got 0 must not publish before the failure is
   // marked. Taken with a deadline: a flush stuck in the kernel makes the others time out.
