@@ -7,6 +7,12 @@
 //   BM_JournalAppendThreads  4 threads appending 64 B to one journal (the claim CAS shared)
 //   BM_JournalRead/64        Journal::read(sequence) in order, checksum verified on each record
 //   BM_JournalReplay/64      a Cursor over the same records (what replays and consumers use)
+//   BM_JournalSeekIndexed    a fresh handle (another process's view) reads a random sequence of
+//                            a 64 MiB segment of 1 M records: from the position index
+//   BM_JournalSeekWalk       the same found by walking from the segment's start (the baseline:
+//                            what a read cost before the index)
+//   BM_JournalLastOnSubjectIndexed  the last message of one of 1000 subjects (the subject index)
+//   BM_JournalLastOnSubjectWalk     the same by reading back from the end (the baseline)
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
 
@@ -23,12 +29,12 @@ using bus::detail::journal::JournalOptions;
 
 // A journal in a fresh directory under $TMPDIR (or /tmp), removed afterwards.
 struct BenchJournal {
-  BenchJournal() {
+  explicit BenchJournal(std::uint64_t segment_bytes = 256ull << 20) {
     const char* base = std::getenv("TMPDIR");
     std::string tmpl = std::string(base != nullptr ? base : "/tmp") + "/bus-bench-journal-XXXXXX";
     dir = ::mkdtemp(tmpl.data());
     JournalOptions options;
-    options.segment_bytes = 256ull << 20;
+    options.segment_bytes = segment_bytes;
     auto opened = Journal::open(dir + "/s", options);
     if (opened) journal = std::move(opened).value();
   }
@@ -123,6 +129,110 @@ void BM_JournalReplay(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_JournalReplay)->Arg(64)->Iterations(1'000'000);
+
+// One journal of kRecords 64-byte records in 64 MiB segments (the broker's size) on 1000
+// subjects, shared by the seek benchmarks (made once: filling it takes a second).
+constexpr std::uint64_t kSeekSegment = 64ull << 20;
+constexpr int kSubjects = 1000;
+BenchJournal& seek_journal() {
+  static BenchJournal b(kSeekSegment);
+  static bool filled = false;
+  if (!filled && b.journal) {
+    const std::string payload(64, 'x');
+    for (std::uint64_t i = 0; i < kRecords; ++i) {
+      (void)b.journal->append("bench.key." + std::to_string(i % kSubjects), "", payload);
+    }
+    filled = true;
+  }
+  return b;
+}
+
+std::unique_ptr<Journal> fresh_handle(const BenchJournal& b) {
+  JournalOptions options;
+  options.segment_bytes = kSeekSegment;
+  auto j = Journal::attach(b.dir + "/s", options);
+  return j ? std::move(j).value() : nullptr;
+}
+
+void BM_JournalSeekIndexed(benchmark::State& state) {
+  BenchJournal& b = seek_journal();
+  std::uint64_t target = 1, found = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto j = fresh_handle(b);
+    target = (target * 7919 + 104729) % b.journal->last_seq() + 1;
+    state.ResumeTiming();
+    if (!j) {
+      state.SkipWithError("cannot attach");
+      break;
+    }
+    auto r = j->read(target);
+    found += r ? r->sequence : 0;
+  }
+  benchmark::DoNotOptimize(found);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_JournalSeekIndexed)->Iterations(2000);
+
+void BM_JournalSeekWalk(benchmark::State& state) {
+  BenchJournal& b = seek_journal();
+  std::uint64_t target = 1, found = 0;
+  bus::detail::journal::RecordView view;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto j = fresh_handle(b);
+    target = (target * 7919 + 104729) % b.journal->last_seq() + 1;
+    state.ResumeTiming();
+    if (!j) {
+      state.SkipWithError("cannot attach");
+      break;
+    }
+    auto c = j->cursor(1);  // from the segment's start: record lengths, one after another
+    while (c->sequence() < target && c->next(view) == bus::detail::journal::ReadStatus::ok) {
+    }
+    found += c->sequence();
+  }
+  benchmark::DoNotOptimize(found);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_JournalSeekWalk)->Iterations(200);
+
+void BM_JournalLastOnSubjectIndexed(benchmark::State& state) {
+  BenchJournal& b = seek_journal();
+  const Journal& j = *b.journal;
+  (void)j.last_on_subject("bench.key.0", j.last_seq());  // the index made and filled once
+  int key = 0;
+  std::uint64_t found = 0;
+  for (auto _ : state) {
+    key = (key + 337) % kSubjects;
+    auto seq = j.last_on_subject("bench.key." + std::to_string(key), j.last_seq());
+    found += seq ? seq.value() : 0;
+  }
+  benchmark::DoNotOptimize(found);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_JournalLastOnSubjectIndexed)->Iterations(100'000);
+
+void BM_JournalLastOnSubjectWalk(benchmark::State& state) {
+  BenchJournal& b = seek_journal();
+  const Journal& j = *b.journal;
+  int key = 0;
+  std::uint64_t found = 0;
+  for (auto _ : state) {
+    key = (key + 337) % kSubjects;
+    const std::string subject = "bench.key." + std::to_string(key);
+    for (std::uint64_t seq = j.last_seq(); seq >= 1; --seq) {
+      auto r = j.read(seq);
+      if (r && r->subject == subject) {
+        found += seq;
+        break;
+      }
+    }
+  }
+  benchmark::DoNotOptimize(found);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_JournalLastOnSubjectWalk)->Iterations(20'000);
 
 }  // namespace
 

@@ -447,6 +447,19 @@ ReadStatus SegmentFile::check(std::uint64_t offset, std::uint64_t sequence, Reco
   return ReadStatus::ok;
 }
 
+ReadStatus SegmentFile::step(std::uint64_t offset, std::uint64_t sequence, std::uint32_t& bytes) const noexcept {
+  if (offset < kSegmentHeaderBytes || offset % kRecordAlign != 0 || offset > size_ - kRecordHeaderBytes) {
+    return ReadStatus::corrupt;
+  }
+  const auto* r = reinterpret_cast<const RecordHeader*>(base_ + offset);
+  // [AJ1] acquire, as in check(): the length is the committed record's.
+  if (r->commit.load(std::memory_order_acquire) != sequence) return ReadStatus::not_committed;
+  const std::uint32_t length = r->length;  // read once
+  if (length < kRecordHeaderBytes || length % kRecordAlign != 0 || length > size_ - offset) return ReadStatus::corrupt;
+  bytes = length;
+  return ReadStatus::ok;
+}
+
 ReadStatus SegmentFile::read(std::uint64_t offset, std::uint64_t sequence, RecordView& out) const noexcept {
   return check(offset, sequence, out);
 }

@@ -88,6 +88,11 @@ class SegmentFile {
   /// is being written, or its writer died.
   ReadStatus read(std::uint64_t offset, std::uint64_t sequence, RecordView& out) const noexcept;
 
+  /// Steps over the record at `offset` that must carry `sequence`: committed, and a length
+  /// (`bytes`) that stays inside the file; nothing else is checked (a walk to another record,
+  /// which is then read()). corrupt: the length is impossible; not_committed as read().
+  ReadStatus step(std::uint64_t offset, std::uint64_t sequence, std::uint32_t& bytes) const noexcept;
+
   /// Verifies every record from the start (precondition: nobody appends meanwhile: it rewrites
   /// the claim word). A record that fails is stepped over by searching, 8 bytes at a time, for
   /// the next record that verifies (its writer may have been the only one to die); nothing
