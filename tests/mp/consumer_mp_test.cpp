@@ -137,10 +137,11 @@ class ConsumerMp : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(start_broker());
   }
 
-  void add_stream(const std::string& name, std::vector<std::string> subjects) {
+  void add_stream(const std::string& name, std::vector<std::string> subjects, Retention retention = Retention::limits) {
     StreamConfig config;
     config.name = name;
     config.subjects = std::move(subjects);
+    config.retention = retention;
     auto added = Streams(*conn_).add(config);
     ASSERT_TRUE(added) << added.error().message;
   }
@@ -449,6 +450,62 @@ TEST_F(ConsumerMp, should_hand_out_no_more_than_max_ack_pending_unacknowledged_m
 }
 
 // ------------------------------------------------------------------------------ ack policies
+
+// The stream's message count once it reaches `want` (the broker deletes on its consumer engine's
+// turns and its ticks), or what it was after `within`.
+std::uint64_t messages_when(Connection& conn, const std::string& stream, std::uint64_t want,
+                            std::chrono::milliseconds within) {
+  const auto until = Clock::now() + within;
+  std::uint64_t n = UINT64_MAX;
+  while (Clock::now() < until) {
+    auto i = Streams(conn).info(stream);
+    if (i) n = i->state.messages;
+    if (n == want) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  return n;
+}
+
+TEST_F(ConsumerMp, should_remove_from_a_workqueue_what_its_consumer_acknowledged) {
+  ASSERT_NO_FATAL_FAILURE(add_stream("WQ", {"wq.>"}, Retention::workqueue));
+  for (int i = 1; i <= 5; ++i) publish("wq.job", "j" + std::to_string(i));
+  add("WQ", durable("workers"));
+  auto refused = consumers_->add("WQ", durable("second"));
+  EXPECT_FALSE(refused) << "a work queue's consumers may not overlap";
+  const auto batch = fetch("WQ", "workers", 5, 2s);
+  ASSERT_EQ(seqs(batch), range(1, 5));
+  for (std::size_t i : {0u, 1u, 3u}) ASSERT_TRUE(ack_sync(batch[i]));
+  EXPECT_EQ(messages_when(*conn_, "WQ", 2, 5s), 2u) << "acknowledged work is gone; 3 and 5 stay";
+  EXPECT_TRUE(Streams(*conn_).get("WQ", 3)) << "not acknowledged: kept";
+  EXPECT_FALSE(Streams(*conn_).get("WQ", 4)) << "acknowledged: deleted";
+  ASSERT_TRUE(ack_sync(batch[2]));
+  ASSERT_TRUE(ack_sync(batch[4]));
+  EXPECT_EQ(messages_when(*conn_, "WQ", 0, 5s), 0u);
+}
+
+TEST_F(ConsumerMp, should_keep_an_interest_message_until_every_consumer_acknowledged_it_and_none_without_consumers) {
+  ASSERT_NO_FATAL_FAILURE(add_stream("INT", {"int.>"}, Retention::interest));
+  for (int i = 1; i <= 3; ++i) publish("int.e", "nobody " + std::to_string(i));
+  EXPECT_EQ(messages_when(*conn_, "INT", 0, 5s), 0u) << "no consumer: nobody is interested, nothing is kept";
+  add("INT", durable("a"));
+  add("INT", durable("b"));
+  for (int i = 4; i <= 7; ++i) publish("int.e", "e" + std::to_string(i));
+  const auto got_a = fetch("INT", "a", 4, 2s);
+  const auto got_b = fetch("INT", "b", 4, 2s);
+  ASSERT_EQ(seqs(got_a), range(4, 7));
+  ASSERT_EQ(seqs(got_b), range(4, 7));
+  for (const auto& m : got_a) ASSERT_TRUE(ack_sync(m));
+  std::this_thread::sleep_for(300ms);  // a few engine turns and ticks
+  EXPECT_EQ(Streams(*conn_).info("INT")->state.messages, 4u) << "b has acknowledged none of them";
+  ASSERT_TRUE(ack_sync(got_b[0]));
+  ASSERT_TRUE(ack_sync(got_b[1]));
+  EXPECT_EQ(messages_when(*conn_, "INT", 2, 5s), 2u) << "below b's ack floor (5): gone; 6 and 7 stay";
+  EXPECT_TRUE(Streams(*conn_).get("INT", 6));
+  // A restarted broker does not mistake its durable consumers, not loaded yet, for none.
+  ASSERT_NO_FATAL_FAILURE(crash_and_restart());
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(Streams(*conn_).info("INT")->state.messages, 2u) << "kept for b across the restart";
+}
 
 TEST_F(ConsumerMp, should_acknowledge_everything_up_to_a_message_with_ack_all) {
   ASSERT_NO_FATAL_FAILURE(add_stream("TASKS", {"tasks.>"}));

@@ -309,6 +309,12 @@ void BrokerStreams::enforce_limits() {
     if (c.max_msgs >= 0 || c.max_bytes >= 0 || c.max_age.count() > 0 || c.max_msgs_per_subject >= 0) {
       stream::enforce_limits(*s.journal, c, s.subjects, now);
     }
+    // Interest retention with no consumer at all: nobody is interested, so nothing is kept
+    // (JetStream drops such a message as it is stored; here within a tick). Never before the
+    // engine has loaded its durable consumers: not known yet is not none.
+    if (c.retention == Retention::interest && consumer_count_ && consumer_count_(c.name) == std::optional<std::uint32_t>(0)) {
+      stream::purge(*s.journal, {}, 0, s.journal->last_seq() + 1);
+    }
     // Every tick: deletes by the consumer engine's retention and by ages reach the publishers
     // of a discard-new stream within one (until then they count too many: they refuse early).
     publish_usage(s);
@@ -326,7 +332,7 @@ StreamInfo BrokerStreams::info_of(const Served& s) const {
   const std::uint64_t last = j.last_seq();
   StreamState& st = info.state;
   st.lost_msgs = j.recovery().lost_records;
-  st.consumer_count = consumer_count_ ? consumer_count_(s.config.name) : 0;
+  st.consumer_count = consumer_count_ ? consumer_count_(s.config.name).value_or(0) : 0;
   if (last >= first) {
     st.first_seq = first;
     st.last_seq = last;

@@ -58,7 +58,8 @@ class BrokerStreams {
   /// Applies every stream's limits (stream/limits.hpp); on the broker's tick.
   void enforce_limits();
   /// Where a stream's consumer count comes from (the consumer engine), for info replies.
-  using ConsumerCount = std::function<std::uint32_t(const std::string&)>;
+  /// Consumers of a stream, as the consumer engine counts them (nullopt: not known yet).
+  using ConsumerCount = std::function<std::optional<std::uint32_t>(const std::string&)>;
   void set_consumer_count(ConsumerCount count) { consumer_count_ = std::move(count); }
 
   BrokerStreams() = default;

@@ -198,6 +198,7 @@ struct EngineLoop {
     for (const auto& [key, c] : consumers) ++counts[key.first];
     std::lock_guard lock(engine.counts_mutex_);
     engine.counts_ = std::move(counts);
+    engine.counts_known_ = true;
   }
 
   void stop_watcher(Watcher& w) {
@@ -1109,8 +1110,9 @@ void ConsumerEngine::stream_removed(const std::string& stream) {
   counts_.erase(stream);
 }
 
-std::uint32_t ConsumerEngine::consumer_count(const std::string& stream) const {
+std::optional<std::uint32_t> ConsumerEngine::consumer_count(const std::string& stream) const {
   std::lock_guard lock(counts_mutex_);
+  if (!counts_known_) return std::nullopt;
   const auto it = counts_.find(stream);
   return it == counts_.end() ? 0 : it->second;
 }

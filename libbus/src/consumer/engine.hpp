@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -47,7 +48,9 @@ class ConsumerEngine {
   /// consumers. Thread-safe.
   void stream_removed(const std::string& stream);
   /// Consumers of `stream` now. Thread-safe.
-  std::uint32_t consumer_count(const std::string& stream) const;
+  /// Consumers of `stream`; nullopt until the durable consumers are loaded (the engine's thread
+  /// does it once it has connected): not known yet is not none.
+  std::optional<std::uint32_t> consumer_count(const std::string& stream) const;
   /// Asks the engine to save every durable's state and leave the bus; returns at once. The
   /// broker keeps serving until finished() (its control channel is what the engine closes on).
   void request_stop() noexcept;
@@ -71,6 +74,7 @@ class ConsumerEngine {
   std::vector<std::string> removed_streams_;
   mutable std::mutex counts_mutex_;
   std::unordered_map<std::string, std::uint32_t> counts_;  // stream -> consumers
+  bool counts_known_ = false;                               // durables loaded
   friend struct EngineLoop;
 };
 
