@@ -235,5 +235,49 @@ TEST(JournalSubjectIndex, should_say_unknown_rather_than_absent_once_full) {
   EXPECT_EQ(seq, 12u) << "replaced only if it still holds the stale sequence";
 }
 
+// A handle that last appended long ago, to a segment the broker has since dropped (every record
+// deleted, file removed) with the ones after it: its next append goes to the journal's end, never
+// into a remade successor (that would fork the journal with sequences already used), and its
+// cursor goes on past the removed files.
+TEST(JournalDroppedSegments, should_let_a_stale_handle_append_at_the_end_and_read_past_removed_files) {
+  TempDir dir;
+  constexpr std::uint64_t kSmall = 64 * 1024;  // a few hundred records a segment
+  auto broker = open_journal(dir.sub("s"), kSmall);
+  ASSERT_TRUE(broker);
+  auto stale = attach_journal(dir.sub("s"), kSmall);
+  ASSERT_TRUE(stale);
+  auto reader = attach_journal(dir.sub("s"), kSmall);
+  ASSERT_TRUE(reader);
+  ASSERT_EQ(stale->append("d.x", "", "first").value(), 1u);
+  auto c = reader->cursor(1);
+  ASSERT_TRUE(c);
+  RecordView v;
+  ASSERT_EQ(c->next(v), ReadStatus::ok);
+  for (int i = 0; i < 3000; ++i) ASSERT_TRUE(broker->append("d.x", "", std::string(100, 'b')));
+  ASSERT_GE(broker->segment_count(), 6u);
+  // Everything but the last two segments' records deleted, their files removed.
+  const std::uint64_t keep_from = broker->last_seq() - 400;
+  for (std::uint64_t seq = 1; seq < keep_from; ++seq) (void)broker->remove(seq);
+  ASSERT_GE(broker->drop_deleted_segments(), 3u);
+  const std::uint64_t first_left = broker->first_seq();
+  ASSERT_GT(first_left, 2u);
+  // The stale handle's segment 1 is sealed and gone: its append lands after the broker's last.
+  const std::uint64_t last = broker->last_seq();
+  auto seq = stale->append("d.x", "", "late");
+  ASSERT_TRUE(seq) << seq.error().message;
+  EXPECT_EQ(seq.value(), last + 1);
+  auto back = broker->read(seq.value());
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->payload, "late");
+  auto listed = Journal::attach(dir.sub("s"), JournalOptions{.segment_bytes = kSmall});
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(listed.value()->first_seq(), first_left) << "no dropped segment was made again";
+  EXPECT_EQ(stale->last_seq(), broker->last_seq());
+  // The cursor left in segment 1 goes on at the first record still stored.
+  ASSERT_EQ(c->next(v), ReadStatus::ok);
+  EXPECT_GE(v.sequence, keep_from);
+  EXPECT_EQ(v.sequence, broker->first_live_seq());
+}
+
 }  // namespace
 }  // namespace bus::detail::journal

@@ -61,6 +61,40 @@ Status make_directory(const std::string& directory, bool durable) {
 
 }  // namespace
 
+Result<std::vector<std::uint64_t>> Journal::list_segments(int dir_fd, const std::string& directory, bool sweep_spares) {
+  std::vector<std::uint64_t> firsts;
+  const int list_fd = ::dup(dir_fd);  // fdopendir takes it over
+  DIR* d = list_fd >= 0 ? ::fdopendir(list_fd) : nullptr;
+  if (d == nullptr) {
+    const int err = errno;
+    if (list_fd >= 0) ::close(list_fd);
+    return make_error(Errc::io_error, errno_message(("read " + directory).c_str(), err));
+  }
+  ::rewinddir(d);  // the duplicate shares the descriptor's position: an earlier listing's end
+  while (dirent* e = ::readdir(d)) {
+    if (const std::uint64_t first = parse_segment_name(e->d_name)) firsts.push_back(first);
+    // A spare whose maker died half-way (make_spare): never a segment, swept by a recovery.
+    if (sweep_spares && std::string_view(e->d_name).starts_with("spare.tmp-")) ::unlinkat(dir_fd, e->d_name, 0);
+  }
+  ::closedir(d);
+  std::sort(firsts.begin(), firsts.end());
+  return firsts;
+}
+
+bool Journal::still_listed(const Segment& seg) const {
+  struct stat st{};
+  return ::fstatat(dir_fd_, segment_file_name(seg.file.first_seq()).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+Result<Journal::Segment*> Journal::segment_from(std::uint64_t first, bool last) const {
+  auto listed = list_segments(dir_fd_, directory_, /*sweep_spares=*/false);
+  if (!listed) return std::move(listed).error();
+  const std::vector<std::uint64_t>& firsts = listed.value();
+  auto at = std::lower_bound(firsts.begin(), firsts.end(), first);
+  if (at == firsts.end()) return make_error(Errc::not_found, "no segment of " + directory_ + " from " + std::to_string(first));
+  return const_cast<Journal*>(this)->next_segment_at(last ? firsts.back() : *at, /*create=*/false);
+}
+
 Result<std::unique_ptr<Journal>> Journal::open(const std::string& directory, const JournalOptions& options) {
   auto j = load(directory, options, /*recover=*/true);
   if (j) j.value()->count_deleted();
@@ -96,21 +130,9 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
   j->recovered_ = recover;
   // Recovery may cut records the subject index points at: it is made again, from the records.
   if (recover) ::unlinkat(j->dir_fd_, SubjectIndex::kFileName, 0);
-  std::vector<std::uint64_t> firsts;
-  const int list_fd = ::dup(j->dir_fd_);  // fdopendir takes it over
-  DIR* d = list_fd >= 0 ? ::fdopendir(list_fd) : nullptr;
-  if (d == nullptr && list_fd >= 0) ::close(list_fd);
-  if (d != nullptr) {
-    while (dirent* e = ::readdir(d)) {
-      if (const std::uint64_t first = parse_segment_name(e->d_name)) firsts.push_back(first);
-      // A spare whose maker died half-way (make_spare): never a segment, swept by a recovery.
-      if (recover && std::string_view(e->d_name).starts_with("spare.tmp-")) ::unlinkat(j->dir_fd_, e->d_name, 0);
-    }
-    ::closedir(d);
-  } else {
-    return make_error(Errc::io_error, errno_message(("read " + directory).c_str(), errno));
-  }
-  std::sort(firsts.begin(), firsts.end());
+  auto listed = list_segments(j->dir_fd_, directory, /*sweep_spares=*/recover);
+  if (!listed) return std::move(listed).error();
+  const std::vector<std::uint64_t> firsts = std::move(listed).value();
   for (const std::uint64_t first : firsts) {
     const std::string path = directory + "/" + segment_file_name(first);
     auto file = SegmentFile::open(path, j->dir_fd_);
@@ -231,7 +253,19 @@ Status Journal::add_segment(SegmentFile file, std::vector<std::pair<std::uint64_
 }
 
 Result<Journal::Segment*> Journal::next_segment(Segment* full) {
-  return next_segment_at(full->file.next_seq(), /*create=*/true);  // sealed: next_seq is final
+  // Sealed, and its file gone: the broker dropped it (every record deleted) while this handle
+  // last appended there, so the journal has moved on, and its successor may be gone too. Made
+  // again, that successor would fork the journal with sequences already used: appends go on in
+  // the journal's last segment instead. (Segments are dropped oldest first and never the tail,
+  // so while `full` is listed its successor either exists or is the next to be made.)
+  if (!still_listed(*full)) return segment_from(full->file.next_seq(), /*last=*/true);
+  auto next = next_segment_at(full->file.next_seq(), /*create=*/true);  // sealed: next_seq is final
+  if (next && !still_listed(*full)) {
+    // Dropped between the look and the creation (this thread was stopped for that long): the
+    // file just made may be a fork. Nobody appends to a segment the journal has passed either.
+    return segment_from(full->file.next_seq(), /*last=*/true);
+  }
+  return next;
 }
 
 Result<Journal::Segment*> Journal::next_segment_at(std::uint64_t first, bool create) {
@@ -711,7 +745,14 @@ const Journal::Segment* Journal::segment_after(const Segment& seg) const {
   }
   // Another process rolled over to it: map it too (the same as an appender's roll).
   auto next = const_cast<Journal*>(this)->next_segment_at(seg.file.next_seq(), /*create=*/false);
-  return next ? next.value() : nullptr;
+  if (next) return next.value();
+  // Gone: dropped by the broker while we were behind it (its records were all deleted), as may
+  // be more after it. The reader goes on at the first segment still there after `seg`.
+  if (!still_listed(seg)) {
+    auto later = segment_from(seg.file.next_seq(), /*last=*/false);
+    if (later) return later.value();
+  }
+  return nullptr;
 }
 
 bool Journal::skip_dropped(const Segment& seg, std::uint64_t& sequence, std::uint64_t& offset) {
@@ -853,7 +894,10 @@ Journal::Segment* Journal::current_tail() const {
   // Another process may have rolled over: follow the seals to the segment appends go to now.
   while (seg->file.sealed()) {
     auto next = const_cast<Journal*>(this)->next_segment_at(seg->file.next_seq(), /*create=*/false);
-    if (!next) break;  // sealed, next one not made yet: this is still the end
+    // Not there: not made yet (this is still the end), or dropped with this one while this
+    // handle looked elsewhere (then the journal's end is its last file).
+    if (!next && !still_listed(*seg)) next = segment_from(seg->file.next_seq(), /*last=*/true);
+    if (!next) break;
     Segment* expected = seg;
     tail_.compare_exchange_strong(expected, next.value(), std::memory_order_acq_rel);
     seg = tail_.load(std::memory_order_acquire);

@@ -202,6 +202,14 @@ class Journal {
   static constexpr std::uint64_t kDurableWaitNs = 10'000'000'000ull;
 
  private:
+  /// Every segment file's first sequence in the directory, in order (sweeping dead spares'
+  /// temporary files if asked: recovery).
+  static Result<std::vector<std::uint64_t>> list_segments(int dir_fd, const std::string& directory, bool sweep_spares);
+  /// Whether `seg`'s file is still in the directory (the broker removes dropped segments).
+  bool still_listed(const Segment& seg) const;
+  /// The first segment in the directory starting at `first` or later (the last one if `last`),
+  /// mapped.
+  Result<Segment*> segment_from(std::uint64_t first, bool last) const;
   /// The segment after `full` (sealed): opened if another writer made it, else created.
   Result<Segment*> next_segment(Segment* full);
   /// The segment starting at `first`: ours, or opened (made first if `create`).
