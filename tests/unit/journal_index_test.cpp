@@ -273,10 +273,17 @@ TEST(JournalDroppedSegments, should_let_a_stale_handle_append_at_the_end_and_rea
   ASSERT_TRUE(listed);
   EXPECT_EQ(listed.value()->first_seq(), first_left) << "no dropped segment was made again";
   EXPECT_EQ(stale->last_seq(), broker->last_seq());
-  // The cursor left in segment 1 goes on at the first record still stored.
+  EXPECT_EQ(stale->segment_count(), 1u) << "the removed segment it had mapped is let go";
+  // The cursor left in segment 1 goes on at the first record still stored, and its handle lets
+  // go of what was removed behind it.
   ASSERT_EQ(c->next(v), ReadStatus::ok);
   EXPECT_GE(v.sequence, keep_from);
   EXPECT_EQ(v.sequence, broker->first_live_seq());
+  while (c->next(v) == ReadStatus::ok) {
+  }
+  EXPECT_EQ(v.sequence, broker->last_seq()) << "read to the end";
+  EXPECT_EQ(reader->first_seq(), broker->first_seq()) << "segment 1, removed, is let go";
+  EXPECT_EQ(reader->segment_count(), broker->segment_count());
 }
 
 }  // namespace

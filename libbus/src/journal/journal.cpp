@@ -86,7 +86,7 @@ bool Journal::still_listed(const Segment& seg) const {
   return ::fstatat(dir_fd_, segment_file_name(seg.file.first_seq()).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-Result<Journal::Segment*> Journal::segment_from(std::uint64_t first, bool last) const {
+Result<std::shared_ptr<Journal::Segment>> Journal::segment_from(std::uint64_t first, bool last) const {
   auto listed = list_segments(dir_fd_, directory_, /*sweep_spares=*/false);
   if (!listed) return std::move(listed).error();
   const std::vector<std::uint64_t>& firsts = listed.value();
@@ -252,7 +252,7 @@ Status Journal::add_segment(SegmentFile file, std::vector<std::pair<std::uint64_
   return {};
 }
 
-Result<Journal::Segment*> Journal::next_segment(Segment* full) {
+Result<std::shared_ptr<Journal::Segment>> Journal::next_segment(Segment* full) {
   // Sealed, and its file gone: the broker dropped it (every record deleted) while this handle
   // last appended there, so the journal has moved on, and its successor may be gone too. Made
   // again, that successor would fork the journal with sequences already used: appends go on in
@@ -268,11 +268,60 @@ Result<Journal::Segment*> Journal::next_segment(Segment* full) {
   return next;
 }
 
-Result<Journal::Segment*> Journal::next_segment_at(std::uint64_t first, bool create) {
+std::shared_ptr<Journal::Segment> Journal::pinned(const Segment* raw) const {
+  std::shared_lock lock(segments_mutex_);
+  // By address only: `raw` may be gone (released after tail_ moved on), and is then not here;
+  // the tail always is (it is never released).
+  for (const Segment* want : {raw, static_cast<const Segment*>(tail_.load(std::memory_order_acquire))}) {
+    for (const auto& s : segments_) {
+      if (s.get() == want) return s;
+    }
+  }
+  return segments_.back();
+}
+
+Journal::Segment* Journal::pinned_tail() const {
+  std::shared_ptr<Segment>& pin = tail_pin();
+  // Acquire: the segment's fields are visible (it was published after it was filled in).
+  Segment* raw = tail_.load(std::memory_order_acquire);
+  if (pin.get() != raw) pin = pinned(raw);
+  return pin.get();
+}
+
+std::shared_ptr<Journal::Segment>& Journal::tail_pin() const {
+  // A thread appends to few journals at a time: four pins, the oldest taken over for a fifth.
+  struct Pin {
+    std::uint64_t journal_id = 0;
+    std::shared_ptr<Segment> segment;
+  };
+  thread_local Pin pins[4];
+  thread_local unsigned next_pin = 0;
+  for (Pin& p : pins) {
+    if (p.journal_id == id_) return p.segment;
+  }
+  Pin& p = pins[next_pin++ % 4];
+  p.journal_id = id_;
+  p.segment.reset();
+  return p.segment;
+}
+
+void Journal::release_dropped() const {
+  current_tail();  // this handle's tail may be behind (a reader never appends): brought up first
+  std::unique_lock lock(segments_mutex_);
+  const Segment* tail = tail_.load(std::memory_order_acquire);
+  // Before the tail, held by nobody but this list (no cursor, no appender's pin: use_count is
+  // exact here, as new references are only taken from the list under its lock), and removed
+  // from the directory by the broker: its records were all deleted.
+  std::erase_if(segments_, [&](const std::shared_ptr<Segment>& s) {
+    return s.get() != tail && s->file.first_seq() < tail->file.first_seq() && s.use_count() == 1 && !still_listed(*s);
+  });
+}
+
+Result<std::shared_ptr<Journal::Segment>> Journal::next_segment_at(std::uint64_t first, bool create) {
   {
     std::shared_lock lock(segments_mutex_);
     for (const auto& s : segments_) {
-      if (s->file.first_seq() == first) return s.get();
+      if (s->file.first_seq() == first) return s;
     }
   }
   const std::string path = directory_ + "/" + segment_file_name(first);
@@ -298,22 +347,21 @@ Result<Journal::Segment*> Journal::next_segment_at(std::uint64_t first, bool cre
   }
   std::unique_lock lock(segments_mutex_);
   for (const auto& s : segments_) {
-    if (s->file.first_seq() == first) return s.get();  // a thread of ours got there meanwhile
+    if (s->file.first_seq() == first) return s;  // a thread of ours got there meanwhile
   }
   auto seg = std::make_shared<Segment>();
   seg->file = std::move(file).value();
-  Segment* made = seg.get();
   // In order (segment_for searches): usually at the end, but a gap recovery left may be filled.
   auto at = std::upper_bound(segments_.begin(), segments_.end(), first,
                              [](std::uint64_t seq, const auto& s) { return seq < s->file.first_seq(); });
-  segments_.insert(at, std::move(seg));
-  return made;
+  segments_.insert(at, seg);
+  return seg;
 }
 
 Result<std::uint64_t> Journal::append(std::string_view subject, std::string_view headers, std::string_view payload,
                                       std::uint64_t expected_last) {
-  // Acquire: the segment's fields are visible (it was published after it was filled in).
-  Segment* seg = tail_.load(std::memory_order_acquire);
+  // This thread's pin keeps the segment mapped while it appends, whoever releases what.
+  Segment* seg = pinned_tail();
   const std::uint64_t now = realtime_ns();
   for (int rolls = 0; rolls < 64; ++rolls) {
     std::uint64_t sequence = 0, offset = 0;
@@ -340,8 +388,9 @@ Result<std::uint64_t> Journal::append(std::string_view subject, std::string_view
         if (!next) return std::move(next).error();
         Segment* expected = seg;
         // Release: publishes the new segment to appenders that load tail_ with acquire.
-        tail_.compare_exchange_strong(expected, next.value(), std::memory_order_acq_rel);
-        seg = tail_.load(std::memory_order_acquire);
+        tail_.compare_exchange_strong(expected, next->get(), std::memory_order_acq_rel);
+        seg = pinned_tail();
+        release_dropped();  // what the broker removed behind us is unmapped here too
         break;
       }
     }
@@ -433,12 +482,12 @@ bool Journal::has_unflushed_deletes() const {
                      [](const auto& s) { return s->deleted_since_flush.load(std::memory_order_relaxed); });
 }
 
-const Journal::Segment* Journal::segment_for(std::uint64_t sequence) const {
+std::shared_ptr<const Journal::Segment> Journal::segment_for(std::uint64_t sequence) const {
   std::shared_lock lock(segments_mutex_);
   // Sorted by first_seq: the last one starting at or below `sequence`.
   auto after = std::upper_bound(segments_.begin(), segments_.end(), sequence,
                                 [](std::uint64_t seq, const auto& s) { return seq < s->file.first_seq(); });
-  return after == segments_.begin() ? nullptr : std::prev(after)->get();
+  return after == segments_.begin() ? nullptr : *std::prev(after);
 }
 
 Result<RecordView> Journal::read(std::uint64_t sequence) const {
@@ -455,7 +504,7 @@ Status Journal::remove(std::uint64_t sequence) {
     if (r.error().code == Errc::invalid_argument) return make_error(Errc::not_found, r.error().message);
     return std::move(r).error();
   }
-  const Segment* seg = segment_for(sequence);
+  const std::shared_ptr<const Segment> seg = segment_for(sequence);
   if (seg == nullptr || !seg->file.mark_deleted(r->offset)) {
     return make_error(Errc::not_found, "message " + std::to_string(sequence) + " is deleted already");
   }
@@ -675,7 +724,7 @@ void Journal::count_deleted() {
 }
 
 Result<RecordView> Journal::read_record(std::uint64_t sequence) const {
-  const Segment* seg = segment_for(sequence);
+  const std::shared_ptr<const Segment> seg = segment_for(sequence);
   if (seg == nullptr || sequence >= seg->file.next_seq()) {
     return make_error(Errc::invalid_argument, "no message " + std::to_string(sequence) + " in " + directory_);
   }
@@ -736,21 +785,21 @@ Result<RecordView> Journal::read_record(std::uint64_t sequence) const {
   }
 }
 
-const Journal::Segment* Journal::segment_after(const Segment& seg) const {
+std::shared_ptr<const Journal::Segment> Journal::segment_after(const Segment& seg) const {
   {
     std::shared_lock lock(segments_mutex_);
     for (std::size_t i = 0; i + 1 < segments_.size(); ++i) {
-      if (segments_[i].get() == &seg) return segments_[i + 1].get();
+      if (segments_[i].get() == &seg) return segments_[i + 1];
     }
   }
   // Another process rolled over to it: map it too (the same as an appender's roll).
   auto next = const_cast<Journal*>(this)->next_segment_at(seg.file.next_seq(), /*create=*/false);
-  if (next) return next.value();
+  if (next) return std::move(next).value();
   // Gone: dropped by the broker while we were behind it (its records were all deleted), as may
   // be more after it. The reader goes on at the first segment still there after `seg`.
   if (!still_listed(seg)) {
     auto later = segment_from(seg.file.next_seq(), /*last=*/false);
-    if (later) return later.value();
+    if (later) return std::move(later).value();
   }
   return nullptr;
 }
@@ -769,7 +818,7 @@ bool Journal::skip_dropped(const Segment& seg, std::uint64_t& sequence, std::uin
 Result<Journal::Cursor> Journal::cursor(std::uint64_t sequence) const {
   Cursor c;
   c.journal_ = this;
-  const Segment* seg = segment_for(std::max(sequence, first_seq()));
+  std::shared_ptr<const Segment> seg = segment_for(std::max(sequence, first_seq()));
   if (seg == nullptr) return make_error(Errc::invalid_argument, "journal " + directory_ + " has no segment");
   c.segment_ = seg;
   c.sequence_ = seg->file.first_seq();
@@ -800,13 +849,13 @@ void Journal::Cursor::wait(std::chrono::nanoseconds timeout) {
   // of the segment the next commit lands in. Not made yet (its maker is between the seal and
   // the file, or died there): look again in a millisecond, never a sleep nobody will end.
   if (segment_->file.sealed() && sequence_ >= segment_->file.next_seq() && offset_ != 0) {
-    const Segment* following = journal_->segment_after(*segment_);
+    auto following = journal_->segment_after(*segment_);
     if (following == nullptr) {
       std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(timeout, std::chrono::milliseconds(1)));
       return;
     }
-    segment_ = following;
     sequence_ = following->file.first_seq();
+    segment_ = std::move(following);
     offset_ = kSegmentHeaderBytes;
     search_from_ = 0;
   }
@@ -816,17 +865,18 @@ void Journal::Cursor::wait(std::chrono::nanoseconds timeout) {
 
 ReadStatus Journal::Cursor::next(RecordView& out) {
   for (;;) {
-    const Segment* seg = segment_;
+    const Segment* seg = segment_.get();
     // Sealed first, then the count: once sealed the count no longer changes, so a count read
     // after the seal is the final one (two loads in the other order could pair an old count
     // with a new seal and skip the records claimed in between).
     const bool sealed = seg->file.sealed();
     if (sealed && sequence_ >= seg->file.next_seq()) {
       // The segment is done: go on in the next one (mapped on first use).
-      const Segment* following = journal_->segment_after(*seg);
+      auto following = journal_->segment_after(*seg);
       if (following == nullptr) return ReadStatus::not_committed;
-      segment_ = following;
       sequence_ = following->file.first_seq();
+      segment_ = std::move(following);
+      journal_->release_dropped();  // the one left behind, if the broker removed it
       offset_ = kSegmentHeaderBytes;
       search_from_ = 0;
       continue;
@@ -890,7 +940,7 @@ std::uint64_t Journal::first_seq() const {
 }
 
 Journal::Segment* Journal::current_tail() const {
-  Segment* seg = tail_.load(std::memory_order_acquire);
+  Segment* seg = pinned_tail();
   // Another process may have rolled over: follow the seals to the segment appends go to now.
   while (seg->file.sealed()) {
     auto next = const_cast<Journal*>(this)->next_segment_at(seg->file.next_seq(), /*create=*/false);
@@ -899,8 +949,8 @@ Journal::Segment* Journal::current_tail() const {
     if (!next && !still_listed(*seg)) next = segment_from(seg->file.next_seq(), /*last=*/true);
     if (!next) break;
     Segment* expected = seg;
-    tail_.compare_exchange_strong(expected, next.value(), std::memory_order_acq_rel);
-    seg = tail_.load(std::memory_order_acquire);
+    tail_.compare_exchange_strong(expected, next->get(), std::memory_order_acq_rel);
+    seg = pinned_tail();
   }
   return seg;
 }

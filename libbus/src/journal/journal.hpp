@@ -76,7 +76,7 @@ class Journal {
    private:
     friend class Journal;
     const Journal* journal_ = nullptr;
-    const Segment* segment_ = nullptr;
+    std::shared_ptr<const Segment> segment_;  // kept mapped while the cursor is in it
     std::uint64_t offset_ = 0;  // of sequence_'s record; 0 after skip() until it is found
     std::uint64_t sequence_ = 0;
     std::uint64_t search_from_ = 0;  // while offset_ is 0: sequence_'s record is after this
@@ -209,20 +209,30 @@ class Journal {
   bool still_listed(const Segment& seg) const;
   /// The first segment in the directory starting at `first` or later (the last one if `last`),
   /// mapped.
-  Result<Segment*> segment_from(std::uint64_t first, bool last) const;
+  Result<std::shared_ptr<Segment>> segment_from(std::uint64_t first, bool last) const;
   /// The segment after `full` (sealed): opened if another writer made it, else created.
-  Result<Segment*> next_segment(Segment* full);
+  Result<std::shared_ptr<Segment>> next_segment(Segment* full);
   /// The segment starting at `first`: ours, or opened (made first if `create`).
-  Result<Segment*> next_segment_at(std::uint64_t first, bool create);
+  Result<std::shared_ptr<Segment>> next_segment_at(std::uint64_t first, bool create);
   Status add_segment(SegmentFile file, std::vector<std::pair<std::uint64_t, std::uint64_t>> index);
   static Result<std::unique_ptr<Journal>> load(const std::string& directory, const JournalOptions& options, bool recover);
   /// The segment that starts at `first_seq`, if this process has it mapped, else maps it.
   /// The segment after `seg`: the next one this process has mapped (a gap recovery reported
   /// between them is stepped over), else the one starting at seg's next sequence, mapped now.
-  const Segment* segment_after(const Segment& seg) const;
+  std::shared_ptr<const Segment> segment_after(const Segment& seg) const;
   /// After a record recovery dropped at `sequence` in `seg`: the next kept one, if known.
   static bool skip_dropped(const Segment& seg, std::uint64_t& sequence, std::uint64_t& offset);
-  const Segment* segment_for(std::uint64_t sequence) const;
+  std::shared_ptr<const Segment> segment_for(std::uint64_t sequence) const;
+  /// `raw`'s entry in segments_ if it is still there, else the current tail's.
+  std::shared_ptr<Segment> pinned(const Segment* raw) const;
+  /// The tail, kept mapped by this thread's pin (tail_pin) until its next pinned_tail(): what
+  /// appenders and current_tail() use, so that no thread's release unmaps it under them.
+  Segment* pinned_tail() const;
+  /// This thread's pin for this journal (a few per thread, by journal id).
+  std::shared_ptr<Segment>& tail_pin() const;
+  /// Unmaps the segments before the tail that the broker has removed, unless something here
+  /// still holds them (a cursor, a thread's pin): the disk space and the mapping come back.
+  void release_dropped() const;
   /// Unless the segment's header says it was done already: its predecessor (sealed) flushed,
   /// seal included, and the directory fsync'd (the segment file's name), so that after a power
   /// cut recovery finds the journal whole up to a record acknowledged as synced.
@@ -251,13 +261,17 @@ class Journal {
   int lock_fd_ = -1;
   bool recovered_ = false;
   std::uint64_t stream_id_ = 0;
+  // Unique per handle in this process (threads' pins are found by it; an address may be reused).
+  const std::uint64_t id_ = next_id_.fetch_add(1, std::memory_order_relaxed) + 1;
+  static inline std::atomic<std::uint64_t> next_id_{0};
   Recovery recovery_;
   mutable std::mutex subject_index_mutex_;  // guards subject_index_ (mapped once, then kept)
   mutable std::unique_ptr<SubjectIndex> subject_index_;
   mutable std::shared_mutex segments_mutex_;  // guards segments_ (a roll appends to it)
   // By first_seq. Shared: flush() keeps the ones it syncs mapped while
   // drop_deleted_segments() removes them from the list.
-  std::vector<std::shared_ptr<Segment>> segments_;
+  // mutable: readers map segments other processes made, and let go of those the broker removed.
+  mutable std::vector<std::shared_ptr<Segment>> segments_;
   // A segment file was removed since the last flush(): the directory needs an fsync.
   std::atomic<bool> dir_dirty_{false};
   mutable std::atomic<Segment*> tail_{nullptr};     // where appends go
