@@ -13,8 +13,13 @@
 //                            what a read cost before the index)
 //   BM_JournalLastOnSubjectIndexed  the last message of one of 1000 subjects (the subject index)
 //   BM_JournalLastOnSubjectWalk     the same by reading back from the end (the baseline)
+//   BM_JournalMakeSpare      a 64 MiB spare segment made (allocated and zero-filled into the page
+//                            cache), what each roll-over costs whoever makes it: bytes_per_second
+//                            is the rate at which a journal can grow into fresh page cache here
 #include <benchmark/benchmark.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <memory>
@@ -233,6 +238,23 @@ void BM_JournalLastOnSubjectWalk(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_JournalLastOnSubjectWalk)->Iterations(20'000);
+
+void BM_JournalMakeSpare(benchmark::State& state) {
+  BenchJournal b(kSeekSegment);
+  const int dir_fd = ::open((b.dir + "/s").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  for (auto _ : state) {
+    if (auto st = bus::detail::journal::SegmentFile::make_spare(b.dir + "/s", kSeekSegment, dir_fd); !st) {
+      state.SkipWithError(st.error().message.c_str());
+      break;
+    }
+    state.PauseTiming();
+    ::unlinkat(dir_fd, "spare", 0);  // its pages go back to the kernel, to be handed out again
+    state.ResumeTiming();
+  }
+  ::close(dir_fd);
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(kSeekSegment));
+}
+BENCHMARK(BM_JournalMakeSpare)->Iterations(8)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

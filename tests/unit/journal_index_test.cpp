@@ -178,6 +178,28 @@ TEST(JournalSubjectIndex, should_answer_the_last_message_of_a_subject_across_han
   EXPECT_EQ(per_subject.value(), (std::vector<std::uint64_t>{2998, 2999, 3000, 3002}));
 }
 
+// A cursor asked for a deleted sequence after another deleted one stands on the next stored
+// record (not past it): the subject index, which walks with cursors, must note that record.
+TEST(JournalSubjectIndex, should_note_the_record_after_deleted_ones) {
+  TempDir dir;
+  auto j = open_journal(dir.sub("s"));
+  ASSERT_TRUE(j);
+  ASSERT_TRUE(j->append("kv.a", "", "1"));
+  ASSERT_TRUE(j->append("kv.b", "", "2"));
+  EXPECT_EQ(j->last_on_subject("kv.a", j->last_seq()).value(), 1u);  // indexed up to 2
+  ASSERT_TRUE(j->append("kv.c", "", "3"));
+  ASSERT_TRUE(j->append("kv.a", "", "4"));
+  ASSERT_TRUE(j->remove(2));
+  ASSERT_TRUE(j->remove(3));
+  auto c = j->cursor(3);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->sequence(), 4u);
+  RecordView v;
+  ASSERT_EQ(c->next(v), ReadStatus::ok);
+  EXPECT_EQ(v.sequence, 4u);
+  EXPECT_EQ(j->last_on_subject("kv.a", j->last_seq()).value(), 4u);
+}
+
 TEST(JournalSubjectIndex, should_be_rebuilt_after_recovery_and_when_damaged) {
   TempDir dir;
   {

@@ -625,6 +625,8 @@ TEST(Journal, should_roll_over_into_the_spare_prepared_ahead) {
   while (j->segment_count() < 2) ASSERT_EQ(j->append("a", "", body_of(++n)).value(), n);
   EXPECT_FALSE(fs::exists(spare)) << "the roll-over took it";
   for (int i = 0; i < 10; ++i) ASSERT_EQ(j->append("a", "", body_of(++n)).value(), n);
+  ASSERT_TRUE(j->prepare_spare());
+  EXPECT_TRUE(fs::exists(spare)) << "a journal that rolls over keeps its next segment ready from the start";
   j.reset();
   auto again = open_journal(dir.sub("s"), 64 << 10);
   ASSERT_TRUE(again);

@@ -202,6 +202,8 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
 }
 
 Journal::~Journal() {
+  // This thread's pin goes with the handle (other threads' go when they pin something else).
+  if (TailPin* p = pin_slot(id_, /*take=*/false)) *p = TailPin{};
   if (lock_fd_ >= 0) ::close(lock_fd_);  // drops the shared lock
   if (dir_fd_ >= 0) ::close(dir_fd_);
 }
@@ -259,10 +261,17 @@ Result<std::shared_ptr<Journal::Segment>> Journal::next_segment(Segment* full) {
   // the journal's last segment instead. (Segments are dropped oldest first and never the tail,
   // so while `full` is listed its successor either exists or is the next to be made.)
   if (!still_listed(*full)) return segment_from(full->file.next_seq(), /*last=*/true);
-  auto next = next_segment_at(full->file.next_seq(), /*create=*/true);  // sealed: next_seq is final
+  bool created = false;
+  auto next = next_segment_at(full->file.next_seq(), /*create=*/true, &created);  // sealed: next_seq is final
   if (next && !still_listed(*full)) {
-    // Dropped between the look and the creation (this thread was stopped for that long): the
-    // file just made may be a fork. Nobody appends to a segment the journal has passed either.
+    // Dropped between the look and the creation (this thread was stopped for that long): a file
+    // just made here is a fork, removed before anyone appends to it; one found there was made
+    // by another stale handle, and nobody appends to a segment the journal has passed either.
+    if (created) {
+      ::unlinkat(dir_fd_, segment_file_name(full->file.next_seq()).c_str(), 0);
+      std::unique_lock lock(segments_mutex_);
+      std::erase(segments_, next.value());
+    }
     return segment_from(full->file.next_seq(), /*last=*/true);
   }
   return next;
@@ -288,22 +297,21 @@ Journal::Segment* Journal::pinned_tail() const {
   return pin.get();
 }
 
-std::shared_ptr<Journal::Segment>& Journal::tail_pin() const {
+Journal::TailPin* Journal::pin_slot(std::uint64_t journal_id, bool take) {
   // A thread appends to few journals at a time: four pins, the oldest taken over for a fifth.
-  struct Pin {
-    std::uint64_t journal_id = 0;
-    std::shared_ptr<Segment> segment;
-  };
-  thread_local Pin pins[4];
+  thread_local TailPin pins[4];
   thread_local unsigned next_pin = 0;
-  for (Pin& p : pins) {
-    if (p.journal_id == id_) return p.segment;
+  for (TailPin& p : pins) {
+    if (p.journal_id == journal_id) return &p;
   }
-  Pin& p = pins[next_pin++ % 4];
-  p.journal_id = id_;
+  if (!take) return nullptr;
+  TailPin& p = pins[next_pin++ % 4];
+  p.journal_id = journal_id;
   p.segment.reset();
-  return p.segment;
+  return &p;
 }
+
+std::shared_ptr<Journal::Segment>& Journal::tail_pin() const { return pin_slot(id_, /*take=*/true)->segment; }
 
 void Journal::release_dropped() const {
   current_tail();  // this handle's tail may be behind (a reader never appends): brought up first
@@ -312,12 +320,14 @@ void Journal::release_dropped() const {
   // Before the tail, held by nobody but this list (no cursor, no appender's pin: use_count is
   // exact here, as new references are only taken from the list under its lock), and removed
   // from the directory by the broker: its records were all deleted.
-  std::erase_if(segments_, [&](const std::shared_ptr<Segment>& s) {
-    return s.get() != tail && s->file.first_seq() < tail->file.first_seq() && s.use_count() == 1 && !still_listed(*s);
-  });
+  // Files are removed oldest first: the first one still listed ends the look.
+  for (auto it = segments_.begin(); it != segments_.end() && it->get() != tail;) {
+    if ((*it)->file.first_seq() >= tail->file.first_seq() || still_listed(**it)) break;
+    it = it->use_count() == 1 ? segments_.erase(it) : std::next(it);
+  }
 }
 
-Result<std::shared_ptr<Journal::Segment>> Journal::next_segment_at(std::uint64_t first, bool create) {
+Result<std::shared_ptr<Journal::Segment>> Journal::next_segment_at(std::uint64_t first, bool create, bool* created) {
   {
     std::shared_lock lock(segments_mutex_);
     for (const auto& s : segments_) {
@@ -332,6 +342,7 @@ Result<std::shared_ptr<Journal::Segment>> Journal::next_segment_at(std::uint64_t
     if (!file && file.error().code == Errc::not_found) {
       file = SegmentFile::create(path, first, options_.segment_bytes, stream_id_, dir_fd_);
     }
+    if (created != nullptr) *created = static_cast<bool>(file);
   }
   if (!file && file.error().code == Errc::already_exists) {
     // Another writer made it first; it may still be writing its header: open retries briefly.
@@ -347,7 +358,7 @@ Result<std::shared_ptr<Journal::Segment>> Journal::next_segment_at(std::uint64_t
   }
   std::unique_lock lock(segments_mutex_);
   for (const auto& s : segments_) {
-    if (s->file.first_seq() == first) return s;  // a thread of ours got there meanwhile
+    if (s->file.first_seq() == first) return s;  // a thread of ours got there meanwhile (the same file)
   }
   auto seg = std::make_shared<Segment>();
   seg->file = std::move(file).value();
@@ -389,8 +400,8 @@ Result<std::uint64_t> Journal::append(std::string_view subject, std::string_view
         Segment* expected = seg;
         // Release: publishes the new segment to appenders that load tail_ with acquire.
         tail_.compare_exchange_strong(expected, next->get(), std::memory_order_acq_rel);
+        release_dropped();  // what the broker removed behind us is unmapped here too (it re-pins)
         seg = pinned_tail();
-        release_dropped();  // what the broker removed behind us is unmapped here too
         break;
       }
     }
@@ -504,7 +515,8 @@ Status Journal::remove(std::uint64_t sequence) {
     if (r.error().code == Errc::invalid_argument) return make_error(Errc::not_found, r.error().message);
     return std::move(r).error();
   }
-  const std::shared_ptr<const Segment> seg = segment_for(sequence);
+  // The segment the record was read in (looked up again, it could be another by now).
+  const auto seg = std::static_pointer_cast<const Segment>(r->keep);
   if (seg == nullptr || !seg->file.mark_deleted(r->offset)) {
     return make_error(Errc::not_found, "message " + std::to_string(sequence) + " is deleted already");
   }
@@ -770,7 +782,10 @@ Result<RecordView> Journal::read_record(std::uint64_t sequence) const {
       // may be complete all the same; search for it past the gap.
       if (at != i) {
         const std::uint64_t found = seg->file.find(sequence, offset);
-        if (found != 0 && seg->file.read(found, sequence, view) == ReadStatus::ok) return view;
+        if (found != 0 && seg->file.read(found, sequence, view) == ReadStatus::ok) {
+          view.keep = seg;
+          return view;
+        }
       }
       return make_error(Errc::timeout, "message " + std::to_string(first + i) + " of " + directory_ +
                                            " is not completely written yet");
@@ -779,6 +794,7 @@ Result<RecordView> Journal::read_record(std::uint64_t sequence) const {
     offsets[at] = offset;
     if (at == i) {
       seg->file.note_position(first + at, offset, view.timestamp_ns);  // its appender may have died first
+      view.keep = seg;
       return view;
     }
     offset += bytes;
@@ -832,8 +848,15 @@ Result<Journal::Cursor> Journal::cursor(std::uint64_t sequence) const {
       return c;
     }
   }
-  RecordView skipped;
-  while (c.sequence_ < sequence && c.next(skipped) == ReadStatus::ok) {
+  // From the segment's start; next() steps over deleted records, so the first one it returns at
+  // or past `sequence` is where the cursor stands (not one past it).
+  RecordView v;
+  while (c.sequence_ < sequence && c.next(v) == ReadStatus::ok) {
+    if (v.sequence >= sequence) {
+      c.sequence_ = v.sequence;
+      c.offset_ = v.offset;
+      break;
+    }
   }
   return c;
 }
@@ -959,8 +982,11 @@ std::uint64_t Journal::last_seq() const { return current_tail()->file.next_seq()
 
 Status Journal::prepare_spare() {
   const Segment* tail = current_tail();
-  // Once the tail is an eighth full, and only if there is no spare yet (one stat, no allocation).
-  if (tail->file.claimed_end() < tail->file.capacity() / 8) return {};
+  // Only if there is no spare yet (one stat, no allocation), and once the tail is an eighth
+  // full, or at once in a journal that has rolled over before: at 6 M msg/s a 64 MiB segment
+  // fills in ~100 ms, about what making a spare takes on a machine whose memory is fresh (an
+  // eighth in, it was too late, and publishers zero-filled the next segment themselves).
+  if (tail->file.claimed_end() < tail->file.capacity() / 8 && tail->file.first_seq() == first_seq()) return {};
   struct stat st{};
   if (::fstatat(dir_fd_, "spare", &st, AT_SYMLINK_NOFOLLOW) == 0) return {};
   return SegmentFile::make_spare(directory_, options_.segment_bytes, dir_fd_);

@@ -213,7 +213,7 @@ class Journal {
   /// The segment after `full` (sealed): opened if another writer made it, else created.
   Result<std::shared_ptr<Segment>> next_segment(Segment* full);
   /// The segment starting at `first`: ours, or opened (made first if `create`).
-  Result<std::shared_ptr<Segment>> next_segment_at(std::uint64_t first, bool create);
+  Result<std::shared_ptr<Segment>> next_segment_at(std::uint64_t first, bool create, bool* created = nullptr);
   Status add_segment(SegmentFile file, std::vector<std::pair<std::uint64_t, std::uint64_t>> index);
   static Result<std::unique_ptr<Journal>> load(const std::string& directory, const JournalOptions& options, bool recover);
   /// The segment that starts at `first_seq`, if this process has it mapped, else maps it.
@@ -230,6 +230,12 @@ class Journal {
   Segment* pinned_tail() const;
   /// This thread's pin for this journal (a few per thread, by journal id).
   std::shared_ptr<Segment>& tail_pin() const;
+  struct TailPin {
+    std::uint64_t journal_id = 0;
+    std::shared_ptr<Segment> segment;
+  };
+  /// This thread's pin for journal `journal_id`; a new one (taking over the oldest) if `take`.
+  static TailPin* pin_slot(std::uint64_t journal_id, bool take);
   /// Unmaps the segments before the tail that the broker has removed, unless something here
   /// still holds them (a cursor, a thread's pin): the disk space and the mapping come back.
   void release_dropped() const;

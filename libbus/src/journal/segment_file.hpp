@@ -37,6 +37,9 @@ struct RecordView {
   std::string_view subject, headers, payload;
   std::uint64_t offset = 0;  // of the record in its segment
   std::uint32_t bytes = 0;   // the record's length
+  // Journal::read()'s views keep their segment mapped (a handle lets go of the segments the
+  // broker removed); a cursor's do not need to (the cursor holds its segment).
+  std::shared_ptr<const void> keep;
 };
 
 // abandoned: committed too late: a reader had given up waiting for it (raise_skip) and may have
