@@ -626,7 +626,12 @@ TEST(Journal, should_roll_over_into_the_spare_prepared_ahead) {
   EXPECT_FALSE(fs::exists(spare)) << "the roll-over took it";
   for (int i = 0; i < 10; ++i) ASSERT_EQ(j->append("a", "", body_of(++n)).value(), n);
   ASSERT_TRUE(j->prepare_spare());
-  EXPECT_TRUE(fs::exists(spare)) << "a journal that rolls over keeps its next segment ready from the start";
+  EXPECT_TRUE(fs::exists(spare)) << "a journal that rolls over keeps its next segments ready from the start";
+  EXPECT_TRUE(fs::exists(spare + ".next"));
+  while (j->segment_count() < 3) ASSERT_EQ(j->append("a", "", body_of(++n)).value(), n);
+  EXPECT_TRUE(fs::exists(spare + ".next")) << "the roll-over took the first";
+  ASSERT_TRUE(j->prepare_spare());
+  EXPECT_TRUE(fs::exists(spare)) << "the second moved up";
   j.reset();
   auto again = open_journal(dir.sub("s"), 64 << 10);
   ASSERT_TRUE(again);

@@ -186,9 +186,9 @@ void SegmentFile::publish_header(std::uint64_t first_seq, std::uint64_t stream_i
   std::atomic_ref<std::uint64_t>(h->magic).store(kSegmentMagic, std::memory_order_release);
 }
 
-Status SegmentFile::make_spare(const std::string& directory, std::uint64_t capacity, int dirfd) {
+Status SegmentFile::make_spare(const std::string& directory, std::uint64_t capacity, int dirfd, const char* name) {
   if (auto st = check_shape(0, capacity, /*spare=*/true); !st) return st;
-  // Built under a private name, then renamed to "spare" only if there is none: one at a time.
+  // Built under a private name, then renamed to `name` only if there is none: one at a time.
   const std::string tmp = "spare.tmp-" + std::to_string(::getpid());
   const int fd = ::openat(dirfd, tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return io_error("create", directory + "/" + tmp, errno);
@@ -206,7 +206,7 @@ Status SegmentFile::make_spare(const std::string& directory, std::uint64_t capac
     }
   }
   ::close(fd);
-  if (!ok || ::renameat2(dirfd, tmp.c_str(), dirfd, "spare", RENAME_NOREPLACE) != 0) {
+  if (!ok || ::renameat2(dirfd, tmp.c_str(), dirfd, name, RENAME_NOREPLACE) != 0) {
     const int err = errno;
     ::unlinkat(dirfd, tmp.c_str(), 0);
     if (ok && err == EEXIST) return {};  // someone else made one meanwhile

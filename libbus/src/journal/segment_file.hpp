@@ -63,10 +63,10 @@ class SegmentFile {
   /// a rename; `path` is only for messages).
   static Result<SegmentFile> create(const std::string& path, std::uint64_t first_seq, std::uint64_t capacity,
                                     std::uint64_t stream_id, int dirfd = AT_FDCWD);
-  /// Prepares a spare segment file, `directory`/spare: allocated and zero-filled into the page
+  /// Prepares a spare segment file, `directory`/`name`: allocated and zero-filled into the page
   /// cache, header not written (magic zero), unless there is one already. Slow (it touches every
   /// page): made off the publishing path, so that a roll-over only renames and maps it.
-  static Status make_spare(const std::string& directory, std::uint64_t capacity, int dirfd);
+  static Status make_spare(const std::string& directory, std::uint64_t capacity, int dirfd, const char* name = "spare");
   /// create(), from the spare if there is one (renamed to `path`, never over an existing
   /// file); Errc::not_found when there is none (the caller creates), already_exists as create.
   static Result<SegmentFile> create_from_spare(const std::string& path, std::uint64_t first_seq,
