@@ -299,16 +299,20 @@ Journal::Segment* Journal::pinned_tail() const {
 
 Journal::TailPin* Journal::pin_slot(std::uint64_t journal_id, bool take) {
   // A thread appends to few journals at a time: four pins, the oldest taken over for a fifth.
+  // A publishing loop asks for the same pin each time: `recent` (a plain pointer, so reading it
+  // needs no thread_local initialization check) answers that without touching the array.
+  thread_local TailPin* recent = nullptr;
+  if (recent != nullptr && recent->journal_id == journal_id) return recent;
   thread_local TailPin pins[4];
   thread_local unsigned next_pin = 0;
   for (TailPin& p : pins) {
-    if (p.journal_id == journal_id) return &p;
+    if (p.journal_id == journal_id) return recent = &p;
   }
   if (!take) return nullptr;
   TailPin& p = pins[next_pin++ % 4];
   p.journal_id = journal_id;
   p.segment.reset();
-  return &p;
+  return recent = &p;
 }
 
 std::shared_ptr<Journal::Segment>& Journal::tail_pin() const { return pin_slot(id_, /*take=*/true)->segment; }
