@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # demo.sh — a live tour of bus: starts a private busd, three `bus sub` processes with different
 # wildcard patterns, publishes a few orders with `bus pub`, then shows who received what and why;
+# two queue-group workers sharing jobs; a `bus reply` service and `bus req` (and no responders);
 # survives kill -9 of the broker mid-stream; keeps acknowledged messages in a stream across
-# another kill -9.
+# another kill -9 (de-duplication, a subject's last message, an optimistic-concurrency update,
+# a consumer with acknowledgements and a redelivery).
 #   BUILD_DIR=build (relative to the repository root)   DEMO_TIMEOUT=10 (seconds, every wait)
 # Exits 0 when every subscriber got exactly what NATS matching says it should and busd stopped
 # cleanly on SIGTERM; 1 otherwise. Every wait is bounded; everything started is stopped on exit.
@@ -251,6 +253,53 @@ for publication in "${publications[@]}"; do
     echo "$subject matched no subscription: dropped without error, as NATS does (no interest)"
 done
 
+# --- queue groups -------------------------------------------------------------------------------
+say "Queue groups: two workers share 'jobs.*', each job goes to exactly one of them"
+jobs_total=20
+worker_pids=()
+for w in 1 2; do
+  echo "worker $w  \$ bus sub 'jobs.*' --queue workers --raw      # in the background"
+  set -m
+  "$bus" sub --bus "$name" --queue workers --raw 'jobs.*' >"$work/worker$w.out" 2>"$work/worker$w.err" &
+  worker_pids+=($!)
+  set +m
+done
+for w in 1 2; do
+  wait_for_listening "${worker_pids[w - 1]}" "$work/worker$w.err" ||
+    die "worker $w did not start: $(cat "$work/worker$w.err")"
+done
+echo "\$ bus pub jobs.resize 'job {{Count}}' --count $jobs_total"
+"$bus" pub --bus "$name" --timeout 2s jobs.resize 'job {{Count}}' --count "$jobs_total" >/dev/null ||
+  die "publishing the jobs failed"
+deadline=$((SECONDS + wait_s))
+until (($(cat "$work/worker1.out" "$work/worker2.out" | grep -c .) >= jobs_total)); do
+  ((SECONDS < deadline)) || die "the workers got $(cat "$work/worker1.out" "$work/worker2.out" | grep -c .) of $jobs_total jobs"
+  sleep 0.05
+done
+stop "${worker_pids[@]}"
+[[ -z $(cat "$work/worker1.out" "$work/worker2.out" | sort | uniq -d) ]] || die "a job went to both workers"
+[[ $(cat "$work/worker1.out" "$work/worker2.out" | sort -t' ' -k2n | paste -sd,) == $(seq -f 'job %g' 1 "$jobs_total" | paste -sd,) ]] ||
+  die "the workers did not get every job exactly once"
+echo "worker 1 got $(grep -c . "$work/worker1.out") jobs, worker 2 got $(grep -c . "$work/worker2.out"): all $jobs_total, none twice"
+
+# --- request/reply ------------------------------------------------------------------------------
+say "Request/reply: a service answers; a request nobody serves fails at once (no responders)"
+echo "\$ bus reply demo.greet 'hello from the service (request {{Count}})' --quiet   # in the background"
+set -m
+"$bus" reply --bus "$name" --quiet demo.greet 'hello from the service (request {{Count}})' 2>"$work/reply.err" &
+reply_pid=$!
+set +m
+wait_for_listening "$reply_pid" "$work/reply.err" || die "bus reply did not start: $(cat "$work/reply.err")"
+echo "\$ bus req demo.greet hi --count 2 --raw"
+"$bus" req --bus "$name" demo.greet hi --count 2 --raw | tee "$work/replies.out" || die "bus req failed"
+[[ $(paste -sd, "$work/replies.out") == "hello from the service (request 1),hello from the service (request 2)" ]] ||
+  die "unexpected replies: $(paste -sd, "$work/replies.out")"
+echo "\$ bus req demo.nobody hi"
+if "$bus" req --bus "$name" --timeout 2s demo.nobody hi 2>&1; then
+  die "a request nobody serves succeeded"
+fi
+stop "$reply_pid"
+
 # --- surviving a broker crash -------------------------------------------------------------------
 say "kill -9 the broker in the middle of a stream, then start a new one: nothing is lost"
 stream=400
@@ -331,6 +380,17 @@ echo "\$ bus pub --ack demo.kept.order retry -H Nats-Msg-Id:order-7   # twice: s
 "$bus" pub --bus "$name" --ack demo.kept.order retry -H Nats-Msg-Id:order-7 | tee -a "$work/dedupe.out" || die "the retry failed"
 [[ $(paste -sd, "$work/dedupe.out") == "stream DEMO sequence 4,stream DEMO sequence 4 duplicate" ]] ||
   die "a Nats-Msg-Id retry was not de-duplicated: $(paste -sd, "$work/dedupe.out")"
+echo "\$ bus stream get DEMO --last-for demo.kept.order    # a subject's last message, from the index"
+"$bus" stream get --bus "$name" DEMO --last-for demo.kept.order | tee "$work/last.out" | head -n 1
+grep -q 'DEMO#4' "$work/last.out" || die "the last message on demo.kept.order is not #4: $(cat "$work/last.out")"
+echo "\$ bus pub --ack demo.kept.order update -H Nats-Expected-Last-Subject-Sequence:3   # stale: refused"
+if "$bus" pub --bus "$name" --ack demo.kept.order update -H Nats-Expected-Last-Subject-Sequence:3 2>&1; then
+  die "an update against a stale last sequence was stored"
+fi
+echo "\$ bus pub --ack demo.kept.order update -H Nats-Expected-Last-Subject-Sequence:4   # current: stored"
+"$bus" pub --bus "$name" --ack demo.kept.order update -H Nats-Expected-Last-Subject-Sequence:4 | tee "$work/cas.out" ||
+  die "an update against the current last sequence was refused"
+grep -q '^stream DEMO sequence 5$' "$work/cas.out" || die "unexpected acknowledgement: $(cat "$work/cas.out")"
 
 say "Consumers: the broker tracks what each worker got and acknowledged, across restarts"
 echo "\$ bus consumer add DEMO billing --pull --ack explicit --wait 1s"
