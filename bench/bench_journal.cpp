@@ -159,7 +159,10 @@ std::unique_ptr<Journal> fresh_handle(const BenchJournal& b) {
   return j ? std::move(j).value() : nullptr;
 }
 
-void BM_JournalSeekIndexed(benchmark::State& state) {
+// Each iteration a fresh handle (another process's view, nothing walked yet) finds a pseudo-
+// random sequence with `find(handle, sequence)`, which returns what it found.
+template <class Find>
+void seek_from_fresh_handles(benchmark::State& state, Find find) {
   BenchJournal& b = seek_journal();
   std::uint64_t target = 1, found = 0;
   for (auto _ : state) {
@@ -171,34 +174,28 @@ void BM_JournalSeekIndexed(benchmark::State& state) {
       state.SkipWithError("cannot attach");
       break;
     }
-    auto r = j->read(target);
-    found += r ? r->sequence : 0;
+    found += find(*j, target);
   }
   benchmark::DoNotOptimize(found);
   state.SetItemsProcessed(state.iterations());
 }
+
+void BM_JournalSeekIndexed(benchmark::State& state) {
+  seek_from_fresh_handles(state, [](const Journal& j, std::uint64_t target) -> std::uint64_t {
+    auto r = j.read(target);
+    return r ? r->sequence : 0;
+  });
+}
 BENCHMARK(BM_JournalSeekIndexed)->Iterations(2000);
 
 void BM_JournalSeekWalk(benchmark::State& state) {
-  BenchJournal& b = seek_journal();
-  std::uint64_t target = 1, found = 0;
-  bus::detail::journal::RecordView view;
-  for (auto _ : state) {
-    state.PauseTiming();
-    auto j = fresh_handle(b);
-    target = (target * 7919 + 104729) % b.journal->last_seq() + 1;
-    state.ResumeTiming();
-    if (!j) {
-      state.SkipWithError("cannot attach");
-      break;
-    }
-    auto c = j->cursor(1);  // from the segment's start: record lengths, one after another
+  seek_from_fresh_handles(state, [](const Journal& j, std::uint64_t target) -> std::uint64_t {
+    bus::detail::journal::RecordView view;
+    auto c = j.cursor(1);  // from the segment's start: record lengths, one after another
     while (c->sequence() < target && c->next(view) == bus::detail::journal::ReadStatus::ok) {
     }
-    found += c->sequence();
-  }
-  benchmark::DoNotOptimize(found);
-  state.SetItemsProcessed(state.iterations());
+    return c->sequence();
+  });
 }
 BENCHMARK(BM_JournalSeekWalk)->Iterations(200);
 
