@@ -81,6 +81,15 @@ Result<std::vector<std::uint64_t>> Journal::list_segments(int dir_fd, const std:
   return firsts;
 }
 
+bool Journal::sealed_on_disk(std::uint64_t first) const {
+  const int fd = ::openat(dir_fd_, segment_file_name(first).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  std::uint64_t word = 0;
+  const bool read = ::pread(fd, &word, sizeof word, offsetof(SegmentHeader, claim)) == static_cast<ssize_t>(sizeof word);
+  ::close(fd);
+  return read && claim_sealed(word);
+}
+
 bool Journal::still_listed(const Segment& seg) const {
   struct stat st{};
   return ::fstatat(dir_fd_, segment_file_name(seg.file.first_seq()).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
@@ -92,7 +101,11 @@ Result<std::shared_ptr<Journal::Segment>> Journal::segment_from(std::uint64_t fi
   const std::vector<std::uint64_t>& firsts = listed.value();
   auto at = std::lower_bound(firsts.begin(), firsts.end(), first);
   if (at == firsts.end()) return make_error(Errc::not_found, "no segment of " + directory_ + " from " + std::to_string(first));
-  return const_cast<Journal*>(this)->next_segment_at(last ? firsts.back() : *at, /*create=*/false);
+  if (last) return const_cast<Journal*>(this)->next_segment_at(firsts.back(), /*create=*/false);
+  // A segment with a later file after it is sealed (a roll seals before it makes the next one);
+  // an unsealed one there is a stale handle's fork being removed: passed over, never mapped.
+  while (std::next(at) != firsts.end() && !sealed_on_disk(*at)) ++at;
+  return const_cast<Journal*>(this)->next_segment_at(*at, /*create=*/false);
 }
 
 Result<std::unique_ptr<Journal>> Journal::open(const std::string& directory, const JournalOptions& options) {
@@ -261,17 +274,11 @@ Result<std::shared_ptr<Journal::Segment>> Journal::next_segment(Segment* full) {
   // the journal's last segment instead. (Segments are dropped oldest first and never the tail,
   // so while `full` is listed its successor either exists or is the next to be made.)
   if (!still_listed(*full)) return segment_from(full->file.next_seq(), /*last=*/true);
-  bool created = false;
-  auto next = next_segment_at(full->file.next_seq(), /*create=*/true, &created);  // sealed: next_seq is final
-  if (next && !still_listed(*full)) {
-    // Dropped between the look and the creation (this thread was stopped for that long): a file
-    // just made here is a fork, removed before anyone appends to it; one found there was made
-    // by another stale handle, and nobody appends to a segment the journal has passed either.
-    if (created) {
-      ::unlinkat(dir_fd_, segment_file_name(full->file.next_seq()).c_str(), 0);
-      std::unique_lock lock(segments_mutex_);
-      std::erase(segments_, next.value());
-    }
+  // Dropped between that look and the creation (this thread was stopped for that long):
+  // next_segment_at looks again before anyone here can see the new file (a fork is only ever
+  // made after its predecessor went, so that look catches it) and removes it.
+  auto next = next_segment_at(full->file.next_seq(), /*create=*/true, full);  // sealed: next_seq is final
+  if (!next && next.error().code == Errc::not_found && !still_listed(*full)) {
     return segment_from(full->file.next_seq(), /*last=*/true);
   }
   return next;
@@ -290,11 +297,14 @@ std::shared_ptr<Journal::Segment> Journal::pinned(const Segment* raw) const {
 }
 
 Journal::Segment* Journal::pinned_tail() const {
-  std::shared_ptr<Segment>& pin = tail_pin();
   // Acquire: the segment's fields are visible (it was published after it was filled in).
   Segment* raw = tail_.load(std::memory_order_acquire);
-  if (pin.get() != raw) pin = pinned(raw);
-  return pin.get();
+  TailPin* pin = pin_slot(id_, /*take=*/true);
+  // No pin (this thread is exiting and its pins are gone): the tail as it is, unpinned. Nothing
+  // releases the tail itself, only segments behind it.
+  if (pin == nullptr) return raw;
+  if (pin->segment.get() != raw) pin->segment = pinned(raw);
+  return pin->segment.get();
 }
 
 Journal::TailPin* Journal::pin_slot(std::uint64_t journal_id, bool take) {
@@ -302,20 +312,30 @@ Journal::TailPin* Journal::pin_slot(std::uint64_t journal_id, bool take) {
   // A publishing loop asks for the same pin each time: `recent` (a plain pointer, so reading it
   // needs no thread_local initialization check) answers that without touching the array.
   thread_local TailPin* recent = nullptr;
+  thread_local bool gone = false;  // the pins below were destroyed (this thread is exiting)
   if (recent != nullptr && recent->journal_id == journal_id) return recent;
-  thread_local TailPin pins[4];
+  if (gone) return nullptr;
+  // At thread exit (before static objects, whose journals then ask again) the pins go, and say
+  // so: a slot destroyed once must not be handed out and released a second time.
+  struct Pins {
+    TailPin slot[4];
+    ~Pins() {
+      for (TailPin& p : slot) p = TailPin{};
+      recent = nullptr;
+      gone = true;
+    }
+  };
+  thread_local Pins pins;
   thread_local unsigned next_pin = 0;
-  for (TailPin& p : pins) {
+  for (TailPin& p : pins.slot) {
     if (p.journal_id == journal_id) return recent = &p;
   }
   if (!take) return nullptr;
-  TailPin& p = pins[next_pin++ % 4];
+  TailPin& p = pins.slot[next_pin++ % 4];
   p.journal_id = journal_id;
   p.segment.reset();
   return recent = &p;
 }
-
-std::shared_ptr<Journal::Segment>& Journal::tail_pin() const { return pin_slot(id_, /*take=*/true)->segment; }
 
 void Journal::release_dropped() const {
   current_tail();  // this handle's tail may be behind (a reader never appends): brought up first
@@ -331,7 +351,8 @@ void Journal::release_dropped() const {
   }
 }
 
-Result<std::shared_ptr<Journal::Segment>> Journal::next_segment_at(std::uint64_t first, bool create, bool* created) {
+Result<std::shared_ptr<Journal::Segment>> Journal::next_segment_at(std::uint64_t first, bool create,
+                                                                   const Segment* after) {
   {
     std::shared_lock lock(segments_mutex_);
     for (const auto& s : segments_) {
@@ -346,7 +367,12 @@ Result<std::shared_ptr<Journal::Segment>> Journal::next_segment_at(std::uint64_t
     if (!file && file.error().code == Errc::not_found) {
       file = SegmentFile::create(path, first, options_.segment_bytes, stream_id_, dir_fd_);
     }
-    if (created != nullptr) *created = static_cast<bool>(file);
+    if (file && after != nullptr && !still_listed(*after)) {
+      // `after` went before we made its successor: ours is a fork (sequences the journal has
+      // used already), removed before anyone appends to it.
+      ::unlinkat(dir_fd_, segment_file_name(first).c_str(), 0);
+      return make_error(Errc::not_found, path + " follows a segment that was dropped: not made");
+    }
   }
   if (!file && file.error().code == Errc::already_exists) {
     // Another writer made it first; it may still be writing its header: open retries briefly.
@@ -357,6 +383,11 @@ Result<std::shared_ptr<Journal::Segment>> Journal::next_segment_at(std::uint64_t
     }
   }
   if (!file) return std::move(file).error();
+  if (after != nullptr && !still_listed(*after)) {
+    // Found on disk after its predecessor went: a stale handle's fork, about to be removed, or
+    // a successor dropped since; either way not where the journal goes on.
+    return make_error(Errc::not_found, path + " follows a segment that was dropped");
+  }
   if (file->first_seq() != first || file->stream_id() != stream_id_) {
     return make_error(Errc::journal_corrupt, path + " does not continue this stream's journal (its header says otherwise)");
   }
@@ -813,7 +844,7 @@ std::shared_ptr<const Journal::Segment> Journal::segment_after(const Segment& se
     }
   }
   // Another process rolled over to it: map it too (the same as an appender's roll).
-  auto next = const_cast<Journal*>(this)->next_segment_at(seg.file.next_seq(), /*create=*/false);
+  auto next = const_cast<Journal*>(this)->next_segment_at(seg.file.next_seq(), /*create=*/false, &seg);
   if (next) return std::move(next).value();
   // Gone: dropped by the broker while we were behind it (its records were all deleted), as may
   // be more after it. The reader goes on at the first segment still there after `seg`.
@@ -843,14 +874,19 @@ Result<Journal::Cursor> Journal::cursor(std::uint64_t sequence) const {
   c.segment_ = seg;
   c.sequence_ = seg->file.first_seq();
   c.offset_ = kSegmentHeaderBytes;
-  // Walk to `sequence` (a read() finds and caches the position when it can).
+  // Straight to `sequence` when its record can be read, deleted or not (next() steps over a
+  // deleted one); else searched for where it stands (not written yet, or damaged), as after a
+  // skip: a walk from the segment's start could stop at an earlier unfinished record.
   if (sequence > c.sequence_ && sequence < seg->file.next_seq()) {
-    auto view = read(sequence);
+    auto view = read_record(sequence);
+    c.sequence_ = sequence;
     if (view) {
-      c.sequence_ = sequence;
       c.offset_ = view->offset;
-      return c;
+    } else {
+      c.offset_ = 0;
+      c.search_from_ = kSegmentHeaderBytes;
     }
+    return c;
   }
   // From the segment's start; next() steps over deleted records, so the first one it returns at
   // or past `sequence` is where the cursor stands (not one past it).
@@ -970,7 +1006,7 @@ Journal::Segment* Journal::current_tail() const {
   Segment* seg = pinned_tail();
   // Another process may have rolled over: follow the seals to the segment appends go to now.
   while (seg->file.sealed()) {
-    auto next = const_cast<Journal*>(this)->next_segment_at(seg->file.next_seq(), /*create=*/false);
+    auto next = const_cast<Journal*>(this)->next_segment_at(seg->file.next_seq(), /*create=*/false, seg);
     // Not there: not made yet (this is still the end), or dropped with this one while this
     // handle looked elsewhere (then the journal's end is its last file).
     if (!next && !still_listed(*seg)) next = segment_from(seg->file.next_seq(), /*last=*/true);

@@ -71,7 +71,8 @@ class Journal {
     /// Sleeps until next() may have something (a commit or a seal where the cursor stands), at
     /// most `timeout`: a futex wait in the segment file, no polling. Returns at once if ready().
     void wait(std::chrono::nanoseconds timeout);
-    std::uint64_t sequence() const noexcept { return sequence_; }  // of the record next() returns
+    /// Where next() reads from: the record it returns, or a deleted one before it that it steps over.
+    std::uint64_t sequence() const noexcept { return sequence_; }
 
    private:
     friend class Journal;
@@ -205,6 +206,8 @@ class Journal {
   /// Every segment file's first sequence in the directory, in order (sweeping dead spares'
   /// temporary files if asked: recovery).
   static Result<std::vector<std::uint64_t>> list_segments(int dir_fd, const std::string& directory, bool sweep_spares);
+  /// Whether the segment file starting at `first` is sealed, read from the file's header.
+  bool sealed_on_disk(std::uint64_t first) const;
   /// Whether `seg`'s file is still in the directory (the broker removes dropped segments).
   bool still_listed(const Segment& seg) const;
   /// The first segment in the directory starting at `first` or later (the last one if `last`),
@@ -213,7 +216,9 @@ class Journal {
   /// The segment after `full` (sealed): opened if another writer made it, else created.
   Result<std::shared_ptr<Segment>> next_segment(Segment* full);
   /// The segment starting at `first`: ours, or opened (made first if `create`).
-  Result<std::shared_ptr<Segment>> next_segment_at(std::uint64_t first, bool create, bool* created = nullptr);
+  /// With `after` (its predecessor), a file made or found on disk while `after` is no longer
+  /// listed is refused (Errc::not_found): a fork of a stale handle, or dropped already.
+  Result<std::shared_ptr<Segment>> next_segment_at(std::uint64_t first, bool create, const Segment* after = nullptr);
   Status add_segment(SegmentFile file, std::vector<std::pair<std::uint64_t, std::uint64_t>> index);
   static Result<std::unique_ptr<Journal>> load(const std::string& directory, const JournalOptions& options, bool recover);
   /// The segment that starts at `first_seq`, if this process has it mapped, else maps it.
@@ -225,16 +230,15 @@ class Journal {
   std::shared_ptr<const Segment> segment_for(std::uint64_t sequence) const;
   /// `raw`'s entry in segments_ if it is still there, else the current tail's.
   std::shared_ptr<Segment> pinned(const Segment* raw) const;
-  /// The tail, kept mapped by this thread's pin (tail_pin) until its next pinned_tail(): what
+  /// The tail, kept mapped by this thread's pin (pin_slot) until its next pinned_tail(): what
   /// appenders and current_tail() use, so that no thread's release unmaps it under them.
   Segment* pinned_tail() const;
-  /// This thread's pin for this journal (a few per thread, by journal id).
-  std::shared_ptr<Segment>& tail_pin() const;
   struct TailPin {
     std::uint64_t journal_id = 0;
     std::shared_ptr<Segment> segment;
   };
   /// This thread's pin for journal `journal_id`; a new one (taking over the oldest) if `take`.
+  /// nullptr once the thread's pins are gone (it is exiting), or if none and not `take`.
   static TailPin* pin_slot(std::uint64_t journal_id, bool take);
   /// Unmaps the segments before the tail that the broker has removed, unless something here
   /// still holds them (a cursor, a thread's pin): the disk space and the mapping come back.
