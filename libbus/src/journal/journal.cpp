@@ -82,12 +82,14 @@ Result<std::vector<std::uint64_t>> Journal::list_segments(int dir_fd, const std:
 }
 
 bool Journal::sealed_on_disk(std::uint64_t first) const {
+  // Only a header that says so is unsealed: a file that cannot be opened or read (out of
+  // descriptors, say) is taken as sealed, never passed over with its records.
   const int fd = ::openat(dir_fd_, segment_file_name(first).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return false;
+  if (fd < 0) return errno != ENOENT;
   std::uint64_t word = 0;
   const bool read = ::pread(fd, &word, sizeof word, offsetof(SegmentHeader, claim)) == static_cast<ssize_t>(sizeof word);
   ::close(fd);
-  return read && claim_sealed(word);
+  return !read || claim_sealed(word);
 }
 
 bool Journal::still_listed(const Segment& seg) const {
@@ -161,6 +163,11 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
     if (!file) return std::move(file).error();
     if (file->first_seq() != first) {
       return make_error(Errc::journal_corrupt, path + " says it starts at " + std::to_string(file->first_seq()));
+    }
+    if (!recover && first != firsts.back() && !file->sealed()) {
+      // Unsealed with a later file after it (a roll seals first): a stale handle's fork, about
+      // to be removed (or left by one killed before it could). Never read; recovery removes it.
+      continue;
     }
     if (j->stream_id_ == 0) j->stream_id_ = file->stream_id();
     if (file->stream_id() != j->stream_id_) {
@@ -770,7 +777,8 @@ void Journal::count_deleted() {
   }
 }
 
-Result<RecordView> Journal::read_record(std::uint64_t sequence) const {
+Result<RecordView> Journal::read_record(std::uint64_t sequence, std::uint64_t* place) const {
+  if (place != nullptr) *place = 0;
   const std::shared_ptr<const Segment> seg = segment_for(sequence);
   if (seg == nullptr || sequence >= seg->file.next_seq()) {
     return make_error(Errc::invalid_argument, "no message " + std::to_string(sequence) + " in " + directory_);
@@ -808,6 +816,7 @@ Result<RecordView> Journal::read_record(std::uint64_t sequence) const {
     // verifies as the next sequence, and the search below takes over).
     std::uint32_t bytes = 0;
     const ReadStatus st = at == i ? seg->file.read(offset, first + at, view) : seg->file.step(offset, first + at, bytes);
+    if (at == i && place != nullptr) *place = offset;  // where it is, readable or not
     if (st == ReadStatus::corrupt) {
       return make_error(Errc::journal_corrupt, "message " + std::to_string(first + at) + " of " + seg->file.path() +
                                                    " fails its checksum or bounds: not delivered");
@@ -878,14 +887,14 @@ Result<Journal::Cursor> Journal::cursor(std::uint64_t sequence) const {
   // deleted one); else searched for where it stands (not written yet, or damaged), as after a
   // skip: a walk from the segment's start could stop at an earlier unfinished record.
   if (sequence > c.sequence_ && sequence < seg->file.next_seq()) {
-    auto view = read_record(sequence);
+    std::uint64_t place = 0;
+    auto view = read_record(sequence, &place);
     c.sequence_ = sequence;
-    if (view) {
-      c.offset_ = view->offset;
-    } else {
-      c.offset_ = 0;
-      c.search_from_ = kSegmentHeaderBytes;
-    }
+    // Readable, or found where it is but not committed yet (next() waits for it, woken by its
+    // commit) or damaged (next() says so): from there; past an earlier unfinished record, its
+    // place is unknown and next() searches.
+    c.offset_ = view ? view->offset : place;
+    if (c.offset_ == 0) c.search_from_ = kSegmentHeaderBytes;
     return c;
   }
   // From the segment's start; next() steps over deleted records, so the first one it returns at

@@ -250,7 +250,8 @@ class Journal {
   /// Group commit of what this thread just committed in `seg` (sync always).
   Status make_durable(const Segment& seg) const;
   /// read(), deleted records included.
-  Result<RecordView> read_record(std::uint64_t sequence) const;
+  /// `place` (if given) gets where the record starts when the walk got to it, readable or not.
+  Result<RecordView> read_record(std::uint64_t sequence, std::uint64_t* place = nullptr) const;
   /// The subject index, mapped on first use; made if missing when `make`. nullptr: there is none
   /// (or it could not be made: callers walk, as before it existed).
   SubjectIndex* subject_index(bool make) const;
