@@ -14,6 +14,10 @@ packages=(
   libgtest-dev libgmock-dev
   libbenchmark-dev
   libxxhash-dev           # XXH3 checksums of journal records
+  libcpp-httplib-dev      # busd's monitoring port (/varz, /metrics, ...)
+  libncurses-dev          # bus top
+  prometheus              # promtool: the tests check /metrics with it
+  curl                    # the tests read the monitoring port with a real HTTP client
 )
 
 if [[ "${SKIP_APT:-0}" != 1 ]]; then

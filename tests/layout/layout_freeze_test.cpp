@@ -16,7 +16,7 @@ namespace {
 
 TEST(Layout, should_stay_at_version_2_1) {
   EXPECT_EQ(kLayoutMajor, 2);
-  EXPECT_EQ(kLayoutMinor, 1);
+  EXPECT_EQ(kLayoutMinor, 2);
   EXPECT_EQ(kSegmentMagic, 0x3130'4745'5353'5542ull);
 }
 
@@ -61,6 +61,19 @@ TEST(Layout, segment_header_is_frozen) {
   EXPECT_EQ(static_cast<std::uint32_t>(SegmentState::superseded), 2u);
   EXPECT_EQ(offsetof(SegmentHeader, broker_heartbeat_ns), 640u);
   EXPECT_EQ(offsetof(SegmentHeader, registry_generation), 768u);
+  EXPECT_EQ(offsetof(SegmentHeader, totals), 896u);
+  EXPECT_EQ(sizeof(BusTotals), 128u);
+  EXPECT_EQ(offsetof(BusTotals, broker_start_unix_ns), 0u);
+  EXPECT_EQ(offsetof(BusTotals, total_connections), 8u);
+  EXPECT_EQ(offsetof(BusTotals, departed_in_msgs), 16u);
+  EXPECT_EQ(offsetof(BusTotals, departed_in_bytes), 24u);
+  EXPECT_EQ(offsetof(BusTotals, departed_out_msgs), 32u);
+  EXPECT_EQ(offsetof(BusTotals, departed_out_bytes), 40u);
+  EXPECT_EQ(offsetof(BusTotals, departed_dropped_msgs), 48u);
+  EXPECT_EQ(offsetof(BusTotals, slow_consumers), 56u);
+  EXPECT_EQ(offsetof(BusTotals, departed_undelivered_msgs), 64u);
+  EXPECT_EQ(offsetof(BusTotals, events_published), 72u);
+  EXPECT_EQ(offsetof(BusTotals, http_port), 80u);
 }
 
 TEST(Layout, client_slot_is_frozen) {
@@ -72,10 +85,19 @@ TEST(Layout, client_slot_is_frozen) {
   EXPECT_EQ(offsetof(ClientLayout, start_ticks), 16u);
   EXPECT_EQ(offsetof(ClientLayout, connected_unix_ns), 24u);
   EXPECT_EQ(offsetof(ClientLayout, name), 32u);
+  EXPECT_EQ(offsetof(ClientLayout, reconnects), 80u);
+  EXPECT_EQ(offsetof(ClientLayout, pending_requests), 84u);
+  EXPECT_EQ(offsetof(ClientLayout, closed_out_msgs), 88u);
+  EXPECT_EQ(offsetof(ClientLayout, closed_out_bytes), 96u);
+  EXPECT_EQ(offsetof(ClientLayout, closed_dropped_msgs), 104u);
+  EXPECT_EQ(offsetof(ClientLayout, goodbye), 112u);
   EXPECT_EQ(offsetof(ClientLayout, claim_lanes), 128u);
   EXPECT_EQ(sizeof(ClaimLane), 64u);
   EXPECT_EQ(offsetof(ClaimLane, claim), 0u);
   EXPECT_EQ(offsetof(ClaimLane, claim_end), 8u);
+  EXPECT_EQ(offsetof(ClaimLane, published_msgs), 16u);
+  EXPECT_EQ(offsetof(ClaimLane, published_bytes), 24u);
+  EXPECT_EQ(offsetof(ClaimLane, undelivered_msgs), 32u);
   EXPECT_EQ(kLaneSkippedBit, 1u);
   EXPECT_EQ(kLanePositionBits, 43u);
   const std::uint64_t tail = (7ull << 43) + 4096;
@@ -98,11 +120,16 @@ TEST(Layout, subscription_slot_is_frozen) {
   EXPECT_EQ(offsetof(SubscriptionLayout, pattern_len), 16u);
   EXPECT_EQ(offsetof(SubscriptionLayout, pattern), 32u);
   EXPECT_EQ(offsetof(SubscriptionLayout, group), 288u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, slow_consumer_marks), 352u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, drops_seen), 360u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, subscribed_unix_ns), 368u);
   EXPECT_EQ(offsetof(SubscriptionLayout, tail_word), 512u);
   EXPECT_EQ(offsetof(SubscriptionLayout, incarnation), 520u);
   EXPECT_EQ(offsetof(SubscriptionLayout, head_position), 640u);
   EXPECT_EQ(offsetof(SubscriptionLayout, delivered_msgs), 648u);
   EXPECT_EQ(offsetof(SubscriptionLayout, skipped_records), 656u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, delivered_bytes), 664u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, depth_high_water), 672u);
   EXPECT_EQ(offsetof(SubscriptionLayout, dropped_msgs), 768u);
   EXPECT_EQ(offsetof(SubscriptionLayout, abandoned_msgs), 776u);
   EXPECT_EQ(kTailSleepingBit, 1ull << 63);

@@ -451,7 +451,12 @@ std::size_t active_routes(const std::string& bus) {
   if (!seg) return ~std::size_t{0};
   std::size_t n = 0;
   for (std::uint32_t r = 0; r < seg->config().max_routes; ++r) {
-    if (seg->route(r)->state.load() == static_cast<std::uint32_t>(detail::RouteState::active)) ++n;
+    // The broker's event publisher holds routes of its own ($SYS.*): not this test's.
+    const detail::RouteLayout* route = seg->route(r);
+    if (route->state.load() == static_cast<std::uint32_t>(detail::RouteState::active) &&
+        std::string_view(route->subject).substr(0, 5) != "$SYS.") {
+      ++n;
+    }
   }
   return n;
 }

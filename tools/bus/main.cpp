@@ -28,6 +28,9 @@ constexpr std::array kVerbs{
     Verb{"stream", "Manage streams: add, ls, info, get, view, rm (as nats stream)", bus::cli::setup_stream},
     Verb{"consumer", "Manage and read consumers: add, ls, info, rm, next (as nats consumer)", bus::cli::setup_consumer},
     Verb{"bench", "Benchmark publishers and subscribers in separate processes", bus::cli::setup_bench},
+    Verb{"server", "Watch the bus: info, report connections|subscriptions, ls, clean (as nats server)", bus::cli::setup_server},
+    Verb{"top", "Live view of clients and subscriptions: rates, ring fill, drops (as nats-top)", bus::cli::setup_top},
+    Verb{"events", "Print the broker's $SYS events: connects, disconnects, slow consumers (as nats events)", bus::cli::setup_events},
 };
 
 }  // namespace
@@ -54,7 +57,9 @@ int main(int argc, char** argv) {
       "  bus req svc.time now --timeout 1s           print the reply (exit 1: no responders)\n"
       "  bus stream add ORDERS --subjects 'orders.>'  keep what is published on orders.>\n"
       "  bus pub --ack orders.new 'order {{Count}}'    wait until stored; print stream and sequence\n"
-      "  bus bench s --pub 1 --sub 2 --size 64       throughput between processes (--latency)");
+      "  bus bench s --pub 1 --sub 2 --size 64       throughput between processes (--latency)\n"
+      "  bus server info                             the broker, uptime, totals (--json: /varz)\n"
+      "  bus top                                     live clients and subscriptions (--once: one frame)");
 
   if (argc <= 1) {
     std::fputs(app.help().c_str(), stderr);

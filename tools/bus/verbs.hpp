@@ -28,5 +28,8 @@ VerbRunner setup_reply(CLI::App& command);
 VerbRunner setup_bench(CLI::App& command);
 VerbRunner setup_stream(CLI::App& command);
 VerbRunner setup_consumer(CLI::App& command);
+VerbRunner setup_server(CLI::App& command);
+VerbRunner setup_top(CLI::App& command);
+VerbRunner setup_events(CLI::App& command);
 
 }  // namespace bus::cli

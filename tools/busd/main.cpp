@@ -123,6 +123,16 @@ int main(int argc, char** argv) {
       ->type_name("OCTAL")
       ->transform(octal_mode_transformer())
       ->default_str("0600");
+  int http_port = -1;
+  app.add_option("-m,--http-port", http_port,
+                 "Monitoring HTTP port on 127.0.0.1 (/varz /connz /subsz /jsz /healthz /metrics; 0: any)")
+      ->type_name("PORT")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--http", options.http, "Monitoring HTTP address HOST:PORT (instead of -m)")
+      ->type_name("HOST:PORT")
+      ->excludes("--http-port");
+  bus::tools::add_duration_option(app, "--statsz", options.statsz_interval,
+                                  "How often to publish $SYS.SERVER.<id>.STATSZ (0: never)");
   app.add_flag("-q,--quiet", quiet, "Do not log events to stderr");
 
   try {
@@ -133,6 +143,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   options.log = !quiet;
+  if (http_port >= 0) options.http = std::to_string(http_port);
 
   if (!install_signal_handlers()) {
     std::perror("busd: signal set-up");

@@ -15,6 +15,7 @@
 #include "bus/consumer.hpp"
 #include "bus/headers.hpp"
 #include "bus/message.hpp"
+#include "bus/monitor.hpp"
 #include "bus/options.hpp"
 #include "bus/result.hpp"
 #include "bus/stream.hpp"

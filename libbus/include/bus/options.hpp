@@ -68,6 +68,11 @@ struct BrokerOptions {
   /// /var/lib/bus/<bus> for root, else $XDG_STATE_HOME/bus/<bus> or ~/.local/state/bus/<bus>.
   std::string store_dir = {};
   mode_t mode = 0600;                     ///< permissions of the segment
+  /// Monitoring HTTP port (nats-server's -m): "PORT", ":PORT" or "HOST:PORT"; the host is
+  /// 127.0.0.1 unless given. Empty: no port. "0": any free port (bus server info shows it).
+  std::string http = {};
+  /// How often the broker publishes $SYS.SERVER.<id>.STATSZ (0: never).
+  std::chrono::nanoseconds statsz_interval = std::chrono::seconds(10);
   bool log = true;                        ///< log events to stderr
 };
 

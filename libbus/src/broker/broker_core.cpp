@@ -141,6 +141,9 @@ Result<std::unique_ptr<BrokerCore>> BrokerCore::create(const BrokerOptions& opti
     core->streams_.set_consumer_count([engine](const std::string& stream) { return engine->consumer_count(stream); });
   }
 
+  core->monitor_ = std::make_unique<monitor::BrokerMonitor>(
+      options, core->segment_, [self = core.get()](const std::string& line) { self->log(line); });
+
   // 2. We hold the lock, so a segment that exists now was left by a broker that died (or
   //    stopped while clients were attached). Adopt it if we can: its clients keep publishing
   //    and consuming meanwhile, and reconnect to us. Otherwise tell them it is superseded and
@@ -189,6 +192,7 @@ Result<std::unique_ptr<BrokerCore>> BrokerCore::create(const BrokerOptions& opti
     core->prepare_tables(config);
   }
   const SegmentConfig& config = core->segment_.config();
+  if (auto st = core->monitor_->open(); !st) return std::move(st).error();
 
   // 4. Streams (when the bus was adopted, adopt() loaded them before republishing its routes).
   if (!adopted && config.max_streams > 0) core->streams_.load(core->segment_, /*adopted=*/false);
@@ -267,10 +271,14 @@ Status BrokerCore::run() {
   // one that came earlier left the sticky flag.
   if (g_stop_all_requested.load()) return {};
   if (consumers_ && streams_.size() > 0) consumers_->start();
+  monitor_->start();
   for (;;) {
-    // Stopping: serve on until the consumer engine has saved its state and left the bus
-    // (bounded: a stuck engine does not keep the broker up).
-    if (stopping_ && (!consumers_ || consumers_->finished() || monotonic_ns() > stop_deadline_ns_)) return {};
+    // Stopping: serve on until the consumer engine has saved its state and the event publisher
+    // has said SHUTDOWN, and both have left the bus (bounded: a stuck one does not keep us up).
+    if (stopping_ && (((!consumers_ || consumers_->finished()) && monitor_->finished()) ||
+                      monotonic_ns() > stop_deadline_ns_)) {
+      return {};
+    }
     const int n = ::epoll_wait(epoll_fd_, events, 64, stopping_ ? 10 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -303,13 +311,13 @@ Status BrokerCore::run() {
           break;
         }
         case kStop: {
-          if (!consumers_ || consumers_->finished()) return {};
           std::uint64_t count = 0;  // drained: level-triggered, it would wake every wait
           [[maybe_unused]] ssize_t r = ::read(stop_fd_, &count, sizeof count);
           if (!stopping_) {
             stopping_ = true;
             stop_deadline_ns_ = monotonic_ns() + 3'000'000'000ull;
-            consumers_->request_stop();
+            if (consumers_) consumers_->request_stop();
+            monitor_->request_stop();
           }
           break;
         }
@@ -446,6 +454,7 @@ Result<ControlMessage> BrokerCore::on_hello(int fd, const ControlMessage& reques
   layout->connected_unix_ns = realtime_ns();
   std::memset(layout->name, 0, sizeof layout->name);
   std::memcpy(layout->name, rec.name.data(), std::min(rec.name.size(), sizeof layout->name - 1));
+  monitor_->client_connected(slot);
   // [R8] release: identity fields and epoch are visible to anyone who sees state == live
   // ([A8] in broker/adoption.cpp, when a new broker reads the slot; consumers judge a writer
   // by its pid and start ticks, which are written before this too).
@@ -501,7 +510,7 @@ void BrokerCore::drop_connection(int fd, const char* reason, bool keep_live_slot
     log("client " + std::to_string(slot) + " " + reason + ": connection dropped, slot kept for a reconnect");
     clients_[static_cast<std::size_t>(slot)].fd = -1;
   } else if (slot >= 0) {
-    reap_client(static_cast<std::uint32_t>(slot), reason);  // closes fd
+    reap_client(static_cast<std::uint32_t>(slot), reason, keep_live_slot);  // closes fd
     return;
   }
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
@@ -509,10 +518,11 @@ void BrokerCore::drop_connection(int fd, const char* reason, bool keep_live_slot
   connections_.erase(it);
 }
 
-void BrokerCore::reap_client(std::uint32_t slot, const char* reason) {
+void BrokerCore::reap_client(std::uint32_t slot, const char* reason, bool misbehaved) {
   if (slot >= clients_.size() || !clients_[slot].in_use) return;
   ClientRecord& rec = clients_[slot];
   ClientLayout* layout = segment_.client(slot);
+  monitor_->client_leaving(slot, misbehaved);
 
   // A claim the client never committed may block a consumer at that record: tell the ring.
   for (auto& lane : layout->claim_lanes) {
@@ -559,6 +569,7 @@ void BrokerCore::on_tick() {
     }
   }
   if (!quarantine_.empty()) recycle_quarantined();
+  monitor_->tick();
 }
 
 // ------------------------------------------------------------------------------- subscriptions
@@ -612,6 +623,7 @@ Result<ControlMessage> BrokerCore::on_subscribe(std::uint32_t client, const Cont
   layout->abandoned_msgs.store(0, std::memory_order_relaxed);
   layout->delivered_msgs.store(0, std::memory_order_relaxed);
   layout->skipped_records.store(0, std::memory_order_relaxed);
+  monitor_->subscription_made(index);
   // Release: the identity fields above are visible to monitors that see `active`.
   layout->state.store(static_cast<std::uint32_t>(SubscriptionState::active), std::memory_order_release);
   const std::uint32_t incarnation = layout->incarnation.load(std::memory_order_relaxed);
@@ -726,6 +738,7 @@ void BrokerCore::recycle_quarantined() {
       continue;
     }
     SubscriptionLayout* layout = segment_.subscription(index);
+    monitor_->subscription_recycled(index);
     std::memset(static_cast<void*>(segment_.ring_data(index)), 0, segment_.config().ring_bytes);
     const std::uint64_t position = tail_position(layout->tail_word.load(std::memory_order_relaxed));
     layout->head_position.store(position, std::memory_order_relaxed);

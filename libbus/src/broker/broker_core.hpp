@@ -21,6 +21,7 @@
 #include "bus/result.hpp"
 #include "broker/streams.hpp"
 #include "consumer/engine.hpp"
+#include "monitor/broker_monitor.hpp"
 #include "proto/control.hpp"
 #include "shm/segment.hpp"
 #include "subject/sublist.hpp"
@@ -89,7 +90,8 @@ class BrokerCore {
   /// keep_live_slot: the client misbehaved on the control channel; if its process still runs,
   /// keep its slot (and data path) awaiting a reconnect instead of reaping it.
   void drop_connection(int fd, const char* reason, bool keep_live_slot = false);
-  void reap_client(std::uint32_t slot, const char* reason);
+  /// `misbehaved`: dropped for what it did on the control channel (the event says "evicted").
+  void reap_client(std::uint32_t slot, const char* reason, bool misbehaved = false);
   void on_tick();
 
   ControlMessage handle(int fd, const ControlMessage& request, std::string_view body);
@@ -124,6 +126,9 @@ class BrokerCore {
 
   BrokerOptions options_;
   Segment segment_;
+  /// Counters, $SYS events and the HTTP port (monitor/broker_monitor.hpp). Holds a reference to
+  /// segment_ (declared after it: destroyed first).
+  std::unique_ptr<monitor::BrokerMonitor> monitor_;
   Sublist sublist_;
   int listen_fd_ = -1;
   int epoll_fd_ = -1;

@@ -409,15 +409,17 @@ Result<bool> ConnectionImpl::refresh(Attachment& a, LocalRoute& route, std::stri
 
 bool ConnectionImpl::deliver(LocalRoute::Target& target, ThreadPublisher& tp, std::uint32_t bytes,
                              std::string_view subject, std::string_view reply,
-                             std::string_view headers, std::string_view data) {
+                             std::string_view headers, std::string_view data, bool last_chance) {
   // try_claim() names this ring and the claim's position in our lane before its CAS ([R3a]).
   Claim claim;
   const ClaimStatus status =
       target.ring.try_claim(target.cursor, bytes, *tp.claim_lane, lane_tag(target.subscription), claim);
   if (status != ClaimStatus::claimed) {
-    if (status == ClaimStatus::full) {
-      // Relaxed: a statistic; the consumer reads it as a count only.
+    if (status == ClaimStatus::full && last_chance) {
+      // Relaxed: a statistic; the consumer reads it as a count only. (An RMW: every publisher
+      // into this ring may write it, but only when the ring is full, off the fast path.)
       target.ring.control()->dropped_msgs.fetch_add(1, std::memory_order_relaxed);
+      if (counting_) tp.count_undelivered();
     }
     return false;
   }
@@ -447,7 +449,7 @@ bool ConnectionImpl::deliver(LocalRoute::Target& target, ThreadPublisher& tp, st
   if (test_pause_after_claim_ == 3) [[unlikely]] test_pause();
 #endif
   if (!MpscRing::commit(claim, *tp.claim_lane)) [[unlikely]] {
-    abandoned(target);
+    abandoned(target, tp);
     return false;
   }
   if (claim.consumer_sleeping) futex_wake_all(target.ring.futex_word());
@@ -461,11 +463,14 @@ void ConnectionImpl::test_pause() noexcept {
 }
 #endif
 
-void ConnectionImpl::abandoned(LocalRoute::Target& target) noexcept {
+void ConnectionImpl::abandoned(LocalRoute::Target& target, ThreadPublisher& tp) noexcept {
   // We stalled past the subscriber's unblock timeout and it skipped our claim: the message is
   // lost for that subscriber, and counted (relaxed: a statistic).
   target.ring.control()->abandoned_msgs.fetch_add(1, std::memory_order_relaxed);
+  if (counting_) tp.count_undelivered();
 }
+
+void ConnectionAccess::set_counting(const Connection& c, bool on) noexcept { c.impl_->set_counting(on); }
 
 Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::string_view reply,
                                             std::string_view headers, std::string_view data, PubAck* ack,
@@ -474,6 +479,12 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   // message under its own (a consumer's delivery on a deliver subject or inbox).
   const std::string_view label = shown_subject.empty() ? subject : shown_subject;
   if (closed_.load(std::memory_order_relaxed)) return make_error(Errc::closed, "connection is closed");
+  if (subject.size() > kSystemPrefix.size() && subject[0] == '$' && !system_subjects_ &&
+      subject.compare(0, kSystemPrefix.size(), kSystemPrefix) == 0) {
+    return make_error(Errc::permission_denied, "subject '" + std::string(subject) +
+                                                   "': $SYS subjects carry the broker's system events; clients may "
+                                                   "subscribe to them, not publish");
+  }
   Attachment& a = attachment();
   // A broker that could not adopt our segment replaced it: nothing we write here is read. The
   // supervisor attaches to the new one (client/reconnect.cpp); until then we say so.
@@ -509,6 +520,7 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
       subject.compare(0, kInboxPrefix.size(), kInboxPrefix) == 0) {
     if (const auto address = parse_inbox_address(subject);
         address && try_deliver_direct(*tp, *address, /*exact_incarnation=*/false, label, reply, headers, data)) {
+      if (counting_) tp->count_published(headers.size() + data.size());
       if (a.segment.superseded(std::memory_order_seq_cst)) [[unlikely]] return superseded_error();  // [SC2]
       return std::size_t{1};
     }
@@ -516,6 +528,7 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
              subject.compare(0, kAckPrefix.size(), kAckPrefix) == 0) {
     if (const auto address = parse_ack_address(subject);
         address && try_deliver_direct(*tp, *address, /*exact_incarnation=*/true, label, reply, headers, data)) {
+      if (counting_) tp->count_published(headers.size() + data.size());
       if (a.segment.superseded(std::memory_order_seq_cst)) [[unlikely]] return superseded_error();  // [SC2]
       return std::size_t{1};
     }
@@ -543,10 +556,14 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
     const std::size_t members = end - i;
     const std::size_t first = route->next_member++ % members;
     for (std::size_t k = 0; k < members; ++k) {
-      if (deliver(targets[i + (first + k) % members], *tp, bytes, label, reply, headers, data)) break;
+      if (deliver(targets[i + (first + k) % members], *tp, bytes, label, reply, headers, data,
+                  /*last_chance=*/k + 1 == members)) {
+        break;
+      }
     }
     i = end;
   }
+  if (counting_) tp->count_published(headers.size() + data.size());
   // Release: pairs with the broker's acquire scan in claimed_by_live_client(); all our record
   // bytes are written before the broker may see the lane empty and recycle a ring.
   tp->claim_lane->claim.store(0, std::memory_order_release);
@@ -810,6 +827,11 @@ Status ConnectionImpl::close() {
     subscriptions_.clear();
   }
   // Closing the socket is the goodbye: the broker reclaims the slot, subscriptions and routes.
+  // [R9] release, first: the flag tells the broker's disconnect event this was a close, not a
+  // death (acquire in monitor/broker_monitor.cpp).
+  if (Attachment* a = attached_.load(std::memory_order_acquire); a != nullptr) {
+    if (ClientLayout* slot = a->segment.client(a->slot)) slot->goodbye.store(1, std::memory_order_release);
+  }
   control_.shut_down();
   {
     std::lock_guard lock(attach_mutex_);

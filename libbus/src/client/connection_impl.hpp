@@ -141,6 +141,18 @@ struct ThreadPublisher {
   std::shared_ptr<LaneSet> lanes;
   std::uint32_t lane = 0;
   ClaimLane* claim_lane = nullptr;  // this thread's lane in the client slot
+  /// One publish() done: the lane's counters (shm/layout.hpp), on the line the claim word is
+  /// on. Relaxed load + store: this thread is their only writer, so no RMW is needed.
+  void count_published(std::size_t bytes) noexcept {
+    claim_lane->published_msgs.store(claim_lane->published_msgs.load(std::memory_order_relaxed) + 1,
+                                     std::memory_order_relaxed);
+    claim_lane->published_bytes.store(claim_lane->published_bytes.load(std::memory_order_relaxed) + bytes,
+                                      std::memory_order_relaxed);
+  }
+  void count_undelivered() noexcept {
+    claim_lane->undelivered_msgs.store(claim_lane->undelivered_msgs.load(std::memory_order_relaxed) + 1,
+                                       std::memory_order_relaxed);
+  }
   std::unordered_map<std::string, LocalRoute, StringHash, std::equal_to<>> routes;
   // The route used last: a thread publishing to one subject in a loop skips the hash lookup.
   // Nodes of `routes` never move, so the pointer stays valid until the entry is erased.
@@ -161,6 +173,11 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   Result<std::size_t> publish(std::string_view subject, std::string_view reply,
                               std::string_view headers, std::string_view data, PubAck* ack = nullptr,
                               std::string_view shown_subject = {});
+  /// Lets this connection publish on `$SYS.` subjects, which others may not (the broker's
+  /// event publisher, monitor/broker_monitor.hpp). Before its first publish.
+  void grant_system_subjects() noexcept { system_subjects_ = true; }
+  /// Publish counters on or off (bench_bus prices them); before the first publish.
+  void set_counting(bool on) noexcept { counting_ = on; }
   /// How many subscriptions a publish to `subject` would reach now (0: nobody listens),
   /// without publishing (a consumer's push interest).
   Result<std::size_t> interest(std::string_view subject);
@@ -248,7 +265,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   /// another subscription since counts as gone (else the claim drops it as stale).
   bool try_deliver_direct(ThreadPublisher& tp, const InboxAddress& to, bool exact_incarnation, std::string_view label,
                           std::string_view reply, std::string_view headers, std::string_view data);
-  void abandoned(LocalRoute::Target& target) noexcept;
+  void abandoned(LocalRoute::Target& target, ThreadPublisher& tp) noexcept;
   /// The stream in slot `slot` of `a`'s table if it still has `incarnation` (nullptr: it was
   /// removed or replaced meanwhile), its journal attached on first use.
   Result<StreamHandle*> stream_handle(const Attachment& a, std::uint32_t slot, std::uint32_t incarnation);
@@ -261,9 +278,12 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
                               std::string_view data, bool* duplicate = nullptr);
   /// Refuses a message over the stream's max_msg_size (before any ring gets it).
   static Status check_stream_size(const StreamHandle& stream, std::size_t bytes);
+  /// Writes one record into `target`'s ring. `last_chance`: nobody else will take the message
+  /// if this ring refuses it (false for a queue-group member another member may still take),
+  /// so a full ring counts it as dropped.
   bool deliver(LocalRoute::Target& target, ThreadPublisher& tp, std::uint32_t bytes,
                std::string_view subject, std::string_view reply, std::string_view headers,
-               std::string_view data);
+               std::string_view data, bool last_chance = true);
 
   std::string bus_name_;
   ConnectOptions options_;
@@ -272,6 +292,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::vector<std::unique_ptr<Attachment>> attachments_;  // every one made; only the supervisor adds
   ControlChannel control_;
   std::atomic<bool> closed_{false};
+  /// Publish counters on (the default); off only for the benchmark that prices them.
+  bool counting_ = true;
+  /// May publish on $SYS.> (the broker's own event publisher only).
+  bool system_subjects_ = false;
 #ifdef BUS_TEST_HOOKS
   // BUS_TEST_PAUSE_AFTER_CLAIM=1|2|3: stop (SIGSTOP) once, after the claim, after
   // begin_write, or before commit. Crash-injection tests only; compiled out of libbus.
@@ -309,6 +333,8 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
 /// How the library's own modules (consumer/) reach a Connection's implementation.
 struct ConnectionAccess {
   static const std::shared_ptr<ConnectionImpl>& impl(const Connection& c) noexcept { return c.impl_; }
+  /// bench_bus: publish with and without the monitoring counters (before the first publish).
+  static void set_counting(const Connection& c, bool on) noexcept;
 };
 
 }  // namespace bus::detail

@@ -48,6 +48,8 @@ std::optional<InboxAddress> parse_inbox_address(std::string_view subject) noexce
 /// straight to that ring, as a reply to an inbox does: every ack subject is unique, and routing
 /// each through the broker would cost a round trip per acknowledgement.
 inline constexpr std::string_view kAckPrefix = "$JS.ACK.";
+/// Subjects of the broker's system events (monitor/broker_monitor.hpp): only it publishes there.
+inline constexpr std::string_view kSystemPrefix = "$SYS.";
 /// Parsed from such a subject (pattern_prefix is "$JS.ACK."); nullopt for any other subject.
 std::optional<InboxAddress> parse_ack_address(std::string_view subject) noexcept;
 /// "<ring>-<incarnation>" in hex: the token that addresses a ring.

@@ -242,6 +242,7 @@ class MpscRing {
     delivered = 0;
     PollStatus status = PollStatus::empty;
     const std::uint64_t start = head;
+    std::uint64_t message_bytes = 0;  // headers + payload handed out (monitoring)
     while (delivered < max_records) {
       const auto index = static_cast<std::uint32_t>(head & mask_);
       const auto* rec = header_at(head);
@@ -292,6 +293,7 @@ class MpscRing {
                               base + subject_len, reinterpret_cast<const std::byte*>(headers),
                               reinterpret_cast<const std::byte*>(headers + headers_len), timestamp, sequence});
         ++delivered;
+        message_bytes += std::uint64_t{headers_len} + payload_len;
         status = PollStatus::delivered;
       }
       head += bytes;
@@ -300,9 +302,20 @@ class MpscRing {
       // [R2] release: our reads of the consumed bytes are done before producers may reuse them.
       ctl_->head_position.store(std::min(head, reuse_floor), std::memory_order_release);
       if (delivered != 0) {
-        // Relaxed: a statistic with one writer (this consumer).
+        // Relaxed: statistics with one writer (this consumer), on the line head is on.
         ctl_->delivered_msgs.store(ctl_->delivered_msgs.load(std::memory_order_relaxed) + delivered,
                                    std::memory_order_relaxed);
+        ctl_->delivered_bytes.store(ctl_->delivered_bytes.load(std::memory_order_relaxed) + message_bytes,
+                                    std::memory_order_relaxed);
+        // The depth at the start of this batch: what it consumed, or, when it stopped at its
+        // limit (a backlog), up to the tail. Only then is the producers' line read.
+        std::uint64_t depth = head - start;
+        if (delivered == max_records) {
+          depth = tail_position(ctl_->tail_word.load(std::memory_order_relaxed)) - start;  // relaxed: a statistic
+        }
+        if (depth > ctl_->depth_high_water.load(std::memory_order_relaxed)) {
+          ctl_->depth_high_water.store(depth, std::memory_order_relaxed);
+        }
       }
     }
     // An empty answer does not look at the tail: that line belongs to the producers, and

@@ -38,7 +38,7 @@ namespace bus::detail {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x3130'4745'5353'5542ull;  // "BUSSEG01" little-endian
 inline constexpr std::uint16_t kLayoutMajor = 2;
-inline constexpr std::uint16_t kLayoutMinor = 1;  // 1: the streams region
+inline constexpr std::uint16_t kLayoutMinor = 2;  // 1: the streams region; 2: monitoring counters
 inline constexpr std::size_t kCacheLine = 64;
 // Hot atomics get two cache lines (Aeron's rule): the adjacent-line prefetcher pulls pairs of
 // lines, so one line of padding is not enough to stop false sharing.
@@ -84,7 +84,8 @@ static_assert(std::atomic<std::int32_t>::is_always_lock_free);
 //  128   512 regions[16]                broker  RegionEntry: kind, offset, size, count, stride
 //  640   128 broker_heartbeat_ns        broker  CLOCK_MONOTONIC ns, every 100 ms  [hot block]
 //  768   128 registry_generation        broker  +1 per subscription change       [hot block]
-//  896  3200 reserved (zero)                    monitoring counters, journal descriptors
+//  896   128 totals                     broker  BusTotals: the bus's counters     (minor >= 2)
+// 1024  3072 reserved (zero)                    journal descriptors
 //
 // The region table is how the segment grows without a rewrite: a reader finds each region by
 // kind, checks offset + size against the file, and ignores kinds it does not know (a newer minor
@@ -118,6 +119,39 @@ struct RegionEntry {
 };
 static_assert(sizeof(RegionEntry) == 32);
 
+// BusTotals (header offset 896, 128 bytes; minor >= 2): what monitoring adds to the live tables
+// counters to get the bus's totals. Broker-written (relaxed: statistics, one writer); a broker
+// that adopts the segment keeps counting from these.
+//
+//  off  size field                    notes
+//    0     8 broker_start_unix_ns     when the broker serving now started (varz `start`)
+//    8     8 total_connections        clients ever admitted (hellos), internal ones included
+//   16     8 departed_in_msgs         published by clients that have since left
+//   24     8 departed_in_bytes
+//   32     8 departed_out_msgs        delivered by subscriptions that have since been recycled
+//   40     8 departed_out_bytes
+//   48     8 departed_dropped_msgs    dropped (full ring or abandoned) for those subscriptions
+//   56     8 slow_consumers           slow-consumer episodes, all subscriptions ever
+//   64     8 departed_undelivered_msgs  deliveries refused to publishers that have since left
+//   72     8 events_published         $SYS events the broker published
+//   80     4 http_port                the broker's monitoring port (busd -m), 0 when none
+//   84    44 reserved (zero)
+struct BusTotals {
+  std::atomic<std::uint64_t> broker_start_unix_ns;
+  std::atomic<std::uint64_t> total_connections;
+  std::atomic<std::uint64_t> departed_in_msgs;
+  std::atomic<std::uint64_t> departed_in_bytes;
+  std::atomic<std::uint64_t> departed_out_msgs;
+  std::atomic<std::uint64_t> departed_out_bytes;
+  std::atomic<std::uint64_t> departed_dropped_msgs;
+  std::atomic<std::uint64_t> slow_consumers;
+  std::atomic<std::uint64_t> departed_undelivered_msgs;
+  std::atomic<std::uint64_t> events_published;
+  std::atomic<std::uint32_t> http_port;
+  std::uint8_t reserved[44];
+};
+static_assert(sizeof(BusTotals) == 128);
+
 struct alignas(kRegionAlign) SegmentHeader {
   std::atomic<std::uint64_t> magic;
   std::uint16_t layout_major;
@@ -144,7 +178,8 @@ struct alignas(kRegionAlign) SegmentHeader {
   RegionEntry regions[kMaxRegions];
   alignas(kHotBlock) std::atomic<std::uint64_t> broker_heartbeat_ns;
   alignas(kHotBlock) std::atomic<std::uint64_t> registry_generation;
-  alignas(kHotBlock) std::uint8_t reserved2[3200];
+  alignas(kHotBlock) BusTotals totals;
+  std::uint8_t reserved2[3072];
 };
 static_assert(offsetof(SegmentHeader, magic) == 0);
 static_assert(offsetof(SegmentHeader, layout_major) == 8);
@@ -162,6 +197,7 @@ static_assert(offsetof(SegmentHeader, max_payload) == 96);
 static_assert(offsetof(SegmentHeader, regions) == 128);
 static_assert(offsetof(SegmentHeader, broker_heartbeat_ns) == 640);
 static_assert(offsetof(SegmentHeader, registry_generation) == 768);
+static_assert(offsetof(SegmentHeader, totals) == 896);
 static_assert(sizeof(SegmentHeader) == 4096);
 
 // ---------------------------------------------------------------------------------------------
@@ -176,9 +212,26 @@ static_assert(sizeof(SegmentHeader) == 4096);
 //   24     8 connected_unix_ns  broker
 //   32    48 name               broker  client-chosen label for monitoring (NUL-terminated)
 //   80    48 reserved (zero)
+//   80     4 reconnects         client  times this connection re-attached (minor >= 2)
+//   84     4 pending_requests   client  requests waiting for their reply     (minor >= 2)
+//   88     8 closed_out_msgs    broker  delivered by this client's subscriptions since recycled
+//   96     8 closed_out_bytes   broker
+//  104     8 closed_dropped_msgs broker dropped for those subscriptions
+//  112     4 goodbye            client  1 once close() began: the hang-up that follows is a
+//                                       close, not a death (disconnect event's reason)
+//  116    12 reserved
 //  128  2048 claim_lanes[32]    client  one 64-byte line per publishing thread:
 //                                         +0 claim      ring + 1, claim position, skipped bit
 //                                         +8 claim_end  the end position of that claim
+//                                        +16 published_msgs    publish() calls  (minor >= 2)
+//                                        +24 published_bytes   their headers + payload
+//                                        +32 undelivered_msgs  deliveries refused: a full ring,
+//                                                              or skipped as abandoned
+//
+// The lane's counters share the line the thread writes on every publish anyway (its claim
+// word), so counting adds no cache miss; a monitor reading them steals the line once per look.
+// They count on across threads that take the lane in turn; the broker zeroes them when it
+// assigns the slot.
 //
 // Claim lane protocol (see docs/design/ring.md, "stalled and dead publishers"): before each
 // claim CAS on a ring's tail, a publisher stores 0 in its lane's claim word, the end position
@@ -221,8 +274,13 @@ constexpr bool lane_won(std::uint64_t word) noexcept { return (word & kLaneWonBi
 struct alignas(kCacheLine) ClaimLane {
   std::atomic<std::uint64_t> claim;      // lane_word(), or 0 when not claiming
   std::atomic<std::uint64_t> claim_end;  // end position of the claim `claim` names (written first)
-  std::uint8_t pad[kCacheLine - 16];
+  std::atomic<std::uint64_t> published_msgs;
+  std::atomic<std::uint64_t> published_bytes;
+  std::atomic<std::uint64_t> undelivered_msgs;
+  std::uint8_t pad[kCacheLine - 40];
 };
+static_assert(offsetof(ClaimLane, published_msgs) == 16);
+static_assert(offsetof(ClaimLane, undelivered_msgs) == 32);
 static_assert(sizeof(ClaimLane) == kCacheLine);
 
 struct alignas(kCacheLine) ClientLayout {
@@ -233,9 +291,17 @@ struct alignas(kCacheLine) ClientLayout {
   std::atomic<std::uint64_t> start_ticks;
   std::uint64_t connected_unix_ns;
   char name[kClientNameBytes];
-  std::uint8_t reserved[48];
+  std::atomic<std::uint32_t> reconnects;
+  std::atomic<std::uint32_t> pending_requests;
+  std::atomic<std::uint64_t> closed_out_msgs;
+  std::atomic<std::uint64_t> closed_out_bytes;
+  std::atomic<std::uint64_t> closed_dropped_msgs;
+  std::atomic<std::uint32_t> goodbye;
+  std::uint8_t reserved[12];
   ClaimLane claim_lanes[kClaimLanes];
 };
+static_assert(offsetof(ClientLayout, reconnects) == 80);
+static_assert(offsetof(ClientLayout, closed_out_msgs) == 88);
 static_assert(offsetof(ClientLayout, epoch) == 4);
 static_assert(offsetof(ClientLayout, start_ticks) == 16);
 static_assert(offsetof(ClientLayout, name) == 32);
@@ -254,7 +320,10 @@ static_assert(sizeof(ClientLayout) == 128 + kClaimLanes * kCacheLine);
 //   20    12 reserved
 //   32   256 pattern               broker    NUL-terminated
 //  288    64 group                 broker    NUL-terminated (queue groups)
-//  352   160 reserved
+//  352     8 slow_consumer_marks   broker    slow-consumer episodes seen here        (minor >= 2)
+//  360     8 drops_seen            broker    dropped + abandoned when the broker last looked
+//  368     8 subscribed_unix_ns    broker
+//  376   136 reserved
 //  512     8 tail_word             producers [hot] bit 63 = consumer sleeping, bits 62..0 = tail
 //                                            position (bytes claimed, ever; never wraps)
 //  520     4 incarnation           broker    [same line] +1 when the subscription is removed
@@ -263,6 +332,8 @@ static_assert(sizeof(ClientLayout) == 128 + kClaimLanes * kCacheLine);
 //                                            touch holds it back); index = position & mask
 //  648     8 delivered_msgs        consumer  [same block] messages handed to the application
 //  656     8 skipped_records       consumer  [same block] records skipped: writer dead or stalled
+//  664     8 delivered_bytes       consumer  [same block] their headers + payload      (minor >= 2)
+//  672     8 depth_high_water      consumer  [same block] most bytes seen waiting in the ring
 //  768     8 dropped_msgs          producers a full ring dropped a message for this sub
 //  776     8 abandoned_msgs        producers a stalled writer found its record skipped
 //  784   112 reserved
@@ -292,12 +363,17 @@ struct alignas(kHotBlock) SubscriptionLayout {
   std::uint8_t reserved0[12];
   char pattern[kPatternBytes];
   char group[kGroupBytes];
-  std::uint8_t reserved1[160];
+  std::atomic<std::uint64_t> slow_consumer_marks;
+  std::atomic<std::uint64_t> drops_seen;
+  std::uint64_t subscribed_unix_ns;
+  std::uint8_t reserved1[136];
   alignas(kHotBlock) std::atomic<std::uint64_t> tail_word;
   std::atomic<std::uint32_t> incarnation;
   alignas(kHotBlock) std::atomic<std::uint64_t> head_position;
   std::atomic<std::uint64_t> delivered_msgs;   // written with head: no line shared with producers
   std::atomic<std::uint64_t> skipped_records;  // likewise
+  std::atomic<std::uint64_t> delivered_bytes;  // likewise
+  std::atomic<std::uint64_t> depth_high_water;  // likewise
   alignas(kHotBlock) std::atomic<std::uint64_t> dropped_msgs;
   std::atomic<std::uint64_t> abandoned_msgs;
   std::uint8_t reserved2[112];
@@ -309,6 +385,9 @@ static_assert(offsetof(SubscriptionLayout, incarnation) == 520);
 static_assert(offsetof(SubscriptionLayout, head_position) == 640);
 static_assert(offsetof(SubscriptionLayout, delivered_msgs) == 648);
 static_assert(offsetof(SubscriptionLayout, skipped_records) == 656);
+static_assert(offsetof(SubscriptionLayout, slow_consumer_marks) == 352);
+static_assert(offsetof(SubscriptionLayout, delivered_bytes) == 664);
+static_assert(offsetof(SubscriptionLayout, depth_high_water) == 672);
 static_assert(offsetof(SubscriptionLayout, dropped_msgs) == 768);
 static_assert(offsetof(SubscriptionLayout, abandoned_msgs) == 776);
 static_assert(sizeof(SubscriptionLayout) == 896);

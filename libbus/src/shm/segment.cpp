@@ -221,11 +221,20 @@ bool in_group(gid_t gid) {
 }  // namespace
 
 Result<Segment> Segment::open(std::string_view bus_name, std::optional<uid_t> broker_uid) {
+  return open_mapping(bus_name, broker_uid, /*read_only=*/false);
+}
+
+Result<Segment> Segment::open_read_only(std::string_view bus_name) {
+  return open_mapping(bus_name, std::nullopt, /*read_only=*/true);
+}
+
+Result<Segment> Segment::open_mapping(std::string_view bus_name, std::optional<uid_t> broker_uid, bool read_only) {
   if (auto st = validate_bus_name(bus_name); !st) return std::move(st).error();
   const std::string object = segment_object_name(bus_name);
+  const bip::mode_t access = read_only ? bip::read_only : bip::read_write;
   auto mapping = std::make_unique<Mapping>();
   try {
-    mapping->shm = bip::shared_memory_object(bip::open_only, object.c_str(), bip::read_write);
+    mapping->shm = bip::shared_memory_object(bip::open_only, object.c_str(), access);
   } catch (const bip::interprocess_exception& e) {
     if (e.get_error_code() == bip::not_found_error) {
       return make_error(Errc::broker_not_running, "bus '" + std::string(bus_name) +
@@ -254,7 +263,7 @@ Result<Segment> Segment::open(std::string_view bus_name, std::optional<uid_t> br
       return make_error(Errc::permission_denied, "/dev/shm/" + object + " belongs to uid " +
                                                      std::to_string(st.st_uid) + " and is not shared with our groups");
     }
-  } else if (st.st_uid != ::geteuid()) {
+  } else if (!read_only && st.st_uid != ::geteuid()) {
     return make_error(Errc::permission_denied, "/dev/shm/" + object + " is owned by uid " +
                                                    std::to_string(st.st_uid) + ", not by us");
   }
@@ -262,7 +271,7 @@ Result<Segment> Segment::open(std::string_view bus_name, std::optional<uid_t> br
     return make_error(Errc::segment_corrupt, "/dev/shm/" + object + " is smaller than a header");
   }
   try {
-    mapping->region = bip::mapped_region(mapping->shm, bip::read_write);
+    mapping->region = bip::mapped_region(mapping->shm, access);
   } catch (const bip::interprocess_exception& e) {
     return make_error(Errc::io_error, "cannot map /dev/shm/" + object + ": " + e.what());
   }

@@ -47,6 +47,10 @@ class Segment {
   /// and to us unless its mode grants our group access (busd --mode 0660). Without it (the
   /// broker adopting a segment) the file must be ours.
   static Result<Segment> open(std::string_view bus_name, std::optional<uid_t> broker_uid = std::nullopt);
+  /// Maps an existing segment read-only, for monitoring (bus server, bus top): the same checks
+  /// as open() but ownership (whoever may read the file may look), and any write through the
+  /// result faults. Readers treat everything in it as untrusted, as ever.
+  static Result<Segment> open_read_only(std::string_view bus_name);
 
   /// Reads the header of an existing segment without keeping it (stale-segment diagnostics).
   struct Peek {
@@ -99,6 +103,7 @@ class Segment {
 
  private:
   struct Mapping;  // Boost.Interprocess shared_memory_object + mapped_region
+  static Result<Segment> open_mapping(std::string_view bus_name, std::optional<uid_t> broker_uid, bool read_only);
   Status adopt_mapping(std::unique_ptr<Mapping> mapping);
 
   std::unique_ptr<Mapping> mapping_;
