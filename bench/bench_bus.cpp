@@ -9,6 +9,10 @@
 //                                50 us budget), sleep (budget 0: every message a futex wake-up)
 //   BM_BusThroughput/<size>      one publisher process -> one subscriber process, messages/s
 //                                delivered (drops counted, publisher never blocks)
+//   BM_PublishCounting/<mode>    publish + poll of a 16-byte message with the monitoring counters
+//                                off (0: the baseline), on (1), and on while another process
+//                                takes a monitoring snapshot every millisecond (2), as `bus top`
+//                                or a Prometheus scrape would: counting must cost nothing visible
 //   BM_PublishRouteHit/<subs>    publish to a subject with one matching subscription while
 //                                <subs> non-matching ones exist: cost must not grow with <subs>
 //                                (0, 10, 100, ..., 100,000; 100,000 4 KiB rings = 400 MiB of
@@ -33,6 +37,7 @@
 #include "common/shm_region.hpp"
 #include "cycle_clock.hpp"
 #include "histogram.hpp"
+#include "client/connection_impl.hpp"
 #include "ring/mpsc_ring.hpp"
 
 namespace {
@@ -281,6 +286,54 @@ void BM_BusThroughput(benchmark::State& state) {
   state.counters["drop_ratio"] = published == 0 ? 0.0 : 1.0 - static_cast<double>(got) / static_cast<double>(published);
 }
 BENCHMARK(BM_BusThroughput)->Arg(16)->Arg(64)->Arg(4096)->UseRealTime();
+
+// ---------------------------------------------------------------------------------------------
+void BM_PublishCounting(benchmark::State& state) {
+  const int mode = static_cast<int>(state.range(0));
+  const std::string name = unique_bus_name("count");
+  // The reader is forked first, while this process has one thread: it waits for the bus, then
+  // looks at it every millisecond until it is killed (~ForkPeer).
+  std::unique_ptr<bus::bench::ForkPeer> reader;
+  if (mode == 2) {
+    reader = std::make_unique<bus::bench::ForkPeer>(1, [name] {
+      std::uint64_t seen = 0;
+      for (;;) {
+        if (auto snap = bus::monitor::snapshot(name)) seen += snap->in_msgs;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      return static_cast<int>(seen & 1);
+    });
+  }
+  bus::bench::pin_to_cpu(0);
+  bus::BrokerOptions o = bench_broker_options(name);
+  o.ring_bytes = 1 << 16;
+  o.max_payload = 512;
+  auto broker = bus::Broker::start(o);
+  if (!broker) {
+    state.SkipWithError(broker.error().message.c_str());
+    return;
+  }
+  auto conn = bus::Connection::connect(name);
+  if (!conn) {
+    state.SkipWithError(conn.error().message.c_str());
+    return;
+  }
+  bus::detail::ConnectionAccess::set_counting(*conn, mode != 0);
+  auto sub = conn->subscribe("bench.count");
+  if (!sub) {
+    state.SkipWithError(sub.error().message.c_str());
+    return;
+  }
+  const std::string payload(16, 'c');
+  const bus::MessageHandler drop = [](const bus::MessageView&) {};
+  for (auto _ : state) {
+    (void)conn->publish("bench.count", payload);
+    (void)sub->try_poll(drop, 1);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetLabel(mode == 0 ? "counters off" : mode == 1 ? "counters on" : "counters on, reader polling");
+}
+BENCHMARK(BM_PublishCounting)->Arg(0)->Arg(1)->Arg(2)->Repetitions(5)->ReportAggregatesOnly(true);
 
 // ---------------------------------------------------------------------------------------------
 void BM_PublishRouteHit(benchmark::State& state) {

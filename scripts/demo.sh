@@ -144,11 +144,11 @@ prefix() { printf '%s %-17s| ' "$1" "${pattern[$1]}"; }
 
 # --- the broker ---------------------------------------------------------------------------------
 say "Starting busd on the private bus '$name'"
-echo "\$ busd --bus $name --ring-bytes 1MiB --max-payload 64KiB --store-dir \$work/store"
+echo "\$ busd --bus $name --ring-bytes 1MiB --max-payload 64KiB --store-dir \$work/store --http 127.0.0.1:0"
 # set -m around each `&`: the job gets its own process group (stop() ends a whole pipeline
 # with one kill) and, with job control off again, bash prints no "[1] Done" notices.
 set -m
-"$busd" --bus "$name" --ring-bytes 1MiB --max-payload 64KiB --store-dir "$work/store" 2>"$work/busd.log" &
+"$busd" --bus "$name" --ring-bytes 1MiB --max-payload 64KiB --store-dir "$work/store" --http 127.0.0.1:0 2>"$work/busd.log" &
 busd_pid=$!
 set +m
 
@@ -322,7 +322,7 @@ wait_exit "$busd_pid" "$wait_s" || true
 sleep 0.3
 echo "\$ busd --bus $name ...   # a new broker adopts the segment; the clients reconnect"
 set -m
-"$busd" --bus "$name" --ring-bytes 1MiB --max-payload 64KiB --store-dir "$work/store" 2>"$work/busd2.log" &
+"$busd" --bus "$name" --ring-bytes 1MiB --max-payload 64KiB --store-dir "$work/store" --http 127.0.0.1:0 2>"$work/busd2.log" &
 busd_pid=$!
 set +m
 pub_status=0
@@ -355,7 +355,7 @@ echo "\$ kill -9 $busd_pid; busd --bus $name ...   # the journal is a file: the 
 kill -KILL "$busd_pid"
 wait_exit "$busd_pid" "$wait_s" || true
 set -m
-"$busd" --bus "$name" --ring-bytes 1MiB --max-payload 64KiB --store-dir "$work/store" 2>"$work/busd3.log" &
+"$busd" --bus "$name" --ring-bytes 1MiB --max-payload 64KiB --store-dir "$work/store" --http 127.0.0.1:0 2>"$work/busd3.log" &
 busd_pid=$!
 set +m
 deadline=$((SECONDS + wait_s))
@@ -407,6 +407,48 @@ sleep 1.2
 grep -q 'tries: 2' "$work/again.out" || die "the unacknowledged message was not redelivered"
 echo "\$ bus consumer info DEMO billing"
 "$bus" consumer info --bus "$name" DEMO billing | sed -n '/^State:/,$p'
+
+# --- monitoring ---------------------------------------------------------------------------------
+say "Monitoring: the bus's counters, the broker's \$SYS events and its HTTP port (as nats-server's)"
+echo "\$ bus events --count 2 &       # then a client connects, publishes and closes"
+set -m
+"$bus" events --bus "$name" --count 2 >"$work/events.out" 2>"$work/events.err" &
+events_pid=$!
+set +m
+wait_for_listening "$events_pid" "$work/events.err" || die "bus events did not start: $(cat "$work/events.err")"
+"$bus" pub --bus "$name" demo.watch.hello hi || die "bus pub failed"
+wait_exit "$events_pid" "$wait_s" || die "bus events did not see the connect and the disconnect"
+sed 's/^/  /' "$work/events.out"
+grep -q 'DISCONNECT.* closed' "$work/events.out" || die "no disconnect event with reason 'closed'"
+
+echo "\$ bus sub 'demo.watch.>' &   and 100 messages published to it"
+set -m
+"$bus" sub --bus "$name" --raw 'demo.watch.>' >/dev/null 2>"$work/watch.err" &
+watch_pid=$!
+set +m
+wait_for_listening "$watch_pid" "$work/watch.err" || die "the watching subscriber did not start"
+"$bus" pub --bus "$name" demo.watch.tick 'tick {{Count}}' --count 100 || die "bus pub failed"
+deadline=$((SECONDS + wait_s))
+until "$bus" server report subscriptions --bus "$name" --json | grep -q '"msgs": 100,'; do
+  ((SECONDS < deadline)) || die "the subscription did not report 100 messages"
+  sleep 0.1
+done
+echo "\$ bus server info"
+"$bus" server info --bus "$name" | sed 's/^/  /'
+echo "\$ bus server report subscriptions"
+"$bus" server report subscriptions --bus "$name" | sed 's/^/  /'
+echo "\$ bus top --once           # one frame of the live view"
+"$bus" top --once --bus "$name" --interval 200ms | sed 's/^/  /'
+port=$("$bus" server info --bus "$name" --json | grep -o '"http_port": [0-9]*' | grep -o '[0-9]*$')
+[[ -n $port && $port != 0 ]] || die "busd reported no monitoring port"
+echo "\$ curl -s http://127.0.0.1:$port/varz   # (a few of its fields)"
+curl -sf "http://127.0.0.1:$port/varz" | grep -E '"(server_name|connections|in_msgs|out_msgs|slow_consumers)"' | sed 's/^/  /' ||
+  die "the monitoring port did not answer /varz"
+echo "\$ curl -s http://127.0.0.1:$port/metrics | grep bus_subscription_msgs_total"
+curl -sf "http://127.0.0.1:$port/metrics" | grep '^bus_subscription_msgs_total' | sed 's/^/  /' ||
+  die "the monitoring port did not answer /metrics"
+stop "$watch_pid"
+watch_pid=
 
 # --- shutdown -----------------------------------------------------------------------------------
 say "Stopping busd with SIGTERM"

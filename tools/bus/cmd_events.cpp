@@ -68,7 +68,7 @@ int run(const EventsFlags& f) {
   if (!conn) return report(conn.error());
   auto sub = conn->subscribe("$SYS.>");
   if (!sub) return report(sub.error());
-  std::fprintf(stderr, "Listening for events on [$SYS.>]\n");
+  std::fprintf(stderr, "Listening on [$SYS.>] for the broker's events\n");
   std::fflush(stderr);
   BrokerWatch broker(*conn);
   std::uint64_t shown = 0;

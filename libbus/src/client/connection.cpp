@@ -470,6 +470,13 @@ void ConnectionImpl::abandoned(LocalRoute::Target& target, ThreadPublisher& tp) 
   if (counting_) tp.count_undelivered();
 }
 
+void ConnectionImpl::note_pending_requests(std::size_t n) noexcept {
+  // Relaxed: a statistic; the inbox's lock orders its writers.
+  if (ClientLayout* slot = segment().client(attachment().slot)) {
+    slot->pending_requests.store(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
+  }
+}
+
 void ConnectionAccess::set_counting(const Connection& c, bool on) noexcept { c.impl_->set_counting(on); }
 
 Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::string_view reply,

@@ -213,6 +213,9 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   const Segment& segment() const noexcept { return attachment().segment; }
   const std::string& bus_name() const noexcept { return bus_name_; }
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  /// Monitoring (shm/layout.hpp, client slot +80): requests waiting for a reply now. One
+  /// writer at a time: the inbox calls it under its lock.
+  void note_pending_requests(std::size_t n) noexcept;
 
  private:
   ConnectionImpl() = default;
@@ -314,6 +317,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::thread supervisor_;
   std::atomic<bool> control_up_{true};  // the control channel to a broker is open
   std::atomic<std::uint64_t> control_generation_{0};  // +1 per successful reconnect
+  std::uint32_t reconnects_ = 0;                      // the supervisor's; shown in the client slot
   std::atomic<bool> closed_cb_fired_{false};
   std::atomic<bool> lost_{false};  // the broker is gone for good (no reconnect possible)
   std::mutex reconnect_mutex_;

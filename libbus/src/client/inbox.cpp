@@ -120,6 +120,7 @@ void Inbox::close() {
       if (p->async) p->promise.set_value(make_error(Errc::closed, "connection closed"));
     }
     pending_.clear();
+    connection_.note_pending_requests(0);
   }
   changed_.notify_all();
   if (subscription_) subscription_->detach();  // wakes a reader; it then sees closed
@@ -140,11 +141,13 @@ Result<std::shared_ptr<Inbox::Pending>> Inbox::send(std::string_view subject, st
     if (stopping_) return make_error(Errc::closed, "connection is closed");
     id = next_id_++;
     pending_.emplace(id, entry);
+    connection_.note_pending_requests(pending_.size());
     if (async) ++async_outstanding_;
   }
   auto forget = [&] {
     std::lock_guard lock(mutex_);
     pending_.erase(id);
+    connection_.note_pending_requests(pending_.size());
     if (async) --async_outstanding_;
   };
   auto matched = connection_.publish(subject, reply_prefix_ + std::to_string(id), headers, data);
@@ -171,6 +174,7 @@ void Inbox::complete(std::uint64_t id, Result<Message> result) {
     p.result = std::move(result);
   }
   pending_.erase(it);
+  connection_.note_pending_requests(pending_.size());
 }
 
 void Inbox::read_one_locked(std::uint64_t deadline_ns) {
@@ -201,6 +205,7 @@ void Inbox::expire_async_locked(std::uint64_t now_ns) {
       ++it;
     }
   }
+  connection_.note_pending_requests(pending_.size());
 }
 
 Result<Message> Inbox::request(std::string_view subject, std::string_view data, std::string_view headers,
@@ -216,6 +221,7 @@ Result<Message> Inbox::request(std::string_view subject, std::string_view data, 
       if (stopping_) return make_error(Errc::closed, "connection closed");
       if (monotonic_ns() >= entry->deadline_ns) {
         pending_.erase(id);
+        connection_.note_pending_requests(pending_.size());
         return make_error(Errc::timeout, "no reply to request on '" + std::string(subject) + "' within the timeout");
       }
     }

@@ -98,6 +98,11 @@ void ConnectionImpl::supervise() {
       lost_for_good();
       return;
     }
+    // Monitoring: the slot we hold now says how often this connection came back (relaxed: a
+    // statistic; only this thread writes it, once the broker has handed the slot over).
+    if (ClientLayout* slot = segment().client(attachment().slot)) {
+      slot->reconnects.store(++reconnects_, std::memory_order_relaxed);
+    }
     {
       std::lock_guard lock(reconnect_mutex_);
       control_generation_.fetch_add(1, std::memory_order_acq_rel);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -107,9 +108,11 @@ class Exposition {
     out_ << ' ' << value << '\n';
   }
   void sample(const char* name, const std::string& labels, double value) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.3f", value);  // Unix times: to the millisecond
     out_ << name;
     if (!labels.empty()) out_ << '{' << labels << '}';
-    out_ << ' ' << value << '\n';
+    out_ << ' ' << text << '\n';
   }
   std::string text() const { return out_.str(); }
 
