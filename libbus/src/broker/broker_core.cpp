@@ -143,6 +143,8 @@ Result<std::unique_ptr<BrokerCore>> BrokerCore::create(const BrokerOptions& opti
 
   core->monitor_ = std::make_unique<monitor::BrokerMonitor>(
       options, core->segment_, [self = core.get()](const std::string& line) { self->log(line); });
+  // Before any segment is touched: a monitoring port in use fails us with nothing changed.
+  if (auto st = core->monitor_->bind(); !st) return std::move(st).error();
 
   // 2. We hold the lock, so a segment that exists now was left by a broker that died (or
   //    stopped while clients were attached). Adopt it if we can: its clients keep publishing
@@ -275,11 +277,13 @@ Status BrokerCore::run() {
   for (;;) {
     // Stopping: serve on until the consumer engine has saved its state and the event publisher
     // has said SHUTDOWN, and both have left the bus (bounded: a stuck one does not keep us up).
-    if (stopping_ && (((!consumers_ || consumers_->finished()) && monitor_->finished()) ||
-                      monotonic_ns() > stop_deadline_ns_)) {
-      return {};
-    }
-    const int n = ::epoll_wait(epoll_fd_, events, 64, stopping_ ? 10 : -1);
+    // Their close() has hung up their sockets by then: one last look without waiting reaps
+    // their slots (else the segment would look attached and be left for a broker to adopt).
+    const bool done = stopping_ && (((!consumers_ || consumers_->finished()) && monitor_->finished()) ||
+                                    monotonic_ns() > stop_deadline_ns_);
+    if (done && final_pass_) return {};
+    final_pass_ = done;
+    const int n = ::epoll_wait(epoll_fd_, events, 64, done ? 0 : stopping_ ? 10 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       return make_error(Errc::io_error, errno_message("epoll_wait", errno));
@@ -452,8 +456,9 @@ Result<ControlMessage> BrokerCore::on_hello(int fd, const ControlMessage& reques
   layout->uid = cred.uid;
   layout->start_ticks = *ticks;
   layout->connected_unix_ns = realtime_ns();
-  std::memset(layout->name, 0, sizeof layout->name);
-  std::memcpy(layout->name, rec.name.data(), std::min(rec.name.size(), sizeof layout->name - 1));
+  // Relaxed atomic stores (shm/shared_text.hpp): a monitor may be reading the old name.
+  store_text(layout->name, sizeof layout->name,
+             std::string_view(rec.name).substr(0, std::min(rec.name.size(), sizeof layout->name - 1)));
   monitor_->client_connected(slot);
   // [R8] release: identity fields and epoch are visible to anyone who sees state == live
   // ([A8] in broker/adoption.cpp, when a new broker reads the slot; consumers judge a writer
@@ -504,13 +509,14 @@ void BrokerCore::drop_connection(int fd, const char* reason, bool keep_live_slot
   if (it == connections_.end()) return;
   const std::int64_t slot = it->second;
   if (slot >= 0 && keep_live_slot && process_alive(clients_[slot].pid, clients_[slot].start_ticks)) {
+    clients_[static_cast<std::size_t>(slot)].misbehaved = true;  // if it goes later: "evicted"
     // Its process still runs, and its data path with it: reaping now would clear the lanes of
     // claims it may still be writing and hand its slot and rings to others. Keep the slot
     // awaiting a reconnect (as adoption does); its death (pidfd) or its goodbye reaps it.
     log("client " + std::to_string(slot) + " " + reason + ": connection dropped, slot kept for a reconnect");
     clients_[static_cast<std::size_t>(slot)].fd = -1;
   } else if (slot >= 0) {
-    reap_client(static_cast<std::uint32_t>(slot), reason, keep_live_slot);  // closes fd
+    reap_client(static_cast<std::uint32_t>(slot), reason);  // closes fd (its process is gone)
     return;
   }
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
@@ -522,7 +528,7 @@ void BrokerCore::reap_client(std::uint32_t slot, const char* reason, bool misbeh
   if (slot >= clients_.size() || !clients_[slot].in_use) return;
   ClientRecord& rec = clients_[slot];
   ClientLayout* layout = segment_.client(slot);
-  monitor_->client_leaving(slot, misbehaved);
+  monitor_->client_leaving(slot, misbehaved || rec.misbehaved);
 
   // A claim the client never committed may block a consumer at that record: tell the ring.
   for (auto& lane : layout->claim_lanes) {

@@ -50,6 +50,7 @@ class BrokerCore {
     pid_t pid = 0;
     std::uint64_t start_ticks = 0;
     std::string name;
+    bool misbehaved = false;  // its control channel was dropped for what it sent (it kept its slot)
     std::vector<std::uint32_t> subscriptions;
     std::unordered_map<std::uint32_t, std::uint32_t> route_refs;  // route slot -> refs held
   };
@@ -152,6 +153,7 @@ class BrokerCore {
   /// Declared after streams_: destroyed first.
   std::unique_ptr<consumer::ConsumerEngine> consumers_;
   bool stopping_ = false;              // asked to stop; serving until the engine has left
+  bool final_pass_ = false;            // stopping, and one last look at the sockets is under way
   std::uint64_t stop_deadline_ns_ = 0;
   std::string receive_buffer_;  // one control datagram (kControlDatagramBytes)
   std::string reply_body_;      // the body of the reply being built

@@ -449,7 +449,7 @@ bool ConnectionImpl::deliver(LocalRoute::Target& target, ThreadPublisher& tp, st
   if (test_pause_after_claim_ == 3) [[unlikely]] test_pause();
 #endif
   if (!MpscRing::commit(claim, *tp.claim_lane)) [[unlikely]] {
-    abandoned(target, tp);
+    abandoned(target, tp, last_chance);
     return false;
   }
   if (claim.consumer_sleeping) futex_wake_all(target.ring.futex_word());
@@ -463,11 +463,12 @@ void ConnectionImpl::test_pause() noexcept {
 }
 #endif
 
-void ConnectionImpl::abandoned(LocalRoute::Target& target, ThreadPublisher& tp) noexcept {
+void ConnectionImpl::abandoned(LocalRoute::Target& target, ThreadPublisher& tp, bool last_chance) noexcept {
   // We stalled past the subscriber's unblock timeout and it skipped our claim: the message is
-  // lost for that subscriber, and counted (relaxed: a statistic).
+  // lost for that subscriber, and counted (relaxed: a statistic). A queue group's next member
+  // may still take it: then it is not undelivered.
   target.ring.control()->abandoned_msgs.fetch_add(1, std::memory_order_relaxed);
-  if (counting_) tp.count_undelivered();
+  if (counting_ && last_chance) tp.count_undelivered();
 }
 
 void ConnectionImpl::note_pending_requests(std::size_t n) noexcept {

@@ -268,7 +268,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   /// another subscription since counts as gone (else the claim drops it as stale).
   bool try_deliver_direct(ThreadPublisher& tp, const InboxAddress& to, bool exact_incarnation, std::string_view label,
                           std::string_view reply, std::string_view headers, std::string_view data);
-  void abandoned(LocalRoute::Target& target, ThreadPublisher& tp) noexcept;
+  void abandoned(LocalRoute::Target& target, ThreadPublisher& tp, bool last_chance) noexcept;
   /// The stream in slot `slot` of `a`'s table if it still has `incarnation` (nullptr: it was
   /// removed or replaced meanwhile), its journal attached on first use.
   Result<StreamHandle*> stream_handle(const Attachment& a, std::uint32_t slot, std::uint32_t incarnation);

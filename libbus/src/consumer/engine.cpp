@@ -15,6 +15,7 @@
 #include "bus/consumer.hpp"
 #include "bus/stream.hpp"
 #include "client/connection_impl.hpp"
+#include "monitor/internal_clients.hpp"
 #include "client/inbox.hpp"
 #include "client/subscription_impl.hpp"
 #include "consumer/config.hpp"
@@ -254,7 +255,7 @@ struct EngineLoop {
 
   bool connect_and_subscribe() {
     ConnectOptions options;
-    options.name = "busd consumers";
+    options.name = std::string(monitor::kConsumersClientName);
     options.max_reconnects = -1;
     while (!engine_stopping()) {
       auto c = Connection::connect(engine.bus_name_, options);

@@ -89,7 +89,7 @@ void subscription_made(Segment& segment, std::uint32_t index) noexcept {
   s->depth_high_water.store(0, kRelaxed);
   s->slow_consumer_marks.store(0, kRelaxed);
   s->drops_seen.store(0, kRelaxed);
-  s->subscribed_unix_ns = realtime_ns();
+  s->subscribed_unix_ns.store(realtime_ns(), kRelaxed);
 }
 
 void subscription_recycled(Segment& segment, std::uint32_t index) noexcept {

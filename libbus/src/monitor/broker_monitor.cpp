@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cstring>
 #include <random>
 
 #include "client/connection_impl.hpp"
@@ -31,6 +32,12 @@ std::string event_id() {
   std::string id(22, '0');
   for (char& c : id) c = digits[rng() % 36];
   return id;
+}
+
+/// The broker's own clients (event publisher, consumer engine): no events for them.
+bool internal_client(const ClientLayout& c) {
+  return c.pid.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(::getpid()) &&
+         is_internal_client_name(std::string_view(c.name, ::strnlen(c.name, sizeof c.name)));
 }
 
 json client_json(const ClientLayout& c, std::uint32_t cid) {
@@ -71,13 +78,7 @@ BrokerMonitor::~BrokerMonitor() {
   if (http_) http_->stop();
 }
 
-Status BrokerMonitor::open() {
-  // The broker's segment is ready only now (the monitor was made before adoption).
-  char id[24];
-  std::snprintf(id, sizeof id, "%016llX", static_cast<unsigned long long>(segment_.id()));
-  server_id_ = id;
-  broker_started(segment_);
-  slow_episode_.assign(segment_.config().max_subscriptions, false);
+Status BrokerMonitor::bind() {
   if (options_.http.empty()) return {};
   auto address = parse_http_address(options_.http);
   if (!address) return std::move(address).error();
@@ -87,18 +88,36 @@ Status BrokerMonitor::open() {
     if (!connection_) return make_error(Errc::broker_gone, "the monitor is not connected to the bus yet");
     return Streams(*connection_).list();
   });
-  auto port = http_->open(address->first, address->second);
+  auto port = http_->bind(address->first, address->second);
   if (!port) return std::move(port).error();
-  segment_.header()->totals.http_port.store(port.value(), std::memory_order_relaxed);
-  log_("monitoring on http://" + address->first + ":" + std::to_string(port.value()) +
+  http_port_ = port.value();
+  http_host_ = address->first;
+  return {};
+}
+
+Status BrokerMonitor::open() {
+  broker_started(segment_);
+  slow_episode_.assign(segment_.config().max_subscriptions, false);
+  // Ours, or 0: an adopted segment still names the previous broker's port.
+  segment_.header()->totals.http_port.store(http_port_, std::memory_order_relaxed);
+  if (!http_) return {};
+  if (auto st = http_->serve(); !st) return st;
+  log_("monitoring on http://" + http_host_ + ":" + std::to_string(http_port_) +
        " (/varz /connz /subsz /jsz /healthz /metrics)");
   return {};
+}
+
+std::string BrokerMonitor::server_id() const {
+  // From the segment each time: events made during adoption come before open().
+  char id[24];
+  std::snprintf(id, sizeof id, "%016llX", static_cast<unsigned long long>(segment_.id()));
+  return id;
 }
 
 std::string BrokerMonitor::server_json_text() const {
   return json{{"name", options_.bus_name},
               {"host", "shm"},
-              {"id", server_id_},
+              {"id", server_id()},
               {"ver", bus_version()},
               {"seq", event_seq_},
               {"time", time_text(realtime_ns())}}
@@ -125,7 +144,7 @@ void BrokerMonitor::start() {
                {"pid", ::getpid()},
                {"adopted", segment_.header()->broker_epoch.load(std::memory_order_relaxed) > 1}};
   ++event_seq_;
-  post("$SYS.SERVER." + server_id_ + ".STARTUP", startup.dump());
+  post("$SYS.SERVER." + server_id() + ".STARTUP", startup.dump());
   next_statsz_ns_ = monotonic_ns();  // the first STATSZ on the first tick, as nats-server sends one at start
   publisher_ = std::thread([this] { publisher_main(); });
 }
@@ -133,7 +152,7 @@ void BrokerMonitor::start() {
 void BrokerMonitor::client_connected(std::uint32_t slot) {
   client_admitted(segment_, slot);
   const ClientLayout* c = segment_.client(slot);
-  if (c == nullptr || c->pid.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(::getpid())) return;
+  if (c == nullptr || internal_client(*c)) return;
   ++event_seq_;
   json e{{"type", "io.nats.server.advisory.v1.client_connect"},
          {"id", event_id()},
@@ -150,7 +169,7 @@ void BrokerMonitor::client_leaving(std::uint32_t slot, bool misbehaved) {
   // removed, not recycled yet).
   const DeliveryTally received_by_client = client_delivery_tally(segment_, slot);
   const PublishTally sent_by_client = client_departed(segment_, slot);
-  if (c->pid.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(::getpid())) return;
+  if (internal_client(*c)) return;
   // [A9] acquire: pairs with [R9], the client's release of goodbye in close() before it hung up.
   const DisconnectReason reason = c->goodbye.load(std::memory_order_acquire) != 0 ? DisconnectReason::closed
                                   : misbehaved                                      ? DisconnectReason::evicted
@@ -177,8 +196,13 @@ void BrokerMonitor::subscription_recycled(std::uint32_t index) { monitor::subscr
 void BrokerMonitor::tick() {
   for (const SlowConsumer& slow : find_slow_consumers(segment_, slow_episode_)) {
     SubscriptionLayout* s = segment_.subscription(slow.subscription);
-    const ClientLayout* owner = s != nullptr ? segment_.client(s->owner_client) : nullptr;
     if (s == nullptr) continue;
+    // The owner only if its slot still holds the client that subscribed.
+    const ClientLayout* owner = segment_.client(s->owner_client);
+    if (owner != nullptr && (owner->state.load(std::memory_order_relaxed) != static_cast<std::uint32_t>(ClientState::live) ||
+                             owner->epoch.load(std::memory_order_relaxed) != s->owner_epoch)) {
+      owner = nullptr;
+    }
     json sub{{"sid", slow.subscription},
              {"subject", load_text(s->pattern, sizeof s->pattern, load_length(s->pattern_len)).value_or("")},
              {"ring_bytes", segment_.config().ring_bytes}};
@@ -217,7 +241,7 @@ void BrokerMonitor::tick() {
              {"slow_consumers", v["slow_consumers"]},
              {"dropped_msgs", v["dropped_msgs"]},
              {"undelivered_msgs", v["undelivered_msgs"]}}}};
-    post("$SYS.SERVER." + server_id_ + ".STATSZ", e.dump());
+    post("$SYS.SERVER." + server_id() + ".STATSZ", e.dump());
   }
 }
 
@@ -225,7 +249,7 @@ void BrokerMonitor::request_stop() noexcept {
   try {
     ++event_seq_;
     json e{{"server", json::parse(server_json_text())}, {"reason", "shutdown"}};
-    post("$SYS.SERVER." + server_id_ + ".SHUTDOWN", e.dump());
+    post("$SYS.SERVER." + server_id() + ".SHUTDOWN", e.dump());
   } catch (...) {
   }
   {
@@ -242,9 +266,10 @@ bool BrokerMonitor::finished() const noexcept {
 
 void BrokerMonitor::publisher_main() {
   ConnectOptions options;
-  options.name = "busd system";
+  options.name = std::string(kSystemClientName);
   options.max_reconnects = -1;
   std::optional<Connection> conn;
+  std::chrono::milliseconds retry{20};
   for (;;) {
     {
       std::lock_guard lock(mutex_);
@@ -255,7 +280,10 @@ void BrokerMonitor::publisher_main() {
       conn = std::move(c).value();
       break;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // The bus full (max_clients), say: try again, less and less often.
+    std::unique_lock lock(mutex_);
+    wake_.wait_for(lock, retry, [&] { return stopping_; });
+    retry = std::min(retry * 2, std::chrono::milliseconds(1000));
   }
   if (conn) {
     ConnectionImpl& impl = *ConnectionAccess::impl(*conn);

@@ -18,12 +18,14 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "bus/connection.hpp"
 #include "bus/options.hpp"
 #include "bus/result.hpp"
+#include "monitor/internal_clients.hpp"
 #include "shm/segment.hpp"
 
 namespace bus::detail::monitor {
@@ -43,8 +45,11 @@ class BrokerMonitor {
   BrokerMonitor(const BrokerMonitor&) = delete;
   BrokerMonitor& operator=(const BrokerMonitor&) = delete;
 
-  /// Opens the HTTP port if asked (an error if it cannot be bound), stamps the broker's start.
-  /// Called once the segment is ready, before the loop runs.
+  /// Binds the HTTP port if asked: before the broker touches any segment, so a port in use
+  /// fails it cleanly.
+  Status bind();
+  /// The segment is ready: stamps the broker's start and its port, and starts answering HTTP.
+  /// Before the loop runs.
   Status open();
   /// The loop runs: the event publisher connects and the STARTUP event goes out.
   void start();
@@ -72,11 +77,13 @@ class BrokerMonitor {
   void post(std::string subject, std::string body);
   void publisher_main();
   std::string server_json_text() const;
+  std::string server_id() const;
 
   BrokerOptions options_;
   Segment& segment_;
   Log log_;
-  std::string server_id_;
+  std::uint16_t http_port_ = 0;
+  std::string http_host_;
   std::uint64_t event_seq_ = 0;  // the loop's
   std::uint64_t next_statsz_ns_ = 0;
   std::vector<bool> slow_episode_;  // per subscription slot (accounting.hpp)

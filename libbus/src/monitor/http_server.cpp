@@ -100,7 +100,7 @@ void HttpServer::routes() {
   });
 }
 
-Result<std::uint16_t> HttpServer::open(const std::string& host, int port) {
+Result<std::uint16_t> HttpServer::bind(const std::string& host, int port) {
   server_ = std::make_unique<httplib::Server>();
   // Two workers: monitoring is a trickle, and the machine's cores belong to the bus.
   server_->new_task_queue = [] { return new httplib::ThreadPool(2); };
@@ -114,13 +114,34 @@ Result<std::uint16_t> HttpServer::open(const std::string& host, int port) {
     return make_error(Errc::io_error, "cannot bind the monitoring port " + host + ":" + std::to_string(port) +
                                           " (in use, or not an address of this host)");
   }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
   return static_cast<std::uint16_t>(bound);
 }
 
+Status HttpServer::serve() {
+  if (!server_ || thread_.joinable()) return {};
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  // cpp-httplib's stop() does nothing until its listen loop runs: wait for it (bounded), so a
+  // broker stopped right after it started cannot hang joining a server that never stops.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!server_->is_running()) {
+    if (std::chrono::steady_clock::now() > deadline) return make_error(Errc::io_error, "the monitoring port did not start");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return {};
+}
+
 void HttpServer::stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (!server_) return;
+  if (thread_.joinable()) {
+    // stop() only takes once the listen loop runs (serve() waited for that; if it gave up, the
+    // loop has failed and returned, or gets a last bounded chance here).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!server_->is_running() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    server_->stop();
+    thread_.join();
+  }
 }
 
 Result<std::pair<std::string, int>> parse_http_address(const std::string& text) {

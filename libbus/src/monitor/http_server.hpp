@@ -33,8 +33,12 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  /// Binds `host`:`port` (0: any free port) and starts serving. Returns the port.
-  Result<std::uint16_t> open(const std::string& host, int port);
+  /// Binds `host`:`port` (0: any free port); returns the port. Connections wait in the
+  /// listen queue until serve(): the broker binds first, before it touches any segment, so a
+  /// port in use fails it cleanly.
+  Result<std::uint16_t> bind(const std::string& host, int port);
+  /// Starts answering (the segment is ready), on the server's own threads.
+  Status serve();
   /// Stops serving and joins the server's threads (idempotent).
   void stop();
 

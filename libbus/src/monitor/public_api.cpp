@@ -56,6 +56,14 @@ BusListing look_at(const std::string& name) {
   b.path = std::string(kShmDir) + std::string(kObjectPrefix) + name;
   struct stat st {};
   if (::stat(b.path.c_str(), &st) == 0) b.size = static_cast<std::uint64_t>(st.st_size);
+  // The header first: a file without a bus's magic would make open() wait for it (2 s).
+  const auto header = detail::Segment::peek(name);
+  if (!header.valid_magic) {
+    b.readable = false;
+    b.recognised = false;
+    b.error = "no bus segment header (not one of ours, or never finished)";
+    return b;
+  }
   auto seg = detail::Segment::open_read_only(name);
   if (!seg) {
     b.readable = false;

@@ -9,6 +9,7 @@
 
 #include "bus/stream.hpp"
 #include "monitor/accounting.hpp"
+#include "monitor/internal_clients.hpp"
 #include "os/process.hpp"
 #include "shm/shared_text.hpp"
 
@@ -94,10 +95,10 @@ BusSnapshot take_snapshot(const Segment& segment, const std::string& bus_name) {
     cs.epoch = c->epoch.load(kRelaxed);
     cs.pid = c->pid.load(kRelaxed);
     cs.alive = process_alive(static_cast<pid_t>(cs.pid), c->start_ticks.load(kRelaxed));
-    cs.internal = cs.pid == s.broker_pid && s.broker_alive;
     cs.name = fixed_text(c->name, sizeof c->name);
+    cs.internal = cs.pid == s.broker_pid && s.broker_alive && is_internal_client_name(cs.name);
     if (cs.alive) cs.process = process_name(cs.pid);
-    cs.start_unix_ns = c->connected_unix_ns;
+    cs.start_unix_ns = std::atomic_ref<std::uint64_t>(c->connected_unix_ns).load(kRelaxed);
     const PublishTally t = publish_tally(*c);
     cs.in_msgs = t.msgs;
     cs.in_bytes = t.bytes;
@@ -133,8 +134,11 @@ BusSnapshot take_snapshot(const Segment& segment, const std::string& bus_name) {
     ss.pattern = std::move(*pattern);
     ss.queue_group = std::move(*group);
     ss.draining = state == static_cast<std::uint32_t>(SubscriptionState::quarantined);
-    ss.owner_cid = l->owner_client;
-    ss.subscribed_unix_ns = l->subscribed_unix_ns;
+    // The broker may be reusing the slot: these only count if `state` (re-read by nobody)
+    // held; the atomic_ref loads keep the reads defined meanwhile.
+    ss.owner_cid = std::atomic_ref<std::uint32_t>(l->owner_client).load(kRelaxed);
+    const std::uint32_t owner_epoch = std::atomic_ref<std::uint32_t>(l->owner_epoch).load(kRelaxed);
+    ss.subscribed_unix_ns = l->subscribed_unix_ns.load(kRelaxed);
     ss.delivered_msgs = l->delivered_msgs.load(kRelaxed);
     ss.delivered_bytes = l->delivered_bytes.load(kRelaxed);
     ss.dropped_msgs = l->dropped_msgs.load(kRelaxed);
@@ -152,7 +156,7 @@ BusSnapshot take_snapshot(const Segment& segment, const std::string& bus_name) {
     s.out_bytes += ss.delivered_bytes;
     s.dropped_msgs += ss.dropped_msgs + ss.abandoned_msgs;
     for (ClientSnapshot& c : s.clients) {
-      if (c.cid != ss.owner_cid || c.epoch != l->owner_epoch) continue;
+      if (c.cid != ss.owner_cid || c.epoch != owner_epoch) continue;
       ss.owner_live = true;
       ss.owner_pid = c.pid;
       ss.owner_name = c.name;

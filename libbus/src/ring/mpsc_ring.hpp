@@ -303,14 +303,15 @@ class MpscRing {
       ctl_->head_position.store(std::min(head, reuse_floor), std::memory_order_release);
       if (delivered != 0) {
         // Relaxed: statistics with one writer (this consumer), on the line head is on.
-        ctl_->delivered_msgs.store(ctl_->delivered_msgs.load(std::memory_order_relaxed) + delivered,
-                                   std::memory_order_relaxed);
+        const std::uint64_t before = ctl_->delivered_msgs.load(std::memory_order_relaxed);
+        ctl_->delivered_msgs.store(before + delivered, std::memory_order_relaxed);
         ctl_->delivered_bytes.store(ctl_->delivered_bytes.load(std::memory_order_relaxed) + message_bytes,
                                     std::memory_order_relaxed);
         // The depth at the start of this batch: what it consumed, or, when it stopped at its
-        // limit (a backlog), up to the tail. Only then is the producers' line read.
+        // limit (a backlog), up to the tail. The tail is the producers' line: looked at only
+        // under a backlog, and then once per 64 messages (next() polls one at a time).
         std::uint64_t depth = head - start;
-        if (delivered == max_records) {
+        if (delivered == max_records && ((before + delivered) >> 6) != (before >> 6)) {
           depth = tail_position(ctl_->tail_word.load(std::memory_order_relaxed)) - start;  // relaxed: a statistic
         }
         if (depth > ctl_->depth_high_water.load(std::memory_order_relaxed)) {

@@ -365,7 +365,7 @@ struct alignas(kHotBlock) SubscriptionLayout {
   char group[kGroupBytes];
   std::atomic<std::uint64_t> slow_consumer_marks;
   std::atomic<std::uint64_t> drops_seen;
-  std::uint64_t subscribed_unix_ns;
+  std::atomic<std::uint64_t> subscribed_unix_ns;
   std::uint8_t reserved1[136];
   alignas(kHotBlock) std::atomic<std::uint64_t> tail_word;
   std::atomic<std::uint32_t> incarnation;
