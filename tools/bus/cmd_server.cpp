@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -20,6 +21,7 @@ struct ServerFlags {
   std::string sort;
   std::size_t top = 0;
   bool dry_run = false;
+  std::vector<std::string> buses;  // clean: only these
 };
 
 Result<monitor::BusSnapshot> look(const ServerFlags& f) {
@@ -113,7 +115,7 @@ int run_ls(const ServerFlags& f) {
 }
 
 int run_clean(const ServerFlags& f) {
-  const auto outcomes = monitor::clean_stale_buses(f.dry_run);
+  const auto outcomes = monitor::clean_stale_buses(f.dry_run, f.buses);
   std::size_t removed = 0;
   nlohmann::json j = nlohmann::json::array();
   for (const auto& o : outcomes) {
@@ -166,6 +168,7 @@ VerbRunner setup_server(CLI::App& command) {
 
   CLI::App* clean = command.add_subcommand(
       "clean", "Remove segments a dead broker left that no live client uses");
+  clean->add_option("BUS", f->buses, "Only these buses (default: every bus on this host)")->type_name("");
   clean->add_flag("--dry-run", f->dry_run, "Only say what would be removed");
   clean->add_flag("-j,--json", f->json, "JSON");
 

@@ -153,6 +153,7 @@ struct CleanOutcome {
 /// Removes the segments whose broker is dead and which no live client uses (what a crashed
 /// broker leaves in /dev/shm). A segment a live broker serves, or that live clients still map
 /// (a restarted broker adopts it), is kept. `dry_run`: only say what would go.
-std::vector<CleanOutcome> clean_stale_buses(bool dry_run = false);
+/// `only`: just these buses (default: every bus on the host).
+std::vector<CleanOutcome> clean_stale_buses(bool dry_run = false, const std::vector<std::string>& only = {});
 
 }  // namespace bus::monitor

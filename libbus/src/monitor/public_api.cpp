@@ -136,9 +136,10 @@ std::vector<BusListing> list_buses() {
   return out;
 }
 
-std::vector<CleanOutcome> clean_stale_buses(bool dry_run) {
+std::vector<CleanOutcome> clean_stale_buses(bool dry_run, const std::vector<std::string>& only) {
   std::vector<CleanOutcome> out;
   for (const BusListing& b : list_buses()) {
+    if (!only.empty() && std::find(only.begin(), only.end(), b.name) == only.end()) continue;
     CleanOutcome o{b.name, false, {}};
     // The broker's own lock first: while we hold it no broker can start and adopt the segment
     // under our feet, and if we cannot take it a broker is running (whatever the header says).
