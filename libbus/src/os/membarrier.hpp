@@ -21,15 +21,24 @@ inline std::atomic<bool>& membarrier_ready() noexcept {
   return ready;
 }
 
-/// Registers the process for expedited membarriers (once; before any light_barrier()).
+/// The process that registered (0: none yet). A plain atomic, constant-initialized: no static
+/// guard, which a fork could copy half-taken (a thread of the parent inside the first
+/// registration when another forks: the child then waited on the guard forever).
+inline std::atomic<pid_t>& membarrier_owner() noexcept {
+  static std::atomic<pid_t> owner{0};
+  return owner;
+}
+
+/// Registers the process for expedited membarriers (before any light_barrier() it pairs with).
+/// Again in a forked child: the registration belongs to the parent's address space, not ours.
 inline void register_heavy_barrier() noexcept {
-  static const bool ok = [] {
-    const bool registered = ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-    // Release/acquire: a thread that sees `true` in light_barrier() sees the registration done.
-    membarrier_ready().store(registered, std::memory_order_release);
-    return registered;
-  }();
-  (void)ok;
+  const pid_t self = ::getpid();
+  // Acquire: pairs with the release below; whoever sees its pid sees the registration done.
+  if (membarrier_owner().load(std::memory_order_acquire) == self) return;
+  const bool registered = ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  // Release/acquire: a thread that sees `true` in light_barrier() sees the registration done.
+  membarrier_ready().store(registered, std::memory_order_release);
+  membarrier_owner().store(self, std::memory_order_release);
 }
 
 inline void light_barrier() noexcept {
