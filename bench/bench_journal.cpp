@@ -5,6 +5,10 @@
 //   BM_JournalAppend/64      one thread appending 64-byte payloads to a fresh journal
 //   BM_JournalAppend/1024
 //   BM_JournalAppendThreads  4 threads appending 64 B to one journal (the claim CAS shared)
+//   BM_StreamPublish/64      Connection::stream_publish() of 64 B into a file stream (sync
+//                            never) of an embedded broker: the same append behind the client's
+//                            publish path (route, checks, the acknowledgement); its ratio to
+//                            BM_JournalAppend/64 is what the client adds
 //   BM_JournalRead/64        Journal::read(sequence) in order, checksum verified on each record
 //   BM_JournalReplay/64      a Cursor over the same records (what replays and consumers use)
 //   BM_JournalSeekIndexed    a fresh handle (another process's view) reads a random sequence of
@@ -25,6 +29,8 @@
 #include <memory>
 #include <string>
 
+#include "bus/bus.hpp"
+#include "common/bus_peer.hpp"
 #include "journal/journal.hpp"
 
 namespace {
@@ -70,6 +76,42 @@ void BM_JournalAppend(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * state.range(0));
 }
 BENCHMARK(BM_JournalAppend)->Arg(64)->Arg(1024)->Iterations(1'000'000);
+
+void BM_StreamPublish(benchmark::State& state) {
+  BenchJournal b;  // only its directory: the broker's store
+  bus::BrokerOptions o = bus::bench::bench_broker_options(bus::bench::unique_bus_name("stream"));
+  o.store_dir = b.dir + "/store";
+  auto broker = bus::Broker::start(o);
+  if (!broker) {
+    state.SkipWithError(broker.error().message.c_str());
+    return;
+  }
+  auto conn = bus::Connection::connect(o.bus_name);
+  if (!conn) {
+    state.SkipWithError(conn.error().message.c_str());
+    return;
+  }
+  bus::Streams streams(*conn);
+  bus::StreamConfig config;
+  config.name = "BENCH";
+  config.subjects = {"bench.journal"};
+  config.sync = bus::SyncPolicy::never;
+  if (auto info = streams.add(config); !info) {
+    state.SkipWithError(info.error().message.c_str());
+    return;
+  }
+  const std::string payload(static_cast<std::size_t>(state.range(0)), 'x');
+  for (auto _ : state) {
+    auto ack = conn->stream_publish("bench.journal", payload);
+    if (!ack) {
+      state.SkipWithError(ack.error().message.c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(ack->sequence);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_StreamPublish)->Arg(64)->Iterations(1'000'000);
 
 BenchJournal* g_shared = nullptr;
 

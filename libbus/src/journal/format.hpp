@@ -1,7 +1,7 @@
 // journal/format.hpp — the on-disk layout of a stream's journal: segment files and records.
 //
 // A stream's journal is a directory of segment files. Each is named by the sequence of its first
-// record (20 decimal digits + ".jrnl"), created at a fixed size (posix_fallocate: a mapped file
+// record (20 decimal digits + ".jrnl"), created at a fixed size (written with zeros: a mapped file
 // never grows under a reader, so no SIGBUS from a short file), mapped whole, and appended to in
 // place by every process that publishes to the stream: no lock, no broker hop. The layout is
 // documented with diagrams in docs/design/journal.md; tests/unit/journal_test.cpp freezes it.
