@@ -16,6 +16,7 @@
 
 #include "os/files.hpp"
 #include "os/process.hpp"
+#include "os/tsc_clock.hpp"
 
 namespace bus::detail::journal {
 
@@ -415,7 +416,7 @@ Result<std::uint64_t> Journal::append(std::string_view subject, std::string_view
                                       std::uint64_t expected_last) {
   // This thread's pin keeps the segment mapped while it appends, whoever releases what.
   Segment* seg = pinned_tail();
-  const std::uint64_t now = realtime_ns();
+  const std::uint64_t now = fast_realtime_ns();  // the record's time: from the TSC (os/tsc_clock.hpp)
   for (int rolls = 0; rolls < 64; ++rolls) {
     std::uint64_t sequence = 0, offset = 0;
     const std::uint64_t expected_next = expected_last == kAnyLast ? 0 : expected_last + 1;
