@@ -26,6 +26,8 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/busConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/busConfig.cmake ${PROJECT_BINARY_DIR}/busConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/bus)
 
+file(RELATIVE_PATH BUS_PC_PREFIX_FROM_PCDIR ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
+string(REGEX REPLACE "/$" "" BUS_PC_PREFIX_FROM_PCDIR "${BUS_PC_PREFIX_FROM_PCDIR}")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/bus.pc.in ${PROJECT_BINARY_DIR}/bus.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/bus.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 

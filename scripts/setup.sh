@@ -1,9 +1,23 @@
 #!/usr/bin/env bash
 # setup.sh — installs what bus needs on Debian 12 (as root) and builds it into ./build.
+#   scripts/setup.sh [--no-peers]
+#   --no-peers (or NO_PEERS=1)  skip the comparison peers of bench/compare (nats-server, the
+#                               NATS C client, ZeroMQ, gnuplot): bus builds and tests without
+#                               them; bench/compare then runs without the NATS and ZeroMQ columns
 #   BUILD_DIR=build  BUILD_TYPE=RelWithDebInfo  SANITIZE=""  (e.g. SANITIZE=address,undefined)
-#   SKIP_APT=1 skips the package step (for machines set up already).
+#   JOBS=N      parallel build jobs (default: every core, nproc)
+#   SKIP_APT=1  skips the package steps (for machines set up already)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+no_peers=${NO_PEERS:-0}
+for arg in "$@"; do
+  case "$arg" in
+    --no-peers) no_peers=1 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (only --no-peers)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   build-essential cmake ninja-build g++ pkg-config
@@ -18,6 +32,8 @@ packages=(
   libncurses-dev          # bus top
   prometheus              # promtool: the tests check /metrics with it
   curl                    # the tests read the monitoring port with a real HTTP client
+  python3 python3-pytest  # the Python module (python/bus) and its tests
+  file                    # cpack -G DEB finds the binaries to compute the package's dependencies
 )
 
 if [[ "${SKIP_APT:-0}" != 1 ]]; then
@@ -38,12 +54,16 @@ fi
 
 # The comparison harness's peers (nats-server, libnats, ZeroMQ, gnuplot): bench/compare builds
 # its NATS and ZeroMQ programs only when they are there.
-bench/compare/install-peers.sh
+if [[ "$no_peers" == 1 ]]; then
+  echo "setup.sh: --no-peers: skipping bench/compare's NATS and ZeroMQ peers"
+else
+  bench/compare/install-peers.sh
+fi
 
 build_dir=${BUILD_DIR:-build}
 cmake -S . -B "$build_dir" -G Ninja \
   -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
   -DBUS_SANITIZE="${SANITIZE:-}" \
   -DBUS_WERROR=ON
-cmake --build "$build_dir" -j "${JOBS:-2}"
+cmake --build "$build_dir" -j "${JOBS:-$(nproc)}"
 echo "setup.sh: built into $build_dir"
