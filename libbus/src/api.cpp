@@ -1,8 +1,21 @@
 // api.cpp — the free functions of the public API.
+#include <cstdio>
+#include <cstdlib>
+
 #include "bus/bus.hpp"
 #include "subject/subject.hpp"
 
 namespace bus {
+
+void result_misuse(const char* call, const Error* held) noexcept {
+  if (held != nullptr) {
+    std::fprintf(stderr, "bus: Result::%s of an error: [%s] %s (check the Result before using its value)\n", call,
+                 errc_name(held->code), held->message.c_str());
+  } else {
+    std::fprintf(stderr, "bus: Result::%s of a success: there is no error to read\n", call);
+  }
+  std::abort();
+}
 
 const char* errc_name(Errc code) noexcept {
   switch (code) {

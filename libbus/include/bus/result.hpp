@@ -49,6 +49,13 @@ struct Error {
   std::string message;  ///< one line, names the input and the rule it broke
 };
 
+/// Misuse of a Result: value() (or ->, *) of one that holds an Error, or error() of one that
+/// holds a value. A bug in the caller, not an outcome: it prints one line to stderr naming the
+/// call and the error it held ("bus: Result::value() of an error: [timeout] ...") and aborts,
+/// as a failed assertion would, rather than throw (libbus throws nothing) or read a value that
+/// is not there. Check `if (!r)` first; the misuse is never reached by code that does.
+[[noreturn]] void result_misuse(const char* call, const Error* held) noexcept;
+
 /// A value or an Error. Minimal stand-in for C++23 std::expected.
 template <class T>
 class [[nodiscard]] Result {
@@ -59,17 +66,34 @@ class [[nodiscard]] Result {
   bool ok() const noexcept { return v_.index() == 0; }
   explicit operator bool() const noexcept { return ok(); }
 
-  T& value() & { return std::get<0>(v_); }
-  const T& value() const& { return std::get<0>(v_); }
-  T&& value() && { return std::get<0>(std::move(v_)); }
-  T* operator->() { return &std::get<0>(v_); }
-  const T* operator->() const { return &std::get<0>(v_); }
-  T& operator*() & { return std::get<0>(v_); }
+  T& value() & { return *held_value("value()"); }
+  const T& value() const& { return *held_value("value()"); }
+  T&& value() && { return std::move(*held_value("value()")); }
+  T* operator->() { return held_value("operator->"); }
+  const T* operator->() const { return held_value("operator->"); }
+  T& operator*() & { return *held_value("operator*"); }
 
-  const Error& error() const& { return std::get<1>(v_); }
-  Error&& error() && { return std::get<1>(std::move(v_)); }
+  const Error& error() const& { return *held_error(); }
+  Error&& error() && { return std::move(*held_error()); }
 
  private:
+  T* held_value(const char* call) {
+    if (T* v = std::get_if<0>(&v_)) [[likely]] return v;
+    result_misuse(call, std::get_if<1>(&v_));
+  }
+  const T* held_value(const char* call) const {
+    if (const T* v = std::get_if<0>(&v_)) [[likely]] return v;
+    result_misuse(call, std::get_if<1>(&v_));
+  }
+  Error* held_error() {
+    if (Error* e = std::get_if<1>(&v_)) [[likely]] return e;
+    result_misuse("error()", nullptr);
+  }
+  const Error* held_error() const {
+    if (const Error* e = std::get_if<1>(&v_)) [[likely]] return e;
+    result_misuse("error()", nullptr);
+  }
+
   std::variant<T, Error> v_;
 };
 
@@ -81,8 +105,14 @@ class [[nodiscard]] Result<void> {
 
   bool ok() const noexcept { return ok_; }
   explicit operator bool() const noexcept { return ok_; }
-  const Error& error() const& { return error_; }
-  Error&& error() && { return std::move(error_); }
+  const Error& error() const& {
+    if (ok_) result_misuse("error()", nullptr);
+    return error_;
+  }
+  Error&& error() && {
+    if (ok_) result_misuse("error()", nullptr);
+    return std::move(error_);
+  }
 
  private:
   Error error_{};
