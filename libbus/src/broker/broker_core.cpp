@@ -89,15 +89,9 @@ Result<std::unique_ptr<BrokerCore>> BrokerCore::create(const BrokerOptions& opti
   core->options_ = options;
 
   // 1. The single-broker lock: bind the bus's abstract socket name.
-  core->listen_fd_ = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (core->listen_fd_ < 0) return make_error(Errc::io_error, errno_message("socket", errno));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  const std::string name = control_socket_name(options.bus_name);
-  std::memcpy(addr.sun_path, name.data(), name.size());
-  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
-  if (::bind(core->listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
-    const int err = errno;
+  int err = 0;
+  core->listen_fd_ = bind_control_socket(options.bus_name, SOCK_NONBLOCK, err);
+  if (core->listen_fd_ < 0) {
     if (err == EADDRINUSE) {
       const auto peek = Segment::peek(options.bus_name);
       std::string who = peek.broker_pid != 0 ? " (pid " + std::to_string(peek.broker_pid) + ")" : "";
@@ -528,6 +522,14 @@ void BrokerCore::reap_client(std::uint32_t slot, const char* reason, bool misbeh
   if (slot >= clients_.size() || !clients_[slot].in_use) return;
   ClientRecord& rec = clients_[slot];
   ClientLayout* layout = segment_.client(slot);
+  // A hang-up or an exit is a close only if close() said goodbye first; without it the process
+  // ended under the client (kill -9, a crash, exit() without close): say "died", as the
+  // disconnect event does. [A9] acquire: pairs with [R9], the client's release of goodbye in
+  // close() before it hung up (as in monitor/broker_monitor.cpp).
+  std::string why = reason;
+  if (why == "closed its connection" || why == "exited" || why == "is no longer running") {
+    if (layout->goodbye.load(std::memory_order_acquire) == 0) why = "died (its process ended without closing the connection)";
+  }
   monitor_->client_leaving(slot, misbehaved || rec.misbehaved);
 
   // A claim the client never committed may block a consumer at that record: tell the ring.
@@ -546,7 +548,7 @@ void BrokerCore::reap_client(std::uint32_t slot, const char* reason, bool misbeh
   // Release: a consumer that sees `free` also sees nothing newer from this slot ([A8]).
   layout->state.store(static_cast<std::uint32_t>(ClientState::free), std::memory_order_release);
 
-  log("client " + std::to_string(slot) + " (pid " + std::to_string(rec.pid) + ") " + reason +
+  log("client " + std::to_string(slot) + " (pid " + std::to_string(rec.pid) + ") " + why +
       ": reclaimed its slot, " + std::to_string(subs) + " subscription(s) and " +
       std::to_string(rec.route_refs.size()) + " route(s)");
   if (rec.fd >= 0) {

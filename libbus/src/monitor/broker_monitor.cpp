@@ -35,19 +35,21 @@ std::string event_id() {
 }
 
 /// The broker's own clients (event publisher, consumer engine): no events for them.
+// The slot's name (the broker wrote it when it admitted the client: read it as plain bytes),
+// up to its NUL or the field's last byte.
+std::string_view client_name(const ClientLayout& c) { return {c.name, ::strnlen(c.name, sizeof c.name - 1)}; }
+
 bool internal_client(const ClientLayout& c) {
   return c.pid.load(std::memory_order_relaxed) == static_cast<std::uint32_t>(::getpid()) &&
-         is_internal_client_name(std::string_view(c.name, ::strnlen(c.name, sizeof c.name)));
+         is_internal_client_name(client_name(c));
 }
 
 json client_json(const ClientLayout& c, std::uint32_t cid) {
   const std::uint32_t pid = c.pid.load(std::memory_order_relaxed);
-  std::size_t len = 0;
-  while (len + 1 < sizeof c.name && c.name[len] != '\0') ++len;
   return json{{"start", time_text(c.connected_unix_ns)},
               {"id", cid},
               {"pid", pid},
-              {"name", std::string(c.name, len)},
+              {"name", client_name(c)},
               {"lang", "C++"},
               {"ver", bus_version()},
               {"kind", "Client"},

@@ -27,17 +27,8 @@ constexpr std::string_view kObjectPrefix = "bus.";
 class BrokerLock {
  public:
   explicit BrokerLock(std::string_view bus_name) {
-    fd_ = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return;
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    const std::string name = detail::control_socket_name(bus_name);
-    std::memcpy(addr.sun_path, name.data(), std::min(name.size(), sizeof addr.sun_path));
-    const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
+    int err = 0;
+    fd_ = detail::bind_control_socket(bus_name, 0, err);
   }
   ~BrokerLock() {
     if (fd_ >= 0) ::close(fd_);

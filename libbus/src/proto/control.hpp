@@ -92,4 +92,10 @@ Error error_from_reply(const ControlMessage& reply);
 /// Abstract socket address of bus `name`: "\0bus/<name>".
 std::string control_socket_name(std::string_view bus_name);
 
+/// A SOCK_SEQPACKET socket (plus `flags`, e.g. SOCK_NONBLOCK) bound to the bus's control name:
+/// the single-broker lock (a second bind fails with EADDRINUSE; the kernel lets it go with the
+/// last descriptor, so a dead holder leaves nothing behind). The descriptor, or -1 with `err`
+/// set to the errno of the call that failed.
+int bind_control_socket(std::string_view bus_name, int flags, int& err) noexcept;
+
 }  // namespace bus::detail

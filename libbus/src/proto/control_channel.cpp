@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
+#include <new>
 #include <cstring>
 
 #include "os/process.hpp"
@@ -49,6 +51,33 @@ std::string control_socket_name(std::string_view bus_name) {
   name += "bus/";
   name += bus_name;
   return name;
+}
+
+int bind_control_socket(std::string_view bus_name, int flags, int& err) noexcept {
+  const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | flags, 0);
+  if (fd < 0) {
+    err = errno;
+    return -1;
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string name;
+  try {
+    name = control_socket_name(bus_name);
+  } catch (const std::bad_alloc&) {
+    ::close(fd);
+    err = ENOMEM;
+    return -1;
+  }
+  const std::size_t n = std::min(name.size(), sizeof addr.sun_path);
+  std::memcpy(addr.sun_path, name.data(), n);
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    err = errno;
+    ::close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 bool send_control(int fd, const ControlMessage& message, std::string_view body) noexcept {
