@@ -13,9 +13,15 @@ root=$PWD
 build_dir=$(cd "${BUILD_DIR:-build}" && pwd)
 work=$(mktemp -d /tmp/bus-install-XXXXXX)
 busd_pid=""
+deb_installed=0
+# On any exit: stop our busd, purge the package if we installed it, remove the scratch files;
+# and exit with the script's own status (not that of the last command run here).
 cleanup() {
-  [[ -n "$busd_pid" ]] && kill "$busd_pid" 2>/dev/null && wait "$busd_pid" 2>/dev/null
+  local rc=$?
+  if [[ -n "$busd_pid" ]]; then kill "$busd_pid" 2>/dev/null; wait "$busd_pid" 2>/dev/null || true; fi
+  if [[ "$deb_installed" == 1 ]]; then DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq bus >/dev/null 2>&1 || true; fi
   rm -rf "$work"
+  exit "$rc"
 }
 trap cleanup EXIT
 say() { echo "test-install: $*"; }
@@ -100,7 +106,7 @@ if [[ "${INSTALL_DEB:-0}" == 1 ]]; then
     fail "a bus package is installed already: not touching it"
   say "3. apt-get install $deb"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >"$work/apt.log" 2>&1 || fail "apt-get install: $(tail "$work/apt.log")"
-  trap 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq bus >/dev/null 2>&1; cleanup' EXIT
+  deb_installed=1
   start_busd /usr/bin/busd "$bus-deb"
   cc -std=c11 -Wall -Werror $(pkg-config --cflags bus) -c examples/pubsub.c -o "$work/pubsub_deb.o"
   c++ -o "$work/pubsub_deb" "$work/pubsub_deb.o" $(pkg-config --libs bus)
@@ -109,6 +115,7 @@ if [[ "${INSTALL_DEB:-0}" == 1 ]]; then
   /usr/bin/bus pub --bus "$bus-deb" hello "from /usr/bin/bus" >/dev/null || fail "/usr/bin/bus"
   stop_busd
   DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq bus >/dev/null 2>&1 || fail "apt-get purge bus"
-  say "   ok: installed, used from /usr (C, Python, CLI) and removed"
+  deb_installed=0
+  say "   ok: installed, used from /usr (C, Python, CLI) and purged"
 fi
 say "passed"
