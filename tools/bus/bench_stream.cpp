@@ -20,7 +20,7 @@ int run_stream_bench(const BenchFlags& flags) {
   if (flags.pubs != 1 || flags.subs != 0 || flags.latency || flags.request || !flags.queue.empty()) {
     return report_usage("--stream measures one publisher and a replay: no --pub, --sub, --latency, --request or --queue");
   }
-  if (flags.msgs == 0) return report_usage("--msgs must be at least 1");
+  if (flags.msgs == 0) return report_usage("--msgs: '0' is not a whole number of at least 1");
   auto conn = connect(flags.client, "bus bench");
   if (!conn) return report(conn.error());
   if (flags.size > conn->max_payload()) {

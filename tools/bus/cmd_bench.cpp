@@ -684,8 +684,10 @@ int run_bench(BenchFlags& flags) {
     return report_usage("--latency uses one echo process: --sub must be 0 or 1 "
                         "(--request --sub M measures against M responders)");
   }
-  if (flags.msgs < flags.pubs) return report_usage("--msgs must be at least --pub");
-  if (flags.client.timeout.count() <= 0) return report_usage("--timeout must be above 0");
+  if (flags.msgs < flags.pubs) {
+    return report_usage("--msgs: '" + std::to_string(flags.msgs) + "' is not a whole number of at least --pub (" +
+                        std::to_string(flags.pubs) + ")");
+  }
   if (auto valid = validate_publish_subject(flags.subject); !valid) return report(valid.error());
 
   {  // The broker is there, and the message fits.
@@ -848,9 +850,12 @@ VerbRunner setup_bench(CLI::App& command) {
   command.add_flag("--spin", flags->spin,
                    "Subscribers busy-spin (WaitStrategy::busy_spin) instead of spin-then-sleep");
   command.add_flag("--no-pin", flags->no_pin, "Do not pin the processes to CPUs");
-  add_client_flags(command, flags->client, /*with_timeout=*/false);
-  tools::add_duration_option(command, "--timeout", flags->client.timeout,
-                             "How long to wait for the broker, and for each round trip");
+  add_client_flags(command, flags->client,
+                   {"How long each call to the broker waits for its answer, and each round trip for its reply "
+                    "(--latency, --request), e.g. 500ms",
+                    true,
+                    "Retry the first connection this long while no broker serves the bus, e.g. 2s (default: fail "
+                    "at once); the benchmark processes start once it answered"});
   // Hidden: how the coordinator starts its publisher/subscriber processes (bench_proto.hpp).
   command.add_option("--role", flags->role)->group("");
   command.add_option("--index", flags->index)->group("");

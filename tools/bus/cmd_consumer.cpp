@@ -7,6 +7,7 @@
 #include <ctime>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -259,7 +260,13 @@ CLI::App* add_named(CLI::App& parent, const char* verb, const char* summary, Con
   CLI::App* sub = parent.add_subcommand(verb, summary);
   sub->add_option("STREAM", f.stream, "Stream name")->type_name("")->required();
   sub->add_option("NAME", f.name, "Consumer name")->type_name("")->required();
-  add_client_flags(*sub, f.client);
+  add_client_flags(*sub, f.client,
+                   std::string_view(verb) == "next"
+                       ? ClientFlagSet{"How long to wait for the messages (and each call to the broker for its "
+                                       "answer), e.g. 500ms",
+                                       true,
+                                       {}}
+                       : ClientFlagSet{});
   return sub;
 }
 

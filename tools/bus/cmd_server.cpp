@@ -24,15 +24,14 @@ struct ServerFlags {
   std::vector<std::string> buses;  // clean: only these
 };
 
-Result<monitor::BusSnapshot> look(const ServerFlags& f) {
-  auto snap = monitor::snapshot(f.client.bus_name);
-  if (!snap && snap.error().code == Errc::broker_not_running) {
-    return make_error(Errc::broker_not_running, "bus '" + f.client.bus_name +
-                                                    "' has no shared-memory segment (is busd running? bus server ls "
-                                                    "lists the buses here)");
-  }
-  return snap;
-}
+// info and report read the bus's shared memory: no connection, no call to the broker (so no
+// --timeout or --name), and an answer even when the broker is dead.
+const ClientFlagSet kReadsSharedMemory{
+    "", false,
+    "Wait this long for the bus to have a segment and a live broker, e.g. 2s (default: look at once; a dead "
+    "broker's segment is still shown)"};
+
+Result<monitor::BusSnapshot> look(const ServerFlags& f) { return bus_snapshot(f.client); }
 
 int run_info(const ServerFlags& f) {
   auto snap = look(f);
@@ -143,7 +142,7 @@ VerbRunner setup_server(CLI::App& command) {
 
   CLI::App* info = command.add_subcommand("info", "The bus: broker, version, uptime, segment, totals (/varz)");
   info->add_flag("-j,--json", f->json, "nats-server's /varz JSON");
-  add_client_flags(*info, f->client, false);
+  add_client_flags(*info, f->client, kReadsSharedMemory);
 
   CLI::App* report_cmd = command.add_subcommand("report", "Per connection or per subscription counters");
   report_cmd->require_subcommand(1);
@@ -152,7 +151,7 @@ VerbRunner setup_server(CLI::App& command) {
     r->add_option("--sort", f->sort, std::string("Sort by: ") + sorts)->type_name("KEY");
     r->add_option("--top", f->top, "Only the first N")->type_name("N");
     r->add_flag("-j,--json", f->json, "nats-server's JSON (/connz, /subsz)");
-    add_client_flags(*r, f->client, false);
+    add_client_flags(*r, f->client, kReadsSharedMemory);
     return r;
   };
   CLI::App* connections = add_report("connections", "Each client: process, traffic, subscriptions, drops",

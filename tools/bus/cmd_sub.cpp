@@ -4,6 +4,13 @@
 // --stream`: a push consumer on the stream (ephemeral, or --durable) delivers into a private
 // inbox subject from where the deliver policy says, each message acknowledged once printed.
 //
+// --headers-only prints the headers and not the bodies (as nats sub --headers-only).
+// --match-replies (as nats sub --match-replies) also subscribes to `_INBOX.>` and prints each
+// request (a message with a reply subject) once its reply came, the reply under it; a request
+// whose reply did not come within --timeout is printed alone, saying so. Replies that go straight
+// into a bus requester's inbox ring (Connection::request, `bus req` without --replies) are not
+// routed, so no subscriber sees them (docs/messaging.md): those requests are printed alone.
+//
 // Scripts rely on "Listening on [PATTERN]" (stderr) appearing only once subscribe() has
 // returned: any publish that starts after that line reaches this subscriber.
 #include <chrono>
@@ -15,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "cli_units.hpp"
 #include "common.hpp"
@@ -30,6 +38,8 @@ struct SubFlags {
   std::string queue;
   std::uint64_t count = 0;  ///< 0: until interrupted
   bool raw = false;
+  bool headers_only = false;
+  bool match_replies = false;
   // --stream
   std::string stream;
   std::string durable;
@@ -46,6 +56,94 @@ std::string random_inbox_token() {
   for (char& c : token) c = kAlphabet[gen() % (sizeof kAlphabet - 1)];
   return token;
 }
+
+/// How often --match-replies looks at the replies while waiting for requests.
+constexpr auto kMatchPollInterval = std::chrono::milliseconds(20);
+
+/// --match-replies: the requests seen, each waiting for its reply (by reply subject). The two
+/// subscriptions are read one after the other, so a reply may be read before its request: it
+/// waits too (as long as a request would, at most kMaxEarlyReplies of them).
+class ReplyMatcher {
+ public:
+  ReplyMatcher(PrintOptions print, std::chrono::nanoseconds wait) : print_(print), wait_(wait) {}
+
+  bool empty() const noexcept { return pending_.empty(); }
+
+  void on_request(Message request, std::uint64_t number) {
+    const auto now = std::chrono::steady_clock::now();
+    if (auto early = early_.find(request.reply); early != early_.end()) {
+      print_matched(request, number, early->second.message);
+      early_.erase(early);
+      return;
+    }
+    std::string reply = request.reply;
+    if (auto old = pending_.find(reply); old != pending_.end()) {  // the same reply subject again
+      print_alone(old->second);
+      pending_.erase(old);
+    }
+    pending_.emplace(std::move(reply), Pending{std::move(request), number, now + wait_});
+  }
+
+  void on_reply(Message reply) {
+    auto it = pending_.find(reply.subject);
+    if (it == pending_.end()) {
+      // Its request may not have been read yet; or it answers one we never see (then it expires).
+      if (early_.size() >= kMaxEarlyReplies) early_.erase(early_.begin());
+      std::string subject = reply.subject;
+      early_.insert_or_assign(std::move(subject), Early{std::move(reply), std::chrono::steady_clock::now() + wait_});
+      return;
+    }
+    print_matched(it->second.request, it->second.number, reply);
+    pending_.erase(it);
+  }
+
+  /// Prints alone every request whose wait ended by `now` (and forgets such replies).
+  void expire(std::chrono::steady_clock::time_point now) {
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->second.expires > now) {
+        ++it;
+        continue;
+      }
+      print_alone(it->second);
+      it = pending_.erase(it);
+    }
+    std::erase_if(early_, [&](const auto& entry) { return entry.second.expires <= now; });
+  }
+
+ private:
+  static constexpr std::size_t kMaxEarlyReplies = 4096;
+
+  struct Pending {
+    Message request;
+    std::uint64_t number;
+    std::chrono::steady_clock::time_point expires;
+  };
+  struct Early {
+    Message message;
+    std::chrono::steady_clock::time_point expires;
+  };
+
+  void print_matched(const Message& request, std::uint64_t number, const Message& reply) {
+    std::string out;
+    append_message(out, request, number, print_);
+    append_message(out, reply, number, print_, "Matched reply on");
+    write_out(out);
+  }
+
+  void print_alone(const Pending& p) {
+    std::string out;
+    append_message(out, p.request, p.number, print_);
+    if (!print_.raw) {
+      out += "[#" + std::to_string(p.number) + "] No reply seen within " + tools::format_duration(wait_) + "\n\n";
+    }
+    write_out(out);
+  }
+
+  PrintOptions print_;
+  std::chrono::nanoseconds wait_;
+  std::unordered_map<std::string, Pending> pending_;
+  std::unordered_map<std::string, Early> early_;
+};
 
 /// The push consumer --stream asks for, delivering into `inbox`.
 Result<ConsumerConfig> stream_consumer(const SubFlags& f, const std::string& inbox) {
@@ -77,6 +175,10 @@ Result<ConsumerConfig> stream_consumer(const SubFlags& f, const std::string& inb
 int run_sub(const SubFlags& flags) {
   if (flags.stream.empty() && flags.pattern.empty()) return report_usage("PATTERN is required (unless --stream)");
   if (flags.stream.empty() && !flags.durable.empty()) return report_usage("--durable needs --stream");
+  if (!flags.stream.empty() && flags.match_replies) {
+    return report_usage("--match-replies and --stream exclude each other (a stream's messages carry acknowledgement "
+                        "subjects, not requests)");
+  }
   if (!flags.pattern.empty()) {
     if (auto valid = validate_pattern(flags.pattern); !valid) return report(valid.error());
   }
@@ -110,6 +212,13 @@ int run_sub(const SubFlags& flags) {
         return report(info.error());
       }
     }
+  }
+  // --match-replies: the replies' subscription first, so no reply to a request we see is missed.
+  std::optional<Subscription> replies;
+  if (flags.match_replies) {
+    auto r = conn->subscribe("_INBOX.>");
+    if (!r) return stop_requested() ? kExitOk : report(r.error());
+    replies = std::move(r).value();
   }
   auto sub = conn->subscribe(inbox.empty() ? flags.pattern : inbox, options);
   if (!sub) return stop_requested() ? kExitOk : report(sub.error());
@@ -149,22 +258,47 @@ int run_sub(const SubFlags& flags) {
   CountWarning drops("slow consumer on [" + flags.pattern + "]",
                      "messages dropped because the ring was full");
   BrokerWatch broker(*conn);
+  const PrintOptions print{flags.raw, flags.headers_only};
+  ReplyMatcher matcher(print, flags.client.timeout);
   std::uint64_t received = 0;
-  while (!stop_requested() && (flags.count == 0 || received < flags.count)) {
-    auto msg = sub->next(kPollInterval);
+  while (!stop_requested()) {
+    const bool taking = flags.count == 0 || received < flags.count;
+    if (!taking && matcher.empty()) break;  // --count reached and every request matched (or not)
+    // With --match-replies both subscriptions are looked at: the requests' in short waits.
+    Result<Message> msg = make_error(Errc::timeout, "");
+    if (taking) {
+      msg = sub->next(replies ? kMatchPollInterval : kPollInterval);
+    } else {
+      auto reply = replies->next(kMatchPollInterval);  // only replies are still awaited
+      if (reply) {
+        matcher.on_reply(std::move(reply).value());
+      } else if (reply.error().code != Errc::timeout) {
+        return report(reply.error());
+      }
+    }
     drops.update(sub->dropped_count());
     // Checked while busy too: publishers with a cached route keep writing without the broker.
     if (broker.gone()) return report(broker_gone_error(flags.client.bus_name));
-    if (!msg) {
-      if (msg.error().code != Errc::timeout) return report(msg.error());
-      continue;
+    if (msg) {
+      ++received;
+      if (replies && !msg->reply.empty()) {
+        matcher.on_request(std::move(msg).value(), received);
+      } else {
+        print_message(*msg, received, print);
+        if (!inbox.empty()) {
+          if (auto st = ack(*msg); !st) return report(st.error());
+        }
+      }
+    } else if (msg.error().code != Errc::timeout) {
+      return report(msg.error());
     }
-    ++received;
-    print_message(*msg, received, flags.raw);
-    if (!inbox.empty()) {
-      if (auto st = ack(*msg); !st) return report(st.error());
+    if (replies) {
+      auto polled = replies->try_poll([&](const MessageView& view) { matcher.on_reply(Message::from(view)); });
+      if (!polled && polled.error().code != Errc::timeout) return report(polled.error());
+      matcher.expire(std::chrono::steady_clock::now());
     }
   }
+  matcher.expire(std::chrono::steady_clock::time_point::max());  // what is left: printed alone
   drops.update(sub->dropped_count(), /*force=*/true);
   if (auto done = sub->unsubscribe(); !done && !stop_requested()) return report(done.error());
   return kExitOk;
@@ -181,6 +315,12 @@ VerbRunner setup_sub(CLI::App& command) {
       ->check(tools::count_in_range(0))
       ->capture_default_str();
   command.add_flag("-r,--raw", flags->raw, "Print only the payloads, one per line");
+  command.add_flag("--headers-only", flags->headers_only,
+                   "Print the headers but not the payloads (with --raw: only the header lines)");
+  command.add_flag("--match-replies", flags->match_replies,
+                   "Also subscribe to _INBOX.> and print each request with its reply under it (alone if none came "
+                   "within --timeout); replies straight into a bus requester's inbox ring (bus req without --replies) "
+                   "are not routed and not seen");
   command.add_option("--queue", flags->queue,
                      "Join this queue group: each message goes to one member")
       ->type_name("GROUP");
@@ -196,7 +336,11 @@ VerbRunner setup_sub(CLI::App& command) {
   command.add_option("--start-sequence", flags->start_sequence, "With --stream: from this sequence")
       ->type_name("N")
       ->check(tools::count_in_range(1));
-  add_client_flags(command, flags->client);
+  add_client_flags(command, flags->client,
+                   {"How long each call to the broker waits for its answer, and with --match-replies how long a "
+                    "request waits for its reply before it is printed alone, e.g. 500ms",
+                    true,
+                    {}});
   return [flags] { return run_sub(*flags); };
 }
 

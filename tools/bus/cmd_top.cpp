@@ -53,7 +53,7 @@ std::string next_key(const std::array<const char*, N>& keys, const std::string& 
 }
 
 int run_once(const TopFlags& f) {
-  auto first = monitor::snapshot(f.client.bus_name);
+  auto first = bus_snapshot(f.client);
   if (!first) return report(first.error());
   std::this_thread::sleep_for(f.interval);
   auto second = monitor::snapshot(f.client.bus_name);
@@ -63,7 +63,7 @@ int run_once(const TopFlags& f) {
 }
 
 int run_live(TopFlags f) {
-  auto previous = monitor::snapshot(f.client.bus_name);
+  auto previous = bus_snapshot(f.client);
   if (!previous) return report(previous.error());
   install_stop_signals();
   initscr();
@@ -117,12 +117,15 @@ VerbRunner setup_top(CLI::App& command) {
       ->type_name("KEY")
       ->capture_default_str();
   command.add_option("-n,--top", f->top, "Show at most N of each")->type_name("N");
-  tools::add_duration_option(command, "--interval", f->interval, "Refresh interval (and --once's sampling)");
-  add_client_flags(command, f->client, false);
+  tools::add_duration_option(command, "--interval", f->interval, "Refresh interval (and --once's sampling)",
+                             /*positive=*/true);
+  add_client_flags(command, f->client,
+                   {"", false,
+                    "Wait this long for the bus to have a segment and a live broker before the first frame, e.g. "
+                    "2s (default: look at once)"});
   return [f] {
     if (!valid_client_sort(f->sort)) return report_usage("unknown sort key '" + f->sort + "'");
     if (!valid_subscription_sort(f->sub_sort)) return report_usage("unknown sort key '" + f->sub_sort + "'");
-    if (f->interval <= std::chrono::nanoseconds::zero()) return report_usage("--interval must be positive");
     if (f->once) return run_once(*f);
     if (::isatty(STDOUT_FILENO) == 0) return report_usage("bus top needs a terminal (use --once for plain text)");
     return run_live(*f);

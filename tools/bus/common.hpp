@@ -1,5 +1,6 @@
-// common.hpp — what every verb of the `bus` CLI shares: exit codes, the --bus/--timeout flags,
-// connecting, one-line error reporting, a stop-on-signal flag and noticing that the broker died.
+// common.hpp — what every verb of the `bus` CLI shares: exit codes, the client flags (--bus,
+// --timeout, --name, --wait-for-broker, before or after the verb), connecting (and waiting for a
+// broker), one-line error reporting, a stop-on-signal flag and noticing that the broker died.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -17,20 +18,60 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;  ///< runtime error: no broker, payload too large, broker gone
 constexpr int kExitUsage = 2;    ///< bad flags or arguments (including an invalid subject)
 
-/// The flags every verb that talks to a bus takes.
+/// The flags every verb that talks to a bus takes. Each may also be given before the verb
+/// (`bus --bus X pub ...`): see add_global_flags().
 struct ClientFlags {
   std::string bus_name = default_bus_name();
-  /// How long control calls (connect, subscribe, first publish to a subject) wait for the broker.
+  /// How long each call to the broker (connect's handshake, subscribe, the first publish to a
+  /// subject, stream and consumer calls) waits for its answer; some verbs wait for more with it
+  /// (req: each reply). A broker that is not running at all fails at once: see wait_for_broker.
   std::chrono::nanoseconds timeout = std::chrono::seconds(5);  // the nats CLI's default
+  /// --name: the connection's name in monitoring (bus server report connections, bus top,
+  /// $SYS events); empty: the verb's own ("bus pub", "bus sub PATTERN").
+  std::string name;
+  /// --wait-for-broker: retry connecting this long while no broker serves the bus (0: fail at
+  /// once, the default).
+  std::chrono::nanoseconds wait_for_broker{0};
 
   static std::string default_bus_name();  ///< env BUS_NAME, else "default"
 };
 
-/// Adds --bus (and --timeout when `with_timeout`) to `command`.
-void add_client_flags(CLI::App& command, ClientFlags& flags, bool with_timeout = true);
+/// What --timeout means for most verbs (the ones whose only waits are calls to the broker).
+inline constexpr const char* kControlTimeoutHelp =
+    "How long each call to the broker (connecting, subscribing, the first publish to a subject) waits for its "
+    "answer, e.g. 500ms; no broker at all fails at once (see --wait-for-broker)";
 
-/// Connects to flags.bus_name, naming the connection `client_name` for monitoring tools.
+/// Which of the client flags a verb takes, and what they mean for it.
+struct ClientFlagSet {
+  /// The help of --timeout; empty: the verb makes no call to the broker and takes no --timeout.
+  std::string timeout_help = kControlTimeoutHelp;
+  /// --name: the verb makes a connection that monitoring tools show.
+  bool name = true;
+  /// The help of --wait-for-broker; empty: the default one (retry connecting).
+  std::string wait_help;
+};
+
+/// Adds --bus, --wait-for-broker and (as `set` says) --timeout and --name to `command`.
+void add_client_flags(CLI::App& command, ClientFlags& flags, const ClientFlagSet& set = {});
+
+/// Adds --bus, --timeout, --name and --wait-for-broker to the top-level app, for use before the
+/// verb (`bus --bus X pub ...`), and lets every verb pass those it does not take itself up to it
+/// (CLI11 fallthrough): call before the verbs are added. After parsing, apply_global_flags()
+/// copies what was given there into the parsed verb's flags; the same flag given after the verb
+/// wins.
+void add_global_flags(CLI::App& app);
+void apply_global_flags();
+
+/// Connects to flags.bus_name, naming the connection flags.name or else `client_name`. With
+/// --wait-for-broker, retries while no broker serves the bus (until it answers or the wait is
+/// over; a stop signal ends the wait too); then the error is the last attempt's, saying how long
+/// it waited.
 Result<Connection> connect(const ClientFlags& flags, std::string_view client_name);
+
+/// A look at the bus's shared memory (bus server info/report, bus top) that, with
+/// --wait-for-broker, retries until the bus has a segment and a live broker, or the wait is over
+/// (then the last look, or its error).
+Result<monitor::BusSnapshot> bus_snapshot(const ClientFlags& flags);
 
 /// Prints "bus: <message>" on stderr and returns the exit code for `error`.
 int report(const Error& error);

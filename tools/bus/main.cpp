@@ -33,6 +33,18 @@ constexpr std::array kVerbs{
     Verb{"events", "Print the broker's $SYS events: connects, disconnects, slow consumers (as nats events)", bus::cli::setup_events},
 };
 
+// The verb of `argv`: the first argument that is not a global flag (or a global flag's value).
+// argc when there is none.
+int verb_index(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (!arg.starts_with("-")) return i;
+    const bool takes_value = arg == "--bus" || arg == "--timeout" || arg == "--name" || arg == "--wait-for-broker";
+    if (takes_value) ++i;  // its value follows (the `--bus=X` form has it inside)
+  }
+  return argc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -40,6 +52,8 @@ int main(int argc, char** argv) {
                "bus"};
   app.set_version_flag("--version", BUS_VERSION_STRING);
   app.require_subcommand(1);
+  // Before the verbs: they inherit the fallthrough that passes global flags up to the app.
+  bus::cli::add_global_flags(app);
 
   std::vector<std::pair<CLI::App*, bus::cli::VerbRunner>> verbs;
   verbs.reserve(kVerbs.size());
@@ -49,12 +63,16 @@ int main(int argc, char** argv) {
   }
   // Set after the verbs exist so they do not inherit it.
   app.footer(
-      "Every verb takes --bus NAME (env BUS_NAME, default 'default'); see bus VERB --help.\n"
+      "The global flags go before or after the verb: bus --bus X pub ... is bus pub --bus X ...\n"
+      "(given in both places, the one after the verb wins). See bus VERB --help.\n"
       "Examples:\n"
       "  bus sub 'orders.>'                          print what arrives (with headers)\n"
-      "  bus pub orders.new 'order {{Count}}' --count 3 -H Trace-Id:42\n"
-      "  bus reply svc.time 'it is {{Count}}'        answer requests (queue group NATS-RPLY-22)\n"
+      "  bus pub orders.new 'order {{Count}} {{ID}}' --count 3 -H Trace-Id:42\n"
+      "  bus reply svc.time 'it is {{TimeStamp}}'    answer requests (queue group NATS-RPLY-22)\n"
+      "  bus reply svc.upper --command 'tr a-z A-Z'  answer with a command's output\n"
       "  bus req svc.time now --timeout 1s           print the reply (exit 1: no responders)\n"
+      "  bus req svc.who '' --replies 0              every reply within --timeout\n"
+      "  bus --wait-for-broker 5s sub 'orders.>'     no readiness loop: wait for busd to start\n"
       "  bus stream add ORDERS --subjects 'orders.>'  keep what is published on orders.>\n"
       "  bus pub --ack orders.new 'order {{Count}}'    wait until stored; print stream and sequence\n"
       "  bus bench s --pub 1 --sub 2 --size 64       throughput between processes (--latency)\n"
@@ -66,13 +84,14 @@ int main(int argc, char** argv) {
     return bus::cli::kExitUsage;
   }
   // Name the verb in errors: "unknown verb" beats CLI11's "A subcommand is required".
-  const std::string_view first = argv[1];
+  const int at = verb_index(argc, argv);
+  const std::string_view first = at < argc ? std::string_view(argv[at]) : std::string_view{};
   const auto known = std::find_if(kVerbs.begin(), kVerbs.end(),
                                   [&](const Verb& verb) { return verb.name == first; });
-  if (known == kVerbs.end() && !first.starts_with("-")) {
+  if (known == kVerbs.end() && !first.empty()) {
     std::string names;
     for (const auto& verb : kVerbs) names += (names.empty() ? "" : ", ") + std::string(verb.name);
-    std::fprintf(stderr, "bus: unknown verb '%s' (verbs: %s)\n", argv[1], names.c_str());
+    std::fprintf(stderr, "bus: unknown verb '%s' (verbs: %s)\n", argv[at], names.c_str());
     return bus::cli::kExitUsage;
   }
   const std::string help_hint =
@@ -85,6 +104,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bus: %s (see %s)\n", e.what(), help_hint.c_str());
     return bus::cli::kExitUsage;
   }
+  bus::cli::apply_global_flags();
 
   for (auto& [command, run] : verbs) {
     if (command->parsed()) return run();

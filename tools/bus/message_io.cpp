@@ -45,27 +45,26 @@ void append_raw_headers(std::string& out, std::string_view block) {
 
 // ------------------------------------------------------------------------------------ templates
 
-bool has_template(std::string_view text) { return text.find("{{") != std::string_view::npos; }
+void add_template_flags(CLI::App& command, bool& templates, const std::string& what) {
+  command.add_flag("--templates", templates,
+                   "Expand templates ({{Count}}, {{ID}}, {{UnixNano}}... see below) in " + what +
+                       " (the default; --templates=false sends the braces as they are)");
+  command.add_flag_callback("--no-templates", [&templates] { templates = false; }, "Same as --templates=false");
+}
 
-std::string expand_templates(std::string_view text, std::uint64_t count) {
-  std::string out;
-  out.reserve(text.size() + 8);
-  std::size_t pos = 0;
-  while (true) {
-    const auto open = text.find("{{", pos);
-    if (open == std::string_view::npos) break;
-    const auto close = text.find("}}", open + 2);
-    if (close == std::string_view::npos) break;
-    out.append(text.substr(pos, open - pos));
-    if (trim(text.substr(open + 2, close - open - 2)) == "Count") {
-      out += std::to_string(count);
-    } else {
-      out.append(text.substr(open, close + 2 - open));
-    }
-    pos = close + 2;
-  }
-  out.append(text.substr(pos));
-  return out;
+std::string templates_help(bool with_request) {
+  std::string help =
+      "Templates (as in the nats CLI; spaces inside the braces optional, {{ Count }}; anything else in\n"
+      "braces is sent as it is):\n"
+      "  {{Count}}         the message number, 1..N\n"
+      "  {{TimeStamp}}     the time, RFC 3339 in local time (2026-07-20T15:23:51+03:00)\n"
+      "  {{Unix}}          seconds since 1970 (UTC)\n"
+      "  {{UnixNano}}      nanoseconds since 1970 (UTC)\n"
+      "  {{Time}}          the time of day (3:23PM)\n"
+      "  {{ID}}            a unique id (22 characters, as a NATS NUID)\n"
+      "  {{Random A B}}    a random string of [a-zA-Z0-9], A to B characters long\n";
+  if (with_request) help += "  {{Request}}       the request's body (not in header values)\n";
+  return help;
 }
 
 Result<std::string> body_or_stdin(const CLI::Option* body_option, const std::string& body) {
@@ -111,8 +110,9 @@ Status HeaderFlags::parse(bool templates) {
       return make_error(Errc::invalid_argument,
                         "invalid header '" + spec + "': the key before ':' is empty");
     }
-    // Headers::add checks the key's characters and the value's (no CR/LF). A {{Count}}
-    // expansion only inserts digits, so what passes here passes for every message.
+    // Headers::add checks the key's characters and the value's (no CR/LF). An expansion only
+    // inserts [0-9A-Za-z:+-] ({{Request}} is not expanded here), so what passes here passes for
+    // every message.
     if (auto added = check.add(key, value); !added) {
       return make_error(Errc::invalid_argument,
                         "invalid header '" + spec + "': " + added.error().message);
@@ -122,17 +122,20 @@ Status HeaderFlags::parse(bool templates) {
   return {};
 }
 
-void HeaderFlags::append_to(Headers& headers, std::uint64_t count) const {
+void HeaderFlags::append_to(Headers& headers, Templates& templates, const TemplateScope& scope) const {
+  TemplateScope header_scope = scope;
+  header_scope.request.reset();  // a request body may hold CR/LF: never in a header value
   for (const auto& [key, value] : pairs_) {
     const bool expand = templates_ && has_template(value);
-    // Cannot fail: parse() checked the key and value, and an expansion adds only digits.
-    (void)headers.add(key, expand ? expand_templates(value, count) : value);
+    // Cannot fail: parse() checked the key and value, and an expansion adds only characters
+    // that are valid in a value (digits, letters, '-', ':', '+').
+    (void)headers.add(key, expand ? templates.expand(value, header_scope) : value);
   }
 }
 
-Headers HeaderFlags::build(std::uint64_t count) const {
+Headers HeaderFlags::build(Templates& templates, const TemplateScope& scope) const {
   Headers headers;
-  append_to(headers, count);
+  append_to(headers, templates, scope);
   return headers;
 }
 
@@ -165,26 +168,43 @@ void append_headers(std::string& out, std::string_view block) {
   if (any) out += '\n';
 }
 
-void print_message(const Message& msg, std::uint64_t number, bool raw) {
-  std::string out;
-  out.reserve(msg.data.size() + msg.subject.size() + msg.headers.size() + 64);
-  if (raw) {
-    out = msg.data;
-    out += '\n';
-  } else {
-    out += "[#" + std::to_string(number) + "] Received on ";
-    append_quoted(out, msg.subject);
-    if (!msg.reply.empty()) {
-      out += " with reply ";
-      append_quoted(out, msg.reply);
+void append_message(std::string& out, const Message& msg, std::uint64_t number, PrintOptions options,
+                    std::string_view what) {
+  if (options.raw) {
+    if (options.headers_only) {
+      append_headers(out, msg.headers);
+    } else {
+      out += msg.data;
+      out += '\n';
     }
-    out += '\n';
-    append_headers(out, msg.headers);
+    return;
+  }
+  out += "[#" + std::to_string(number) + "] ";
+  out.append(what);
+  out += ' ';
+  append_quoted(out, msg.subject);
+  if (!msg.reply.empty()) {
+    out += " with reply ";
+    append_quoted(out, msg.reply);
+  }
+  out += '\n';
+  append_headers(out, msg.headers);
+  if (!options.headers_only) {
     out += msg.data;
     if (msg.data.empty() || msg.data.back() != '\n') out += '\n';
     out += '\n';
   }
-  std::fwrite(out.data(), 1, out.size(), stdout);
+}
+
+void print_message(const Message& msg, std::uint64_t number, PrintOptions options) {
+  std::string out;
+  out.reserve(msg.data.size() + msg.subject.size() + msg.headers.size() + 64);
+  append_message(out, msg, number, options);
+  write_out(out);
+}
+
+void write_out(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
   // Flush per message: whoever reads a pipe (a script, `grep --line-buffered`) sees it now.
   std::fflush(stdout);
 }

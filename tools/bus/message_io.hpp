@@ -1,6 +1,6 @@
-// message_io.hpp — what the message-carrying verbs (pub, sub, req, reply) share: `{{Count}}`
-// templates, the body from stdin, `-H KEY:VALUE` header flags and printing a received message
-// the way the nats CLI does.
+// message_io.hpp — what the message-carrying verbs (pub, sub, req, reply) share: templates
+// (templates.hpp) in subjects, bodies and header values, the body from stdin, `-H KEY:VALUE`
+// header flags and printing a received message the way the nats CLI does.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -12,16 +12,18 @@
 #include <vector>
 
 #include "bus/bus.hpp"
+#include "templates.hpp"
 
 namespace bus::cli {
 
 // ------------------------------------------------------------------------------------ templates
 
-/// True when `text` holds a `{{`, i.e. may need expanding.
-bool has_template(std::string_view text);
-/// Replaces every `{{Count}}` (spaces inside the braces optional) with `count`; any other
-/// `{{...}}` is left as is.
-std::string expand_templates(std::string_view text, std::uint64_t count);
+/// Adds `--templates` (default true; `--templates=false` turns them off, as in the nats CLI) and
+/// its synonym `--no-templates` to `command`; `what` names where they apply.
+void add_template_flags(CLI::App& command, bool& templates, const std::string& what);
+
+/// The help text (footer) listing the templates, for the verbs that take them.
+std::string templates_help(bool with_request);
 
 /// All of stdin (binary-safe), with a hint on stderr when stdin is a terminal. Errc::io_error
 /// when it cannot be read.
@@ -30,18 +32,19 @@ Result<std::string> read_stdin();
 /// BODY as given on the command line, or all of stdin when the BODY argument was left out.
 Result<std::string> body_or_stdin(const CLI::Option* body_option, const std::string& body);
 
-/// A subject or body that may hold `{{Count}}` (unless templates are off): for_message(n) is its
-/// text for message n, expanded only when it holds a template.
+/// A subject or body that may hold templates (unless they are off): for_message() is its text
+/// for one message, expanded only when it holds a template.
 class TemplatedText {
  public:
   TemplatedText(std::string text, bool templates)
       : text_(std::move(text)), templated_(templates && has_template(text_)) {}
   /// Valid until the next call.
-  std::string_view for_message(std::uint64_t n) {
+  std::string_view for_message(Templates& templates, const TemplateScope& scope) {
     if (!templated_) return text_;
-    expanded_ = expand_templates(text_, n);
+    expanded_ = templates.expand(text_, scope);
     return expanded_;
   }
+  bool templated() const noexcept { return templated_; }
 
  private:
   std::string text_;
@@ -63,11 +66,12 @@ class HeaderFlags {
   Status parse(bool templates);
 
   bool empty() const noexcept { return pairs_.empty(); }
-  /// The headers for message number `count` (`{{Count}}` in values expanded when templates are
-  /// on). Never fails once parse() succeeded.
-  Headers build(std::uint64_t count) const;
+  /// The headers of one message (templates in values expanded when they are on; {{Request}} is
+  /// not one there: a body may hold line breaks, a header value may not). Never fails once
+  /// parse() succeeded.
+  Headers build(Templates& templates, const TemplateScope& scope) const;
   /// Appends the flags' headers to `headers` (for --echo: the request's headers plus ours).
-  void append_to(Headers& headers, std::uint64_t count) const;
+  void append_to(Headers& headers, Templates& templates, const TemplateScope& scope) const;
 
  private:
   std::vector<std::string> specs_;
@@ -82,9 +86,22 @@ class HeaderFlags {
 /// A block that does not parse is printed line by line as it is.
 void append_headers(std::string& out, std::string_view block);
 
-/// Prints a received message on stdout and flushes: with `raw` only the payload and a newline;
-/// otherwise `[#N] Received on "SUBJECT"[ with reply "R"]`, the headers, the payload, a blank line.
-void print_message(const Message& msg, std::uint64_t number, bool raw);
+/// How `bus sub` (and `bus reply`) print a message.
+struct PrintOptions {
+  bool raw = false;           ///< only the payload and a newline
+  bool headers_only = false;  ///< the headers, not the payload (with raw: only the header lines)
+};
+
+/// Appends a received message: with `raw` only the payload and a newline; otherwise
+/// `[#N] <what> "SUBJECT"[ with reply "R"]`, the headers, the payload, a blank line. `what` is
+/// "Received on" (or "Matched reply on" for a reply printed under its request).
+void append_message(std::string& out, const Message& msg, std::uint64_t number, PrintOptions options,
+                    std::string_view what = "Received on");
+
+/// append_message() on stdout, flushed.
+void print_message(const Message& msg, std::uint64_t number, PrintOptions options);
+/// Writes `text` to stdout and flushes: whoever reads a pipe sees it now.
+void write_out(std::string_view text);
 
 /// A warning on stderr about a count that grows (messages dropped, requests ignored), at most
 /// once a second so a flood of events does not become a flood of lines:

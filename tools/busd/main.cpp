@@ -16,7 +16,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <limits>
 #include <string>
 
 #include "bus/bus.hpp"
@@ -85,35 +84,45 @@ int main(int argc, char** argv) {
   CLI::App app{"busd: the broker of a bus (shared-memory message bus with NATS semantics)",
                "busd"};
   app.set_version_flag("--version", BUS_VERSION_STRING);
-  const auto positive32 =
-      bus::tools::count_in_range(1, std::numeric_limits<std::uint32_t>::max());
+  // The ranges the broker accepts (Segment::create's limits); every refusal says the range the
+  // same way (cli_units.hpp), before the broker is started.
+  constexpr std::uint64_t kMaxClients = 4096;
+  constexpr std::uint64_t kMaxSubscriptions = 1u << 20;
+  constexpr std::uint64_t kMaxRoutes = 1u << 20;
+  constexpr std::uint64_t kMaxStreams = 4096;
   app.add_option("--bus", options.bus_name, "Bus name (env BUS_NAME)")
       ->type_name("NAME")
       ->default_str("default");
-  app.add_option("--max-clients", options.max_clients, "Connections at once")
+  app.add_option("--max-clients", options.max_clients, "Connections at once (1 to 4096)")
       ->type_name("N")
-      ->check(positive32)
+      ->check(bus::tools::count_in_range(1, kMaxClients))
       ->capture_default_str();
   app.add_option("--max-subscriptions", options.max_subscriptions,
-                 "Subscriptions at once (each has its own ring)")
+                 "Subscriptions at once, each with its own ring (1 to 1048576)")
       ->type_name("N")
-      ->check(positive32)
+      ->check(bus::tools::count_in_range(1, kMaxSubscriptions))
       ->capture_default_str();
-  app.add_option("--max-routes", options.max_routes, "Distinct subjects published to at once")
+  app.add_option("--max-routes", options.max_routes, "Distinct subjects published to at once (1 to 1048576)")
       ->type_name("N")
-      ->check(positive32)
+      ->check(bus::tools::count_in_range(1, kMaxRoutes))
       ->capture_default_str();
-  app.add_option("--max-fanout", options.max_fanout, "Subscriptions one subject may reach")
-      ->type_name("N")
-      ->check(positive32)
-      ->capture_default_str();
+  auto* max_fanout =
+      app.add_option("--max-fanout", options.max_fanout,
+                     "Subscriptions one subject may reach (1 to --max-subscriptions; the default is lowered to "
+                     "--max-subscriptions when that is smaller)")
+          ->type_name("N")
+          ->check(bus::tools::count_in_range(1, kMaxSubscriptions))
+          ->capture_default_str();
   bus::tools::add_size_option(app, "--ring-bytes", options.ring_bytes,
-                              "Ring size per subscription, a power of two (e.g. 64KiB, 4M)");
+                              "Ring size per subscription, a power of two from 4KiB to 1GiB (e.g. 64KiB, 4M)",
+                              {4096, std::uint64_t{1} << 30, /*power_of_two=*/true});
   bus::tools::add_size_option(app, "--max-payload", options.max_payload,
-                              "Largest headers + payload accepted");
-  app.add_option("--max-streams", options.max_streams, "Streams served at once (0: none)")
+                              "Largest headers + payload accepted, from 1B to 512MiB (and at most about half of "
+                              "--ring-bytes)",
+                              {1, std::uint64_t{1} << 29});
+  app.add_option("--max-streams", options.max_streams, "Streams served at once (0 to 4096; 0: none)")
       ->type_name("N")
-      ->check(bus::tools::count_in_range(0, 4096))
+      ->check(bus::tools::count_in_range(0, kMaxStreams))
       ->capture_default_str();
   app.add_option("--store-dir,--sd", options.store_dir,
                  "Where streams are kept (default $BUS_STATE_DIR/BUS, /var/lib/bus/BUS as root, else "
@@ -125,9 +134,9 @@ int main(int argc, char** argv) {
       ->default_str("0600");
   int http_port = -1;
   app.add_option("-m,--http-port", http_port,
-                 "Monitoring HTTP port on 127.0.0.1 (/varz /connz /subsz /jsz /healthz /metrics; 0: any)")
+                 "Monitoring HTTP port on 127.0.0.1, 0 to 65535 (/varz /connz /subsz /jsz /healthz /metrics; 0: any)")
       ->type_name("PORT")
-      ->check(CLI::Range(0, 65535));
+      ->check(bus::tools::count_in_range(0, 65535));
   app.add_option("--http", options.http, "Monitoring HTTP address HOST:PORT (instead of -m)")
       ->type_name("HOST:PORT")
       ->excludes("--http-port");
@@ -141,6 +150,16 @@ int main(int argc, char** argv) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
     std::fprintf(stderr, "busd: %s (see busd --help)\n", e.what());
     return kExitUsage;
+  }
+  if (options.max_fanout > options.max_subscriptions) {
+    if (max_fanout->count() > 0) {
+      std::fprintf(stderr,
+                   "busd: --max-fanout: '%u' is not a whole number from 1 to %u (--max-subscriptions) "
+                   "(see busd --help)\n",
+                   options.max_fanout, options.max_subscriptions);
+      return kExitUsage;
+    }
+    options.max_fanout = options.max_subscriptions;  // no subject can reach more anyway
   }
   options.log = !quiet;
   if (http_port >= 0) options.http = std::to_string(http_port);
