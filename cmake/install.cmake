@@ -35,7 +35,10 @@ install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR})
 if(EXISTS ${PROJECT_SOURCE_DIR}/python/bus)
   # The Python module (ctypes over libbus.so.0): importable once on the path, e.g. by the .deb.
-  install(DIRECTORY ${PROJECT_SOURCE_DIR}/python/bus DESTINATION ${CMAKE_INSTALL_LIBDIR}/python3/dist-packages
+  # lib/python3/dist-packages whatever the library directory (lib/x86_64-linux-gnu under /usr):
+  # the directory Debian's python3 searches under /usr (and /usr/local/lib/python3.X/dist-packages
+  # is per version: a prefix other than /usr needs PYTHONPATH, as docs/clients.md says).
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/python/bus DESTINATION lib/python3/dist-packages
           PATTERN __pycache__ EXCLUDE)
 endif()
 

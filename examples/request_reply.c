@@ -12,8 +12,10 @@ static void echo(bus_connection* nc, bus_subscription* sub, bus_message* request
   (void)sub;
   (void)closure;
   char answer[256];
-  const int n = snprintf(answer, sizeof answer, "echo: %.*s", (int)bus_message_data_len(request),
-                         (const char*)bus_message_data(request));
+  int n = snprintf(answer, sizeof answer, "echo: %.*s", (int)bus_message_data_len(request),
+                   (const char*)bus_message_data(request));
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof answer) n = (int)sizeof answer - 1; /* a long request: its echo is cut short */
   if (bus_message_respond(request, answer, (size_t)n) != BUS_OK) fprintf(stderr, "respond: %s\n", bus_last_error());
   bus_message_destroy(request);
 }

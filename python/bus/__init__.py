@@ -18,11 +18,13 @@ timeout and no-responders ones are also the builtin TimeoutError and bus.NoRespo
 The library is libbus.so.0: from $BUS_LIBRARY if set, else found by the dynamic linker.
 """
 
+import atexit
 import builtins
 import ctypes
 import ctypes.util
 import os
 import threading
+import weakref
 
 __all__ = [
     "Broker", "BrokerNotRunningError", "ClosedError", "Connection", "Error", "InvalidSubjectError",
@@ -32,12 +34,16 @@ __all__ = [
 
 def _load():
     path = os.environ.get("BUS_LIBRARY")
-    if not path:
-        path = ctypes.util.find_library("bus") or "libbus.so.0"
-    try:
-        return ctypes.CDLL(path)
-    except OSError as e:
-        raise ImportError(f"bus: cannot load libbus ({path}): {e}; set BUS_LIBRARY to libbus.so.0") from None
+    candidates = [path] if path else ["libbus.so.0", ctypes.util.find_library("bus")]
+    errors = []
+    for candidate in candidates:
+        if not candidate:
+            continue
+        try:
+            return ctypes.CDLL(candidate)  # the ABI this module binds: SONAME libbus.so.0 first
+        except OSError as e:
+            errors.append(str(e))
+    raise ImportError(f"bus: cannot load libbus.so.0 ({'; '.join(errors) or 'not found'}); set BUS_LIBRARY to its path")
 
 
 _lib = _load()
@@ -98,6 +104,22 @@ _broker_start = _fn("bus_broker_start", ctypes.c_int, _PP, ctypes.c_char_p)
 _broker_stop = _fn("bus_broker_stop", ctypes.c_int, _p)
 _broker_destroy = _fn("bus_broker_destroy", None, _p)
 
+# Threads that have run a callback (the library's dispatch threads), and the connections and
+# brokers alive: closed at exit while other threads may still enter the interpreter (in a
+# destructor at shutdown a dispatch thread would be stopped inside the library).
+_dispatch_threads = set()
+_live_handles = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all():
+    for h in list(_live_handles):
+        try:
+            h.close() if isinstance(h, Connection) else h.stop()
+        except Error:
+            pass
+
+
 _OK, _INVALID_SUBJECT, _BROKER_NOT_RUNNING, _TIMEOUT, _CLOSED, _NO_RESPONDERS = 0, 2, 4, 11, 12, 15
 
 
@@ -154,9 +176,14 @@ def _subject(s, what="subject"):
     return s.encode()
 
 
+_MAX_MS = 2**63 - 1  # the C API clamps what nanoseconds cannot hold: as good as forever
+
+
 def _ms(timeout):
-    if timeout is None or timeout < 0:
+    if timeout is None or not timeout >= 0:  # also refuses NaN
         raise ValueError("timeout must be a number of seconds >= 0")
+    if timeout * 1000 >= _MAX_MS:
+        return _MAX_MS
     return int(timeout * 1000 + 0.999)
 
 
@@ -198,18 +225,18 @@ class Msg:
 
     def __init__(self, handle):
         self._handle = handle  # kept until the message is collected: respond() needs it
-        self.subject = _msg_subject(handle).decode()
+        self.subject = _msg_subject(handle).decode(errors="surrogateescape")
         reply = _msg_reply(handle)
-        self.reply = reply.decode() if reply is not None else None
+        self.reply = reply.decode(errors="surrogateescape") if reply is not None else None
         self.data = ctypes.string_at(_msg_data(handle), _msg_data_len(handle))
         h = _msg_headers(handle)
-        if not h:
-            raise Error("protocol_error", _last_error().decode(errors="replace"))
+        if not h:  # a header block that does not parse: the message still arrives, without them
+            h = None
         lines = []
         k, v = ctypes.c_char_p(), ctypes.c_char_p()
-        for i in range(_hdr_count(h)):
+        for i in range(_hdr_count(h) if h else 0):
             _check(_hdr_entry(h, i, ctypes.byref(k), ctypes.byref(v)))
-            lines.append((k.value.decode(), v.value.decode(errors="replace")))
+            lines.append((k.value.decode(errors="surrogateescape"), v.value.decode(errors="surrogateescape")))
         self._lines = lines
 
     @property
@@ -241,7 +268,7 @@ class Subscription:
     """Pull (next_msg, iteration) or, made with cb=, served on its own thread."""
 
     def __init__(self, connection, handle, subject, queue, callback):
-        self._connection = connection
+        self._connection = weakref.ref(connection)  # weak: no cycle for the collector to break
         self._handle = handle
         self.subject = subject
         self.queue = queue
@@ -287,9 +314,16 @@ class Subscription:
         return self._handle
 
     def destroy(self):
+        """Unsubscribes and frees it (not from its own callback: use unsubscribe() there)."""
+        if self._handle and threading.get_ident() in _dispatch_threads:
+            raise Error("invalid_argument", "a callback cannot destroy a subscription or close a connection: "
+                        "unsubscribe() in the callback, close from another thread")
         handle, self._handle = self._handle, None
         if handle:
             _sub_destroy(handle)  # joins the dispatch thread: no callback runs after this
+        connection = self._connection()
+        if connection is not None:
+            connection._forget(self)
 
     def __del__(self):
         self.destroy()
@@ -301,8 +335,10 @@ class Connection:
     def __init__(self, handle, bus_name):
         self._handle = handle
         self.bus_name = bus_name
-        self._subs = []
+        self._subs = []  # callback subscriptions (strong)
+        self._pulls = weakref.WeakSet()  # pull subscriptions (the caller holds them)
         self._lock = threading.Lock()
+        _live_handles.add(self)
 
     def publish(self, subject, data=b"", reply=None, headers=None):
         payload = _bytes(data)
@@ -331,6 +367,7 @@ class Connection:
                 _subscribe(ctypes.byref(out), self._live(), pattern)
         else:
             def run(nc, sub, msg, closure):
+                _dispatch_threads.add(threading.get_ident())
                 try:
                     cb(Msg(msg))
                 except Exception:  # a callback's error must not cross into C
@@ -342,8 +379,17 @@ class Connection:
         _check(status)
         sub = Subscription(self, out.value, subject, queue, thunk)
         with self._lock:
-            self._subs.append(sub)
+            if cb is not None:
+                self._subs.append(sub)  # served until unsubscribed or closed, referenced or not
+            else:
+                self._pulls.add(sub)  # closed with the connection; freed when dropped
         return sub
+
+    def _forget(self, sub):
+        with self._lock:
+            if sub in self._subs:
+                self._subs.remove(sub)
+            self._pulls.discard(sub)
 
     @property
     def max_payload(self):
@@ -354,15 +400,22 @@ class Connection:
         return bool(self._handle) and _connected(self._handle) == 1
 
     def close(self):
-        """Destroys its subscriptions and detaches; later calls raise bus.ClosedError."""
+        """Destroys its subscriptions and detaches; later calls raise bus.ClosedError. Not from
+        one of its callbacks (the callback's thread cannot wait for itself), nor while other
+        threads still use the connection."""
+        if self._handle and threading.get_ident() in _dispatch_threads:
+            raise Error("invalid_argument", "a callback cannot close its connection: close from another thread")
         with self._lock:
-            subs, self._subs = self._subs, []
+            subs, self._subs = self._subs + list(self._pulls), []
+            self._pulls = weakref.WeakSet()
         for s in subs:
             s.destroy()
         handle, self._handle = self._handle, None
         if handle:
-            _check(_close(handle))
-            _conn_destroy(handle)
+            try:
+                _check(_close(handle))
+            finally:
+                _conn_destroy(handle)
 
     def _live(self):
         if not self._handle:
@@ -406,6 +459,7 @@ class Broker:
         _check(_broker_start(ctypes.byref(handle), _subject(bus_name, "bus_name")))
         self._handle = handle.value
         self.bus_name = bus_name
+        _live_handles.add(self)
 
     def stop(self):
         handle, self._handle = self._handle, None

@@ -124,3 +124,36 @@ def test_should_run_the_python_example_against_busd(busd):
     assert "orders.us.paid: order on orders.us.paid (Trace-Id 42)" in p.stdout
     assert "svc.upper: HELLO" in p.stdout
     assert "svc.nobody: no_responders" in p.stdout
+
+
+def test_should_close_live_callback_subscriptions_at_exit_and_refuse_closing_from_a_callback(busd):
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script = (
+        "import bus, threading\n"
+        f"nc = bus.connect({busd!r})\n"
+        "seen, done = [], threading.Event()\n"
+        "def cb(m):\n"
+        "    try:\n"
+        "        nc.close()\n"
+        "    except bus.Error as e:\n"
+        "        seen.append(e.status)\n"
+        "    done.set()\n"
+        "nc.subscribe('exit.test', cb=cb)\n"
+        "nc.publish('exit.test', b'x')\n"
+        "assert done.wait(5)\n"
+        "print(seen[0])\n"
+        "nc.publish('exit.test', b'left for the exit')\n")  # the interpreter ends with it live
+    p = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, PYTHONPATH=os.path.join(root, "python")),
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "invalid_argument"
+
+
+def test_should_free_dropped_pull_subscriptions(busd):
+    with bus.connect(busd) as nc:
+        for _ in range(300):  # more than the broker's 256 subscriptions, if they were kept
+            nc.subscribe("drop.me")
+        nc.subscribe("drop.me").unsubscribe()

@@ -24,10 +24,16 @@
  *
  * Threads: a connection may publish from any number of threads at once (as in C++); one thread
  * at a time may call next() on a subscription. Strings are NUL-terminated UTF-8 subjects; data
- * is bytes with a length. Strings a call returns belong to the handle they came from and live
- * as long as it does. Timeouts are in milliseconds; a negative one waits without bound only
- * where that is said (everywhere else it is refused). Nothing here throws or aborts: misuse
- * (a NULL handle, a NULL out-pointer) is BUS_INVALID_ARGUMENT.
+ * is bytes with a length. Strings a call returns belong to the handle they came from (those of
+ * a bus_headers until it next changes; bus_last_error's until the thread's next failing call).
+ * Timeouts are in milliseconds and must not be negative; INT64_MAX waits as good as forever.
+ * Nothing here throws or aborts: misuse (a NULL handle, a NULL out-pointer) is
+ * BUS_INVALID_ARGUMENT, and a C++ exception from inside (an allocation, a thread the system
+ * refuses) becomes BUS_RESOURCE_EXHAUSTED.
+ *
+ * A handler must not close or destroy its own connection or subscription, nor drain its own
+ * subscription (the dispatch thread cannot wait for itself): hand that to another thread. A
+ * message or headers object may be read from one thread at a time.
  */
 #ifndef BUS_BUS_H
 #define BUS_BUS_H
@@ -130,7 +136,7 @@ BUS_C_API bus_status bus_connection_queue_subscribe(bus_subscription** out, bus_
 BUS_C_API bus_status bus_connection_queue_subscribe_cb(bus_subscription** out, bus_connection* nc,
                                                        const char* pattern, const char* group,
                                                        bus_message_handler handler, void* closure);
-/* Largest headers + data the bus accepts (0 for a NULL or closed connection). */
+/* Largest headers + data the bus accepts (0 for a NULL connection). */
 BUS_C_API uint64_t bus_connection_max_payload(const bus_connection* nc);
 /* 1 while a live broker serves the connection, else 0. */
 BUS_C_API int bus_connection_connected(const bus_connection* nc);

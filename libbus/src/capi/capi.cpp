@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <new>
 #include <optional>
 #include <string>
@@ -53,6 +54,28 @@ struct bus_broker {
   bus::Broker broker;
 };
 
+// The C codes are bus::Errc's, value for value.
+static_assert(BUS_OK == static_cast<int>(bus::Errc::ok));
+static_assert(BUS_INVALID_ARGUMENT == static_cast<int>(bus::Errc::invalid_argument));
+static_assert(BUS_INVALID_SUBJECT == static_cast<int>(bus::Errc::invalid_subject));
+static_assert(BUS_PAYLOAD_TOO_LARGE == static_cast<int>(bus::Errc::payload_too_large));
+static_assert(BUS_BROKER_NOT_RUNNING == static_cast<int>(bus::Errc::broker_not_running));
+static_assert(BUS_BROKER_ALREADY_RUNNING == static_cast<int>(bus::Errc::broker_already_running));
+static_assert(BUS_BROKER_GONE == static_cast<int>(bus::Errc::broker_gone));
+static_assert(BUS_SEGMENT_CORRUPT == static_cast<int>(bus::Errc::segment_corrupt));
+static_assert(BUS_VERSION_MISMATCH == static_cast<int>(bus::Errc::version_mismatch));
+static_assert(BUS_PERMISSION_DENIED == static_cast<int>(bus::Errc::permission_denied));
+static_assert(BUS_RESOURCE_EXHAUSTED == static_cast<int>(bus::Errc::resource_exhausted));
+static_assert(BUS_TIMEOUT == static_cast<int>(bus::Errc::timeout));
+static_assert(BUS_CLOSED == static_cast<int>(bus::Errc::closed));
+static_assert(BUS_IO_ERROR == static_cast<int>(bus::Errc::io_error));
+static_assert(BUS_PROTOCOL_ERROR == static_cast<int>(bus::Errc::protocol_error));
+static_assert(BUS_NO_RESPONDERS == static_cast<int>(bus::Errc::no_responders));
+static_assert(BUS_ALREADY_EXISTS == static_cast<int>(bus::Errc::already_exists));
+static_assert(BUS_JOURNAL_CORRUPT == static_cast<int>(bus::Errc::journal_corrupt));
+static_assert(BUS_NOT_FOUND == static_cast<int>(bus::Errc::not_found));
+static_assert(BUS_EXPECTATION_FAILED == static_cast<int>(bus::Errc::expectation_failed));
+
 namespace {
 
 thread_local std::string t_last_error;
@@ -74,11 +97,33 @@ std::string_view bytes(const void* data, size_t len) {
   return len == 0 ? std::string_view{} : std::string_view(static_cast<const char*>(data), len);
 }
 
-// A timeout that must not be negative (C++ takes nanoseconds).
+// A timeout that must not be negative (C++ takes nanoseconds). Beyond what nanoseconds hold
+// (~292 years; INT64_MAX ms is what a C caller writes for "forever") it is clamped, not wrapped.
 bool to_timeout(int64_t ms, std::chrono::nanoseconds& out) {
   if (ms < 0) return false;
-  out = std::chrono::milliseconds(ms);
+  constexpr int64_t kMaxMs = std::chrono::nanoseconds::max().count() / 1'000'000;
+  out = std::chrono::milliseconds(ms < kMaxMs ? ms : kMaxMs);
   return true;
+}
+
+// Runs `body` (which returns a bus_status) with every C++ exception turned into a status: the
+// C++ API throws nothing of its own, but allocation (std::bad_alloc) and thread creation
+// (std::system_error, e.g. at a container's thread limit) can, and nothing may unwind into C.
+template <class Body>
+bus_status guarded(const char* call, Body&& body) noexcept {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return out_of_memory();
+  } catch (const std::exception& e) {
+    try {
+      return fail(bus::Errc::resource_exhausted, std::string(call) + ": " + e.what());
+    } catch (...) {
+      return BUS_RESOURCE_EXHAUSTED;
+    }
+  } catch (...) {
+    return BUS_RESOURCE_EXHAUSTED;
+  }
 }
 
 bus_status take(bus::Status st) { return st ? BUS_OK : fail(st.error()); }
@@ -100,33 +145,35 @@ void rebuild_lines(const bus_headers& h) {
 
 bus_status subscribe(bus_subscription** out, bus_connection* nc, const char* pattern, const char* group,
                      bus_message_handler handler, void* closure) {
-  if (out == nullptr || nc == nullptr || pattern == nullptr) return invalid("subscribe: a NULL argument");
-  *out = nullptr;
-  auto* sub = new (std::nothrow) bus_subscription;
-  if (sub == nullptr) return out_of_memory();
-  sub->connection = nc;
-  sub->handler = handler;
-  sub->closure = closure;
-  bus::Result<bus::Subscription> made = bus::make_error(bus::Errc::invalid_argument, "");
-  if (handler != nullptr) {
-    bus::MessageHandler run = [sub](const bus::MessageView& v) {
-      while (!sub->ready.load(std::memory_order_acquire)) std::this_thread::yield();  // pairs with the release below
-      bus_message* m = new_message(bus::Message::from(v));
-      if (m != nullptr) sub->handler(sub->connection, sub, m, sub->closure);
-    };
-    made = group != nullptr ? nc->connection.queue_subscribe(pattern, group, std::move(run))
-                            : nc->connection.subscribe(pattern, std::move(run));
-  } else {
-    made = group != nullptr ? nc->connection.queue_subscribe(pattern, group) : nc->connection.subscribe(pattern);
-  }
-  if (!made) {
-    delete sub;
-    return fail(made.error());
-  }
-  sub->subscription = std::move(made).value();
-  sub->ready.store(true, std::memory_order_release);  // the handler may use the handle now
-  *out = sub;
-  return BUS_OK;
+  return guarded("subscribe", [&]() -> bus_status {
+    if (out == nullptr || nc == nullptr || pattern == nullptr) return invalid("subscribe: a NULL argument");
+    *out = nullptr;
+    auto* sub = new (std::nothrow) bus_subscription;
+    if (sub == nullptr) return out_of_memory();
+    sub->connection = nc;
+    sub->handler = handler;
+    sub->closure = closure;
+    bus::Result<bus::Subscription> made = bus::make_error(bus::Errc::invalid_argument, "");
+    if (handler != nullptr) {
+      bus::MessageHandler run = [sub](const bus::MessageView& v) {
+        while (!sub->ready.load(std::memory_order_acquire)) std::this_thread::yield();  // pairs with the release below
+        bus_message* m = new_message(bus::Message::from(v));
+        if (m != nullptr) sub->handler(sub->connection, sub, m, sub->closure);
+      };
+      made = group != nullptr ? nc->connection.queue_subscribe(pattern, group, std::move(run))
+                              : nc->connection.subscribe(pattern, std::move(run));
+    } else {
+      made = group != nullptr ? nc->connection.queue_subscribe(pattern, group) : nc->connection.subscribe(pattern);
+    }
+    if (!made) {
+      delete sub;
+      return fail(made.error());
+    }
+    sub->subscription = std::move(made).value();
+    sub->ready.store(true, std::memory_order_release);  // the handler may use the handle now
+    *out = sub;
+    return BUS_OK;
+  });
 }
 
 }  // namespace
@@ -195,6 +242,8 @@ bus_status bus_connection_connect(bus_connection** out, const char* bus_name, co
     *out = nc;
   } catch (const std::bad_alloc&) {
     return out_of_memory();
+  } catch (const std::exception& e) {
+    return guarded("connect", [&]() -> bus_status { return fail(bus::Errc::resource_exhausted, std::string("connect: ") + e.what()); });
   }
   return BUS_OK;
 }
@@ -205,10 +254,12 @@ bus_status bus_connection_publish(bus_connection* nc, const char* subject, const
 
 bus_status bus_connection_publish_msg(bus_connection* nc, const char* subject, const char* reply,
                                       const bus_headers* headers, const void* data, size_t len) {
-  if (nc == nullptr || subject == nullptr) return invalid("publish: a NULL connection or subject");
-  if (data == nullptr && len != 0) return invalid("publish: data is NULL but len is not 0");
-  if (headers != nullptr) return take(nc->connection.publish(subject, bytes(data, len), headers->headers, text(reply)));
-  return take(nc->connection.publish(subject, bytes(data, len), text(reply)));
+  return guarded("publish", [&]() -> bus_status {
+    if (nc == nullptr || subject == nullptr) return invalid("publish: a NULL connection or subject");
+    if (data == nullptr && len != 0) return invalid("publish: data is NULL but len is not 0");
+    if (headers != nullptr) return take(nc->connection.publish(subject, bytes(data, len), headers->headers, text(reply)));
+    return take(nc->connection.publish(subject, bytes(data, len), text(reply)));
+  });
 }
 
 bus_status bus_connection_request(bus_message** reply, bus_connection* nc, const char* subject, const void* data,
@@ -218,15 +269,17 @@ bus_status bus_connection_request(bus_message** reply, bus_connection* nc, const
 
 bus_status bus_connection_request_msg(bus_message** reply, bus_connection* nc, const char* subject,
                                       const bus_headers* headers, const void* data, size_t len, int64_t timeout_ms) {
-  if (reply == nullptr || nc == nullptr || subject == nullptr) return invalid("request: a NULL argument");
-  *reply = nullptr;
-  if (data == nullptr && len != 0) return invalid("request: data is NULL but len is not 0");
-  std::chrono::nanoseconds timeout{};
-  if (!to_timeout(timeout_ms, timeout)) return invalid("request: the timeout must not be negative");
-  auto got = nc->connection.request(subject, bytes(data, len), timeout, headers != nullptr ? &headers->headers : nullptr);
-  if (!got) return fail(got.error());
-  *reply = new_message(std::move(got).value());
-  return *reply != nullptr ? BUS_OK : out_of_memory();
+  return guarded("request", [&]() -> bus_status {
+    if (reply == nullptr || nc == nullptr || subject == nullptr) return invalid("request: a NULL argument");
+    *reply = nullptr;
+    if (data == nullptr && len != 0) return invalid("request: data is NULL but len is not 0");
+    std::chrono::nanoseconds timeout{};
+    if (!to_timeout(timeout_ms, timeout)) return invalid("request: the timeout must not be negative");
+    auto got = nc->connection.request(subject, bytes(data, len), timeout, headers != nullptr ? &headers->headers : nullptr);
+    if (!got) return fail(got.error());
+    *reply = new_message(std::move(got).value());
+    return *reply != nullptr ? BUS_OK : out_of_memory();
+  });
 }
 
 bus_status bus_connection_subscribe(bus_subscription** out, bus_connection* nc, const char* pattern) {
@@ -258,8 +311,10 @@ uint64_t bus_connection_max_payload(const bus_connection* nc) {
 int bus_connection_connected(const bus_connection* nc) { return nc != nullptr && nc->connection.connected() ? 1 : 0; }
 
 bus_status bus_connection_close(bus_connection* nc) {
-  if (nc == nullptr) return invalid("bus_connection_close: connection is NULL");
-  return take(nc->connection.close());
+  return guarded("close", [&]() -> bus_status {
+    if (nc == nullptr) return invalid("bus_connection_close: connection is NULL");
+    return take(nc->connection.close());
+  });
 }
 
 void bus_connection_destroy(bus_connection* nc) {
@@ -271,25 +326,31 @@ void bus_connection_destroy(bus_connection* nc) {
 // ---- subscription --------------------------------------------------------------------------
 
 bus_status bus_subscription_next(bus_message** msg, bus_subscription* sub, int64_t timeout_ms) {
-  if (msg == nullptr || sub == nullptr) return invalid("bus_subscription_next: a NULL argument");
-  *msg = nullptr;
-  if (sub->handler != nullptr) return invalid("bus_subscription_next: a callback subscription delivers to its handler");
-  std::chrono::nanoseconds timeout{};
-  if (!to_timeout(timeout_ms, timeout)) return invalid("bus_subscription_next: the timeout must not be negative");
-  auto got = sub->subscription.next(timeout);
-  if (!got) return fail(got.error());
-  *msg = new_message(std::move(got).value());
-  return *msg != nullptr ? BUS_OK : out_of_memory();
+  return guarded("next", [&]() -> bus_status {
+    if (msg == nullptr || sub == nullptr) return invalid("bus_subscription_next: a NULL argument");
+    *msg = nullptr;
+    if (sub->handler != nullptr) return invalid("bus_subscription_next: a callback subscription delivers to its handler");
+    std::chrono::nanoseconds timeout{};
+    if (!to_timeout(timeout_ms, timeout)) return invalid("bus_subscription_next: the timeout must not be negative");
+    auto got = sub->subscription.next(timeout);
+    if (!got) return fail(got.error());
+    *msg = new_message(std::move(got).value());
+    return *msg != nullptr ? BUS_OK : out_of_memory();
+  });
 }
 
 bus_status bus_subscription_unsubscribe(bus_subscription* sub) {
-  if (sub == nullptr) return invalid("bus_subscription_unsubscribe: subscription is NULL");
-  return take(sub->subscription.unsubscribe());
+  return guarded("unsubscribe", [&]() -> bus_status {
+    if (sub == nullptr) return invalid("bus_subscription_unsubscribe: subscription is NULL");
+    return take(sub->subscription.unsubscribe());
+  });
 }
 
 bus_status bus_subscription_drain(bus_subscription* sub) {
-  if (sub == nullptr) return invalid("bus_subscription_drain: subscription is NULL");
-  return take(sub->subscription.drain());
+  return guarded("drain", [&]() -> bus_status {
+    if (sub == nullptr) return invalid("bus_subscription_drain: subscription is NULL");
+    return take(sub->subscription.drain());
+  });
 }
 
 uint64_t bus_subscription_dropped(const bus_subscription* sub) {
@@ -340,10 +401,12 @@ bus_status bus_message_respond(const bus_message* m, const void* data, size_t le
 }
 
 bus_status bus_message_respond_msg(const bus_message* m, const bus_headers* headers, const void* data, size_t len) {
-  if (m == nullptr) return invalid("bus_message_respond: message is NULL");
-  if (data == nullptr && len != 0) return invalid("bus_message_respond: data is NULL but len is not 0");
-  if (headers != nullptr) return take(m->message.respond(bytes(data, len), headers->headers));
-  return take(m->message.respond(bytes(data, len)));
+  return guarded("respond", [&]() -> bus_status {
+    if (m == nullptr) return invalid("bus_message_respond: message is NULL");
+    if (data == nullptr && len != 0) return invalid("bus_message_respond: data is NULL but len is not 0");
+    if (headers != nullptr) return take(m->message.respond(bytes(data, len), headers->headers));
+    return take(m->message.respond(bytes(data, len)));
+  });
 }
 
 void bus_message_destroy(bus_message* m) { delete m; }
@@ -357,48 +420,58 @@ bus_status bus_headers_create(bus_headers** out) {
 }
 
 bus_status bus_headers_add(bus_headers* h, const char* key, const char* value) {
-  if (h == nullptr || key == nullptr || value == nullptr) return invalid("bus_headers_add: a NULL argument");
-  h->lines_current = false;
-  return take(h->headers.add(key, value));
+  return guarded("headers", [&]() -> bus_status {
+    if (h == nullptr || key == nullptr || value == nullptr) return invalid("bus_headers_add: a NULL argument");
+    h->lines_current = false;
+    return take(h->headers.add(key, value));
+  });
 }
 
 bus_status bus_headers_set(bus_headers* h, const char* key, const char* value) {
-  if (h == nullptr || key == nullptr || value == nullptr) return invalid("bus_headers_set: a NULL argument");
-  h->lines_current = false;
-  return take(h->headers.set(key, value));
+  return guarded("headers", [&]() -> bus_status {
+    if (h == nullptr || key == nullptr || value == nullptr) return invalid("bus_headers_set: a NULL argument");
+    h->lines_current = false;
+    return take(h->headers.set(key, value));
+  });
 }
 
 bus_status bus_headers_get(const bus_headers* h, const char* key, const char** value) {
-  if (h == nullptr || key == nullptr || value == nullptr) return invalid("bus_headers_get: a NULL argument");
-  *value = nullptr;
-  rebuild_lines(*h);
-  for (const auto& [k, v] : h->lines) {
-    if (k == key) {
-      *value = v.c_str();
-      return BUS_OK;
+  return guarded("headers", [&]() -> bus_status {
+    if (h == nullptr || key == nullptr || value == nullptr) return invalid("bus_headers_get: a NULL argument");
+    *value = nullptr;
+    rebuild_lines(*h);
+    for (const auto& [k, v] : h->lines) {
+      if (k == key) {
+        *value = v.c_str();
+        return BUS_OK;
+      }
     }
-  }
-  return fail(bus::Errc::not_found, std::string("no header '") + key + "'");
+    return fail(bus::Errc::not_found, std::string("no header '") + key + "'");
+  });
 }
 
 bus_status bus_headers_delete(bus_headers* h, const char* key) {
-  if (h == nullptr || key == nullptr) return invalid("bus_headers_delete: a NULL argument");
-  h->lines_current = false;
-  if (h->headers.remove(key) == 0) return fail(bus::Errc::not_found, std::string("no header '") + key + "'");
-  return BUS_OK;
+  return guarded("headers", [&]() -> bus_status {
+    if (h == nullptr || key == nullptr) return invalid("bus_headers_delete: a NULL argument");
+    h->lines_current = false;
+    if (h->headers.remove(key) == 0) return fail(bus::Errc::not_found, std::string("no header '") + key + "'");
+    return BUS_OK;
+  });
 }
 
 size_t bus_headers_count(const bus_headers* h) { return h != nullptr ? h->headers.size() : 0; }
 
 bus_status bus_headers_entry(const bus_headers* h, size_t index, const char** key, const char** value) {
-  if (h == nullptr || key == nullptr || value == nullptr) return invalid("bus_headers_entry: a NULL argument");
-  rebuild_lines(*h);
-  if (index >= h->lines.size()) {
-    return fail(bus::Errc::not_found, "header line " + std::to_string(index) + " of " + std::to_string(h->lines.size()));
-  }
-  *key = h->lines[index].first.c_str();
-  *value = h->lines[index].second.c_str();
-  return BUS_OK;
+  return guarded("headers", [&]() -> bus_status {
+    if (h == nullptr || key == nullptr || value == nullptr) return invalid("bus_headers_entry: a NULL argument");
+    rebuild_lines(*h);
+    if (index >= h->lines.size()) {
+      return fail(bus::Errc::not_found, "header line " + std::to_string(index) + " of " + std::to_string(h->lines.size()));
+    }
+    *key = h->lines[index].first.c_str();
+    *value = h->lines[index].second.c_str();
+    return BUS_OK;
+  });
 }
 
 void bus_headers_destroy(bus_headers* h) { delete h; }
@@ -417,13 +490,17 @@ bus_status bus_broker_start(bus_broker** out, const char* bus_name) {
     *out = new bus_broker{std::move(broker).value()};
   } catch (const std::bad_alloc&) {
     return out_of_memory();
+  } catch (const std::exception& e) {
+    return guarded("broker start", [&]() -> bus_status { return fail(bus::Errc::resource_exhausted, std::string("broker start: ") + e.what()); });
   }
   return BUS_OK;
 }
 
 bus_status bus_broker_stop(bus_broker* b) {
-  if (b == nullptr) return invalid("bus_broker_stop: broker is NULL");
-  return take(b->broker.stop());
+  return guarded("broker stop", [&]() -> bus_status {
+    if (b == nullptr) return invalid("bus_broker_stop: broker is NULL");
+    return take(b->broker.stop());
+  });
 }
 
 void bus_broker_destroy(bus_broker* b) { delete b; }
