@@ -150,7 +150,9 @@ BUS_C_API void bus_connection_destroy(bus_connection* nc);
 /* Waits up to `timeout_ms` for the next message, which *msg then owns. BUS_TIMEOUT when none
  * came, BUS_CLOSED after unsubscribe, BUS_INVALID_ARGUMENT on a callback subscription. */
 BUS_C_API bus_status bus_subscription_next(bus_message** msg, bus_subscription* sub, int64_t timeout_ms);
-/* Stops delivery: after it returns, nothing more is delivered. */
+/* Stops delivery: after it returns, nothing more is delivered. Called from the subscription's
+ * own handler it stops delivery at once, but the broker lets go of the subscription only when
+ * it is destroyed: until then messages routed to it (a queue group's share) are dropped. */
 BUS_C_API bus_status bus_subscription_unsubscribe(bus_subscription* sub);
 /* Lets a callback subscription finish what is in its ring, then unsubscribes (NATS drain). */
 BUS_C_API bus_status bus_subscription_drain(bus_subscription* sub);
