@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # setup.sh — installs what bus needs on Debian 12 (as root) and builds it into ./build.
 #   scripts/setup.sh [--no-peers]
-#   --no-peers (or NO_PEERS=1)  skip the comparison peers of bench/compare (nats-server, the
-#                               NATS C client, ZeroMQ, gnuplot): bus builds and tests without
-#                               them; bench/compare then runs without the NATS and ZeroMQ columns
+#   --no-peers (or NO_PEERS=1)  skip the comparison peers of bench/compare (ZeroMQ, gnuplot):
+#                               bus builds and tests without them; bench/compare then runs
+#                               without the ZeroMQ column (nats-server and the NATS C client
+#                               are installed always: the bridge needs them)
 #   BUILD_DIR=build  BUILD_TYPE=RelWithDebInfo  SANITIZE=""  (e.g. SANITIZE=address,undefined)
 #   JOBS=N      parallel build jobs (default: every core, nproc)
 #   SKIP_APT=1  skips the package steps (for machines set up already)
@@ -34,6 +35,8 @@ packages=(
   curl                    # the tests read the monitoring port with a real HTTP client
   python3 python3-pytest  # the Python module (python/bus) and its tests
   file                    # cpack -G DEB finds the binaries to compute the package's dependencies
+  libnats-dev             # the NATS C client: bus bridge (libbus/src/bridge)
+  nats-server             # the bridge's tests run a real NATS cluster on loopback
 )
 
 if [[ "${SKIP_APT:-0}" != 1 ]]; then
@@ -52,10 +55,10 @@ if [[ "${SKIP_APT:-0}" != 1 ]]; then
   fi
 fi
 
-# The comparison harness's peers (nats-server, libnats, ZeroMQ, gnuplot): bench/compare builds
-# its NATS and ZeroMQ programs only when they are there.
+# The comparison harness's peers (ZeroMQ, gnuplot; nats-server and libnats are above):
+# bench/compare builds its ZeroMQ program only when it is there.
 if [[ "$no_peers" == 1 ]]; then
-  echo "setup.sh: --no-peers: skipping bench/compare's NATS and ZeroMQ peers"
+  echo "setup.sh: --no-peers: skipping bench/compare's ZeroMQ and gnuplot"
 else
   bench/compare/install-peers.sh
 fi

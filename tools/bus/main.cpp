@@ -31,6 +31,7 @@ constexpr std::array kVerbs{
     Verb{"server", "Watch the bus: info, report connections|subscriptions, ls, clean (as nats server)", bus::cli::setup_server},
     Verb{"top", "Live view of clients and subscriptions: rates, ring fill, drops (as nats-top)", bus::cli::setup_top},
     Verb{"events", "Print the broker's $SYS events: connects, disconnects, slow consumers (as nats events)", bus::cli::setup_events},
+    Verb{"bridge", "Connect this bus to a NATS server or cluster: --export / --import subject patterns", bus::cli::setup_bridge},
 };
 
 // The verb of `argv`: the first argument that is not a global flag (or a global flag's value).

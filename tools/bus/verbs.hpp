@@ -31,5 +31,6 @@ VerbRunner setup_consumer(CLI::App& command);
 VerbRunner setup_server(CLI::App& command);
 VerbRunner setup_top(CLI::App& command);
 VerbRunner setup_events(CLI::App& command);
+VerbRunner setup_bridge(CLI::App& command);
 
 }  // namespace bus::cli

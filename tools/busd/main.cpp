@@ -3,7 +3,10 @@
 //   busd [--bus NAME] [--max-clients N] [--max-subscriptions N] [--max-routes N]
 //        [--max-fanout N] [--ring-bytes SIZE] [--max-payload SIZE] [--max-streams N]
 //        [--store-dir DIR] [--mode OCTAL] [-q]
+//        [--nats URL[,URL] --export PATTERN --import PATTERN --prefix P --bridge-config FILE ...]
 //
+// With --nats (or --bridge-config) busd also runs the NATS bridge in-process, with exactly the
+// options of `bus bridge` (bus/bridge.hpp, docs/scale-out.md); it stops the bridge first.
 // Runs in the foreground until SIGINT or SIGTERM, then exits 0: it removes the bus's segment
 // if no client is attached, else leaves it for the next busd to adopt (docs/failure.md).
 // On start it adopts a segment a dead busd left, or replaces (supersedes) one it cannot adopt.
@@ -20,6 +23,13 @@
 
 #include "bus/bus.hpp"
 #include "cli_units.hpp"
+#ifdef BUS_HAVE_BRIDGE
+#include <atomic>
+#include <thread>
+
+#include "bridge_flags.hpp"
+#include "bus/bridge.hpp"
+#endif
 
 #ifndef BUS_VERSION_STRING
 #define BUS_VERSION_STRING "unknown"
@@ -31,7 +41,22 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
-extern "C" void on_stop_signal(int /*signo*/) { bus::Broker::request_stop_all(); }
+#ifdef BUS_HAVE_BRIDGE
+// Lock-free atomics, set from the signal handler: with a bridge, main() stops it and then the
+// broker itself, in that order.
+std::atomic<bool> g_bridging{false};
+std::atomic<bool> g_stop{false};
+#endif
+
+extern "C" void on_stop_signal(int /*signo*/) {
+#ifdef BUS_HAVE_BRIDGE
+  if (g_bridging.load(std::memory_order_relaxed)) {
+    g_stop.store(true, std::memory_order_relaxed);
+    return;
+  }
+#endif
+  bus::Broker::request_stop_all();
+}
 
 bool install_signal_handlers() {
   struct sigaction action {};
@@ -143,6 +168,10 @@ int main(int argc, char** argv) {
   bus::tools::add_duration_option(app, "--statsz", options.statsz_interval,
                                   "How often to publish $SYS.SERVER.<id>.STATSZ (0: never)");
   app.add_flag("-q,--quiet", quiet, "Do not log events to stderr");
+#ifdef BUS_HAVE_BRIDGE
+  bus::tools::BridgeFlags bridge_flags;
+  bus::tools::add_bridge_flags(app, bridge_flags);
+#endif
 
   try {
     app.parse(argc, argv);
@@ -169,6 +198,36 @@ int main(int argc, char** argv) {
     return kExitFailure;
   }
 
+#ifdef BUS_HAVE_BRIDGE
+  if (bridge_flags.wanted()) {
+    auto bridge_options = bus::tools::to_bridge_options(bridge_flags, options.bus_name);
+    if (!bridge_options) {
+      std::fprintf(stderr, "busd: %s (see busd --help)\n", bridge_options.error().message.c_str());
+      return kExitUsage;
+    }
+    bridge_options->log = !quiet;
+    g_bridging.store(true, std::memory_order_relaxed);
+    // The broker on its own thread, the bridge beside it; on a signal the bridge stops first,
+    // while its broker can still answer its unsubscribes.
+    auto broker = bus::Broker::start(options);
+    if (!broker) {
+      std::fprintf(stderr, "busd: %s\n", broker.error().message.c_str());
+      return broker.error().code == bus::Errc::invalid_argument ? kExitUsage : kExitFailure;
+    }
+    auto bridge = bus::Bridge::start(*bridge_options);
+    if (!bridge) {
+      std::fprintf(stderr, "busd: bridge: %s\n", bridge.error().message.c_str());
+      (void)broker->stop();
+      return kExitFailure;
+    }
+    while (!g_stop.load(std::memory_order_relaxed) && broker->running()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    (void)bridge->stop();
+    const bus::Status stopped = broker->stop();
+    return stopped ? kExitOk : kExitFailure;
+  }
+#endif
   // A signal that lands before run() has started still stops it (request_stop_all is sticky).
   const bus::Status status = bus::Broker::run(options);
   if (!status) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,6 +27,10 @@ struct MessageView {
   std::string_view headers;  ///< encoded NATS header block, empty when the message has none
   std::string_view data;     ///< payload bytes (binary-safe)
   detail::ConnectionImpl* origin = nullptr;  ///< the receiving connection (for respond())
+  /// 0: published on this bus. Else a bridge brought it in from NATS (the bridge's id): a
+  /// bridge never exports such a message back, which is what keeps bridged buses free of loops
+  /// (docs/scale-out.md).
+  std::uint16_t imported_by = 0;
 
   /// Publishes `data` to `reply`. Errc::invalid_argument when the message has no reply subject.
   Status respond(std::string_view response) const;
@@ -40,10 +45,13 @@ struct Message {
   std::string headers;
   std::string data;
   std::weak_ptr<detail::ConnectionImpl> origin;
+  std::uint16_t imported_by = 0;  ///< as MessageView::imported_by
 
   /// Copies a view (and remembers its connection for respond()).
   static Message from(const MessageView& v);
-  MessageView view() const noexcept { return MessageView{subject, reply, headers, data, origin.lock().get()}; }
+  MessageView view() const noexcept {
+    return MessageView{subject, reply, headers, data, origin.lock().get(), imported_by};
+  }
 
   Status respond(std::string_view response) const;
   Status respond(std::string_view response, const Headers& response_headers) const;

@@ -431,6 +431,7 @@ bool ConnectionImpl::deliver(LocalRoute::Target& target, ThreadPublisher& tp, st
   fields.reply_len = static_cast<std::uint8_t>(reply.size());
   fields.producer_client = static_cast<std::uint16_t>(tp.attachment->slot);
   fields.producer_epoch = tp.attachment->epoch;
+  fields.origin = origin_;
   fields.headers_len = static_cast<std::uint32_t>(headers.size());
   fields.payload_len = static_cast<std::uint32_t>(data.size());
   MpscRing::begin_write(claim, fields);
@@ -482,7 +483,7 @@ void ConnectionAccess::set_counting(const Connection& c, bool on) noexcept { c.i
 
 Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::string_view reply,
                                             std::string_view headers, std::string_view data, PubAck* ack,
-                                            std::string_view shown_subject) {
+                                            std::string_view shown_subject, const DeliveryScope* scope) {
   // What subscribers see as the subject: the routing subject, unless the caller delivers a
   // message under its own (a consumer's delivery on a deliver subject or inbox).
   const std::string_view label = shown_subject.empty() ? subject : shown_subject;
@@ -544,23 +545,34 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   auto found = current_route(a, *tp, subject);
   if (!found) return std::move(found).error();
   LocalRoute* route = found.value();
-  if (route->stream != nullptr) {
-    if (auto st = check_stream_size(*route->stream, headers.size() + data.size()); !st) return std::move(st).error();
+  // A scoped publish (the bridge's) leaves out the stream unless it reaches plain targets.
+  StreamHandle* const stream = scope == nullptr || scope->plain ? route->stream : nullptr;
+  if (stream != nullptr) {
+    if (auto st = check_stream_size(*stream, headers.size() + data.size()); !st) return std::move(st).error();
   }
   const auto bytes = static_cast<std::uint32_t>(
       record_bytes(label.size(), reply.size(), headers.size(), data.size()));
   auto& targets = route->targets;
-  const std::size_t n = targets.size();
+  std::size_t n = targets.size();
   std::size_t i = 0;
+  const bool to_plain = scope == nullptr || scope->plain;
   while (i < n && targets[i].group == 0) {
-    deliver(targets[i], *tp, bytes, label, reply, headers, data);
+    if (to_plain) deliver(targets[i], *tp, bytes, label, reply, headers, data);
     ++i;
   }
+  if (scope != nullptr) [[unlikely]] n = to_plain ? i : 0;  // what this publish reached
   // Queue groups: one member each. Start round-robin at a rotating member and take the first
   // that accepts (skipping full and stale rings); drop for the group only if all refuse.
-  while (i < n) {
+  while (i < targets.size()) {
     std::size_t end = i;
-    while (end < n && targets[end].group == targets[i].group) ++end;
+    while (end < targets.size() && targets[end].group == targets[i].group) ++end;
+    if (scope != nullptr) [[unlikely]] {
+      if (scope->group.empty() || !subscription_in_group(a.segment, targets[i].subscription, scope->group)) {
+        i = end;
+        continue;
+      }
+      ++n;
+    }
     const std::size_t members = end - i;
     const std::size_t first = route->next_member++ % members;
     for (std::size_t k = 0; k < members; ++k) {
@@ -579,30 +591,36 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   // saw it superseded read a tail without our claim only if this load sees superseded too
   // (SubscriptionImpl::leave_superseded_locked). Then what we wrote may never be read: say so.
   if (a.segment.superseded(std::memory_order_seq_cst)) [[unlikely]] return superseded_error();
-  if (route->stream == nullptr) [[likely]] {
-    if (route->stream_error) {
+  if (stream == nullptr) [[likely]] {
+    if (route->stream_error && to_plain) {
       return make_error(route->stream_error->code, "delivered to " + std::to_string(n) +
                                                         " subscription(s) but not stored: " + route->stream_error->message);
     }
     return n;
   }
   // A stream captures the subject: the journal append is ours too (client/streams.cpp).
-  StreamHandle& stream = *route->stream;
   bool duplicate = false;
-  auto sequence = store(stream, subject, headers, data, &duplicate);
+  auto sequence = store(*stream, subject, headers, data, &duplicate);
   if (!sequence) return std::move(sequence).error();
   if (!reply.empty()) {
     // As JetStream answers a core request to a stream's subject: the acknowledgement, as JSON.
-    nlohmann::json j{{"stream", stream.name}, {"seq", sequence.value()}};
+    nlohmann::json j{{"stream", stream->name}, {"seq", sequence.value()}};
     if (duplicate) j["duplicate"] = true;
     (void)publish(reply, {}, {}, stream::json_text(j));
   }
   if (ack != nullptr) {
-    ack->stream = stream.name;  // only when asked: stream_publish()
+    ack->stream = stream->name;  // only when asked: stream_publish()
     ack->sequence = sequence.value();
     ack->duplicate = duplicate;
   }
   return n + 1;
+}
+
+bool subscription_in_group(const Segment& segment, std::uint32_t index, std::string_view group) noexcept {
+  SubscriptionLayout* slot = segment.subscription(index);
+  if (slot == nullptr) return false;
+  // Relaxed: the broker rewrites the slot only after the route stopped naming it ([R6]).
+  return load_length(slot->group_len) == group.size() && text_equals(slot->group, sizeof slot->group, group);
 }
 
 Result<LocalRoute*> ConnectionImpl::current_route(Attachment& a, ThreadPublisher& tp, std::string_view subject) {
@@ -968,7 +986,8 @@ Status Connection::close() {
 // ------------------------------------------------------------------------------- responding
 
 Message Message::from(const MessageView& v) {
-  Message m{std::string(v.subject), std::string(v.reply), std::string(v.headers), std::string(v.data), {}};
+  Message m{std::string(v.subject), std::string(v.reply), std::string(v.headers), std::string(v.data), {},
+            v.imported_by};
   if (v.origin != nullptr) m.origin = v.origin->weak_from_this();
   return m;
 }

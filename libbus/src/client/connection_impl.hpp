@@ -104,6 +104,15 @@ struct HeldRoute {
   const Attachment* owner = nullptr;  // whose broker holds the reference
 };
 
+/// Which of a route's targets a publish reaches. Every one, normally; the NATS bridge's imports
+/// are narrower (bridge/bridge.cpp): a NATS message that came on a plain NATS subscription goes
+/// to the plain subscriptions and the stream, one that came on a queue subscription to one
+/// member of that group only, so a message NATS hands the bridge twice reaches nobody twice.
+struct DeliveryScope {
+  bool plain = true;       ///< plain subscriptions and the capturing stream
+  std::string_view group;  ///< empty: no queue group; else only this one
+};
+
 /// Claim lanes of one connection, shared with the ThreadPublishers that hold one, so a thread
 /// that outlives the connection can still give its lane back.
 struct LaneSet {
@@ -172,7 +181,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   /// the subject instead of `subject` (a consumer delivering a stored message under its own).
   Result<std::size_t> publish(std::string_view subject, std::string_view reply,
                               std::string_view headers, std::string_view data, PubAck* ack = nullptr,
-                              std::string_view shown_subject = {});
+                              std::string_view shown_subject = {}, const DeliveryScope* scope = nullptr);
+  /// Marks every record this connection publishes as imported by bridge `id` (nonzero;
+  /// MessageView::imported_by). Before the first publish.
+  void set_origin(std::uint16_t id) noexcept { origin_ = id; }
   /// Lets this connection publish on `$SYS.` subjects, which others may not (the broker's
   /// event publisher, monitor/broker_monitor.hpp). Before its first publish.
   void grant_system_subjects() noexcept { system_subjects_ = true; }
@@ -297,6 +309,7 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   std::atomic<bool> closed_{false};
   /// Publish counters on (the default); off only for the benchmark that prices them.
   bool counting_ = true;
+  std::uint16_t origin_ = 0;  // record origin of our publishes (0: this bus; set_origin)
   /// May publish on $SYS.> (the broker's own event publisher only).
   bool system_subjects_ = false;
 #ifdef BUS_TEST_HOOKS
@@ -340,5 +353,9 @@ struct ConnectionAccess {
   /// bench_bus: publish with and without the monitoring counters (before the first publish).
   static void set_counting(const Connection& c, bool on) noexcept;
 };
+
+/// Whether subscription `index` of `segment` is a member of queue group `group`, as its slot
+/// says (false for a slot out of range): the bridge's scoped imports deliver to one group.
+bool subscription_in_group(const Segment& segment, std::uint32_t index, std::string_view group) noexcept;
 
 }  // namespace bus::detail

@@ -52,6 +52,13 @@ std::uint64_t deadline_after(std::chrono::nanoseconds timeout) {
 
 }  // namespace
 
+bool is_no_responders_status(std::string_view headers) noexcept {
+  // "NATS/1.0 503" and then the end of the line or a description.
+  constexpr std::string_view status = "NATS/1.0 503";
+  return headers.substr(0, status.size()) == status &&
+         (headers.size() == status.size() || headers[status.size()] == '\r' || headers[status.size()] == ' ');
+}
+
 std::optional<InboxAddress> parse_inbox_address(std::string_view subject) noexcept {
   if (subject.substr(0, kInboxPrefix.size()) != kInboxPrefix) return std::nullopt;
   const std::size_t random_end = subject.find('.', kInboxPrefix.size());
@@ -187,9 +194,15 @@ void Inbox::read_one_locked(std::uint64_t deadline_ns) {
   const std::string_view tail = subject.substr(reply_prefix_.size());
   const auto [ptr, ec] = std::from_chars(tail.data(), tail.data() + tail.size(), id);
   if (ec != std::errc() || ptr != tail.data() + tail.size()) return;
+  // A NATS no-responders status as the reply (what a bridge relays when nobody on NATS serves
+  // the subject): the request fails as one nobody on the bus serves does.
+  Result<Message> result = std::move(msg);
+  if (is_no_responders_status(result->headers)) {
+    result = make_error(Errc::no_responders, "no responders available for request (answered by NATS, through a bridge)");
+  }
   {
     std::lock_guard lock(mutex_);
-    complete(id, std::move(msg).value());
+    complete(id, std::move(result));
   }
   changed_.notify_all();
 }

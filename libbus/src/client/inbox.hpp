@@ -41,6 +41,8 @@ struct InboxAddress {
   std::uint32_t incarnation = 0;
 };
 std::optional<InboxAddress> parse_inbox_address(std::string_view subject) noexcept;
+/// A header block whose status line is NATS's 503 (no responders).
+bool is_no_responders_status(std::string_view headers) noexcept;
 
 /// Acknowledgements: the consumer engine's ack subjects are JetStream's v2 form,
 /// `$JS.ACK.<domain>.<account>.<stream>.<consumer>.<5 numbers>.<token>`, with the address of

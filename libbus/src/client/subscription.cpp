@@ -167,7 +167,7 @@ Result<std::size_t> SubscriptionImpl::poll_locked(const MessageHandler& handler,
                             std::string_view(r.reply, r.reply_len),
                             std::string_view(reinterpret_cast<const char*>(r.headers), r.headers_len),
                             std::string_view(reinterpret_cast<const char*>(r.payload), r.payload_len),
-                            connection_.get()});
+                            connection_.get(), r.origin});
       },
       reuse_floor());
   head_hint_.store(head_, std::memory_order_relaxed);

@@ -1,0 +1,686 @@
+// bridge/bridge.cpp — bus::Bridge: a bus client and a nats.c client in one process, passing
+// messages between them by rule.
+//
+// Threads: each export rule's bus subscription has its dispatch thread, which publishes to
+// NATS (nats.c buffers; while NATS is away up to nats_reconnect_buffer, then refuses and we
+// count). nats.c's one delivery thread runs every NATS callback, which publishes into the bus
+// (never blocks: a full ring drops for that subscriber and counts). The interest thread keeps
+// the NATS subscriptions equal to what the bus's subscribers want (bridge/interest.hpp) and
+// re-opens the reply inbox when the bus's segment is replaced.
+//
+// Names on the wire:
+//   bus -> NATS  subject: prefix + subject; reply R: "_INBOX.<bridge nuid>." + R, which the
+//                bridge subscribes to on NATS and passes back to R on the bus; header
+//                Bus-Origin: the bus's server_id.
+//   NATS -> bus  subject: subject minus prefix; reply R: the bridge's direct bus inbox + "." + R
+//                (bus responders answer straight into the bridge's ring), passed back to R on
+//                NATS; records marked imported (MessageView::imported_by), never exported.
+#include "bus/bridge.hpp"
+
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <tuple>
+
+#include "bridge/interest.hpp"
+#include "bridge/nats_msg.hpp"
+#include "bus/connection.hpp"
+#include "client/connection_impl.hpp"
+#include "client/inbox.hpp"
+#include "client/subscription_impl.hpp"
+#include "monitor/snapshot.hpp"
+#include "os/process.hpp"
+#include "subject/subject.hpp"
+
+namespace bus {
+
+using detail::bridge::NatsInterest;
+using detail::bridge::NatsMsgPtr;
+
+namespace {
+
+constexpr std::string_view kBridgeClientPrefix = "bridge:";  // bus connection names of bridges
+constexpr auto kInterestPoll = std::chrono::milliseconds(20);
+
+bool is_plumbing(std::string_view subject) noexcept {
+  return subject.substr(0, 7) == "_INBOX." || (!subject.empty() && subject[0] == '$');
+}
+
+std::string nats_status_text(natsStatus s) { return natsStatus_GetText(s); }
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------ Impl
+
+class Bridge::Impl {
+ public:
+  explicit Impl(BridgeOptions options) : options_(std::move(options)) {
+    for (const BridgeRule& r : options_.rules) rules_.push_back(std::make_unique<RuleState>(r));
+  }
+  ~Impl() { (void)stop(); }
+
+  Status start();
+  Status stop();
+  bool running() const noexcept { return running_.load(std::memory_order_acquire); }
+  BridgeStats stats() const;
+
+ private:
+  struct RuleState {
+    explicit RuleState(BridgeRule r) : rule(std::move(r)) {}
+    BridgeRule rule;
+    std::atomic<std::uint64_t> msgs{0}, bytes{0}, dropped{0}, too_large{0}, loops{0};
+    std::atomic<std::uint64_t> slow_dropped{0};  // summed from the rule's NATS subscriptions
+    Subscription bus_subscription;                // export rules
+  };
+  /// What a nats.c callback is handed: which subscription it is and what it serves.
+  struct Closure {
+    Impl* self = nullptr;
+    enum class Kind { interest, replies } kind = Kind::interest;
+    NatsInterest interest;  // kind interest
+  };
+  struct NatsSub {
+    natsSubscription* sub = nullptr;
+    std::unique_ptr<Closure> closure;
+  };
+
+  void log(const std::string& line) const {
+    if (options_.log) std::fprintf(stderr, "bus bridge %s: %s\n", options_.name.c_str(), line.c_str());
+  }
+  detail::ConnectionImpl& bus() const { return *detail::ConnectionAccess::impl(connection_); }
+
+  Status connect_bus();
+  Status connect_nats();
+  Status open_bus_inbox();
+  void export_message(RuleState& rule, const MessageView& m);
+  void import_message(const Closure& c, natsMsg* msg);
+  void reply_to_bus(natsMsg* msg);
+  void reply_to_nats(const MessageView& m);
+  void interest_loop();
+  void update_interest();
+  void collect_drop_counts();
+  std::string origin() const {
+    std::lock_guard lock(identity_mutex_);
+    return origin_;
+  }
+
+  static void on_nats_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) noexcept;
+  static void on_disconnected(natsConnection* nc, void* closure) noexcept;
+  static void on_reconnected(natsConnection* nc, void* closure) noexcept;
+  static void on_closed(natsConnection* nc, void* closure) noexcept;
+  static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure) noexcept;
+
+  BridgeOptions options_;
+  std::vector<std::unique_ptr<RuleState>> rules_;
+  std::vector<detail::bridge::ImportRule> import_rules_;  // with their index in rules_
+  std::vector<std::size_t> import_rule_index_;
+
+  Connection connection_;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stopping_{false};
+
+  // Identity, refreshed when the bus's segment is replaced (under identity_mutex_).
+  mutable std::mutex identity_mutex_;
+  std::string origin_;  // Bus-Origin: the bus's server_id
+  const detail::Attachment* inbox_attachment_ = nullptr;
+
+  // The bus inbox NATS requesters are answered through (owned by the interest thread after start).
+  std::unique_ptr<detail::SubscriptionImpl> inbox_;
+  std::string inbox_prefix_;  // "_INBOX.<random>.<ring>-<incarnation>."; under identity_mutex_
+  std::vector<Subscription> status_subscriptions_;
+
+  natsOptions* nats_options_ = nullptr;
+  natsConnection* nc_ = nullptr;
+  std::string nats_reply_prefix_;  // "_INBOX.<nuid>."
+  NatsSub reply_sub_;
+  std::atomic<std::uint64_t> disconnects_{0}, reconnects_{0}, replies_{0};
+  std::atomic<bool> resubscribe_{false};
+  std::atomic<int> in_callbacks_{0};
+
+  // Interest subscriptions (the interest thread changes them; callbacks read plain_).
+  std::map<std::pair<std::string, std::string>, NatsSub> interest_subs_;
+  std::vector<std::unique_ptr<Closure>> retired_closures_;  // callbacks may still hold them
+  mutable std::mutex plain_mutex_;
+  std::shared_ptr<const std::vector<std::string>> plain_ = std::make_shared<std::vector<std::string>>();
+  std::uint64_t seen_generation_ = 0;
+  std::atomic<std::uint32_t> interest_count_{0};
+
+  std::mutex wake_mutex_;
+  std::condition_variable wake_;
+  std::thread interest_thread_;
+};
+
+// ------------------------------------------------------------------------------- starting
+
+Status Bridge::Impl::start() {
+  if (auto st = validate_bridge_options(options_); !st) return st;
+  for (std::size_t i = 0; i < options_.rules.size(); ++i) {
+    if (options_.rules[i].direction == BridgeDirection::import_from_nats) {
+      import_rules_.push_back({options_.rules[i].pattern, options_.rules[i].prefix});
+      import_rule_index_.push_back(i);
+    }
+  }
+  if (auto st = connect_bus(); !st) return st;
+  if (auto st = connect_nats(); !st) {
+    (void)connection_.close();
+    return st;
+  }
+  if (auto st = open_bus_inbox(); !st) {
+    (void)stop();
+    return st;
+  }
+  // Exports: one bus subscription per rule, served on its own dispatch thread.
+  for (auto& rule : rules_) {
+    if (rule->rule.direction != BridgeDirection::export_to_nats) continue;
+    RuleState* r = rule.get();
+    auto sub = connection_.subscribe(r->rule.pattern, [this, r](const MessageView& m) { export_message(*r, m); });
+    if (!sub) {
+      (void)stop();
+      return make_error(sub.error().code, "export '" + r->rule.pattern + "': " + sub.error().message);
+    }
+    r->bus_subscription = std::move(sub).value();
+  }
+  // Status on the bus: `bus req '$BUS.BRIDGE.<name>.STATUSZ' ''`; every bridge answers
+  // $BUS.BRIDGE.STATUSZ (as every nats-server answers $SYS.REQ.SERVER.PING).
+  for (const std::string& subject : {std::string("$BUS.BRIDGE.STATUSZ"), "$BUS.BRIDGE." + options_.name + ".STATUSZ"}) {
+    auto status = connection_.subscribe(subject, [this](const MessageView& m) {
+      if (!m.reply.empty()) (void)m.respond(bridge_stats_json(stats()));
+    });
+    if (!status) {
+      (void)stop();
+      return std::move(status).error();
+    }
+    status_subscriptions_.push_back(std::move(status).value());
+  }
+  running_.store(true, std::memory_order_release);
+  interest_thread_ = std::thread([this] { interest_loop(); });
+  log("bridging bus '" + options_.bus_name + "' and NATS " + options_.nats_urls.front() +
+      (options_.nats_urls.size() > 1 ? " (+" + std::to_string(options_.nats_urls.size() - 1) + ")" : std::string()));
+  return {};
+}
+
+Status Bridge::Impl::connect_bus() {
+  ConnectOptions co;
+  co.name = std::string(kBridgeClientPrefix) + options_.name;
+  co.control_timeout = std::chrono::seconds(2);
+  co.max_reconnects = -1;  // a bridge outlives broker restarts, as any client may
+  co.disconnected_cb = [this] { log("bus broker went away; reconnecting"); };
+  co.reconnected_cb = [this] {
+    log("bus broker is back");
+    wake_.notify_all();
+  };
+  const auto deadline = std::chrono::steady_clock::now() + options_.wait_for_broker;
+  for (;;) {
+    auto c = Connection::connect(options_.bus_name, co);
+    if (c) {
+      connection_ = std::move(c).value();
+      break;
+    }
+    if (c.error().code != Errc::broker_not_running || std::chrono::steady_clock::now() >= deadline) {
+      return std::move(c).error();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // Every record we publish is an import: marked, so no bridge ever exports it again. The id
+  // names us among the bus's clients (slot + 1: never 0).
+  bus().set_origin(static_cast<std::uint16_t>(bus().attachment().slot % 0xFFFF + 1));
+  const auto snap = detail::monitor::take_snapshot(bus().segment(), options_.bus_name);
+  std::lock_guard lock(identity_mutex_);
+  origin_ = snap.server_id;
+  return {};
+}
+
+Status Bridge::Impl::open_bus_inbox() {
+  // The bus side of NATS requests: replies land straight in this ring (client/inbox.hpp).
+  auto inbox = detail::open_direct_inbox(bus());
+  if (!inbox) return std::move(inbox).error();
+  inbox->subscription->start_dispatch([this](const MessageView& m) { reply_to_nats(m); });
+  std::unique_ptr<detail::SubscriptionImpl> old;
+  {
+    std::lock_guard lock(identity_mutex_);
+    old = std::move(inbox_);
+    inbox_ = std::move(inbox->subscription);
+    inbox_prefix_ = inbox->reply_prefix;
+    inbox_attachment_ = &bus().attachment();
+  }
+  if (old) (void)old->unsubscribe();
+  return {};
+}
+
+Status Bridge::Impl::connect_nats() {
+  natsOptions* o = nullptr;
+  auto fail = [&](natsStatus s, const std::string& what) -> Status {
+    if (o != nullptr) natsOptions_Destroy(o);
+    return make_error(Errc::invalid_argument, "NATS " + what + ": " + nats_status_text(s));
+  };
+  natsStatus s = natsOptions_Create(&o);
+  if (s != NATS_OK) return fail(s, "options");
+  std::vector<const char*> urls;
+  for (const auto& u : options_.nats_urls) urls.push_back(u.c_str());
+  if ((s = natsOptions_SetServers(o, urls.data(), static_cast<int>(urls.size()))) != NATS_OK) return fail(s, "servers");
+  const std::string name = "bus-bridge " + options_.name + " (bus " + options_.bus_name + ")";
+  natsOptions_SetName(o, name.c_str());
+  natsOptions_SetTimeout(o, options_.nats_connect_timeout.count());
+  natsOptions_SetMaxReconnect(o, options_.nats_max_reconnects);
+  natsOptions_SetReconnectWait(o, options_.nats_reconnect_wait.count());
+  natsOptions_SetReconnectBufSize(o, static_cast<int>(std::min<std::uint64_t>(options_.nats_reconnect_buffer, 1u << 30)));
+  // Our own exports are not echoed back to us; a second bridge of this bus still sees them
+  // (and drops them by Bus-Origin).
+  natsOptions_SetNoEcho(o, true);
+  // A NATS that is down at start is retried in the background, as after a disconnect.
+  natsOptions_SetRetryOnFailedConnect(o, true, nullptr, nullptr);
+  natsOptions_SetDisconnectedCB(o, on_disconnected, this);
+  natsOptions_SetReconnectedCB(o, on_reconnected, this);
+  natsOptions_SetClosedCB(o, on_closed, this);
+  natsOptions_SetErrorHandler(o, on_error, this);
+  // One delivery thread for every subscription: order per subscription, no thread per subject.
+  natsOptions_UseGlobalMessageDelivery(o, true);
+  if (!options_.user.empty()) natsOptions_SetUserInfo(o, options_.user.c_str(), options_.password.c_str());
+  if (!options_.token.empty()) natsOptions_SetToken(o, options_.token.c_str());
+  if (!options_.creds_file.empty() &&
+      (s = natsOptions_SetUserCredentialsFromFiles(o, options_.creds_file.c_str(), nullptr)) != NATS_OK) {
+    return fail(s, "credentials '" + options_.creds_file + "'");
+  }
+  if (options_.tls || !options_.tls_ca.empty() || !options_.tls_cert.empty()) {
+    if ((s = natsOptions_SetSecure(o, true)) != NATS_OK) return fail(s, "TLS");
+    if (!options_.tls_ca.empty() && (s = natsOptions_LoadCATrustedCertificates(o, options_.tls_ca.c_str())) != NATS_OK) {
+      return fail(s, "TLS CA '" + options_.tls_ca + "'");
+    }
+    if (!options_.tls_cert.empty() &&
+        (s = natsOptions_LoadCertificatesChain(o, options_.tls_cert.c_str(), options_.tls_key.c_str())) != NATS_OK) {
+      return fail(s, "TLS certificate '" + options_.tls_cert + "'");
+    }
+  }
+  s = natsConnection_Connect(&nc_, o);
+  if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+    if (nc_ != nullptr) natsConnection_Destroy(nc_);
+    nc_ = nullptr;
+    natsOptions_Destroy(o);
+    return make_error(Errc::invalid_argument, "NATS connect to " + options_.nats_urls.front() + ": " + nats_status_text(s));
+  }
+  if (s == NATS_NOT_YET_CONNECTED) log("NATS not reachable yet; retrying in the background");
+  nats_options_ = o;
+  // Replies from NATS responders to bus requesters come back here.
+  natsInbox* inbox = nullptr;
+  if (natsInbox_Create(&inbox) != NATS_OK) return make_error(Errc::resource_exhausted, "NATS inbox");
+  nats_reply_prefix_ = std::string(inbox) + ".";
+  natsInbox_Destroy(inbox);
+  reply_sub_.closure = std::make_unique<Closure>();
+  reply_sub_.closure->self = this;
+  reply_sub_.closure->kind = Closure::Kind::replies;
+  const std::string pattern = nats_reply_prefix_ + ">";
+  s = natsConnection_Subscribe(&reply_sub_.sub, nc_, pattern.c_str(), on_nats_msg, reply_sub_.closure.get());
+  if (s != NATS_OK) return make_error(Errc::resource_exhausted, "NATS reply subscription: " + nats_status_text(s));
+  return {};
+}
+
+// -------------------------------------------------------------------------------- stopping
+
+Status Bridge::Impl::stop() {
+  if (stopping_.exchange(true)) return {};
+  {
+    std::lock_guard lock(wake_mutex_);
+  }
+  wake_.notify_all();
+  if (interest_thread_.joinable()) interest_thread_.join();
+  // Bus side first: no new exports start.
+  for (auto& r : rules_) (void)r->bus_subscription.unsubscribe();
+  for (auto& sub : status_subscriptions_) (void)sub.unsubscribe();
+  if (inbox_) (void)inbox_->unsubscribe();
+  if (nc_ != nullptr) {
+    // What the exports gave nats.c reaches the server, within a bound.
+    if (natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED) (void)natsConnection_FlushTimeout(nc_, 1000);
+    for (auto& [key, s] : interest_subs_) {
+      natsSubscription_Unsubscribe(s.sub);
+      natsSubscription_Destroy(s.sub);
+      retired_closures_.push_back(std::move(s.closure));
+    }
+    interest_subs_.clear();
+    if (reply_sub_.sub != nullptr) {
+      natsSubscription_Unsubscribe(reply_sub_.sub);
+      natsSubscription_Destroy(reply_sub_.sub);
+      reply_sub_.sub = nullptr;
+    }
+    natsConnection_Close(nc_);
+    natsConnection_Destroy(nc_);
+    nc_ = nullptr;
+  }
+  // A callback already running finishes before the closures it holds go (bounded).
+  for (int i = 0; i < 2000 && in_callbacks_.load(std::memory_order_acquire) != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (nats_options_ != nullptr) {
+    natsOptions_Destroy(nats_options_);
+    nats_options_ = nullptr;
+  }
+  inbox_.reset();
+  Status closed = connection_.close();
+  running_.store(false, std::memory_order_release);
+  log("stopped");
+  return closed;
+}
+
+// ---------------------------------------------------------------------------- bus -> NATS
+
+void Bridge::Impl::export_message(RuleState& r, const MessageView& m) {
+  if (m.imported_by != 0) {  // it came from NATS: sending it back would loop
+    r.loops.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (is_plumbing(m.subject)) return;  // bus inboxes, $SYS, $JS: this bus's own business
+  const std::string subject = r.rule.prefix + std::string(m.subject);
+  const std::string reply = m.reply.empty() ? std::string() : nats_reply_prefix_ + std::string(m.reply);
+  natsMsg* raw = nullptr;
+  if (natsMsg_Create(&raw, subject.c_str(), reply.empty() ? nullptr : reply.c_str(), m.data.data(),
+                     static_cast<int>(m.data.size())) != NATS_OK) {
+    r.dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  NatsMsgPtr msg(raw);
+  detail::bridge::put_bus_headers(raw, m.headers, origin());
+  const natsStatus s = natsConnection_PublishMsg(nc_, raw);
+  if (s == NATS_OK) {
+    r.msgs.fetch_add(1, std::memory_order_relaxed);
+    r.bytes.fetch_add(m.data.size() + m.headers.size(), std::memory_order_relaxed);
+  } else if (s == NATS_MAX_PAYLOAD) {
+    r.too_large.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    // NATS away past the reconnect buffer (NATS_INSUFFICIENT_BUFFER), or closed for good.
+    if (r.dropped.fetch_add(1, std::memory_order_relaxed) == 0) {
+      log("export '" + r.rule.pattern + "': dropping while NATS is unreachable (" + nats_status_text(s) + ")");
+    }
+  }
+}
+
+void Bridge::Impl::reply_to_nats(const MessageView& m) {
+  // A bus responder answered a NATS requester: the subject is our inbox prefix + its reply.
+  std::string prefix;
+  {
+    std::lock_guard lock(identity_mutex_);
+    prefix = inbox_prefix_;
+  }
+  if (m.subject.size() <= prefix.size() || m.subject.substr(0, prefix.size()) != prefix) return;
+  const std::string to(m.subject.substr(prefix.size()));
+  const std::string reply = m.reply.empty() ? std::string() : nats_reply_prefix_ + std::string(m.reply);
+  natsMsg* raw = nullptr;
+  if (natsMsg_Create(&raw, to.c_str(), reply.empty() ? nullptr : reply.c_str(), m.data.data(),
+                     static_cast<int>(m.data.size())) != NATS_OK) {
+    return;
+  }
+  NatsMsgPtr msg(raw);
+  detail::bridge::put_bus_headers(raw, m.headers, origin());
+  if (natsConnection_PublishMsg(nc_, raw) == NATS_OK) replies_.fetch_add(1, std::memory_order_relaxed);
+}
+
+// ---------------------------------------------------------------------------- NATS -> bus
+
+void Bridge::Impl::on_nats_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) noexcept {
+  NatsMsgPtr owned(msg);
+  auto* c = static_cast<Closure*>(closure);
+  Impl* self = c->self;
+  self->in_callbacks_.fetch_add(1, std::memory_order_acq_rel);
+  try {
+    if (!self->stopping_.load(std::memory_order_acquire)) {
+      if (c->kind == Closure::Kind::replies) {
+        self->reply_to_bus(msg);
+      } else {
+        self->import_message(*c, msg);
+      }
+    }
+  } catch (...) {
+    // Out of memory building a message: that message is lost (and nats.c's thread lives on).
+  }
+  self->in_callbacks_.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+void Bridge::Impl::import_message(const Closure& c, natsMsg* msg) {
+  RuleState& r = *rules_[import_rule_index_[c.interest.rule]];
+  const std::string_view subject = natsMsg_GetSubject(msg);
+  std::string from;
+  const std::string headers = detail::bridge::bus_headers_of(msg, from);
+  if (!from.empty() && from == origin()) {  // our own bus's message, back from NATS
+    r.loops.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (c.interest.group.empty()) {
+    // NATS delivers a message once per matching subscription: the first plain one passes it on.
+    std::shared_ptr<const std::vector<std::string>> plain;
+    {
+      std::lock_guard lock(plain_mutex_);
+      plain = plain_;
+    }
+    const std::size_t first = detail::bridge::first_plain_match(*plain, subject);
+    if (first < plain->size() && (*plain)[first] != c.interest.subject) return;
+  }
+  if (subject.size() < r.rule.prefix.size() || subject.substr(0, r.rule.prefix.size()) != r.rule.prefix) return;
+  const std::string_view bus_subject = subject.substr(r.rule.prefix.size());
+  std::string reply;
+  if (const char* nats_reply = natsMsg_GetReply(msg); nats_reply != nullptr && *nats_reply != '\0') {
+    std::lock_guard lock(identity_mutex_);
+    reply = inbox_prefix_ + nats_reply;
+  }
+  const std::string_view data(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+  const detail::DeliveryScope scope{c.interest.group.empty(), c.interest.group};
+  auto sent = bus().publish(bus_subject, reply, headers, data, nullptr, {}, &scope);
+  if (sent) {
+    r.msgs.fetch_add(1, std::memory_order_relaxed);
+    r.bytes.fetch_add(data.size() + headers.size(), std::memory_order_relaxed);
+  } else if (sent.error().code == Errc::payload_too_large) {
+    r.too_large.fetch_add(1, std::memory_order_relaxed);
+  } else if (r.dropped.fetch_add(1, std::memory_order_relaxed) == 0) {
+    log("import '" + r.rule.pattern + "': " + sent.error().message);
+  }
+}
+
+void Bridge::Impl::reply_to_bus(natsMsg* msg) {
+  // A NATS responder (or the server: no responders) answered a bus requester.
+  const std::string_view subject = natsMsg_GetSubject(msg);
+  if (subject.size() <= nats_reply_prefix_.size()) return;
+  const std::string_view to = subject.substr(nats_reply_prefix_.size());
+  std::string from;
+  const std::string headers = detail::bridge::bus_headers_of(msg, from);
+  std::string reply;
+  if (const char* nats_reply = natsMsg_GetReply(msg); nats_reply != nullptr && *nats_reply != '\0') {
+    std::lock_guard lock(identity_mutex_);
+    reply = inbox_prefix_ + nats_reply;
+  }
+  const std::string_view data(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+  if (bus().publish(to, reply, headers, data)) replies_.fetch_add(1, std::memory_order_relaxed);
+}
+
+// ---------------------------------------------------------------------------------- interest
+
+void Bridge::Impl::interest_loop() {
+  auto next_counts = std::chrono::steady_clock::now();
+  while (!stopping_.load(std::memory_order_acquire)) {
+    if (&bus().attachment() != inbox_attachment_ && !bus().segment().superseded()) {
+      // The broker replaced the segment: the inbox's address is gone; our identity changed.
+      const auto snap = detail::monitor::take_snapshot(bus().segment(), options_.bus_name);
+      {
+        std::lock_guard lock(identity_mutex_);
+        origin_ = snap.server_id;
+      }
+      if (auto st = open_bus_inbox(); !st) log("reply inbox: " + st.error().message);
+      seen_generation_ = 0;
+    }
+    update_interest();
+    if (std::chrono::steady_clock::now() >= next_counts) {
+      collect_drop_counts();
+      next_counts = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    }
+    std::unique_lock lock(wake_mutex_);
+    wake_.wait_for(lock, kInterestPoll, [this] { return stopping_.load(std::memory_order_acquire); });
+  }
+}
+
+void Bridge::Impl::update_interest() {
+  if (import_rules_.empty()) return;
+  const detail::Segment& segment = bus().segment();
+  // Relaxed: a change counter; the snapshot below reads what changed.
+  const std::uint64_t generation = segment.header()->registry_generation.load(std::memory_order_relaxed);
+  if (generation == seen_generation_ && !resubscribe_.exchange(false)) return;
+  seen_generation_ = generation;
+  const auto snap = detail::monitor::take_snapshot(segment, options_.bus_name);
+  std::vector<std::uint32_t> bridges;  // client slots of bridges (ours included): not interest
+  for (const auto& c : snap.clients) {
+    if (c.name.substr(0, kBridgeClientPrefix.size()) == kBridgeClientPrefix) bridges.push_back(c.cid);
+  }
+  std::vector<detail::bridge::BusInterest> interest;
+  for (const auto& s : snap.subscriptions) {
+    if (s.draining || !s.owner_live) continue;
+    if (std::find(bridges.begin(), bridges.end(), s.owner_cid) != bridges.end()) continue;
+    interest.push_back({s.pattern, s.queue_group});
+  }
+  const auto wanted = detail::bridge::nats_interest(interest, import_rules_);
+  std::map<std::pair<std::string, std::string>, const NatsInterest*> want;
+  for (const auto& w : wanted) want.emplace(std::make_pair(w.subject, w.group), &w);
+  // Subscribe what is new first, then drop what is gone: a subject whose covering pattern
+  // changes stays covered meanwhile (the plain_ list decides who passes a message on).
+  for (const auto& [key, w] : want) {
+    if (interest_subs_.count(key) != 0) continue;
+    NatsSub s;
+    s.closure = std::make_unique<Closure>();
+    s.closure->self = this;
+    s.closure->interest = *w;
+    const natsStatus st = w->group.empty()
+                              ? natsConnection_Subscribe(&s.sub, nc_, w->subject.c_str(), on_nats_msg, s.closure.get())
+                              : natsConnection_QueueSubscribe(&s.sub, nc_, w->subject.c_str(), w->group.c_str(),
+                                                              on_nats_msg, s.closure.get());
+    if (st != NATS_OK) {
+      log("NATS subscribe '" + w->subject + "': " + nats_status_text(st));
+      seen_generation_ = 0;  // try again next round
+      continue;
+    }
+    interest_subs_.emplace(key, std::move(s));
+  }
+  for (auto it = interest_subs_.begin(); it != interest_subs_.end();) {
+    if (want.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    natsSubscription_Unsubscribe(it->second.sub);
+    natsSubscription_Destroy(it->second.sub);
+    retired_closures_.push_back(std::move(it->second.closure));
+    it = interest_subs_.erase(it);
+  }
+  auto plain = std::make_shared<std::vector<std::string>>();
+  for (const auto& [key, s] : interest_subs_) {
+    if (key.second.empty()) plain->push_back(key.first);
+  }
+  {
+    std::lock_guard lock(plain_mutex_);
+    plain_ = std::move(plain);
+  }
+  interest_count_.store(static_cast<std::uint32_t>(interest_subs_.size()), std::memory_order_relaxed);
+}
+
+void Bridge::Impl::collect_drop_counts() {
+  std::vector<std::uint64_t> slow(rules_.size(), 0);
+  for (const auto& [key, s] : interest_subs_) {
+    int64_t dropped = 0;
+    if (natsSubscription_GetDropped(s.sub, &dropped) == NATS_OK && dropped > 0) {
+      slow[import_rule_index_[s.closure->interest.rule]] += static_cast<std::uint64_t>(dropped);
+    }
+  }
+  for (std::size_t i = 0; i < rules_.size(); ++i) {
+    if (rules_[i]->rule.direction == BridgeDirection::import_from_nats) {
+      // Monotonic across subscriptions that come and go: never lower than what was shown.
+      const std::uint64_t before = rules_[i]->slow_dropped.load(std::memory_order_relaxed);
+      if (slow[i] > before) rules_[i]->slow_dropped.store(slow[i], std::memory_order_relaxed);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------ nats.c callbacks
+
+void Bridge::Impl::on_disconnected(natsConnection*, void* closure) noexcept {
+  auto* self = static_cast<Impl*>(closure);
+  self->disconnects_.fetch_add(1, std::memory_order_relaxed);
+  if (!self->stopping_.load(std::memory_order_acquire)) {
+    self->log("NATS disconnected; buffering up to " + std::to_string(self->options_.nats_reconnect_buffer) +
+              " bytes while reconnecting");
+  }
+}
+
+void Bridge::Impl::on_reconnected(natsConnection* nc, void* closure) noexcept {
+  auto* self = static_cast<Impl*>(closure);
+  self->reconnects_.fetch_add(1, std::memory_order_relaxed);
+  char url[256] = {0};
+  natsConnection_GetConnectedUrl(nc, url, sizeof url);
+  self->log(std::string("NATS reconnected to ") + url);
+}
+
+void Bridge::Impl::on_closed(natsConnection*, void* closure) noexcept {
+  auto* self = static_cast<Impl*>(closure);
+  if (!self->stopping_.load(std::memory_order_acquire)) self->log("NATS connection closed for good");
+}
+
+void Bridge::Impl::on_error(natsConnection*, natsSubscription* sub, natsStatus err, void* closure) noexcept {
+  auto* self = static_cast<Impl*>(closure);
+  if (err == NATS_SLOW_CONSUMER) return;  // counted per rule (collect_drop_counts)
+  const char* subject = sub != nullptr ? natsSubscription_GetSubject(sub) : nullptr;
+  self->log(std::string("NATS error") + (subject != nullptr ? std::string(" on '") + subject + "'" : std::string()) +
+            ": " + nats_status_text(err));
+}
+
+// ---------------------------------------------------------------------------------- stats
+
+BridgeStats Bridge::Impl::stats() const {
+  BridgeStats s;
+  s.name = options_.name;
+  s.bus_name = options_.bus_name;
+  if (nc_ != nullptr) {
+    s.nats_connected = natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED;
+    char url[256] = {0};
+    if (s.nats_connected && natsConnection_GetConnectedUrl(nc_, url, sizeof url) == NATS_OK) s.nats_url = url;
+  }
+  s.disconnects = disconnects_.load(std::memory_order_relaxed);
+  s.reconnects = reconnects_.load(std::memory_order_relaxed);
+  s.nats_subscriptions = interest_count_.load(std::memory_order_relaxed);
+  s.replies = replies_.load(std::memory_order_relaxed);
+  for (const auto& r : rules_) {
+    BridgeRuleStats rs;
+    rs.rule = r->rule;
+    rs.msgs = r->msgs.load(std::memory_order_relaxed);
+    rs.bytes = r->bytes.load(std::memory_order_relaxed);
+    rs.dropped = r->dropped.load(std::memory_order_relaxed);
+    rs.too_large = r->too_large.load(std::memory_order_relaxed);
+    rs.loops = r->loops.load(std::memory_order_relaxed);
+    rs.slow_dropped = r->slow_dropped.load(std::memory_order_relaxed);
+    if (r->bus_subscription.valid()) rs.ring_dropped = r->bus_subscription.dropped_count();
+    s.rules.push_back(std::move(rs));
+  }
+  return s;
+}
+
+// ------------------------------------------------------------------------- public surface
+
+Bridge::Bridge() noexcept = default;
+Bridge::Bridge(Bridge&&) noexcept = default;
+Bridge& Bridge::operator=(Bridge&&) noexcept = default;
+Bridge::~Bridge() = default;
+
+Result<Bridge> Bridge::start(const BridgeOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
+  if (auto st = impl->start(); !st) return std::move(st).error();
+  Bridge b;
+  b.impl_ = std::move(impl);
+  return b;
+}
+
+Status Bridge::stop() {
+  if (!impl_) return {};
+  return impl_->stop();
+}
+
+bool Bridge::running() const noexcept { return impl_ && impl_->running(); }
+
+BridgeStats Bridge::stats() const { return impl_ ? impl_->stats() : BridgeStats{}; }
+
+}  // namespace bus
