@@ -16,7 +16,7 @@ namespace {
 
 TEST(Layout, should_stay_at_version_2_1) {
   EXPECT_EQ(kLayoutMajor, 2);
-  EXPECT_EQ(kLayoutMinor, 2);
+  EXPECT_EQ(kLayoutMinor, 3);
   EXPECT_EQ(kSegmentMagic, 0x3130'4745'5353'5542ull);
 }
 
@@ -118,6 +118,7 @@ TEST(Layout, subscription_slot_is_frozen) {
   EXPECT_EQ(offsetof(SubscriptionLayout, owner_epoch), 8u);
   EXPECT_EQ(offsetof(SubscriptionLayout, group_len), 12u);
   EXPECT_EQ(offsetof(SubscriptionLayout, pattern_len), 16u);
+  EXPECT_EQ(offsetof(SubscriptionLayout, flags), 20u);
   EXPECT_EQ(offsetof(SubscriptionLayout, pattern), 32u);
   EXPECT_EQ(offsetof(SubscriptionLayout, group), 288u);
   EXPECT_EQ(offsetof(SubscriptionLayout, slow_consumer_marks), 352u);

@@ -104,6 +104,7 @@ class Bridge::Impl {
   void reply_to_nats(const MessageView& m);
   void interest_loop();
   void update_interest();
+  void update_proxies(const std::vector<detail::bridge::BusInterest>& interest, bool connected);
   void collect_drop_counts();
   std::string origin() const {
     std::lock_guard lock(identity_mutex_);
@@ -149,7 +150,12 @@ class Bridge::Impl {
   mutable std::mutex plain_mutex_;
   std::shared_ptr<const std::vector<std::string>> plain_ = std::make_shared<std::vector<std::string>>();
   std::uint64_t seen_generation_ = 0;
+  bool proxies_for_connected_ = false;  // were the proxies computed with NATS connected?
   std::atomic<std::uint32_t> interest_count_{0};
+  // Queue groups shared with NATS: a proxy subscription per (pattern, group) on the bus, so its
+  // publishers leave the pick to NATS (kSubscriptionProxy). Only while NATS is connected.
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<detail::SubscriptionImpl>> proxies_;
+  std::vector<detail::bridge::ImportRule> export_rules_;
 
   std::mutex wake_mutex_;
   std::condition_variable wake_;
@@ -164,6 +170,8 @@ Status Bridge::Impl::start() {
     if (options_.rules[i].direction == BridgeDirection::import_from_nats) {
       import_rules_.push_back({options_.rules[i].pattern, options_.rules[i].prefix});
       import_rule_index_.push_back(i);
+    } else {
+      export_rules_.push_back({options_.rules[i].pattern, options_.rules[i].prefix});
     }
   }
   if (auto st = connect_bus(); !st) return st;
@@ -270,9 +278,10 @@ Status Bridge::Impl::connect_nats() {
   natsOptions_SetMaxReconnect(o, options_.nats_max_reconnects);
   natsOptions_SetReconnectWait(o, options_.nats_reconnect_wait.count());
   natsOptions_SetReconnectBufSize(o, static_cast<int>(std::min<std::uint64_t>(options_.nats_reconnect_buffer, 1u << 30)));
-  // Our own exports are not echoed back to us; a second bridge of this bus still sees them
-  // (and drops them by Bus-Origin).
-  natsOptions_SetNoEcho(o, true);
+  // Echo on: a queue group this bus shares with NATS may be picked by NATS for our own queue
+  // subscription, with a message we exported (then it goes to a member here). What comes back
+  // on a plain subscription is dropped by its Bus-Origin.
+  natsOptions_SetNoEcho(o, false);
   // A NATS that is down at start is retried in the background, as after a disconnect.
   natsOptions_SetRetryOnFailedConnect(o, true, nullptr, nullptr);
   natsOptions_SetDisconnectedCB(o, on_disconnected, this);
@@ -329,7 +338,9 @@ Status Bridge::Impl::stop() {
   }
   wake_.notify_all();
   if (interest_thread_.joinable()) interest_thread_.join();
-  // Bus side first: no new exports start.
+  // Bus side first: the bus picks its queue groups' members itself again; no new exports start.
+  for (auto& [key, proxy] : proxies_) (void)proxy->unsubscribe();
+  proxies_.clear();
   for (auto& r : rules_) (void)r->bus_subscription.unsubscribe();
   for (auto& sub : status_subscriptions_) (void)sub.unsubscribe();
   if (inbox_) (void)inbox_->unsubscribe();
@@ -444,7 +455,9 @@ void Bridge::Impl::import_message(const Closure& c, natsMsg* msg) {
   const std::string_view subject = natsMsg_GetSubject(msg);
   std::string from;
   const std::string headers = detail::bridge::bus_headers_of(msg, from);
-  if (!from.empty() && from == origin()) {  // our own bus's message, back from NATS
+  if (c.interest.group.empty() && !from.empty() && from == origin()) {
+    // Our own bus's message, back from NATS: its plain subscribers had it already. (On a queue
+    // subscription it is NATS's pick for a group this bus shares: a member here takes it.)
     r.loops.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -507,6 +520,7 @@ void Bridge::Impl::interest_loop() {
         origin_ = snap.server_id;
       }
       if (auto st = open_bus_inbox(); !st) log("reply inbox: " + st.error().message);
+      proxies_.clear();  // they named the old segment's slots
       seen_generation_ = 0;
     }
     update_interest();
@@ -522,10 +536,12 @@ void Bridge::Impl::interest_loop() {
 void Bridge::Impl::update_interest() {
   if (import_rules_.empty()) return;
   const detail::Segment& segment = bus().segment();
+  const bool connected = natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED;
   // Relaxed: a change counter; the snapshot below reads what changed.
   const std::uint64_t generation = segment.header()->registry_generation.load(std::memory_order_relaxed);
-  if (generation == seen_generation_ && !resubscribe_.exchange(false)) return;
+  if (generation == seen_generation_ && connected == proxies_for_connected_ && !resubscribe_.exchange(false)) return;
   seen_generation_ = generation;
+  proxies_for_connected_ = connected;
   const auto snap = detail::monitor::take_snapshot(segment, options_.bus_name);
   std::vector<std::uint32_t> bridges;  // client slots of bridges (ours included): not interest
   for (const auto& c : snap.clients) {
@@ -578,6 +594,47 @@ void Bridge::Impl::update_interest() {
     plain_ = std::move(plain);
   }
   interest_count_.store(static_cast<std::uint32_t>(interest_subs_.size()), std::memory_order_relaxed);
+  update_proxies(interest, connected);
+}
+
+void Bridge::Impl::update_proxies(const std::vector<detail::bridge::BusInterest>& interest, bool connected) {
+  // A queue group on subjects this bridge both exports and imports (same prefix) is one group
+  // with NATS's members: the bus leaves the pick to NATS. While NATS is away, the bus picks
+  // among its own members again (no proxies), so local work goes on.
+  std::map<std::pair<std::string, std::string>, bool> want;
+  if (connected) {
+    for (const auto& sub : interest) {
+      if (sub.group.empty() || is_plumbing(sub.pattern)) continue;
+      for (const auto& in : import_rules_) {
+        for (const auto& out : export_rules_) {
+          if (in.prefix != out.prefix) continue;
+          const auto shared = detail::bridge::intersect(sub.pattern, in.pattern);
+          if (!shared) continue;
+          if (auto both = detail::bridge::intersect(*shared, out.pattern)) want[{*both, sub.group}] = true;
+        }
+      }
+    }
+  }
+  for (auto it = proxies_.begin(); it != proxies_.end();) {
+    if (want.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    (void)it->second->unsubscribe();
+    it = proxies_.erase(it);
+  }
+  for (const auto& [key, unused] : want) {
+    if (proxies_.count(key) != 0) continue;
+    SubscribeOptions so;
+    so.queue_group = key.second;
+    auto made = bus().subscribe(key.first, so, /*proxy=*/true);
+    if (!made) {
+      log("queue group '" + key.second + "' on '" + key.first + "': " + made.error().message);
+      seen_generation_ = 0;  // try again next round
+      continue;
+    }
+    proxies_.emplace(key, std::move(made).value());
+  }
 }
 
 void Bridge::Impl::collect_drop_counts() {

@@ -130,6 +130,8 @@ void BrokerCore::adopt_subscriptions() {
     rec.owner = owner;
     rec.pattern = *pattern;
     rec.group = *group;
+    rec.proxy = !rec.group.empty() &&
+                (std::atomic_ref<std::uint32_t>(layout->flags).load(std::memory_order_relaxed) & kSubscriptionProxy) != 0;
     sublist_.insert(rec.pattern, index);
     clients_[owner].subscriptions.push_back(index);
   }

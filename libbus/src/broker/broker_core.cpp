@@ -617,6 +617,7 @@ Result<ControlMessage> BrokerCore::on_subscribe(std::uint32_t client, const Cont
   rec.owner = client;
   rec.pattern = std::string(pattern);
   rec.group = std::string(group);
+  rec.proxy = request.c != 0 && !group.empty();  // only a queue group has a proxy
 
   SubscriptionLayout* layout = segment_.subscription(index);
   layout->owner_client = client;
@@ -627,6 +628,7 @@ Result<ControlMessage> BrokerCore::on_subscribe(std::uint32_t client, const Cont
   store_text(layout->pattern, sizeof layout->pattern, pattern);
   store_length(layout->group_len, group.size());
   store_text(layout->group, sizeof layout->group, group);
+  std::atomic_ref<std::uint32_t>(layout->flags).store(rec.proxy ? kSubscriptionProxy : 0, std::memory_order_relaxed);
   layout->dropped_msgs.store(0, std::memory_order_relaxed);
   layout->abandoned_msgs.store(0, std::memory_order_relaxed);
   layout->delivered_msgs.store(0, std::memory_order_relaxed);
@@ -898,7 +900,7 @@ void BrokerCore::publish_route(std::uint32_t index) {
         ++n;
       }
     }
-    auto put = [&](std::uint32_t sub, std::uint32_t group) {
+    auto put = [&](std::uint32_t sub, std::uint32_t group, TargetKind kind = TargetKind::ring) {
       if (n >= max_fanout) {  // only when a stream was added to a route full of subscriptions
         ++left_out;
         return;
@@ -908,14 +910,20 @@ void BrokerCore::publish_route(std::uint32_t index) {
       targets[n].subscription.store(sub, std::memory_order_relaxed);
       targets[n].incarnation.store(incarnation, std::memory_order_relaxed);
       targets[n].group.store(group, std::memory_order_relaxed);
-      targets[n].kind.store(static_cast<std::uint32_t>(TargetKind::ring), std::memory_order_relaxed);
+      targets[n].kind.store(static_cast<std::uint32_t>(kind), std::memory_order_relaxed);
       ++n;
     };
     for (std::uint32_t sub : plain) put(sub, 0);
     std::uint32_t ordinal = 0;
     for (auto& [name, members] : groups) {
       ++ordinal;
-      for (std::uint32_t sub : members) put(sub, ordinal);
+      // A proxy first: it tells publishers the group is picked beyond this bus (TargetKind).
+      for (std::uint32_t sub : members) {
+        if (subscriptions_[sub].proxy) put(sub, ordinal, TargetKind::bridge);
+      }
+      for (std::uint32_t sub : members) {
+        if (!subscriptions_[sub].proxy) put(sub, ordinal);
+      }
     }
     layout->target_count.store(n, std::memory_order_relaxed);
     // Identity inside the seqlock too: a publisher holding this slot for another subject (it was

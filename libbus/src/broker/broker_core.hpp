@@ -61,6 +61,7 @@ class BrokerCore {
     std::uint32_t owner = 0;
     std::string pattern;
     std::string group;
+    bool proxy = false;  // kSubscriptionProxy: the bridge shares the group with NATS
   };
   struct RouteRecord {
     bool active = false;

@@ -345,7 +345,16 @@ Result<bool> ConnectionImpl::refresh(Attachment& a, LocalRoute& route, std::stri
           stream_target = t;
           continue;
         }
-        // Kinds a newer broker may add (the bridge) are not ours to deliver to.
+        if (t.kind == static_cast<std::uint32_t>(TargetKind::bridge)) {
+          if (t.group == 0) continue;  // only a queue group has a proxy
+          LocalRoute::Target proxy;
+          proxy.subscription = t.subscription;
+          proxy.group = t.group;
+          proxy.proxy = true;
+          next.push_back(proxy);
+          continue;
+        }
+        // Kinds a newer broker may add are not ours to deliver to.
         if (t.kind != static_cast<std::uint32_t>(TargetKind::ring)) continue;
         LocalRoute::Target target;
         target.ring = segment.ring(t.subscription);
@@ -389,6 +398,7 @@ Result<bool> ConnectionImpl::refresh(Attachment& a, LocalRoute& route, std::stri
         route.stream = stream;
         // A fresh head for every ring: a cached head must never be ahead of the real one.
         for (auto& target : next) {
+          if (target.proxy) continue;
           if (!a.prefaulted[target.subscription].exchange(true, std::memory_order_relaxed)) {
             segment.prefault_ring(target.subscription);  // once per ring per process
           }
@@ -572,6 +582,11 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
         continue;
       }
       ++n;
+      while (i < end && targets[i].proxy) ++i;  // the bridge brings NATS's pick: a member here
+      if (i == end) continue;
+    } else if (targets[i].proxy) {
+      i = end;  // NATS picks the member (the bridge exports it); none of ours takes it here
+      continue;
     }
     const std::size_t members = end - i;
     const std::size_t first = route->next_member++ % members;
@@ -761,7 +776,7 @@ std::future<Result<Message>> ConnectionImpl::request_async(std::string_view subj
 // ------------------------------------------------------------------------------ subscriptions
 
 Result<std::unique_ptr<SubscriptionImpl>> ConnectionImpl::subscribe(std::string_view pattern,
-                                                                    const SubscribeOptions& options) {
+                                                                    const SubscribeOptions& options, bool proxy) {
   if (closed()) return make_error(Errc::closed, "connection is closed");
   if (auto st = validate_subscribe_subject(pattern); !st) return std::move(st).error();
   if (!options.queue_group.empty()) {
@@ -771,6 +786,7 @@ Result<std::unique_ptr<SubscriptionImpl>> ConnectionImpl::subscribe(std::string_
   request.type = ControlType::subscribe;
   request.set_s1(pattern);
   request.set_s2(options.queue_group);
+  request.c = proxy && !options.queue_group.empty() ? 1 : 0;
   if (segment().superseded()) return superseded_error();
   Attachment* used = nullptr;  // the reply's indices are of this attachment's segment
   auto reply = control_call(request, &used);
@@ -780,6 +796,8 @@ Result<std::unique_ptr<SubscriptionImpl>> ConnectionImpl::subscribe(std::string_
   }
   auto sub = std::make_unique<SubscriptionImpl>(shared_from_this(), *used, reply->a, reply->b,
                                                 std::string(pattern), options);
+  // A proxy names the bridge's view of one segment: after a re-attach the bridge makes new ones.
+  if (request.c != 0) sub->set_rebindable(false);
   std::unique_lock lock(subscriptions_mutex_);
   // Re-attached since the reply: that re-attach's resubscribe() may have gone through the list
   // before we are on it. The supervisor goes through it again.

@@ -81,6 +81,7 @@ struct LocalRoute {
     ProducerCursor cursor;
     std::uint32_t subscription = 0;
     std::uint32_t group = 0;  // 0 = plain; else queue-group ordinal (members are contiguous)
+    bool proxy = false;       // TargetKind::bridge: the group is picked beyond the bus (no ring)
   };
   RouteLayout* layout = nullptr;
   StreamHandle* stream = nullptr;  // the stream capturing the subject, if any (client/streams.cpp)
@@ -197,8 +198,10 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   Result<std::string> stream_request(StreamOp op, std::string_view name, std::string_view body);
   /// The stream `name` as the present attachment's stream table has it, attached.
   Result<StreamHandle*> stream_named(std::string_view name);
+  /// `proxy`: a queue-group proxy (kSubscriptionProxy; the bridge's): publishers leave the
+  /// group's pick to NATS and its ring is never written.
   Result<std::unique_ptr<SubscriptionImpl>> subscribe(std::string_view pattern,
-                                                      const SubscribeOptions& options);
+                                                      const SubscribeOptions& options, bool proxy = false);
   /// Called by a subscription that unsubscribes itself from the broker of `owner` (nothing is
   /// sent if that broker is gone). keep_ring: stop routing only (drain).
   Status unsubscribe(const Attachment& owner, std::uint32_t subscription, std::uint32_t incarnation, bool keep_ring);

@@ -38,7 +38,8 @@ namespace bus::detail {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x3130'4745'5353'5542ull;  // "BUSSEG01" little-endian
 inline constexpr std::uint16_t kLayoutMajor = 2;
-inline constexpr std::uint16_t kLayoutMinor = 2;  // 1: the streams region; 2: monitoring counters
+inline constexpr std::uint16_t kLayoutMinor = 3;  // 1: the streams region; 2: monitoring counters;
+                                                  // 3: subscription flags (bridge proxies)
 inline constexpr std::size_t kCacheLine = 64;
 // Hot atomics get two cache lines (Aeron's rule): the adjacent-line prefetcher pulls pairs of
 // lines, so one line of padding is not enough to stop false sharing.
@@ -317,7 +318,8 @@ static_assert(sizeof(ClientLayout) == 128 + kClaimLanes * kCacheLine);
 //    8     4 owner_epoch           broker    that slot's epoch when it subscribed
 //   12     4 group_len             broker    0 = plain subscription, else queue group length
 //   16     4 pattern_len           broker
-//   20    12 reserved
+//   20     4 flags                 broker    kSubscriptionProxy                      (minor >= 3)
+//   24     8 reserved
 //   32   256 pattern               broker    NUL-terminated
 //  288    64 group                 broker    NUL-terminated (queue groups)
 //  352     8 slow_consumer_marks   broker    slow-consumer episodes seen here        (minor >= 2)
@@ -348,6 +350,11 @@ static_assert(sizeof(ClientLayout) == 128 + kClaimLanes * kCacheLine);
 // ---------------------------------------------------------------------------------------------
 enum class SubscriptionState : std::uint32_t { free = 0, active = 1, quarantined = 2 };
 
+/// The subscription stands for a queue group's members beyond this bus: the NATS bridge shares
+/// the group with NATS (bridge/bridge.cpp), so publishers leave the group's pick to NATS, and
+/// its ring is never written. Routes list it as a TargetKind::bridge target, first in its group.
+inline constexpr std::uint32_t kSubscriptionProxy = 1u << 0;
+
 inline constexpr std::uint64_t kTailSleepingBit = 1ull << 63;
 inline constexpr std::uint64_t kTailPositionMask = kTailSleepingBit - 1;
 
@@ -360,7 +367,8 @@ struct alignas(kHotBlock) SubscriptionLayout {
   std::uint32_t owner_epoch;
   std::uint32_t group_len;
   std::uint32_t pattern_len;
-  std::uint8_t reserved0[12];
+  std::uint32_t flags;  // zero in segments of older brokers
+  std::uint8_t reserved0[8];
   char pattern[kPatternBytes];
   char group[kGroupBytes];
   std::atomic<std::uint64_t> slow_consumer_marks;
@@ -412,6 +420,9 @@ enum class RouteState : std::uint32_t { free = 0, active = 1 };
 
 // What a route target delivers into. Publishers skip kinds they do not know, so a newer broker
 // can add targets (the journal's streams, the NATS bridge) without breaking older clients.
+// `bridge`: a queue group's proxy (kSubscriptionProxy), first of its group's run: a publisher
+// delivers to none of the group's members (NATS picks one, and the bridge brings it back); an
+// older client, which skips the kind, picks a local member as before.
 enum class TargetKind : std::uint32_t { ring = 0, stream = 1, bridge = 2 };
 
 struct RouteTarget {
