@@ -16,6 +16,7 @@ namespace bus::tools {
 struct BridgeFlags {
   std::vector<std::string> nats;  // URLs, each may be a comma-separated list
   std::vector<std::string> exports, imports;
+  std::vector<std::string> export_streams, import_streams;
   std::string prefix;
   std::string config;
   std::string name = "bridge";
@@ -27,7 +28,10 @@ struct BridgeFlags {
   CLI::Option* nats_option = nullptr;
 
   /// True when any flag asked for a bridge (busd bridges only then).
-  bool wanted() const { return !nats.empty() || !config.empty() || !exports.empty() || !imports.empty(); }
+  bool wanted() const {
+    return !nats.empty() || !config.empty() || !exports.empty() || !imports.empty() || !export_streams.empty() ||
+           !import_streams.empty();
+  }
 };
 
 inline void add_bridge_flags(CLI::App& app, BridgeFlags& f, const std::string& group = "NATS bridge") {
@@ -40,6 +44,14 @@ inline void add_bridge_flags(CLI::App& app, BridgeFlags& f, const std::string& g
       ->group(group);
   app.add_option("--import", f.imports, "Bring NATS messages on PATTERN into the bus, for the bus's subscribers (repeatable)")
       ->type_name("PATTERN")
+      ->group(group);
+  app.add_option("--export-stream", f.export_streams,
+                 "Copy bus stream BUS into JetStream stream JS (default the same name; made when missing), at least once")
+      ->type_name("BUS[:JS]")
+      ->group(group);
+  app.add_option("--import-stream", f.import_streams,
+                 "Copy JetStream stream JS into bus stream BUS (default the same name), at least once")
+      ->type_name("JS[:BUS]")
       ->group(group);
   app.add_option("--prefix", f.prefix,
                  "NATS subject = PREFIX + bus subject, for the --export and --import rules given here (e.g. host1.)")
@@ -82,6 +94,18 @@ inline Result<BridgeOptions> to_bridge_options(const BridgeFlags& f, const std::
   if (!f.nats.empty()) o.nats_urls = f.nats;
   for (const auto& p : f.exports) o.rules.push_back({BridgeDirection::export_to_nats, p, f.prefix});
   for (const auto& p : f.imports) o.rules.push_back({BridgeDirection::import_from_nats, p, f.prefix});
+  auto split = [](const std::string& text) {
+    const auto colon = text.find(':');
+    return colon == std::string::npos ? std::pair{text, std::string()} : std::pair{text.substr(0, colon), text.substr(colon + 1)};
+  };
+  for (const auto& s : f.export_streams) {
+    auto [bus, js] = split(s);
+    o.streams.push_back({BridgeDirection::export_to_nats, bus, js, f.prefix});
+  }
+  for (const auto& s : f.import_streams) {
+    auto [js, bus] = split(s);
+    o.streams.push_back({BridgeDirection::import_from_nats, bus.empty() ? js : bus, js, f.prefix});
+  }
   if (!f.user.empty()) o.user = f.user;
   if (!f.password.empty()) o.password = f.password;
   if (!f.token.empty()) o.token = f.token;

@@ -39,11 +39,22 @@ struct BridgeRule {
   std::string prefix;   ///< the NATS subject is prefix + bus subject (e.g. "host1.")
 };
 
+/// A stream copied across, at least once (docs/scale-out.md): export, the bus stream into the
+/// JetStream stream (created, capturing prefix + the bus stream's subjects, when missing);
+/// import, the JetStream stream into the bus stream (which must capture the subjects).
+struct BridgeStreamRule {
+  BridgeDirection direction = BridgeDirection::export_to_nats;
+  std::string bus_stream;
+  std::string js_stream;  ///< empty: the bus stream's name
+  std::string prefix;     ///< NATS subject = prefix + bus subject
+};
+
 struct BridgeOptions {
   std::string bus_name = "default";
   std::string name = "bridge";  ///< in logs, monitoring and the NATS connection name
   std::vector<std::string> nats_urls = {"nats://127.0.0.1:4222"};
   std::vector<BridgeRule> rules;
+  std::vector<BridgeStreamRule> streams;
 
   // The NATS connection, handed to nats.c as they are.
   std::string user, password, token;
@@ -73,6 +84,17 @@ struct BridgeRuleStats {
   std::uint64_t loops = 0;            ///< not passed on: it had come from this bus
 };
 
+/// Counts of one stream link since the bridge started.
+struct BridgeStreamStats {
+  BridgeStreamRule rule;
+  std::uint64_t copied = 0;     ///< stored on the other side and acknowledged here
+  std::uint64_t duplicates = 0; ///< the other side had it already (a redelivery after a restart)
+  std::uint64_t retried = 0;    ///< not stored this time (the other side refused or was away)
+  std::uint64_t skipped = 0;    ///< had come from the other side: not copied back
+  std::uint64_t pending = 0;    ///< sent, acknowledgement not back yet
+  std::string last_error;
+};
+
 struct BridgeStats {
   std::string name;
   std::string bus_name;
@@ -82,6 +104,7 @@ struct BridgeStats {
   std::uint32_t nats_subscriptions = 0;  ///< interest subscriptions in place
   std::uint64_t replies = 0;             ///< replies carried back across
   std::vector<BridgeRuleStats> rules;
+  std::vector<BridgeStreamStats> streams;
 };
 
 class Bridge {

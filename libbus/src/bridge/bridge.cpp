@@ -31,6 +31,7 @@
 
 #include "bridge/interest.hpp"
 #include "bridge/nats_msg.hpp"
+#include "bridge/stream_links.hpp"
 #include "bus/connection.hpp"
 #include "client/connection_impl.hpp"
 #include "client/inbox.hpp"
@@ -157,6 +158,8 @@ class Bridge::Impl {
   std::map<std::pair<std::string, std::string>, std::unique_ptr<detail::SubscriptionImpl>> proxies_;
   std::vector<detail::bridge::ImportRule> export_rules_;
 
+  std::vector<std::unique_ptr<detail::bridge::StreamLink>> stream_links_;
+
   std::mutex wake_mutex_;
   std::condition_variable wake_;
   std::thread interest_thread_;
@@ -205,6 +208,14 @@ Status Bridge::Impl::start() {
       return std::move(status).error();
     }
     status_subscriptions_.push_back(std::move(status).value());
+  }
+  for (const auto& rule : options_.streams) {
+    auto link = detail::bridge::StreamLink::start(rule, options_, connection_, nc_, origin());
+    if (!link) {
+      (void)stop();
+      return std::move(link).error();
+    }
+    stream_links_.push_back(std::move(link).value());
   }
   running_.store(true, std::memory_order_release);
   interest_thread_ = std::thread([this] { interest_loop(); });
@@ -338,7 +349,10 @@ Status Bridge::Impl::stop() {
   }
   wake_.notify_all();
   if (interest_thread_.joinable()) interest_thread_.join();
-  // Bus side first: the bus picks its queue groups' members itself again; no new exports start.
+  // Stream links first: what they sent gets its acknowledgements (bounded), the rest is
+  // redelivered next time.
+  for (auto& link : stream_links_) link->stop();
+  // Bus side next: the bus picks its queue groups' members itself again; no new exports start.
   for (auto& [key, proxy] : proxies_) (void)proxy->unsubscribe();
   proxies_.clear();
   for (auto& r : rules_) (void)r->bus_subscription.unsubscribe();
@@ -371,6 +385,7 @@ Status Bridge::Impl::stop() {
     nats_options_ = nullptr;
   }
   inbox_.reset();
+  stream_links_.clear();
   Status closed = connection_.close();
   running_.store(false, std::memory_order_release);
   log("stopped");
@@ -713,6 +728,7 @@ BridgeStats Bridge::Impl::stats() const {
     if (r->bus_subscription.valid()) rs.ring_dropped = r->bus_subscription.dropped_count();
     s.rules.push_back(std::move(rs));
   }
+  for (const auto& link : stream_links_) s.streams.push_back(link->stats());
   return s;
 }
 

@@ -44,7 +44,16 @@ Status validate_bridge_options(const BridgeOptions& o) {
   for (const auto& url : o.nats_urls) {
     if (url.empty() || url.find_first_of(" \t\r\n") != std::string::npos) return invalid("NATS URL '" + url + "' is not a URL");
   }
-  if (o.rules.empty()) return invalid("nothing to bridge: give at least one --export or --import pattern");
+  if (o.rules.empty() && o.streams.empty()) {
+    return invalid("nothing to bridge: give at least one --export or --import pattern (or a stream)");
+  }
+  for (const auto& s : o.streams) {
+    const std::string js = s.js_stream.empty() ? s.bus_stream : s.js_stream;
+    if (!is_single_token(s.bus_stream) || !is_single_token(js)) {
+      return invalid("stream link '" + s.bus_stream + "' -> '" + js + "': stream names are one subject token");
+    }
+    if (!s.prefix.empty() && s.prefix.back() != '.') return invalid("stream link '" + s.bus_stream + "': prefix must end with '.'");
+  }
   for (const auto& r : o.rules) {
     const std::string label = std::string(direction_name(r.direction)) + " '" + r.pattern + "'";
     if (auto st = detail::validate_subscribe_subject(r.pattern); !st) return invalid(label + ": " + st.error().message);
@@ -77,7 +86,7 @@ Result<BridgeOptions> load_bridge_config(const std::string& path, BridgeOptions 
   try {
     static const char* const known[] = {"bus",   "name",  "nats",  "prefix",   "export",        "import",
                                         "user",  "password", "token", "creds",  "tls",           "reconnect_wait_ms",
-                                        "max_reconnects", "reconnect_buffer_bytes"};
+                                        "max_reconnects", "reconnect_buffer_bytes", "export_streams", "import_streams"};
     for (const auto& [key, value] : j.items()) {
       if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
         return invalid(path + ": unknown field '" + key + "'");
@@ -117,6 +126,32 @@ Result<BridgeOptions> load_bridge_config(const std::string& path, BridgeOptions 
         add(list);
       }
     }
+    // "export_streams": ["ORDERS", {"stream": "ORDERS", "to": "ORDERS_HOST1", "prefix": "h1."}]
+    // "import_streams": ["ORDERS_HOST1", {"stream": "ORDERS_HOST1", "to": "ORDERS"}]
+    for (const auto& [key, dir] : {std::pair{"export_streams", BridgeDirection::export_to_nats},
+                                   std::pair{"import_streams", BridgeDirection::import_from_nats}}) {
+      if (!j.contains(key)) continue;
+      for (const auto& link : j.at(key)) {
+        BridgeStreamRule r;
+        r.direction = dir;
+        std::string from, to;
+        if (link.is_string()) {
+          from = link.get<std::string>();
+        } else {
+          from = link.at("stream").get<std::string>();
+          to = link.value("to", std::string());
+        }
+        r.prefix = link.is_object() ? link.value("prefix", prefix) : prefix;
+        if (dir == BridgeDirection::export_to_nats) {
+          r.bus_stream = from;
+          r.js_stream = to;
+        } else {
+          r.js_stream = from;
+          r.bus_stream = to.empty() ? from : to;
+        }
+        o.streams.push_back(std::move(r));
+      }
+    }
     if (j.contains("user")) o.user = j.at("user").get<std::string>();
     if (j.contains("password")) o.password = j.at("password").get<std::string>();
     if (j.contains("token")) o.token = j.at("token").get<std::string>();
@@ -151,6 +186,18 @@ std::string bridge_stats_json(const BridgeStats& s) {
                      {"slow_consumer_dropped", r.slow_dropped},
                      {"loops_stopped", r.loops}});
   }
+  nlohmann::json streams = nlohmann::json::array();
+  for (const auto& st : s.streams) {
+    streams.push_back({{"direction", direction_name(st.rule.direction)},
+                       {"bus_stream", st.rule.bus_stream},
+                       {"js_stream", st.rule.js_stream},
+                       {"copied", st.copied},
+                       {"duplicates", st.duplicates},
+                       {"retried", st.retried},
+                       {"skipped", st.skipped},
+                       {"pending", st.pending},
+                       {"last_error", st.last_error}});
+  }
   nlohmann::json j{{"name", s.name},
                    {"bus", s.bus_name},
                    {"nats_connected", s.nats_connected},
@@ -159,7 +206,8 @@ std::string bridge_stats_json(const BridgeStats& s) {
                    {"reconnects", s.reconnects},
                    {"nats_subscriptions", s.nats_subscriptions},
                    {"replies", s.replies},
-                   {"rules", rules}};
+                   {"rules", rules},
+                   {"streams", streams}};
   return j.dump();
 }
 
