@@ -17,6 +17,10 @@
 //                NATS; records marked imported (MessageView::imported_by), never exported.
 #include "bus/bridge.hpp"
 
+#ifndef BUS_BRIDGE_SPIN_US
+#define BUS_BRIDGE_SPIN_US 50  // an experiment knob (-DBUS_BRIDGE_SPIN_US=...)
+#endif
+
 #include <nats/nats.h>
 
 #include <algorithm>
@@ -49,6 +53,14 @@ namespace {
 
 constexpr std::string_view kBridgeClientPrefix = "bridge:";  // bus connection names of bridges
 constexpr auto kInterestPoll = std::chrono::milliseconds(20);
+// The bridge's bus subscriptions spin this long after a message before they sleep: a futex
+// wake-up costs a VM exit (~50 us) per hop, and a request/reply across has four such hops.
+constexpr auto kBridgeSpin = std::chrono::microseconds(BUS_BRIDGE_SPIN_US);
+SubscribeOptions bridge_subscribe_options() {
+  SubscribeOptions o;
+  o.spin_budget = kBridgeSpin;
+  return o;
+}
 
 bool is_plumbing(std::string_view subject) noexcept {
   return subject.substr(0, 7) == "_INBOX." || (!subject.empty() && subject[0] == '$');
@@ -98,6 +110,7 @@ class Bridge::Impl {
 
   Status connect_bus();
   Status connect_nats();
+  bool nats_connected() const noexcept;
   Status open_bus_inbox();
   void export_message(RuleState& rule, const MessageView& m);
   void import_message(const Closure& c, natsMsg* msg);
@@ -137,8 +150,13 @@ class Bridge::Impl {
   std::string inbox_prefix_;  // "_INBOX.<random>.<ring>-<incarnation>."; under identity_mutex_
   std::vector<Subscription> status_subscriptions_;
 
-  natsOptions* nats_options_ = nullptr;
-  natsConnection* nc_ = nullptr;
+  std::vector<natsOptions*> nats_options_;
+  natsConnection* nc_ = nullptr;         // main: plain exports, plain interest (connect_nats)
+  natsConnection* nc_fast_ = nullptr;    // requests and replies, sent at once
+  natsConnection* nc_queues_ = nullptr;  // queue-group interest
+  /// Plain exports carry Bus-Origin too while another bridge serves this bus (it would take
+  /// them for NATS's own otherwise); alone, they go bare, which halves NATS's work per message.
+  std::atomic<bool> stamp_plain_{false};
   std::string nats_reply_prefix_;  // "_INBOX.<nuid>."
   NatsSub reply_sub_;
   std::atomic<std::uint64_t> disconnects_{0}, reconnects_{0}, replies_{0};
@@ -190,7 +208,8 @@ Status Bridge::Impl::start() {
   for (auto& rule : rules_) {
     if (rule->rule.direction != BridgeDirection::export_to_nats) continue;
     RuleState* r = rule.get();
-    auto sub = connection_.subscribe(r->rule.pattern, [this, r](const MessageView& m) { export_message(*r, m); });
+    auto sub = connection_.subscribe(r->rule.pattern, [this, r](const MessageView& m) { export_message(*r, m); },
+                                     bridge_subscribe_options());
     if (!sub) {
       (void)stop();
       return make_error(sub.error().code, "export '" + r->rule.pattern + "': " + sub.error().message);
@@ -257,7 +276,7 @@ Status Bridge::Impl::connect_bus() {
 
 Status Bridge::Impl::open_bus_inbox() {
   // The bus side of NATS requests: replies land straight in this ring (client/inbox.hpp).
-  auto inbox = detail::open_direct_inbox(bus());
+  auto inbox = detail::open_direct_inbox(bus(), bridge_subscribe_options());
   if (!inbox) return std::move(inbox).error();
   inbox->subscription->start_dispatch([this](const MessageView& m) { reply_to_nats(m); });
   std::unique_ptr<detail::SubscriptionImpl> old;
@@ -273,59 +292,75 @@ Status Bridge::Impl::open_bus_inbox() {
 }
 
 Status Bridge::Impl::connect_nats() {
-  natsOptions* o = nullptr;
-  auto fail = [&](natsStatus s, const std::string& what) -> Status {
-    if (o != nullptr) natsOptions_Destroy(o);
-    return make_error(Errc::invalid_argument, "NATS " + what + ": " + nats_status_text(s));
+  // Three connections to the same servers, each for what it is best at:
+  //   main    plain exports, buffered (nats.c's flusher batches them), and the plain interest
+  //           subscriptions; no echo, so our own exports never come back to us here
+  //   fast    requests, replies both ways, and the reply subscription: sent at once (SendAsap;
+  //           the flusher would add about a millisecond per hop); they carry Bus-Origin, which
+  //           the main connection's subscriptions recognise
+  //   queues  the queue-group interest subscriptions: NATS may pick ours for a message we
+  //           exported (a group this bus shares), and hands it over here
+  struct Role {
+    natsConnection** nc;
+    bool no_echo, asap;
+    const char* suffix;
   };
-  natsStatus s = natsOptions_Create(&o);
-  if (s != NATS_OK) return fail(s, "options");
-  std::vector<const char*> urls;
-  for (const auto& u : options_.nats_urls) urls.push_back(u.c_str());
-  if ((s = natsOptions_SetServers(o, urls.data(), static_cast<int>(urls.size()))) != NATS_OK) return fail(s, "servers");
-  const std::string name = "bus-bridge " + options_.name + " (bus " + options_.bus_name + ")";
-  natsOptions_SetName(o, name.c_str());
-  natsOptions_SetTimeout(o, options_.nats_connect_timeout.count());
-  natsOptions_SetMaxReconnect(o, options_.nats_max_reconnects);
-  natsOptions_SetReconnectWait(o, options_.nats_reconnect_wait.count());
-  natsOptions_SetReconnectBufSize(o, static_cast<int>(std::min<std::uint64_t>(options_.nats_reconnect_buffer, 1u << 30)));
-  // Echo on: a queue group this bus shares with NATS may be picked by NATS for our own queue
-  // subscription, with a message we exported (then it goes to a member here). What comes back
-  // on a plain subscription is dropped by its Bus-Origin.
-  natsOptions_SetNoEcho(o, false);
-  // A NATS that is down at start is retried in the background, as after a disconnect.
-  natsOptions_SetRetryOnFailedConnect(o, true, nullptr, nullptr);
-  natsOptions_SetDisconnectedCB(o, on_disconnected, this);
-  natsOptions_SetReconnectedCB(o, on_reconnected, this);
-  natsOptions_SetClosedCB(o, on_closed, this);
-  natsOptions_SetErrorHandler(o, on_error, this);
-  // One delivery thread for every subscription: order per subscription, no thread per subject.
-  natsOptions_UseGlobalMessageDelivery(o, true);
-  if (!options_.user.empty()) natsOptions_SetUserInfo(o, options_.user.c_str(), options_.password.c_str());
-  if (!options_.token.empty()) natsOptions_SetToken(o, options_.token.c_str());
-  if (!options_.creds_file.empty() &&
-      (s = natsOptions_SetUserCredentialsFromFiles(o, options_.creds_file.c_str(), nullptr)) != NATS_OK) {
-    return fail(s, "credentials '" + options_.creds_file + "'");
-  }
-  if (options_.tls || !options_.tls_ca.empty() || !options_.tls_cert.empty()) {
-    if ((s = natsOptions_SetSecure(o, true)) != NATS_OK) return fail(s, "TLS");
-    if (!options_.tls_ca.empty() && (s = natsOptions_LoadCATrustedCertificates(o, options_.tls_ca.c_str())) != NATS_OK) {
-      return fail(s, "TLS CA '" + options_.tls_ca + "'");
+  const Role roles[] = {{&nc_, true, false, ""}, {&nc_fast_, true, true, " fast"}, {&nc_queues_, false, false, " queues"}};
+  for (const Role& role : roles) {
+    natsOptions* o = nullptr;
+    auto fail = [&](natsStatus s, const std::string& what) -> Status {
+      if (o != nullptr) natsOptions_Destroy(o);
+      return make_error(Errc::invalid_argument, "NATS " + what + ": " + nats_status_text(s));
+    };
+    natsStatus s = natsOptions_Create(&o);
+    if (s != NATS_OK) return fail(s, "options");
+    std::vector<const char*> urls;
+    for (const auto& u : options_.nats_urls) urls.push_back(u.c_str());
+    if ((s = natsOptions_SetServers(o, urls.data(), static_cast<int>(urls.size()))) != NATS_OK) return fail(s, "servers");
+    const std::string name = "bus-bridge " + options_.name + role.suffix + " (bus " + options_.bus_name + ")";
+    natsOptions_SetName(o, name.c_str());
+    natsOptions_SetTimeout(o, options_.nats_connect_timeout.count());
+    natsOptions_SetMaxReconnect(o, options_.nats_max_reconnects);
+    natsOptions_SetReconnectWait(o, options_.nats_reconnect_wait.count());
+    natsOptions_SetReconnectBufSize(o, static_cast<int>(std::min<std::uint64_t>(options_.nats_reconnect_buffer, 1u << 30)));
+    natsOptions_SetNoEcho(o, role.no_echo);
+    natsOptions_SetSendAsap(o, role.asap);
+    // A NATS that is down at start is retried in the background, as after a disconnect.
+    natsOptions_SetRetryOnFailedConnect(o, true, nullptr, nullptr);
+    if (role.nc == &nc_) {  // the main connection speaks for the link in logs and stats
+      natsOptions_SetDisconnectedCB(o, on_disconnected, this);
+      natsOptions_SetReconnectedCB(o, on_reconnected, this);
+      natsOptions_SetClosedCB(o, on_closed, this);
     }
-    if (!options_.tls_cert.empty() &&
-        (s = natsOptions_LoadCertificatesChain(o, options_.tls_cert.c_str(), options_.tls_key.c_str())) != NATS_OK) {
-      return fail(s, "TLS certificate '" + options_.tls_cert + "'");
+    natsOptions_SetErrorHandler(o, on_error, this);
+    // One delivery thread for every subscription: order per subscription, no thread per subject.
+    natsOptions_UseGlobalMessageDelivery(o, true);
+    if (!options_.user.empty()) natsOptions_SetUserInfo(o, options_.user.c_str(), options_.password.c_str());
+    if (!options_.token.empty()) natsOptions_SetToken(o, options_.token.c_str());
+    if (!options_.creds_file.empty() &&
+        (s = natsOptions_SetUserCredentialsFromFiles(o, options_.creds_file.c_str(), nullptr)) != NATS_OK) {
+      return fail(s, "credentials '" + options_.creds_file + "'");
     }
+    if (options_.tls || !options_.tls_ca.empty() || !options_.tls_cert.empty()) {
+      if ((s = natsOptions_SetSecure(o, true)) != NATS_OK) return fail(s, "TLS");
+      if (!options_.tls_ca.empty() && (s = natsOptions_LoadCATrustedCertificates(o, options_.tls_ca.c_str())) != NATS_OK) {
+        return fail(s, "TLS CA '" + options_.tls_ca + "'");
+      }
+      if (!options_.tls_cert.empty() &&
+          (s = natsOptions_LoadCertificatesChain(o, options_.tls_cert.c_str(), options_.tls_key.c_str())) != NATS_OK) {
+        return fail(s, "TLS certificate '" + options_.tls_cert + "'");
+      }
+    }
+    s = natsConnection_Connect(role.nc, o);
+    if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+      if (*role.nc != nullptr) natsConnection_Destroy(*role.nc);
+      *role.nc = nullptr;
+      natsOptions_Destroy(o);
+      return make_error(Errc::invalid_argument, "NATS connect to " + options_.nats_urls.front() + ": " + nats_status_text(s));
+    }
+    if (s == NATS_NOT_YET_CONNECTED && role.nc == &nc_) log("NATS not reachable yet; retrying in the background");
+    nats_options_.push_back(o);
   }
-  s = natsConnection_Connect(&nc_, o);
-  if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
-    if (nc_ != nullptr) natsConnection_Destroy(nc_);
-    nc_ = nullptr;
-    natsOptions_Destroy(o);
-    return make_error(Errc::invalid_argument, "NATS connect to " + options_.nats_urls.front() + ": " + nats_status_text(s));
-  }
-  if (s == NATS_NOT_YET_CONNECTED) log("NATS not reachable yet; retrying in the background");
-  nats_options_ = o;
   // Replies from NATS responders to bus requesters come back here.
   natsInbox* inbox = nullptr;
   if (natsInbox_Create(&inbox) != NATS_OK) return make_error(Errc::resource_exhausted, "NATS inbox");
@@ -335,9 +370,16 @@ Status Bridge::Impl::connect_nats() {
   reply_sub_.closure->self = this;
   reply_sub_.closure->kind = Closure::Kind::replies;
   const std::string pattern = nats_reply_prefix_ + ">";
-  s = natsConnection_Subscribe(&reply_sub_.sub, nc_, pattern.c_str(), on_nats_msg, reply_sub_.closure.get());
+  const natsStatus s = natsConnection_Subscribe(&reply_sub_.sub, nc_fast_, pattern.c_str(), on_nats_msg, reply_sub_.closure.get());
   if (s != NATS_OK) return make_error(Errc::resource_exhausted, "NATS reply subscription: " + nats_status_text(s));
   return {};
+}
+
+bool Bridge::Impl::nats_connected() const noexcept {
+  for (natsConnection* nc : {nc_, nc_fast_, nc_queues_}) {
+    if (nc == nullptr || natsConnection_Status(nc) != NATS_CONN_STATUS_CONNECTED) return false;
+  }
+  return true;
 }
 
 // -------------------------------------------------------------------------------- stopping
@@ -360,7 +402,9 @@ Status Bridge::Impl::stop() {
   if (inbox_) (void)inbox_->unsubscribe();
   if (nc_ != nullptr) {
     // What the exports gave nats.c reaches the server, within a bound.
-    if (natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED) (void)natsConnection_FlushTimeout(nc_, 1000);
+    for (natsConnection* nc : {nc_, nc_fast_, nc_queues_}) {
+      if (nc != nullptr && natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED) (void)natsConnection_FlushTimeout(nc, 1000);
+    }
     for (auto& [key, s] : interest_subs_) {
       natsSubscription_Unsubscribe(s.sub);
       natsSubscription_Destroy(s.sub);
@@ -372,18 +416,19 @@ Status Bridge::Impl::stop() {
       natsSubscription_Destroy(reply_sub_.sub);
       reply_sub_.sub = nullptr;
     }
-    natsConnection_Close(nc_);
-    natsConnection_Destroy(nc_);
-    nc_ = nullptr;
+  }
+  for (natsConnection** nc : {&nc_, &nc_fast_, &nc_queues_}) {
+    if (*nc == nullptr) continue;
+    natsConnection_Close(*nc);
+    natsConnection_Destroy(*nc);
+    *nc = nullptr;
   }
   // A callback already running finishes before the closures it holds go (bounded).
   for (int i = 0; i < 2000 && in_callbacks_.load(std::memory_order_acquire) != 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  if (nats_options_ != nullptr) {
-    natsOptions_Destroy(nats_options_);
-    nats_options_ = nullptr;
-  }
+  for (natsOptions* o : nats_options_) natsOptions_Destroy(o);
+  nats_options_.clear();
   inbox_.reset();
   stream_links_.clear();
   Status closed = connection_.close();
@@ -400,17 +445,29 @@ void Bridge::Impl::export_message(RuleState& r, const MessageView& m) {
     return;
   }
   if (is_plumbing(m.subject)) return;  // bus inboxes, $SYS, $JS: this bus's own business
-  const std::string subject = r.rule.prefix + std::string(m.subject);
-  const std::string reply = m.reply.empty() ? std::string() : nats_reply_prefix_ + std::string(m.reply);
-  natsMsg* raw = nullptr;
-  if (natsMsg_Create(&raw, subject.c_str(), reply.empty() ? nullptr : reply.c_str(), m.data.data(),
-                     static_cast<int>(m.data.size())) != NATS_OK) {
-    r.dropped.fetch_add(1, std::memory_order_relaxed);
-    return;
+  // Each export rule has one dispatch thread: its subject buffer is reused, no allocation.
+  thread_local std::string subject;
+  subject.assign(r.rule.prefix).append(m.subject);
+  // A request goes at once, on the fast connection, marked (our main connection's plain
+  // subscriptions see it); a plain message goes bare unless another bridge shares this bus.
+  const bool request = !m.reply.empty();
+  const bool stamp = request || stamp_plain_.load(std::memory_order_relaxed);
+  natsStatus s;
+  if (!stamp && m.headers.empty()) {
+    // The common case, as a plain nats.c publisher sends it: no message object at all.
+    s = natsConnection_Publish(nc_, subject.c_str(), m.data.data(), static_cast<int>(m.data.size()));
+  } else {
+    const std::string reply = request ? nats_reply_prefix_ + std::string(m.reply) : std::string();
+    natsMsg* raw = nullptr;
+    if (natsMsg_Create(&raw, subject.c_str(), request ? reply.c_str() : nullptr, m.data.data(),
+                       static_cast<int>(m.data.size())) != NATS_OK) {
+      r.dropped.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    NatsMsgPtr msg(raw);
+    detail::bridge::put_bus_headers(raw, m.headers, stamp ? origin() : std::string());
+    s = natsConnection_PublishMsg(request ? nc_fast_ : nc_, raw);
   }
-  NatsMsgPtr msg(raw);
-  detail::bridge::put_bus_headers(raw, m.headers, origin());
-  const natsStatus s = natsConnection_PublishMsg(nc_, raw);
   if (s == NATS_OK) {
     r.msgs.fetch_add(1, std::memory_order_relaxed);
     r.bytes.fetch_add(m.data.size() + m.headers.size(), std::memory_order_relaxed);
@@ -441,7 +498,7 @@ void Bridge::Impl::reply_to_nats(const MessageView& m) {
   }
   NatsMsgPtr msg(raw);
   detail::bridge::put_bus_headers(raw, m.headers, origin());
-  if (natsConnection_PublishMsg(nc_, raw) == NATS_OK) replies_.fetch_add(1, std::memory_order_relaxed);
+  if (natsConnection_PublishMsg(nc_fast_, raw) == NATS_OK) replies_.fetch_add(1, std::memory_order_relaxed);
 }
 
 // ---------------------------------------------------------------------------- NATS -> bus
@@ -549,9 +606,8 @@ void Bridge::Impl::interest_loop() {
 }
 
 void Bridge::Impl::update_interest() {
-  if (import_rules_.empty()) return;
   const detail::Segment& segment = bus().segment();
-  const bool connected = natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED;
+  const bool connected = nats_connected();
   // Relaxed: a change counter; the snapshot below reads what changed.
   const std::uint64_t generation = segment.header()->registry_generation.load(std::memory_order_relaxed);
   if (generation == seen_generation_ && connected == proxies_for_connected_ && !resubscribe_.exchange(false)) return;
@@ -562,6 +618,7 @@ void Bridge::Impl::update_interest() {
   for (const auto& c : snap.clients) {
     if (c.name.substr(0, kBridgeClientPrefix.size()) == kBridgeClientPrefix) bridges.push_back(c.cid);
   }
+  stamp_plain_.store(bridges.size() > 1, std::memory_order_relaxed);  // we are one of them
   std::vector<detail::bridge::BusInterest> interest;
   for (const auto& s : snap.subscriptions) {
     if (s.draining || !s.owner_live) continue;
@@ -581,7 +638,7 @@ void Bridge::Impl::update_interest() {
     s.closure->interest = *w;
     const natsStatus st = w->group.empty()
                               ? natsConnection_Subscribe(&s.sub, nc_, w->subject.c_str(), on_nats_msg, s.closure.get())
-                              : natsConnection_QueueSubscribe(&s.sub, nc_, w->subject.c_str(), w->group.c_str(),
+                              : natsConnection_QueueSubscribe(&s.sub, nc_queues_, w->subject.c_str(), w->group.c_str(),
                                                               on_nats_msg, s.closure.get());
     if (st != NATS_OK) {
       log("NATS subscribe '" + w->subject + "': " + nats_status_text(st));
@@ -708,7 +765,7 @@ BridgeStats Bridge::Impl::stats() const {
   s.name = options_.name;
   s.bus_name = options_.bus_name;
   if (nc_ != nullptr) {
-    s.nats_connected = natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED;
+    s.nats_connected = nats_connected();
     char url[256] = {0};
     if (s.nats_connected && natsConnection_GetConnectedUrl(nc_, url, sizeof url) == NATS_OK) s.nats_url = url;
   }

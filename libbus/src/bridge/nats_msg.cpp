@@ -34,7 +34,7 @@ bool put_bus_headers(natsMsg* msg, std::string_view block, const std::string& or
       ok = false;
     }
   }
-  if (natsMsgHeader_Set(msg, kOriginHeader, origin.c_str()) != NATS_OK) ok = false;
+  if (!origin.empty() && natsMsgHeader_Set(msg, kOriginHeader, origin.c_str()) != NATS_OK) ok = false;
   return ok;
 }
 

@@ -29,7 +29,7 @@ struct NatsMsgPtr {
 };
 
 /// Copies the bus header block `block` into `msg` (a block that does not parse is left out
-/// and reported false) and sets Bus-Origin to `origin`.
+/// and reported false) and sets Bus-Origin to `origin` (unless it is empty).
 bool put_bus_headers(natsMsg* msg, std::string_view block, const std::string& origin);
 
 /// The bus header block for `msg`'s headers without Bus-Origin: empty when it has none, a

@@ -98,9 +98,9 @@ Inbox::Inbox(ConnectionImpl& connection) : connection_(connection) {}
 
 Inbox::~Inbox() { close(); }
 
-Result<DirectInbox> open_direct_inbox(ConnectionImpl& connection) {
+Result<DirectInbox> open_direct_inbox(ConnectionImpl& connection, const SubscribeOptions& options) {
   const std::string pattern_prefix = std::string(kInboxPrefix) + random_token() + ".";
-  auto sub = connection.subscribe(pattern_prefix + ">", SubscribeOptions{});
+  auto sub = connection.subscribe(pattern_prefix + ">", options);
   if (!sub) return std::move(sub).error();
   DirectInbox inbox;
   inbox.subscription = std::move(sub).value();

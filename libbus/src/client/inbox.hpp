@@ -25,6 +25,7 @@
 #include <unordered_map>
 
 #include "bus/message.hpp"
+#include "bus/options.hpp"
 #include "bus/result.hpp"
 
 namespace bus::detail {
@@ -63,7 +64,7 @@ struct DirectInbox {
   std::unique_ptr<SubscriptionImpl> subscription;
   std::string reply_prefix;  // "_INBOX.<random>.<ring>-<incarnation>."
 };
-Result<DirectInbox> open_direct_inbox(ConnectionImpl& connection);
+Result<DirectInbox> open_direct_inbox(ConnectionImpl& connection, const SubscribeOptions& options = {});
 
 class Inbox {
  public:
