@@ -17,6 +17,9 @@
 # back to back, each pinned (publisher on CPU A, subscribers on CPU B), and prints ONE table:
 #   row | limit | bus | nats | zmq | bus/limit | nats/bus | zmq/bus
 # Ratios are cost ratios (time per operation, >1 = the left one is slower), median of per-run pairs.
+# Then bridge_bench (when the NATS bridge is built) starts a 3-node nats-server cluster, two buses
+# and a `bus bridge` on each, and prints bus -> NATS -> bus beside a nats.c client pair on the same
+# cluster (request/reply RTT, throughput 16 B / 256 B): OUT/bridge.md, OUT/bridge.json.
 # Packages: bench/compare/install-peers.sh (nats-server, libnats-dev, libzmq3-dev, gnuplot-nox).
 # Exit status: non-zero if a peer failed or timed out; the targets are reported, not enforced.
 set -euo pipefail
@@ -75,6 +78,13 @@ v=$(pkg-config --modversion libzmq 2>/dev/null) && label+=", libzmq $v"
 rc=0
 "$build/bin/compare_driver" --bin "$build/bin" --out "$out" --tmp "$tmp" --label "$label" \
   --command "$command" "${pass[@]}" || rc=$?
+
+if [[ -x $build/bin/bridge_bench ]] && command -v nats-server >/dev/null; then
+  echo
+  bridge_flags=(--bin "$build/bin" --json "$out/bridge.json")
+  ((smoke)) && bridge_flags+=(--smoke)
+  "$build/bin/bridge_bench" "${bridge_flags[@]}" | tee "$out/bridge.md" || rc=$?
+fi
 
 if command -v gnuplot >/dev/null && [[ -f $out/latency16.gp ]]; then
   if gnuplot "$out/latency16.gp" 2>"$out/logs/gnuplot.log"; then
