@@ -4,7 +4,9 @@
 # two queue-group workers sharing jobs; a `bus reply` service and `bus req` (and no responders);
 # survives kill -9 of the broker mid-stream; keeps acknowledged messages in a stream across
 # another kill -9 (de-duplication, a subject's last message, an optimistic-concurrency update,
-# a consumer with acknowledgements and a redelivery).
+# a consumer with acknowledgements and a redelivery); shows monitoring; and, when nats-server is
+# installed, bridges the bus and a second one ("another host") through NATS: a request answered
+# across, orders published on one bus and received on the other, the bridge's counters.
 #   BUILD_DIR=build (relative to the repository root)   DEMO_TIMEOUT=10 (seconds, every wait)
 # Exits 0 when every subscriber got exactly what NATS matching says it should and busd stopped
 # cleanly on SIGTERM; 1 otherwise. Every wait is bounded; everything started is stopped on exit.
@@ -449,6 +451,72 @@ curl -sf "http://127.0.0.1:$port/metrics" | grep '^bus_subscription_msgs_total' 
   die "the monitoring port did not answer /metrics"
 stop "$watch_pid"
 watch_pid=
+
+# --- two hosts over NATS ------------------------------------------------------------------------
+if command -v nats-server >/dev/null && "$bus" bridge --help 2>/dev/null | grep -q -- '--nats'; then
+  say "Two hosts: a second bus bridged to this one through a NATS server (docs/scale-out.md)"
+  other=$name-b
+  echo "\$ nats-server -a 127.0.0.1 -p -1              # any free port"
+  set -m
+  nats-server -a 127.0.0.1 -p -1 >"$work/nats.log" 2>&1 &
+  nats_pid=$!
+  set +m
+  deadline=$((SECONDS + wait_s))
+  until nats_port=$(grep -o 'Listening for client connections on [0-9.]*:[0-9]*' "$work/nats.log" 2>/dev/null | grep -o '[0-9]*$'); do
+    ((SECONDS < deadline)) || die "nats-server did not start: $(cat "$work/nats.log")"
+    sleep 0.05
+  done
+  nats_url=nats://127.0.0.1:$nats_port
+  echo "\$ busd --bus $other                              # the other host's broker"
+  set -m
+  "$busd" --bus "$other" -q 2>"$work/busd-b.log" &
+  other_pid=$!
+  set +m
+  for b in "$name" "$other"; do
+    echo "\$ bus --bus $b bridge --nats $nats_url --export 'orders.>' --import 'orders.>'"
+    set -m
+    "$bus" --bus "$b" --wait-for-broker 5s bridge --nats "$nats_url" --export 'orders.>' --import 'orders.>' \
+      --bridge-name "host-${b##*-}" 2>"$work/bridge-$b.log" >/dev/null &
+    set +m
+  done
+  echo "\$ bus --bus $other reply orders.quote 'quote from the other host'   # in the background"
+  set -m
+  "$bus" --bus "$other" --wait-for-broker 5s reply --quiet orders.quote 'quote from the other host' 2>"$work/quote.err" &
+  quote_pid=$!
+  "$bus" --bus "$other" --wait-for-broker 5s sub 'orders.*.created' >"$work/far.out" 2>"$work/far.err" &
+  far_pid=$!
+  set +m
+  wait_for_listening "$far_pid" "$work/far.err" || die "the far subscriber did not start: $(cat "$work/far.err")"
+  # Interest crosses asynchronously (the bridge watches the bus's subscriptions, NATS propagates
+  # them): ask until the other host answers.
+  echo "\$ bus req orders.quote ''                     # on this host; answered on the other"
+  deadline=$((SECONDS + wait_s))
+  until answer=$("$bus" req --bus "$name" --timeout 1s --raw orders.quote '' 2>/dev/null); do
+    ((SECONDS < deadline)) || die "no answer across the bridge: $(cat "$work/bridge-$name.log")"
+    sleep 0.1
+  done
+  echo "  $answer"
+  [[ $answer == "quote from the other host" ]] || die "unexpected answer across the bridge: $answer"
+  echo "\$ bus pub orders.eu.created 'order {{Count}}' --count 3   # on this host"
+  "$bus" pub --bus "$name" --timeout 2s orders.eu.created 'order {{Count}}' --count 3 >/dev/null
+  deadline=$((SECONDS + wait_s))
+  until (($(grep -c '^order [0-9]' "$work/far.out" 2>/dev/null || true) >= 3)); do
+    ((SECONDS < deadline)) || die "the other host did not get the orders: $(cat "$work/far.out")"
+    sleep 0.05
+  done
+  echo "the other host's 'bus sub orders.*.created' printed:"
+  grep -E '^(\[#|order )' "$work/far.out" | sed 's/^/  /'
+  echo "\$ bus req '\$BUS.BRIDGE.host-${name##*-}.STATUSZ' ''   # this host's bridge, its counters"
+  "$bus" req --bus "$name" --timeout 2s --raw "\$BUS.BRIDGE.host-${name##*-}.STATUSZ" '' |
+    grep -oE '"(nats_connected|nats_subscriptions|direction|msgs|dropped|loops_stopped|replies)":[^,]*' | paste -sd' ' | sed 's/^/  /'
+  stop "$far_pid" "$quote_pid"
+  for pid in $(jobs -p); do
+    [[ $pid == "$busd_pid" || $pid == "$other_pid" || $pid == "$nats_pid" ]] || stop "$pid"
+  done
+  stop "$other_pid" "$nats_pid"
+else
+  say "Two hosts over NATS: skipped (nats-server or the bridge is not installed; scripts/setup.sh installs them)"
+fi
 
 # --- shutdown -----------------------------------------------------------------------------------
 say "Stopping busd with SIGTERM"
