@@ -453,7 +453,7 @@ stop "$watch_pid"
 watch_pid=
 
 # --- two hosts over NATS ------------------------------------------------------------------------
-if command -v nats-server >/dev/null && "$bus" bridge --help 2>/dev/null | grep -q -- '--nats'; then
+if command -v nats-server >/dev/null && "$bus" bridge --help 2>/dev/null | grep -- '--nats' >/dev/null; then
   say "Two hosts: a second bus bridged to this one through a NATS server (docs/scale-out.md)"
   other=$name-b
   echo "\$ nats-server -a 127.0.0.1 -p -1              # any free port"
