@@ -1,5 +1,6 @@
 # install.cmake — what `cmake --install` puts under the prefix, and the Debian package (cpack):
 #   lib/libbus.so.0 (+ .so, .a)         bus::bus (shared), bus::bus_static
+#   lib/libbus_bridge.a                  bus::bridge, the NATS bridge (when nats.c was found)
 #   include/bus/*.hpp, bus/bus.h         the C++ and C APIs
 #   bin/busd, bin/bus                    the broker and the CLI (linked statically to libbus)
 #   lib/cmake/bus/busConfig*.cmake       find_package(bus)
@@ -12,6 +13,9 @@ install(TARGETS bus_shared bus EXPORT busTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+if(TARGET bus_bridge)
+  install(TARGETS bus_bridge EXPORT busTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/libbus/include/bus DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 if(BUS_BUILD_TOOLS)
   install(TARGETS busd bus_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
