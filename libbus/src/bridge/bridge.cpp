@@ -490,6 +490,14 @@ void Bridge::Impl::reply_to_nats(const MessageView& m) {
   }
   if (m.subject.size() <= prefix.size() || m.subject.substr(0, prefix.size()) != prefix) return;
   const std::string to(m.subject.substr(prefix.size()));
+  if (to.size() > nats_reply_prefix_.size() && to.compare(0, nats_reply_prefix_.size(), nats_reply_prefix_) == 0) {
+    // The request came from this very bus (a queue group shared with NATS picked a member
+    // here): the answer goes straight back, as NATS would not echo it to our own connection.
+    if (bus().publish(std::string_view(to).substr(nats_reply_prefix_.size()), {}, m.headers, m.data)) {
+      replies_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return;
+  }
   const std::string reply = m.reply.empty() ? std::string() : nats_reply_prefix_ + std::string(m.reply);
   natsMsg* raw = nullptr;
   if (natsMsg_Create(&raw, to.c_str(), reply.empty() ? nullptr : reply.c_str(), m.data.data(),
