@@ -121,3 +121,34 @@ TEST(BridgeInterest, OverlappingPlainPatternsPassAMessageOnOnce) {
 
 }  // namespace
 }  // namespace bus::detail::bridge
+
+namespace bus::detail::bridge {
+namespace {
+
+TEST(BridgeExportInterest, ReadsConnzLeavingOutOwnConnectionsAndInboxes) {
+  const std::string connz = R"({"server":{"id":"S1"},"data":{"server_id":"S1","connections":[
+      {"cid":4,"subscriptions_list_detail":[{"subject":"orders.>","sid":"1"},{"subject":"_INBOX.abc.*","sid":"2"}]},
+      {"cid":7,"subscriptions_list_detail":[{"subject":"mine.>","sid":"1"}]},
+      {"cid":9,"subscriptions_list_detail":[{"subject":"jobs","qgroup":"workers","sid":"3"}]},
+      {"cid":10}]}})";
+  const auto got = connz_subjects(connz, {{"S1", 7}, {"S2", 4}});
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, (std::vector<std::string>{"orders.>", "jobs"}));
+  EXPECT_FALSE(connz_subjects("not json", {}).has_value());
+  EXPECT_FALSE(connz_subjects(R"({"error":"x"})", {}).has_value());
+  EXPECT_TRUE(connz_subjects(R"({"data":{"server_id":"S1"}})", {})->empty());
+}
+
+TEST(BridgeExportInterest, SubscribesTheBusForWhatNatsWants) {
+  // Rule: export orders.> under host1.; NATS wants host1.orders.eu.* and *.orders.us.new,
+  // everything (>), and things outside the rule.
+  EXPECT_EQ(export_interest({"host1.orders.eu.*", "*.orders.us.new", "other.x", "orders.y"}, {"orders.>", "host1."}),
+            (std::vector<std::string>{"orders.eu.*", "orders.us.new"}));
+  EXPECT_EQ(export_interest({">", "host1.orders.eu.*"}, {"orders.>", "host1."}), (std::vector<std::string>{"orders.>"}));
+  EXPECT_TRUE(export_interest({}, {"orders.>", ""}).empty());  // nobody listens: nothing to send
+  EXPECT_TRUE(export_interest({"host1.>"}, {"orders.>", "host2."}).empty());
+  EXPECT_EQ(export_interest({"orders.a", "orders.a"}, {"orders.*", ""}), (std::vector<std::string>{"orders.a"}));
+}
+
+}  // namespace
+}  // namespace bus::detail::bridge

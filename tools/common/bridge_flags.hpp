@@ -22,6 +22,7 @@ struct BridgeFlags {
   std::string name = "bridge";
   std::string user, password, token, creds, tlsca, tlscert, tlskey;
   bool tls = false;
+  bool export_all = false;
   std::uint64_t reconnect_buffer = 8u << 20;
   std::chrono::nanoseconds reconnect_wait = std::chrono::milliseconds(250);
 
@@ -52,6 +53,9 @@ inline void add_bridge_flags(CLI::App& app, BridgeFlags& f, const std::string& g
   app.add_option("--import-stream", f.import_streams,
                  "Copy JetStream stream JS into bus stream BUS (default the same name), at least once")
       ->type_name("JS[:BUS]")
+      ->group(group);
+  app.add_flag("--export-all", f.export_all,
+               "Export everything the --export rules match, not only what NATS has subscribers for")
       ->group(group);
   app.add_option("--prefix", f.prefix,
                  "NATS subject = PREFIX + bus subject, for the --export and --import rules given here (e.g. host1.)")
@@ -111,6 +115,7 @@ inline Result<BridgeOptions> to_bridge_options(const BridgeFlags& f, const std::
   if (!f.token.empty()) o.token = f.token;
   if (!f.creds.empty()) o.creds_file = f.creds;
   if (f.tls) o.tls = true;
+  if (f.export_all) o.export_all = true;
   if (!f.tlsca.empty()) o.tls_ca = f.tlsca;
   if (!f.tlscert.empty()) o.tls_cert = f.tlscert;
   if (!f.tlskey.empty()) o.tls_key = f.tlskey;

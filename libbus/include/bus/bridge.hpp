@@ -55,6 +55,10 @@ struct BridgeOptions {
   std::vector<std::string> nats_urls = {"nats://127.0.0.1:4222"};
   std::vector<BridgeRule> rules;
   std::vector<BridgeStreamRule> streams;
+  /// Export everything the export rules match, whether or not NATS has a subscriber for it.
+  /// Default: only what NATS has interest in, asked every 250 ms ($SYS.REQ.ACCOUNT.PING.CONNZ);
+  /// a NATS that does not answer that gets everything too.
+  bool export_all = false;
 
   // The NATS connection, handed to nats.c as they are.
   std::string user, password, token;

@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <tuple>
@@ -53,6 +54,9 @@ namespace {
 
 constexpr std::string_view kBridgeClientPrefix = "bridge:";  // bus connection names of bridges
 constexpr auto kInterestPoll = std::chrono::milliseconds(20);
+// How often the bridge asks NATS which subjects it has subscribers for (its export interest):
+// a new NATS subscriber starts getting this bus's messages within about this long.
+constexpr auto kExportPoll = std::chrono::milliseconds(250);
 // The bridge's bus subscriptions spin this long after a message before they sleep: a futex
 // wake-up costs a VM exit (~50 us) per hop, and a request/reply across has four such hops.
 constexpr auto kBridgeSpin = std::chrono::microseconds(BUS_BRIDGE_SPIN_US);
@@ -90,7 +94,13 @@ class Bridge::Impl {
     BridgeRule rule;
     std::atomic<std::uint64_t> msgs{0}, bytes{0}, dropped{0}, too_large{0}, loops{0};
     std::atomic<std::uint64_t> slow_dropped{0};  // summed from the rule's NATS subscriptions
-    Subscription bus_subscription;                // export rules
+    // Export rules: a bus subscription per pattern NATS has interest in (the interest thread's),
+    // and the list of those patterns, so a message two of them match is sent once.
+    std::mutex subscriptions_mutex;  // bus_subscriptions: the interest thread changes it, stats() reads
+    std::map<std::string, Subscription> bus_subscriptions;
+    std::shared_ptr<const std::vector<std::string>> patterns = std::make_shared<std::vector<std::string>>();
+    std::mutex patterns_mutex;
+    std::atomic<std::uint64_t> retired_ring_dropped{0};  // of subscriptions no longer in place
   };
   /// What a nats.c callback is handed: which subscription it is and what it serves.
   struct Closure {
@@ -112,12 +122,17 @@ class Bridge::Impl {
   Status connect_nats();
   bool nats_connected() const noexcept;
   Status open_bus_inbox();
-  void export_message(RuleState& rule, const MessageView& m);
+  void export_message(RuleState& rule, const std::string& via, const MessageView& m);
   void import_message(const Closure& c, natsMsg* msg);
   void reply_to_bus(natsMsg* msg);
   void reply_to_nats(const MessageView& m);
   void interest_loop();
   void update_interest();
+  /// Asks every NATS server for its subscriptions (CONNZ); nullopt when nobody answers.
+  std::optional<std::vector<std::string>> poll_nats_interest();
+  /// Puts the export rules' bus subscriptions in line with `nats_subjects` (nullopt: the rules'
+  /// own patterns, everything they match). Called by the interest thread (and start()).
+  Status update_exports(const std::optional<std::vector<std::string>>& nats_subjects);
   void update_proxies(const std::vector<detail::bridge::BusInterest>& interest, bool connected);
   void collect_drop_counts();
   std::string origin() const {
@@ -175,6 +190,8 @@ class Bridge::Impl {
   // publishers leave the pick to NATS (kSubscriptionProxy). Only while NATS is connected.
   std::map<std::pair<std::string, std::string>, std::unique_ptr<detail::SubscriptionImpl>> proxies_;
   std::vector<detail::bridge::ImportRule> export_rules_;
+  std::vector<std::string> proxy_patterns_;  // NATS subjects of our proxies (export interest)
+  bool told_export_all_ = false;
 
   std::vector<std::unique_ptr<detail::bridge::StreamLink>> stream_links_;
 
@@ -204,17 +221,13 @@ Status Bridge::Impl::start() {
     (void)stop();
     return st;
   }
-  // Exports: one bus subscription per rule, served on its own dispatch thread.
-  for (auto& rule : rules_) {
-    if (rule->rule.direction != BridgeDirection::export_to_nats) continue;
-    RuleState* r = rule.get();
-    auto sub = connection_.subscribe(r->rule.pattern, [this, r](const MessageView& m) { export_message(*r, m); },
-                                     bridge_subscribe_options());
-    if (!sub) {
+  // Exports: everything the rules match when told so; else the interest thread subscribes on
+  // the bus for what NATS has interest in (poll_nats_interest).
+  if (options_.export_all) {
+    if (auto st = update_exports(std::nullopt); !st) {
       (void)stop();
-      return make_error(sub.error().code, "export '" + r->rule.pattern + "': " + sub.error().message);
+      return st;
     }
-    r->bus_subscription = std::move(sub).value();
   }
   // Status on the bus: `bus req '$BUS.BRIDGE.<name>.STATUSZ' ''`; every bridge answers
   // $BUS.BRIDGE.STATUSZ (as every nats-server answers $SYS.REQ.SERVER.PING).
@@ -397,7 +410,10 @@ Status Bridge::Impl::stop() {
   // Bus side next: the bus picks its queue groups' members itself again; no new exports start.
   for (auto& [key, proxy] : proxies_) (void)proxy->unsubscribe();
   proxies_.clear();
-  for (auto& r : rules_) (void)r->bus_subscription.unsubscribe();
+  for (auto& r : rules_) {
+    std::lock_guard lock(r->subscriptions_mutex);
+    for (auto& [pattern, sub] : r->bus_subscriptions) (void)sub.unsubscribe();
+  }
   for (auto& sub : status_subscriptions_) (void)sub.unsubscribe();
   if (inbox_) (void)inbox_->unsubscribe();
   if (nc_ != nullptr) {
@@ -439,13 +455,25 @@ Status Bridge::Impl::stop() {
 
 // ---------------------------------------------------------------------------- bus -> NATS
 
-void Bridge::Impl::export_message(RuleState& r, const MessageView& m) {
+void Bridge::Impl::export_message(RuleState& r, const std::string& via, const MessageView& m) {
   if (m.imported_by != 0) {  // it came from NATS: sending it back would loop
     r.loops.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   if (is_plumbing(m.subject)) return;  // bus inboxes, $SYS, $JS: this bus's own business
-  // Each export rule has one dispatch thread: its subject buffer is reused, no allocation.
+  if (!via.empty()) {
+    // Several patterns of this rule may match the subject; the first passes the message on.
+    std::shared_ptr<const std::vector<std::string>> patterns;
+    {
+      std::lock_guard lock(r.patterns_mutex);
+      patterns = r.patterns;
+    }
+    if (patterns->size() > 1) {
+      const std::size_t first = detail::bridge::first_plain_match(*patterns, m.subject);
+      if (first < patterns->size() && (*patterns)[first] != via) return;
+    }
+  }
+  // Each export pattern has one dispatch thread: its subject buffer is reused, no allocation.
   thread_local std::string subject;
   subject.assign(r.rule.prefix).append(m.subject);
   // A request goes at once, on the fast connection, marked (our main connection's plain
@@ -591,6 +619,7 @@ void Bridge::Impl::reply_to_bus(natsMsg* msg) {
 
 void Bridge::Impl::interest_loop() {
   auto next_counts = std::chrono::steady_clock::now();
+  auto next_export_poll = std::chrono::steady_clock::now();
   while (!stopping_.load(std::memory_order_acquire)) {
     if (&bus().attachment() != inbox_attachment_ && !bus().segment().superseded()) {
       // The broker replaced the segment: the inbox's address is gone; our identity changed.
@@ -604,6 +633,19 @@ void Bridge::Impl::interest_loop() {
       seen_generation_ = 0;
     }
     update_interest();
+    if (!options_.export_all && !export_rules_.empty() && std::chrono::steady_clock::now() >= next_export_poll) {
+      auto subjects = poll_nats_interest();
+      if (!subjects && nats_connected()) {
+        // No server answered CONNZ (an account without the system account's imports): export
+        // everything the rules match, as a bridge that cannot see interest must.
+        if (!told_export_all_) log("NATS does not answer $SYS.REQ.ACCOUNT.PING.CONNZ: exporting everything the rules match");
+        told_export_all_ = true;
+      }
+      if (subjects || nats_connected()) {
+        if (auto st = update_exports(subjects); !st) log("exports: " + st.error().message);
+      }
+      next_export_poll = std::chrono::steady_clock::now() + kExportPoll;
+    }
     if (std::chrono::steady_clock::now() >= next_counts) {
       collect_drop_counts();
       next_counts = std::chrono::steady_clock::now() + std::chrono::seconds(1);
@@ -715,6 +757,97 @@ void Bridge::Impl::update_proxies(const std::vector<detail::bridge::BusInterest>
     }
     proxies_.emplace(key, std::move(made).value());
   }
+  // What our proxies stand for must be exported: that is how the group's messages reach NATS.
+  std::vector<std::string> patterns;
+  for (const auto& [key, proxy] : proxies_) patterns.push_back(key.first);
+  proxy_patterns_ = std::move(patterns);
+}
+
+std::optional<std::vector<std::string>> Bridge::Impl::poll_nats_interest() {
+  if (!nats_connected()) return std::nullopt;
+  // Our own connections' subscriptions are this bus's interest, not NATS's.
+  std::vector<detail::bridge::NatsClientId> own;
+  for (natsConnection* nc : {nc_, nc_fast_, nc_queues_}) {
+    uint64_t cid = 0;
+    char server[128] = {0};
+    if (natsConnection_GetClientID(nc, &cid) == NATS_OK &&
+        natsConnection_GetConnectedServerId(nc, server, sizeof server) == NATS_OK) {
+      own.push_back({server, cid});
+    }
+  }
+  natsInbox* inbox = nullptr;
+  if (natsInbox_Create(&inbox) != NATS_OK) return std::nullopt;
+  const std::string reply(inbox);
+  natsInbox_Destroy(inbox);
+  natsSubscription* sub = nullptr;
+  if (natsConnection_SubscribeSync(&sub, nc_, reply.c_str()) != NATS_OK) return std::nullopt;
+  static constexpr const char kAsk[] = R"({"subscriptions_detail":true,"limit":100000})";
+  std::optional<std::vector<std::string>> subjects;
+  if (natsConnection_PublishRequest(nc_, "$SYS.REQ.ACCOUNT.PING.CONNZ", reply.c_str(), kAsk,
+                                    static_cast<int>(sizeof kAsk - 1)) == NATS_OK) {
+    // Every server answers for its own connections: gather until they have gone quiet.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    int64_t wait_ms = 500;  // the first answer may take a round trip across the cluster
+    natsMsg* m = nullptr;
+    while (std::chrono::steady_clock::now() < deadline &&
+           natsSubscription_NextMsg(&m, sub, wait_ms) == NATS_OK) {
+      NatsMsgPtr owned(m);
+      if (natsMsg_IsNoResponders(m)) break;
+      auto got = detail::bridge::connz_subjects(
+          std::string_view(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))), own);
+      if (got) {
+        if (!subjects) subjects.emplace();
+        subjects->insert(subjects->end(), got->begin(), got->end());
+      }
+      wait_ms = 50;
+    }
+  }
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  return subjects;
+}
+
+Status Bridge::Impl::update_exports(const std::optional<std::vector<std::string>>& nats_subjects) {
+  Status result;
+  for (auto& rule : rules_) {
+    if (rule->rule.direction != BridgeDirection::export_to_nats) continue;
+    RuleState& r = *rule;
+    std::vector<std::string> wanted;
+    if (!nats_subjects) {
+      wanted.push_back(r.rule.pattern);
+    } else {
+      std::vector<std::string> subjects = *nats_subjects;
+      for (const auto& p : proxy_patterns_) subjects.push_back(r.rule.prefix + p);
+      wanted = detail::bridge::export_interest(subjects, {r.rule.pattern, r.rule.prefix});
+    }
+    std::lock_guard subscriptions_lock(r.subscriptions_mutex);
+    for (const auto& pattern : wanted) {
+      if (r.bus_subscriptions.count(pattern) != 0) continue;
+      RuleState* rp = &r;
+      auto sub = connection_.subscribe(
+          pattern, [this, rp, pattern](const MessageView& m) { export_message(*rp, pattern, m); },
+          bridge_subscribe_options());
+      if (!sub) {
+        result = make_error(sub.error().code, "export '" + pattern + "': " + sub.error().message);
+        continue;
+      }
+      r.bus_subscriptions.emplace(pattern, std::move(sub).value());
+    }
+    for (auto it = r.bus_subscriptions.begin(); it != r.bus_subscriptions.end();) {
+      if (std::find(wanted.begin(), wanted.end(), it->first) != wanted.end()) {
+        ++it;
+        continue;
+      }
+      r.retired_ring_dropped.fetch_add(it->second.dropped_count(), std::memory_order_relaxed);
+      (void)it->second.unsubscribe();
+      it = r.bus_subscriptions.erase(it);
+    }
+    auto patterns = std::make_shared<std::vector<std::string>>();
+    for (const auto& [pattern, sub] : r.bus_subscriptions) patterns->push_back(pattern);
+    std::lock_guard patterns_lock(r.patterns_mutex);
+    r.patterns = std::move(patterns);
+  }
+  return result;
 }
 
 void Bridge::Impl::collect_drop_counts() {
@@ -790,7 +923,11 @@ BridgeStats Bridge::Impl::stats() const {
     rs.too_large = r->too_large.load(std::memory_order_relaxed);
     rs.loops = r->loops.load(std::memory_order_relaxed);
     rs.slow_dropped = r->slow_dropped.load(std::memory_order_relaxed);
-    if (r->bus_subscription.valid()) rs.ring_dropped = r->bus_subscription.dropped_count();
+    rs.ring_dropped = r->retired_ring_dropped.load(std::memory_order_relaxed);
+    {
+      std::lock_guard lock(r->subscriptions_mutex);
+      for (const auto& [pattern, sub] : r->bus_subscriptions) rs.ring_dropped += sub.dropped_count();
+    }
     s.rules.push_back(std::move(rs));
   }
   for (const auto& link : stream_links_) s.streams.push_back(link->stats());

@@ -86,7 +86,7 @@ Result<BridgeOptions> load_bridge_config(const std::string& path, BridgeOptions 
   try {
     static const char* const known[] = {"bus",   "name",  "nats",  "prefix",   "export",        "import",
                                         "user",  "password", "token", "creds",  "tls",           "reconnect_wait_ms",
-                                        "max_reconnects", "reconnect_buffer_bytes", "export_streams", "import_streams"};
+                                        "max_reconnects", "reconnect_buffer_bytes", "export_streams", "import_streams", "export_all"};
     for (const auto& [key, value] : j.items()) {
       if (std::find(std::begin(known), std::end(known), key) == std::end(known)) {
         return invalid(path + ": unknown field '" + key + "'");
@@ -152,6 +152,7 @@ Result<BridgeOptions> load_bridge_config(const std::string& path, BridgeOptions 
         o.streams.push_back(std::move(r));
       }
     }
+    if (j.contains("export_all")) o.export_all = j.at("export_all").get<bool>();
     if (j.contains("user")) o.user = j.at("user").get<std::string>();
     if (j.contains("password")) o.password = j.at("password").get<std::string>();
     if (j.contains("token")) o.token = j.at("token").get<std::string>();

@@ -2,6 +2,7 @@
 #include "bridge/interest.hpp"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <tuple>
 
 #include "subject/subject.hpp"
@@ -118,6 +119,48 @@ std::vector<NatsInterest> nats_interest(const std::vector<BusInterest>& interest
         }
       }
     }
+    if (!covered) out.push_back(w);
+  }
+  return out;
+}
+
+std::optional<std::vector<std::string>> connz_subjects(std::string_view json, const std::vector<NatsClientId>& own) {
+  const auto j = nlohmann::json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("data") || !j["data"].is_object()) return std::nullopt;
+  const auto& data = j["data"];
+  const std::string server = data.value("server_id", std::string());
+  std::vector<std::string> out;
+  if (!data.contains("connections") || !data["connections"].is_array()) return out;
+  for (const auto& c : data["connections"]) {
+    if (!c.is_object()) continue;
+    const std::uint64_t cid = c.value("cid", std::uint64_t{0});
+    if (std::find(own.begin(), own.end(), NatsClientId{server, cid}) != own.end()) continue;
+    if (!c.contains("subscriptions_list_detail") || !c["subscriptions_list_detail"].is_array()) continue;
+    for (const auto& s : c["subscriptions_list_detail"]) {
+      if (!s.is_object() || !s.contains("subject") || !s["subject"].is_string()) continue;
+      std::string subject = s["subject"].get<std::string>();
+      if (subject.rfind("_INBOX.", 0) == 0) continue;
+      out.push_back(std::move(subject));
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> export_interest(const std::vector<std::string>& nats_subjects, const ImportRule& rule) {
+  const std::string wide = rule.prefix + rule.pattern;
+  std::vector<std::string> wanted;
+  for (const auto& s : nats_subjects) {
+    auto both = intersect(s, wide);
+    if (!both || both->size() <= rule.prefix.size() || both->compare(0, rule.prefix.size(), rule.prefix) != 0) continue;
+    wanted.push_back(both->substr(rule.prefix.size()));
+  }
+  std::sort(wanted.begin(), wanted.end());
+  wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+  std::vector<std::string> out;
+  for (const auto& w : wanted) {
+    const bool covered = std::any_of(wanted.begin(), wanted.end(), [&](const std::string& other) {
+      return other != w && covers(other, w);
+    });
     if (!covered) out.push_back(w);
   }
   return out;

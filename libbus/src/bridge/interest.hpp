@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,6 +50,24 @@ struct ImportRule {
 /// another plain one covers left out, sorted (subject, group) so results compare cheaply.
 /// The bus's own plumbing (`_INBOX.`, `$` subjects) is never imported by interest.
 std::vector<NatsInterest> nats_interest(const std::vector<BusInterest>& interest, const std::vector<ImportRule>& rules);
+
+/// A connection as CONNZ names it: the server it is on and its client id there.
+struct NatsClientId {
+  std::string server_id;
+  std::uint64_t cid = 0;
+  friend bool operator==(const NatsClientId&, const NatsClientId&) = default;
+};
+
+/// The subscription subjects one answer to $SYS.REQ.ACCOUNT.PING.CONNZ (asked with
+/// subscriptions_detail) lists, leaving out the connections in `own` and request inboxes
+/// (`_INBOX.`: replies to NATS requesters never go through an export). nullopt when `json` is
+/// not such an answer.
+std::optional<std::vector<std::string>> connz_subjects(std::string_view json, const std::vector<NatsClientId>& own);
+
+/// The bus patterns an export rule (bus `pattern`, NATS subject = prefix + bus subject) must
+/// subscribe to for the NATS subscriptions `nats_subjects`: their intersections with the rule,
+/// prefix taken off, deduplicated, covered ones left out, sorted.
+std::vector<std::string> export_interest(const std::vector<std::string>& nats_subjects, const ImportRule& rule);
 
 /// Of `plain` (NATS subjects of the plain subscriptions in place), the index of the first that
 /// matches `subject`, or plain.size(): a message NATS delivered on several of them is passed
