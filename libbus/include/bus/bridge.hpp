@@ -103,8 +103,9 @@ struct BridgeStats {
   std::string name;
   std::string bus_name;
   bool nats_connected = false;
-  std::string nats_url;  ///< the server connected to now
-  std::uint64_t disconnects = 0, reconnects = 0;
+  std::string nats_url;  ///< the server connected to now (the main connection's)
+  bool active = true;    ///< false: a standby (another bridge of this name serves the bus)
+  std::uint64_t disconnects = 0, reconnects = 0;  ///< summed over its three NATS connections
   std::uint32_t nats_subscriptions = 0;  ///< interest subscriptions in place
   std::uint64_t replies = 0;             ///< replies carried back across
   std::vector<BridgeRuleStats> rules;

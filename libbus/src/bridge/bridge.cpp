@@ -141,6 +141,7 @@ class Bridge::Impl {
   }
 
   static void on_nats_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) noexcept;
+  const char* role_of(natsConnection* nc) const noexcept;  // " (fast connection)", ... or "" (main)
   static void on_disconnected(natsConnection* nc, void* closure) noexcept;
   static void on_reconnected(natsConnection* nc, void* closure) noexcept;
   static void on_closed(natsConnection* nc, void* closure) noexcept;
@@ -192,6 +193,8 @@ class Bridge::Impl {
   std::vector<detail::bridge::ImportRule> export_rules_;
   std::vector<std::string> proxy_patterns_;  // NATS subjects of our proxies (export interest)
   bool told_export_all_ = false;
+  bool exporting_all_ = false;                   // export_all: the rules' patterns are subscribed
+  std::atomic<bool> active_{true};               // not a standby (update_interest)
 
   std::vector<std::unique_ptr<detail::bridge::StreamLink>> stream_links_;
 
@@ -223,12 +226,8 @@ Status Bridge::Impl::start() {
   }
   // Exports: everything the rules match when told so; else the interest thread subscribes on
   // the bus for what NATS has interest in (poll_nats_interest).
-  if (options_.export_all) {
-    if (auto st = update_exports(std::nullopt); !st) {
-      (void)stop();
-      return st;
-    }
-  }
+  // (With export_all the interest thread subscribes the rules' own patterns, once it knows
+  // whether this bridge is the active one of its name.)
   // Status on the bus: `bus req '$BUS.BRIDGE.<name>.STATUSZ' ''`; every bridge answers
   // $BUS.BRIDGE.STATUSZ (as every nats-server answers $SYS.REQ.SERVER.PING).
   for (const std::string& subject : {std::string("$BUS.BRIDGE.STATUSZ"), "$BUS.BRIDGE." + options_.name + ".STATUSZ"}) {
@@ -337,14 +336,14 @@ Status Bridge::Impl::connect_nats() {
     natsOptions_SetReconnectWait(o, options_.nats_reconnect_wait.count());
     natsOptions_SetReconnectBufSize(o, static_cast<int>(std::min<std::uint64_t>(options_.nats_reconnect_buffer, 1u << 30)));
     natsOptions_SetNoEcho(o, role.no_echo);
+    // The servers in the order given: the first is the preferred one (the local node, say).
+    natsOptions_SetNoRandomize(o, true);
     natsOptions_SetSendAsap(o, role.asap);
     // A NATS that is down at start is retried in the background, as after a disconnect.
     natsOptions_SetRetryOnFailedConnect(o, true, nullptr, nullptr);
-    if (role.nc == &nc_) {  // the main connection speaks for the link in logs and stats
-      natsOptions_SetDisconnectedCB(o, on_disconnected, this);
-      natsOptions_SetReconnectedCB(o, on_reconnected, this);
-      natsOptions_SetClosedCB(o, on_closed, this);
-    }
+    natsOptions_SetDisconnectedCB(o, on_disconnected, this);
+    natsOptions_SetReconnectedCB(o, on_reconnected, this);
+    natsOptions_SetClosedCB(o, on_closed, this);
     natsOptions_SetErrorHandler(o, on_error, this);
     // One delivery thread for every subscription: order per subscription, no thread per subject.
     natsOptions_UseGlobalMessageDelivery(o, true);
@@ -633,6 +632,14 @@ void Bridge::Impl::interest_loop() {
       seen_generation_ = 0;
     }
     update_interest();
+    if (options_.export_all && !export_rules_.empty() && active_.load(std::memory_order_relaxed) != exporting_all_) {
+      // Export everything while active, nothing while standing by.
+      exporting_all_ = active_.load(std::memory_order_relaxed);
+      if (auto st = update_exports(exporting_all_ ? std::nullopt : std::optional<std::vector<std::string>>(std::vector<std::string>{}));
+          !st) {
+        log("exports: " + st.error().message);
+      }
+    }
     if (!options_.export_all && !export_rules_.empty() && std::chrono::steady_clock::now() >= next_export_poll) {
       auto subjects = poll_nats_interest();
       if (!subjects && nats_connected()) {
@@ -641,6 +648,7 @@ void Bridge::Impl::interest_loop() {
         if (!told_export_all_) log("NATS does not answer $SYS.REQ.ACCOUNT.PING.CONNZ: exporting everything the rules match");
         told_export_all_ = true;
       }
+      if (!active_.load(std::memory_order_relaxed)) subjects.emplace();  // a standby sends nothing
       if (subjects || nats_connected()) {
         if (auto st = update_exports(subjects); !st) log("exports: " + st.error().message);
       }
@@ -665,12 +673,25 @@ void Bridge::Impl::update_interest() {
   proxies_for_connected_ = connected;
   const auto snap = detail::monitor::take_snapshot(segment, options_.bus_name);
   std::vector<std::uint32_t> bridges;  // client slots of bridges (ours included): not interest
+  // Bridges of our name on this bus are one bridge, active and standbys: the one in the lowest
+  // client slot carries the traffic; when it dies (the broker reaps it), the next takes over.
+  const std::string our_name = std::string(kBridgeClientPrefix) + options_.name;
+  const std::uint32_t our_slot = bus().attachment().slot;
+  bool active = true;
   for (const auto& c : snap.clients) {
-    if (c.name.substr(0, kBridgeClientPrefix.size()) == kBridgeClientPrefix) bridges.push_back(c.cid);
+    if (c.name.substr(0, kBridgeClientPrefix.size()) != kBridgeClientPrefix) continue;
+    bridges.push_back(c.cid);
+    if (c.alive && c.name == our_name && c.cid < our_slot) active = false;
+  }
+  if (active != active_.load(std::memory_order_relaxed)) {
+    log(active ? "active (the bridge of this name before us is gone)"
+               : "standing by: another bridge named '" + options_.name + "' serves this bus");
+    active_.store(active, std::memory_order_relaxed);
   }
   stamp_plain_.store(bridges.size() > 1, std::memory_order_relaxed);  // we are one of them
   std::vector<detail::bridge::BusInterest> interest;
   for (const auto& s : snap.subscriptions) {
+    if (!active) break;  // a standby wants nothing from NATS
     if (s.draining || !s.owner_live) continue;
     if (std::find(bridges.begin(), bridges.end(), s.owner_cid) != bridges.end()) continue;
     interest.push_back({s.pattern, s.queue_group});
@@ -869,12 +890,18 @@ void Bridge::Impl::collect_drop_counts() {
 
 // ------------------------------------------------------------------------ nats.c callbacks
 
-void Bridge::Impl::on_disconnected(natsConnection*, void* closure) noexcept {
+const char* Bridge::Impl::role_of(natsConnection* nc) const noexcept {
+  if (nc == nc_fast_) return " (fast connection)";
+  if (nc == nc_queues_) return " (queues connection)";
+  return "";
+}
+
+void Bridge::Impl::on_disconnected(natsConnection* nc, void* closure) noexcept {
   auto* self = static_cast<Impl*>(closure);
   self->disconnects_.fetch_add(1, std::memory_order_relaxed);
   if (!self->stopping_.load(std::memory_order_acquire)) {
-    self->log("NATS disconnected; buffering up to " + std::to_string(self->options_.nats_reconnect_buffer) +
-              " bytes while reconnecting");
+    self->log(std::string("NATS disconnected") + self->role_of(nc) + "; buffering up to " +
+              std::to_string(self->options_.nats_reconnect_buffer) + " bytes while reconnecting");
   }
 }
 
@@ -883,12 +910,14 @@ void Bridge::Impl::on_reconnected(natsConnection* nc, void* closure) noexcept {
   self->reconnects_.fetch_add(1, std::memory_order_relaxed);
   char url[256] = {0};
   natsConnection_GetConnectedUrl(nc, url, sizeof url);
-  self->log(std::string("NATS reconnected to ") + url);
+  self->log(std::string("NATS reconnected to ") + url + self->role_of(nc));
 }
 
-void Bridge::Impl::on_closed(natsConnection*, void* closure) noexcept {
+void Bridge::Impl::on_closed(natsConnection* nc, void* closure) noexcept {
   auto* self = static_cast<Impl*>(closure);
-  if (!self->stopping_.load(std::memory_order_acquire)) self->log("NATS connection closed for good");
+  if (!self->stopping_.load(std::memory_order_acquire)) {
+    self->log(std::string("NATS connection closed for good") + self->role_of(nc));
+  }
 }
 
 void Bridge::Impl::on_error(natsConnection*, natsSubscription* sub, natsStatus err, void* closure) noexcept {
@@ -910,6 +939,7 @@ BridgeStats Bridge::Impl::stats() const {
     char url[256] = {0};
     if (s.nats_connected && natsConnection_GetConnectedUrl(nc_, url, sizeof url) == NATS_OK) s.nats_url = url;
   }
+  s.active = active_.load(std::memory_order_relaxed);
   s.disconnects = disconnects_.load(std::memory_order_relaxed);
   s.reconnects = reconnects_.load(std::memory_order_relaxed);
   s.nats_subscriptions = interest_count_.load(std::memory_order_relaxed);

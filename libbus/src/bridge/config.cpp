@@ -202,6 +202,7 @@ std::string bridge_stats_json(const BridgeStats& s) {
   nlohmann::json j{{"name", s.name},
                    {"bus", s.bus_name},
                    {"nats_connected", s.nats_connected},
+                   {"active", s.active},
                    {"nats_url", s.nats_url},
                    {"disconnects", s.disconnects},
                    {"reconnects", s.reconnects},
