@@ -340,7 +340,9 @@ Status Bridge::Impl::connect_nats() {
     natsOptions_SetNoRandomize(o, true);
     natsOptions_SetSendAsap(o, role.asap);
     // A NATS that is down at start is retried in the background, as after a disconnect.
-    natsOptions_SetRetryOnFailedConnect(o, true, nullptr, nullptr);
+    // (With a callback, nats.c returns at once and connects in the background; without one it
+    // would block here until it connects.)
+    natsOptions_SetRetryOnFailedConnect(o, true, on_reconnected, this);
     natsOptions_SetDisconnectedCB(o, on_disconnected, this);
     natsOptions_SetReconnectedCB(o, on_reconnected, this);
     natsOptions_SetClosedCB(o, on_closed, this);
@@ -447,8 +449,7 @@ Status Bridge::Impl::stop() {
   inbox_.reset();
   stream_links_.clear();
   Status closed = connection_.close();
-  running_.store(false, std::memory_order_release);
-  log("stopped");
+  if (running_.exchange(false, std::memory_order_acq_rel)) log("stopped");
   return closed;
 }
 
