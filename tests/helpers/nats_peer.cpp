@@ -20,8 +20,24 @@
 //       Connects to every node (retrying) and waits until a message published on each node reaches
 //       a subscriber on every other node (publishing again every 50 ms): exit 0, else 1 after T ms
 //       (default 10000).
+//   nats_peer js-ready URL1 [URL2...] [--timeout-ms T]
+//       Connects to every node (retrying) and asks JetStream for the account's info ($JS.API.INFO)
+//       through each, again every 100 ms, until every node answers OK (a clustered JetStream
+//       answers once it elected its meta leader): "jetstream ready" on stderr and exit 0, else 1
+//       after T ms (default 15000) with the last error.
+//   nats_peer js-info URL STREAM [--payloads] [--timeout-ms T]
+//       The JetStream stream's state on stdout: "messages N first_seq F last_seq L consumers C
+//       leader NAME" (the server that holds it; "-" when it is not clustered);
+//       with --payloads then each stored message's payload, one a line, in sequence order
+//       (deleted sequences skipped). Exit 0; 5 when there is no such stream; 1 on other errors
+//       (T: the timeout of each JetStream request, default 5000).
+//   nats_peer js-consumer URL STREAM CONSUMER [--timeout-ms T]
+//       The consumer's state on stdout: "num_pending P num_ack_pending A num_redelivered R
+//       delivered_stream_seq D delivered_consumer_seq C ack_floor_stream_seq F" (R: redelivered
+//       and not acknowledged yet; C counts every delivery, redeliveries too). Exit 0; 5 when there
+//       is no such stream or consumer; 1 on other errors.
 // URL may be a comma-separated list (nats.c's). Exit codes: 0 ok, 1 NATS error or wait-cluster
-// timeout, 2 usage, 3 no responders, 4 request timeout. Errors are one line on stderr.
+// timeout (js-ready: not ready), 2 usage, 3 no responders, 4 request timeout, 5 no such stream. Errors are one line on stderr.
 #include <nats/nats.h>
 #include <signal.h>
 #include <unistd.h>
@@ -29,6 +45,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -69,6 +86,7 @@ struct Args {
   long timeout_ms = -1;   // -1: not given
   long interval_us = 0;
   bool print_headers = false;
+  bool payloads = false;
 };
 
 bool parse(int argc, char** argv, Args& a, std::string& error) {
@@ -100,6 +118,8 @@ bool parse(int argc, char** argv, Args& a, std::string& error) {
       if (!number(i, a.interval_us)) return (error = "--interval-us wants a number >= 0", false);
     } else if (arg == "--headers") {
       a.print_headers = true;
+    } else if (arg == "--payloads") {
+      a.payloads = true;
     } else if (arg.size() > 1 && arg[0] == '-') {
       error = "unknown flag " + arg;
       return false;
@@ -336,10 +356,144 @@ int run_wait_cluster(const Args& a) {
   return 0;
 }
 
+int run_js_ready(const Args& a) {
+  if (a.positional.empty()) return usage("js-ready URL1 [URL2...] [--timeout-ms T]");
+  const auto deadline = Clock::now() + std::chrono::milliseconds(a.timeout_ms < 0 ? 15000 : a.timeout_ms);
+  const std::size_t n = a.positional.size();
+  std::vector<natsConnection*> conns(n, nullptr);
+  std::vector<jsCtx*> ctxs(n, nullptr);
+  auto cleanup = [&] {
+    for (auto* js : ctxs) jsCtx_Destroy(js);
+    for (auto* c : conns) natsConnection_Destroy(c);
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    natsStatus s = connect(&conns[i], a.positional[i], deadline, true);
+    if (s == NATS_OK) s = natsConnection_JetStream(&ctxs[i], conns[i], nullptr);
+    if (s != NATS_OK) {
+      cleanup();
+      return nats_fail("js-ready: node " + a.positional[i], s);
+    }
+  }
+  std::vector<bool> ready(n, false);
+  std::string last_error;
+  for (;;) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (ready[i]) continue;
+      jsOptions o;
+      jsOptions_Init(&o);
+      o.Wait = std::max<long>(100, std::min<long>(1000, remaining_ms(deadline)));
+      jsAccountInfo* ai = nullptr;
+      jsErrCode jerr = static_cast<jsErrCode>(0);
+      const natsStatus s = js_GetAccountInfo(&ai, ctxs[i], &o, &jerr);
+      if (s == NATS_OK) {
+        ready[i] = true;
+        jsAccountInfo_Destroy(ai);
+      } else {
+        last_error = a.positional[i] + ": " + natsStatus_GetText(s) + " (JetStream error " + std::to_string(jerr) +
+                     ", " + nats_GetLastError(nullptr) + ")";
+      }
+    }
+    if (std::all_of(ready.begin(), ready.end(), [](bool r) { return r; })) break;
+    if (Clock::now() >= deadline || g_stop.load()) {
+      std::fprintf(stderr, "nats_peer: js-ready: JetStream not ready in time; last: %s\n", last_error.c_str());
+      cleanup();
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::fprintf(stderr, "jetstream ready\n");
+  cleanup();
+  return 0;
+}
+
+int run_js_info(const Args& a) {
+  if (a.positional.size() != 2) return usage("js-info URL STREAM [--payloads] [--timeout-ms T]");
+  const std::string& stream = a.positional[1];
+  natsConnection* nc = nullptr;
+  natsStatus s = connect(&nc, a.positional[0], Clock::now(), false);
+  if (s != NATS_OK) return nats_fail("connect " + a.positional[0], s);
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Wait = a.timeout_ms < 0 ? 5000 : a.timeout_ms;
+  jsCtx* js = nullptr;
+  s = natsConnection_JetStream(&js, nc, &o);
+  if (s != NATS_OK) {
+    natsConnection_Destroy(nc);
+    return nats_fail("JetStream context", s);
+  }
+  auto done = [&](int rc) {
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    return rc;
+  };
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  s = js_GetStreamInfo(&si, js, stream.c_str(), nullptr, &jerr);
+  if (s == NATS_NOT_FOUND) {
+    std::fprintf(stderr, "nats_peer: no stream %s\n", stream.c_str());
+    return done(5);
+  }
+  if (s != NATS_OK) return done(nats_fail("stream info " + stream + " (JetStream error " + std::to_string(jerr) + ")", s));
+  const jsStreamState st = si->State;
+  const std::string leader =
+      si->Cluster != nullptr && si->Cluster->Leader != nullptr && *si->Cluster->Leader != '\0' ? si->Cluster->Leader : "-";
+  jsStreamInfo_Destroy(si);
+  std::printf("messages %llu first_seq %llu last_seq %llu consumers %lld leader %s\n",
+              static_cast<unsigned long long>(st.Msgs), static_cast<unsigned long long>(st.FirstSeq),
+              static_cast<unsigned long long>(st.LastSeq), static_cast<long long>(st.Consumers), leader.c_str());
+  if (a.payloads && st.Msgs > 0) {
+    for (std::uint64_t seq = st.FirstSeq; seq <= st.LastSeq && !g_stop.load(); ++seq) {
+      natsMsg* msg = nullptr;
+      jerr = static_cast<jsErrCode>(0);
+      s = js_GetMsg(&msg, js, stream.c_str(), seq, nullptr, &jerr);
+      if (s == NATS_NOT_FOUND) continue;  // deleted
+      if (s != NATS_OK) return done(nats_fail("get " + stream + " #" + std::to_string(seq), s));
+      std::printf("%s\n", payload(msg).c_str());
+      natsMsg_Destroy(msg);
+    }
+  }
+  std::fflush(stdout);
+  return done(0);
+}
+
+int run_js_consumer(const Args& a) {
+  if (a.positional.size() != 3) return usage("js-consumer URL STREAM CONSUMER [--timeout-ms T]");
+  natsConnection* nc = nullptr;
+  natsStatus s = connect(&nc, a.positional[0], Clock::now(), false);
+  if (s != NATS_OK) return nats_fail("connect " + a.positional[0], s);
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Wait = a.timeout_ms < 0 ? 5000 : a.timeout_ms;
+  jsCtx* js = nullptr;
+  s = natsConnection_JetStream(&js, nc, &o);
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (s == NATS_OK) s = js_GetConsumerInfo(&ci, js, a.positional[1].c_str(), a.positional[2].c_str(), nullptr, &jerr);
+  int rc = 0;
+  if (s == NATS_OK) {
+    std::printf("num_pending %llu num_ack_pending %lld num_redelivered %lld delivered_stream_seq %llu "
+                "delivered_consumer_seq %llu ack_floor_stream_seq %llu\n",
+                static_cast<unsigned long long>(ci->NumPending), static_cast<long long>(ci->NumAckPending),
+                static_cast<long long>(ci->NumRedelivered), static_cast<unsigned long long>(ci->Delivered.Stream),
+                static_cast<unsigned long long>(ci->Delivered.Consumer),
+                static_cast<unsigned long long>(ci->AckFloor.Stream));
+    std::fflush(stdout);
+    jsConsumerInfo_Destroy(ci);
+  } else if (s == NATS_NOT_FOUND) {
+    std::fprintf(stderr, "nats_peer: no consumer %s on stream %s\n", a.positional[2].c_str(), a.positional[1].c_str());
+    rc = 5;
+  } else {
+    rc = nats_fail("consumer info " + a.positional[2] + " (JetStream error " + std::to_string(jerr) + ")", s);
+  }
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) return usage("nats_peer sub|pub|reply|req|wait-cluster ...");
+  if (argc < 2) return usage("nats_peer sub|pub|reply|req|wait-cluster|js-ready|js-info|js-consumer ...");
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   ::sigaction(SIGTERM, &sa, nullptr);
@@ -359,6 +513,12 @@ int main(int argc, char** argv) {
     rc = run_req(a);
   } else if (verb == "wait-cluster") {
     rc = run_wait_cluster(a);
+  } else if (verb == "js-ready") {
+    rc = run_js_ready(a);
+  } else if (verb == "js-info") {
+    rc = run_js_info(a);
+  } else if (verb == "js-consumer") {
+    rc = run_js_consumer(a);
   } else {
     return usage("unknown verb " + verb);
   }

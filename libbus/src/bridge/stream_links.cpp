@@ -17,7 +17,8 @@ namespace {
 
 constexpr const char* kMsgIdHeader = "Nats-Msg-Id";
 constexpr std::size_t kBatch = 256;
-constexpr auto kFetchWait = std::chrono::milliseconds(500);
+constexpr auto kFetchWait = std::chrono::milliseconds(250);
+constexpr auto kFetchBusy = std::chrono::milliseconds(20);
 
 /// A name usable as one subject token (consumer names go into $JS subjects).
 std::string token_of(std::string text) {
@@ -103,6 +104,23 @@ Result<std::unique_ptr<StreamLink>> StreamLink::start(const BridgeStreamRule& ru
     jsCtx_Destroy(s->js);
     return make_error(info.error().code, "stream '" + rule.bus_stream + "' on the bus: " + info.error().message);
   }
+  if (rule.direction == BridgeDirection::import_from_nats && !rule.prefix.empty()) {
+    // Every subject of the JetStream stream must carry the prefix the link takes off.
+    jsStreamInfo* si = nullptr;
+    if (js_GetStreamInfo(&si, s->js, s->rule.js_stream.c_str(), nullptr, nullptr) == NATS_OK) {
+      std::string lacking;
+      for (int i = 0; si->Config != nullptr && i < si->Config->SubjectsLen; ++i) {
+        const std::string_view subject = si->Config->Subjects[i];
+        if (subject.substr(0, rule.prefix.size()) != rule.prefix) lacking = subject;
+      }
+      jsStreamInfo_Destroy(si);
+      if (!lacking.empty()) {
+        jsCtx_Destroy(s->js);
+        return make_error(Errc::invalid_argument, "import stream '" + s->rule.js_stream + "': its subject '" + lacking +
+                                                      "' does not start with the prefix '" + rule.prefix + "'");
+      }
+    }
+  }
   if (rule.direction == BridgeDirection::export_to_nats) {
     // The JetStream stream, made like the bus one when it is not there yet.
     jsStreamInfo* si = nullptr;
@@ -124,9 +142,11 @@ Result<std::unique_ptr<StreamLink>> StreamLink::start(const BridgeStreamRule& ru
       st = js_AddStream(&si, s->js, &cfg, nullptr, &jerr);
       if (st != NATS_OK) {
         jsCtx_Destroy(s->js);
+        const std::string hint = jerr == 10065 ? ": its subjects overlap another JetStream stream's; give the link a prefix"
+                                               : std::string();
         return make_error(Errc::invalid_argument, "JetStream stream '" + s->rule.js_stream +
                                                       "' could not be made: " + natsStatus_GetText(st) +
-                                                      " (JetStream error " + std::to_string(jerr) + ")");
+                                                      " (JetStream error " + std::to_string(jerr) + ")" + hint);
       }
       jsStreamInfo_Destroy(si);
     } else {
@@ -187,6 +207,7 @@ void StreamLink::run_export() {
   cc.ack_wait = std::chrono::seconds(5);  // an acknowledgement JetStream never sent: send again
   cc.max_ack_pending = static_cast<std::int64_t>(kBatch) * 4;
   bool added = false;
+  bool busy = false;
   while (!s.stopping.load(std::memory_order_acquire)) {
     if (!added) {
       auto made = consumers.add(s.rule.bus_stream, cc);
@@ -197,7 +218,10 @@ void StreamLink::run_export() {
       }
       added = true;
     }
-    auto batch = consumers.fetch(s.rule.bus_stream, cc.durable_name, kBatch, kFetchWait);
+    // A fetch returns when its batch is full or it expires: short while messages flow (they
+    // reach JetStream within ~20 ms), longer when the stream is idle (fewer requests).
+    auto batch = consumers.fetch(s.rule.bus_stream, cc.durable_name, kBatch, busy ? kFetchBusy : kFetchWait);
+    busy = batch && !batch->empty();
     if (!batch) {
       if (batch.error().code != Errc::timeout) {
         s.note_error("bus fetch: " + batch.error().message);
@@ -230,10 +254,11 @@ void StreamLink::run_export() {
       put_bus_headers(msg, m.headers, s.origin);
       natsMsgHeader_Set(msg, kMsgIdHeader, id.c_str());
       {
+        // A redelivery of a message still in flight replaces it (its acknowledgement is the
+        // one to use): one entry, counted once, whichever PubAck comes first acknowledges it.
         std::lock_guard lock(s.mutex);
-        s.in_flight[id] = m;
+        if (s.in_flight.insert_or_assign(id, m).second) s.pending.fetch_add(1, std::memory_order_relaxed);
       }
-      s.pending.fetch_add(1, std::memory_order_relaxed);
       jsPubOptions po;
       jsPubOptions_Init(&po);
       po.MsgId = nullptr;  // set as a header above (the ack handler reads it back)
@@ -316,7 +341,9 @@ void StreamLink::run_import() {
       }
       std::string_view subject = natsMsg_GetSubject(msg);
       if (subject.substr(0, s.rule.prefix.size()) != s.rule.prefix) {
+        // (start() refused a stream whose subjects lack the prefix; one edited since lands here.)
         s.skipped.fetch_add(1, std::memory_order_relaxed);
+        s.note_error("subject '" + std::string(subject) + "' lacks the prefix '" + s.rule.prefix + "': not copied");
         natsMsg_Term(msg, nullptr);
         continue;
       }
