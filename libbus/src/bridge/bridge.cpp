@@ -57,6 +57,9 @@ constexpr auto kInterestPoll = std::chrono::milliseconds(20);
 // How often the bridge asks NATS which subjects it has subscribers for (its export interest):
 // a new NATS subscriber starts getting this bus's messages within about this long.
 constexpr auto kExportPoll = std::chrono::milliseconds(250);
+// How long the closure of an unsubscribed NATS subscription is kept: nats.c drops what it still
+// queued for it, and a callback already running ends well within this.
+constexpr auto kClosureGrace = std::chrono::seconds(10);
 // The bridge's bus subscriptions spin this long after a message before they sleep: a futex
 // wake-up costs a VM exit (~50 us) per hop, and a request/reply across has four such hops.
 constexpr auto kBridgeSpin = std::chrono::microseconds(BUS_BRIDGE_SPIN_US);
@@ -181,7 +184,9 @@ class Bridge::Impl {
 
   // Interest subscriptions (the interest thread changes them; callbacks read plain_).
   std::map<std::pair<std::string, std::string>, NatsSub> interest_subs_;
-  std::vector<std::unique_ptr<Closure>> retired_closures_;  // callbacks may still hold them
+  // Closures of unsubscribed NATS subscriptions: a callback may still be running with one, so
+  // each is kept a while (kClosureGrace) before it goes.
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::unique_ptr<Closure>>> retired_closures_;
   mutable std::mutex plain_mutex_;
   std::shared_ptr<const std::vector<std::string>> plain_ = std::make_shared<std::vector<std::string>>();
   std::uint64_t seen_generation_ = 0;
@@ -425,7 +430,7 @@ Status Bridge::Impl::stop() {
     for (auto& [key, s] : interest_subs_) {
       natsSubscription_Unsubscribe(s.sub);
       natsSubscription_Destroy(s.sub);
-      retired_closures_.push_back(std::move(s.closure));
+      retired_closures_.emplace_back(std::chrono::steady_clock::now(), std::move(s.closure));
     }
     interest_subs_.clear();
     if (reply_sub_.sub != nullptr) {
@@ -726,9 +731,11 @@ void Bridge::Impl::update_interest() {
     }
     natsSubscription_Unsubscribe(it->second.sub);
     natsSubscription_Destroy(it->second.sub);
-    retired_closures_.push_back(std::move(it->second.closure));
+    retired_closures_.emplace_back(std::chrono::steady_clock::now(), std::move(it->second.closure));
     it = interest_subs_.erase(it);
   }
+  const auto now = std::chrono::steady_clock::now();
+  std::erase_if(retired_closures_, [&](const auto& r) { return now - r.first > kClosureGrace; });
   auto plain = std::make_shared<std::vector<std::string>>();
   for (const auto& [key, s] : interest_subs_) {
     if (key.second.empty()) plain->push_back(key.first);
