@@ -42,8 +42,20 @@ using namespace std::chrono_literals;
 std::vector<pid_t> g_children;
 
 void kill_children() {
-  for (pid_t p : g_children) ::kill(p, SIGKILL);
-  for (pid_t p : g_children) ::waitpid(p, nullptr, 0);
+  // SIGTERM first, in reverse order (bridges, then brokers, which then remove their segments,
+  // then the servers); SIGKILL whatever is still there after 3 s.
+  for (auto it = g_children.rbegin(); it != g_children.rend(); ++it) {
+    ::kill(*it, SIGTERM);
+    const auto deadline = Clock::now() + 3s;
+    while (::waitpid(*it, nullptr, WNOHANG) == 0) {
+      if (Clock::now() > deadline) {
+        ::kill(*it, SIGKILL);
+        ::waitpid(*it, nullptr, 0);
+        break;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+  }
   g_children.clear();
 }
 

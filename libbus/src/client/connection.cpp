@@ -563,19 +563,20 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   const auto bytes = static_cast<std::uint32_t>(
       record_bytes(label.size(), reply.size(), headers.size(), data.size()));
   auto& targets = route->targets;
-  std::size_t n = targets.size();
+  const std::size_t count = targets.size();
+  std::size_t n = count;  // what this publish reached (a scoped one counts below)
   std::size_t i = 0;
   const bool to_plain = scope == nullptr || scope->plain;
-  while (i < n && targets[i].group == 0) {
+  while (i < count && targets[i].group == 0) {
     if (to_plain) deliver(targets[i], *tp, bytes, label, reply, headers, data);
     ++i;
   }
-  if (scope != nullptr) [[unlikely]] n = to_plain ? i : 0;  // what this publish reached
+  if (scope != nullptr) [[unlikely]] n = to_plain ? i : 0;
   // Queue groups: one member each. Start round-robin at a rotating member and take the first
   // that accepts (skipping full and stale rings); drop for the group only if all refuse.
-  while (i < targets.size()) {
+  while (i < count) {
     std::size_t end = i;
-    while (end < targets.size() && targets[end].group == targets[i].group) ++end;
+    while (end < count && targets[end].group == targets[i].group) ++end;
     if (scope != nullptr) [[unlikely]] {
       if (scope->group.empty() || !subscription_in_group(a.segment, targets[i].subscription, scope->group)) {
         i = end;
