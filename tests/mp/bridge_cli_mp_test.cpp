@@ -162,7 +162,9 @@ TEST(BridgeCliMp, no_broker_is_a_one_line_error_with_exit_1_and_a_down_nats_is_r
   BrokerProcess busd(bus);
   ASSERT_TRUE(busd.ready());
   auto bridge = spawn_cli({"bridge", "--bus", bus, "--nats", "nats://127.0.0.1:1", "--export", "x.>", "--reconnect-wait", "100ms"});
-  EXPECT_TRUE(bridge.wait_for_line(Stream::err, "not reachable yet", 10s)) << bridge.describe();
+  // start() logs "not reachable yet" while connecting, "bridging bus" once it serves STATUSZ.
+  ASSERT_TRUE(bridge.wait_for_line(Stream::err, "bridging bus", 10s)) << bridge.describe();
+  EXPECT_TRUE(holds(bridge.err(), "not reachable yet")) << bridge.describe();
   auto status = cli_ok(bus, {"req", "$BUS.BRIDGE.bridge.STATUSZ", "", "--raw"});
   EXPECT_TRUE(holds(status, "\"nats_connected\":false")) << status;
   bridge.kill(SIGTERM);
