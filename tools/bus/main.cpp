@@ -78,7 +78,8 @@ int main(int argc, char** argv) {
       "  bus pub --ack orders.new 'order {{Count}}'    wait until stored; print stream and sequence\n"
       "  bus bench s --pub 1 --sub 2 --size 64       throughput between processes (--latency)\n"
       "  bus server info                             the broker, uptime, totals (--json: /varz)\n"
-      "  bus top                                     live clients and subscriptions (--once: one frame)");
+      "  bus top                                     live clients and subscriptions (--once: one frame)\n"
+      "  bus bridge --nats nats://hub:4222 --export 'orders.>' --import 'orders.>'   this bus and NATS as one");
 
   if (argc <= 1) {
     std::fputs(app.help().c_str(), stderr);
