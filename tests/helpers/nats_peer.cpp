@@ -406,34 +406,46 @@ int run_js_ready(const Args& a) {
   return 0;
 }
 
+/// A connection and its JetStream context (js-info, js-consumer), destroyed together.
+struct JetStreamClient {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  JetStreamClient() = default;
+  JetStreamClient(const JetStreamClient&) = delete;
+  JetStreamClient& operator=(const JetStreamClient&) = delete;
+  ~JetStreamClient() {
+    if (js != nullptr) jsCtx_Destroy(js);
+    if (nc != nullptr) natsConnection_Destroy(nc);
+  }
+  /// Connects to `url` and makes the context (its calls wait --timeout-ms, default 5 s); 0, or
+  /// the exit code of the failure (reported).
+  int open(const Args& a, const std::string& url) {
+    natsStatus s = connect(&nc, url, Clock::now(), false);
+    if (s != NATS_OK) return nats_fail("connect " + url, s);
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Wait = a.timeout_ms < 0 ? 5000 : a.timeout_ms;
+    s = natsConnection_JetStream(&js, nc, &o);
+    if (s != NATS_OK) return nats_fail("JetStream context", s);
+    return 0;
+  }
+};
+
 int run_js_info(const Args& a) {
   if (a.positional.size() != 2) return usage("js-info URL STREAM [--payloads] [--timeout-ms T]");
   const std::string& stream = a.positional[1];
-  natsConnection* nc = nullptr;
-  natsStatus s = connect(&nc, a.positional[0], Clock::now(), false);
-  if (s != NATS_OK) return nats_fail("connect " + a.positional[0], s);
-  jsOptions o;
-  jsOptions_Init(&o);
-  o.Wait = a.timeout_ms < 0 ? 5000 : a.timeout_ms;
-  jsCtx* js = nullptr;
-  s = natsConnection_JetStream(&js, nc, &o);
-  if (s != NATS_OK) {
-    natsConnection_Destroy(nc);
-    return nats_fail("JetStream context", s);
-  }
-  auto done = [&](int rc) {
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-    return rc;
-  };
+  JetStreamClient client;
+  if (const int rc = client.open(a, a.positional[0]); rc != 0) return rc;
+  jsCtx* js = client.js;
+  natsStatus s = NATS_OK;
   jsStreamInfo* si = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   s = js_GetStreamInfo(&si, js, stream.c_str(), nullptr, &jerr);
   if (s == NATS_NOT_FOUND) {
     std::fprintf(stderr, "nats_peer: no stream %s\n", stream.c_str());
-    return done(5);
+    return 5;
   }
-  if (s != NATS_OK) return done(nats_fail("stream info " + stream + " (JetStream error " + std::to_string(jerr) + ")", s));
+  if (s != NATS_OK) return nats_fail("stream info " + stream + " (JetStream error " + std::to_string(jerr) + ")", s);
   const jsStreamState st = si->State;
   const std::string leader =
       si->Cluster != nullptr && si->Cluster->Leader != nullptr && *si->Cluster->Leader != '\0' ? si->Cluster->Leader : "-";
@@ -447,28 +459,23 @@ int run_js_info(const Args& a) {
       jerr = static_cast<jsErrCode>(0);
       s = js_GetMsg(&msg, js, stream.c_str(), seq, nullptr, &jerr);
       if (s == NATS_NOT_FOUND) continue;  // deleted
-      if (s != NATS_OK) return done(nats_fail("get " + stream + " #" + std::to_string(seq), s));
+      if (s != NATS_OK) return nats_fail("get " + stream + " #" + std::to_string(seq), s);
       std::printf("%s\n", payload(msg).c_str());
       natsMsg_Destroy(msg);
     }
   }
   std::fflush(stdout);
-  return done(0);
+  return 0;
 }
 
 int run_js_consumer(const Args& a) {
   if (a.positional.size() != 3) return usage("js-consumer URL STREAM CONSUMER [--timeout-ms T]");
-  natsConnection* nc = nullptr;
-  natsStatus s = connect(&nc, a.positional[0], Clock::now(), false);
-  if (s != NATS_OK) return nats_fail("connect " + a.positional[0], s);
-  jsOptions o;
-  jsOptions_Init(&o);
-  o.Wait = a.timeout_ms < 0 ? 5000 : a.timeout_ms;
-  jsCtx* js = nullptr;
-  s = natsConnection_JetStream(&js, nc, &o);
+  JetStreamClient client;
+  if (const int rc = client.open(a, a.positional[0]); rc != 0) return rc;
+  natsStatus s = NATS_OK;
   jsConsumerInfo* ci = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  if (s == NATS_OK) s = js_GetConsumerInfo(&ci, js, a.positional[1].c_str(), a.positional[2].c_str(), nullptr, &jerr);
+  s = js_GetConsumerInfo(&ci, client.js, a.positional[1].c_str(), a.positional[2].c_str(), nullptr, &jerr);
   int rc = 0;
   if (s == NATS_OK) {
     std::printf("num_pending %llu num_ack_pending %lld num_redelivered %lld delivered_stream_seq %llu "
@@ -485,8 +492,6 @@ int run_js_consumer(const Args& a) {
   } else {
     rc = nats_fail("consumer info " + a.positional[2] + " (JetStream error " + std::to_string(jerr) + ")", s);
   }
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
   return rc;
 }
 

@@ -104,9 +104,12 @@ struct Msg {
   std::map<std::string, std::string> headers;
 };
 
-/// `bus sub` without --raw: "[#N] Received on "SUBJECT"", then "Key: value" lines and a blank
-/// line when there are headers, the payload, a blank line. (Payloads here never hold ": ".)
-std::vector<Msg> parse_bus_sub(const std::string& out) {
+/// What `bus sub` (without --raw) and `bus stream view` print per message: a first line naming
+/// the subject, then "Key: value" lines and a blank line when there are headers, the payload, a
+/// blank line. (Payloads here never hold ": ".) `subject_of` reads the subject from a first line,
+/// nullopt for any other line.
+std::vector<Msg> parse_blocks(const std::string& out,
+                              const std::function<std::optional<std::string>(const std::string&)>& subject_of) {
   std::vector<Msg> msgs;
   enum { start, head, body, end } state = start;
   Msg m;
@@ -117,16 +120,13 @@ std::vector<Msg> parse_bus_sub(const std::string& out) {
     const std::string line = out.substr(pos, nl - pos);
     pos = nl + 1;
     switch (state) {
-      case start: {
-        const auto q1 = line.find('"');
-        const auto q2 = q1 == std::string::npos ? q1 : line.find('"', q1 + 1);
-        if (line.rfind("[#", 0) == 0 && q2 != std::string::npos) {
+      case start:
+        if (auto subject = subject_of(line)) {
           m = Msg{};
-          m.subject = line.substr(q1 + 1, q2 - q1 - 1);
+          m.subject = std::move(*subject);
           state = head;
         }
         break;
-      }
       case head:
         if (line.empty()) {
           state = body;
@@ -148,6 +148,26 @@ std::vector<Msg> parse_bus_sub(const std::string& out) {
     }
   }
   return msgs;
+}
+
+/// `bus sub`: the first line is "[#N] Received on "SUBJECT"".
+std::vector<Msg> parse_bus_sub(const std::string& out) {
+  return parse_blocks(out, [](const std::string& line) -> std::optional<std::string> {
+    const auto q1 = line.find('"');
+    const auto q2 = q1 == std::string::npos ? q1 : line.find('"', q1 + 1);
+    if (line.rfind("[#", 0) != 0 || q2 == std::string::npos) return std::nullopt;
+    return line.substr(q1 + 1, q2 - q1 - 1);
+  });
+}
+
+/// `bus stream view`: the first line is "[SEQ] Subject: SUBJECT Received: TIME".
+std::vector<Msg> parse_stream_view(const std::string& out) {
+  return parse_blocks(out, [](const std::string& line) -> std::optional<std::string> {
+    const auto at = line.find("] Subject: ");
+    const auto received = at == std::string::npos ? at : line.find(" Received: ", at);
+    if (line.rfind("[", 0) != 0 || received == std::string::npos) return std::nullopt;
+    return line.substr(at + 11, received - at - 11);
+  });
 }
 
 /// nats_peer sub: "SUBJECT PAYLOAD [K=V,...]".
@@ -173,52 +193,6 @@ std::vector<Msg> parse_nats_sub(const std::string& out) {
       }
     }
     msgs.push_back(std::move(m));
-  }
-  return msgs;
-}
-
-/// `bus stream view`: "[SEQ] Subject: SUBJECT Received: TIME", then "Key: value" lines and a blank
-/// line when there are headers, the payload, a blank line. (Payloads here never hold ": ".)
-std::vector<Msg> parse_stream_view(const std::string& out) {
-  std::vector<Msg> msgs;
-  enum { start, head, body, end } state = start;
-  Msg m;
-  std::size_t pos = 0;
-  for (;;) {
-    const std::size_t nl = out.find('\n', pos);
-    if (nl == std::string::npos) break;
-    const std::string line = out.substr(pos, nl - pos);
-    pos = nl + 1;
-    switch (state) {
-      case start: {
-        const auto at = line.find("] Subject: ");
-        const auto received = at == std::string::npos ? at : line.find(" Received: ", at);
-        if (line.rfind("[", 0) == 0 && received != std::string::npos) {
-          m = Msg{};
-          m.subject = line.substr(at + 11, received - at - 11);
-          state = head;
-        }
-        break;
-      }
-      case head:
-        if (line.empty()) {
-          state = body;
-        } else if (const auto colon = line.find(": "); colon != std::string::npos) {
-          m.headers[line.substr(0, colon)] = line.substr(colon + 2);
-        } else {
-          m.payload = line;
-          state = end;
-        }
-        break;
-      case body:
-        m.payload = line;
-        state = end;
-        break;
-      case end:
-        if (line.empty()) msgs.push_back(m);
-        state = start;
-        break;
-    }
   }
   return msgs;
 }
