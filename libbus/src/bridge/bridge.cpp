@@ -69,10 +69,6 @@ SubscribeOptions bridge_subscribe_options() {
   return o;
 }
 
-bool is_plumbing(std::string_view subject) noexcept {
-  return subject.substr(0, 7) == "_INBOX." || (!subject.empty() && subject[0] == '$');
-}
-
 std::string nats_status_text(natsStatus s) { return natsStatus_GetText(s); }
 
 }  // namespace
@@ -285,9 +281,8 @@ Status Bridge::Impl::connect_bus() {
   // Every record we publish is an import: marked, so no bridge ever exports it again. The id
   // names us among the bus's clients (slot + 1: never 0).
   bus().set_origin(static_cast<std::uint16_t>(bus().attachment().slot % 0xFFFF + 1));
-  const auto snap = detail::monitor::take_snapshot(bus().segment(), options_.bus_name);
   std::lock_guard lock(identity_mutex_);
-  origin_ = snap.server_id;
+  origin_ = detail::monitor::server_id_of(bus().segment());
   return {};
 }
 
@@ -465,7 +460,7 @@ void Bridge::Impl::export_message(RuleState& r, const std::string& via, const Me
     r.loops.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  if (is_plumbing(m.subject)) return;  // bus inboxes, $SYS, $JS: this bus's own business
+  if (detail::bridge::is_plumbing(m.subject)) return;  // bus inboxes, $SYS, $JS: this bus's own business
   if (!via.empty()) {
     // Several patterns of this rule may match the subject; the first passes the message on.
     std::shared_ptr<const std::vector<std::string>> patterns;
@@ -628,10 +623,9 @@ void Bridge::Impl::interest_loop() {
   while (!stopping_.load(std::memory_order_acquire)) {
     if (&bus().attachment() != inbox_attachment_ && !bus().segment().superseded()) {
       // The broker replaced the segment: the inbox's address is gone; our identity changed.
-      const auto snap = detail::monitor::take_snapshot(bus().segment(), options_.bus_name);
       {
         std::lock_guard lock(identity_mutex_);
-        origin_ = snap.server_id;
+        origin_ = detail::monitor::server_id_of(bus().segment());
       }
       if (auto st = open_bus_inbox(); !st) log("reply inbox: " + st.error().message);
       proxies_.clear();  // they named the old segment's slots
@@ -755,7 +749,7 @@ void Bridge::Impl::update_proxies(const std::vector<detail::bridge::BusInterest>
   std::map<std::pair<std::string, std::string>, bool> want;
   if (connected) {
     for (const auto& sub : interest) {
-      if (sub.group.empty() || is_plumbing(sub.pattern)) continue;
+      if (sub.group.empty() || detail::bridge::is_plumbing(sub.pattern)) continue;
       for (const auto& in : import_rules_) {
         for (const auto& out : export_rules_) {
           if (in.prefix != out.prefix) continue;

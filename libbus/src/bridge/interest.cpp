@@ -30,11 +30,11 @@ std::string join(const std::vector<std::string_view>& parts) {
   return out;
 }
 
-bool is_plumbing(std::string_view pattern) noexcept {
-  return pattern.substr(0, 7) == "_INBOX." || (!pattern.empty() && pattern[0] == '$');
-}
-
 }  // namespace
+
+bool is_plumbing(std::string_view subject) noexcept {
+  return subject.substr(0, 7) == "_INBOX." || (!subject.empty() && subject[0] == '$');
+}
 
 std::optional<std::string> intersect(std::string_view a, std::string_view b) {
   const auto ta = tokens(a);

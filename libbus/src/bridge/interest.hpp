@@ -25,6 +25,10 @@ std::optional<std::string> intersect(std::string_view a, std::string_view b);
 /// Does every subject `inner` matches also match `outer`? ("a.b" in "a.*", "a.*.c" in "a.>").
 bool covers(std::string_view outer, std::string_view inner) noexcept;
 
+/// The bus's own plumbing, which no bridge carries: request inboxes (`_INBOX.`: replies cross by
+/// the bridge's reply mapping) and `$` subjects ($SYS, $JS, $BUS).
+bool is_plumbing(std::string_view subject) noexcept;
+
 /// One bus subscription as interest: its pattern and queue group ("" when plain).
 struct BusInterest {
   std::string pattern;

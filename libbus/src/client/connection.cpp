@@ -556,7 +556,8 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   if (!found) return std::move(found).error();
   LocalRoute* route = found.value();
   // A scoped publish (the bridge's) leaves out the stream unless it reaches plain targets.
-  StreamHandle* const stream = scope == nullptr || scope->plain ? route->stream : nullptr;
+  const bool to_plain = scope == nullptr || scope->plain;
+  StreamHandle* const stream = to_plain ? route->stream : nullptr;
   if (stream != nullptr) {
     if (auto st = check_stream_size(*stream, headers.size() + data.size()); !st) return std::move(st).error();
   }
@@ -566,7 +567,6 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
   const std::size_t count = targets.size();
   std::size_t n = count;  // what this publish reached (a scoped one counts below)
   std::size_t i = 0;
-  const bool to_plain = scope == nullptr || scope->plain;
   while (i < count && targets[i].group == 0) {
     if (to_plain) deliver(targets[i], *tp, bytes, label, reply, headers, data);
     ++i;

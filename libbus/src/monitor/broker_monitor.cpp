@@ -111,9 +111,7 @@ Status BrokerMonitor::open() {
 
 std::string BrokerMonitor::server_id() const {
   // From the segment each time: events made during adoption come before open().
-  char id[24];
-  std::snprintf(id, sizeof id, "%016llX", static_cast<unsigned long long>(segment_.id()));
-  return id;
+  return server_id_of(segment_);
 }
 
 std::string BrokerMonitor::server_json_text() const {

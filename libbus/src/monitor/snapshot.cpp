@@ -34,14 +34,18 @@ std::string fixed_text(char* field, std::size_t capacity) {
 
 }  // namespace
 
+std::string server_id_of(const Segment& segment) {
+  char id[24];
+  std::snprintf(id, sizeof id, "%016" PRIX64, segment.id());
+  return id;
+}
+
 BusSnapshot take_snapshot(const Segment& segment, const std::string& bus_name) {
   BusSnapshot s;
   const SegmentHeader* h = segment.header();
   const SegmentConfig& config = segment.config();
   s.bus_name = bus_name;
-  char id[24];
-  std::snprintf(id, sizeof id, "%016" PRIX64, h->segment_id);
-  s.server_id = id;
+  s.server_id = server_id_of(segment);
   s.now_unix_ns = realtime_ns();
   s.created_unix_ns = h->created_unix_ns;
   s.broker_start_unix_ns = h->totals.broker_start_unix_ns.load(kRelaxed);

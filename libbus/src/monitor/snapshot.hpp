@@ -20,6 +20,9 @@ using bus::monitor::BusSnapshot;
 using bus::monitor::ClientSnapshot;
 using bus::monitor::SubscriptionSnapshot;
 
+/// The segment's identity as NATS's server_id shows it (16 hex digits; kept across adoptions).
+std::string server_id_of(const Segment& segment);
+
 /// Reads everything a monitor shows from `segment` of bus `bus_name`.
 BusSnapshot take_snapshot(const Segment& segment, const std::string& bus_name);
 
