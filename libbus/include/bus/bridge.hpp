@@ -131,6 +131,7 @@ class Bridge {
   class Impl;
 
  private:
+  void release_impl() noexcept;
   std::unique_ptr<Impl> impl_;
 };
 

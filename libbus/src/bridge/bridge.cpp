@@ -59,7 +59,9 @@ constexpr auto kInterestPoll = std::chrono::milliseconds(20);
 constexpr auto kExportPoll = std::chrono::milliseconds(250);
 // How long the closure of an unsubscribed NATS subscription is kept: nats.c drops what it still
 // queued for it, and a callback already running ends well within this.
-constexpr auto kClosureGrace = std::chrono::seconds(10);
+// How long stop() waits for nats.c's threads to be done with the bridge: its closed callbacks
+// (nats.c's callback thread) and the completion of every subscription (its delivery thread).
+constexpr auto kCallbackDrainBound = std::chrono::seconds(5);
 // The bridge's bus subscriptions spin this long after a message before they sleep: a futex
 // wake-up costs a VM exit (~50 us) per hop, and a request/reply across has four such hops.
 constexpr auto kBridgeSpin = std::chrono::microseconds(BUS_BRIDGE_SPIN_US);
@@ -85,6 +87,7 @@ class Bridge::Impl {
   Status start();
   Status stop();
   bool running() const noexcept { return running_.load(std::memory_order_acquire); }
+  bool callbacks_outstanding() const noexcept { return callbacks_outstanding_; }
   BridgeStats stats() const;
 
  private:
@@ -106,6 +109,9 @@ class Bridge::Impl {
     Impl* self = nullptr;
     enum class Kind { interest, replies } kind = Kind::interest;
     NatsInterest interest;  // kind interest
+    // Set by nats.c's delivery thread once the subscription is closed and its last callback
+    // has returned (on_subscription_complete); until then the closure must stay.
+    std::atomic<bool> complete{false};
   };
   struct NatsSub {
     natsSubscription* sub = nullptr;
@@ -144,6 +150,9 @@ class Bridge::Impl {
   static void on_disconnected(natsConnection* nc, void* closure) noexcept;
   static void on_reconnected(natsConnection* nc, void* closure) noexcept;
   static void on_closed(natsConnection* nc, void* closure) noexcept;
+  static void on_subscription_complete(void* closure) noexcept;
+  natsStatus subscribe_nats(NatsSub& s, natsConnection* nc, const std::string& subject, const std::string& group);
+  void retire(NatsSub& s);
   static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure) noexcept;
 
   BridgeOptions options_;
@@ -177,12 +186,18 @@ class Bridge::Impl {
   std::atomic<std::uint64_t> disconnects_{0}, reconnects_{0}, replies_{0};
   std::atomic<bool> resubscribe_{false};
   std::atomic<int> in_callbacks_{0};
+  // nats.c calls back from its own threads, after a close too: stop() waits (bounded) until
+  // every connection made has had its closed callback and every subscription its completion.
+  int connections_made_ = 0;
+  std::atomic<int> closed_callbacks_{0};
+  std::atomic<int> subscriptions_open_{0};
+  bool callbacks_outstanding_ = false;  // the wait ran out: the Impl must not be freed
 
   // Interest subscriptions (the interest thread changes them; callbacks read plain_).
   std::map<std::pair<std::string, std::string>, NatsSub> interest_subs_;
   // Closures of unsubscribed NATS subscriptions: a callback may still be running with one, so
-  // each is kept a while (kClosureGrace) before it goes.
-  std::vector<std::pair<std::chrono::steady_clock::time_point, std::unique_ptr<Closure>>> retired_closures_;
+  // each is kept until nats.c reports the subscription complete.
+  std::vector<std::unique_ptr<Closure>> retired_closures_;
   mutable std::mutex plain_mutex_;
   std::shared_ptr<const std::vector<std::string>> plain_ = std::make_shared<std::vector<std::string>>();
   std::uint64_t seen_generation_ = 0;
@@ -373,6 +388,7 @@ Status Bridge::Impl::connect_nats() {
       return make_error(Errc::invalid_argument, "NATS connect to " + options_.nats_urls.front() + ": " + nats_status_text(s));
     }
     if (s == NATS_NOT_YET_CONNECTED && role.nc == &nc_) log("NATS not reachable yet; retrying in the background");
+    ++connections_made_;  // it will have exactly one closed callback
     nats_options_.push_back(o);
   }
   // Replies from NATS responders to bus requesters come back here.
@@ -381,10 +397,8 @@ Status Bridge::Impl::connect_nats() {
   nats_reply_prefix_ = std::string(inbox) + ".";
   natsInbox_Destroy(inbox);
   reply_sub_.closure = std::make_unique<Closure>();
-  reply_sub_.closure->self = this;
   reply_sub_.closure->kind = Closure::Kind::replies;
-  const std::string pattern = nats_reply_prefix_ + ">";
-  const natsStatus s = natsConnection_Subscribe(&reply_sub_.sub, nc_fast_, pattern.c_str(), on_nats_msg, reply_sub_.closure.get());
+  const natsStatus s = subscribe_nats(reply_sub_, nc_fast_, nats_reply_prefix_ + ">", "");
   if (s != NATS_OK) return make_error(Errc::resource_exhausted, "NATS reply subscription: " + nats_status_text(s));
   return {};
 }
@@ -422,17 +436,9 @@ Status Bridge::Impl::stop() {
     for (natsConnection* nc : {nc_, nc_fast_, nc_queues_}) {
       if (nc != nullptr && natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED) (void)natsConnection_FlushTimeout(nc, 1000);
     }
-    for (auto& [key, s] : interest_subs_) {
-      natsSubscription_Unsubscribe(s.sub);
-      natsSubscription_Destroy(s.sub);
-      retired_closures_.emplace_back(std::chrono::steady_clock::now(), std::move(s.closure));
-    }
+    for (auto& [key, s] : interest_subs_) retire(s);
     interest_subs_.clear();
-    if (reply_sub_.sub != nullptr) {
-      natsSubscription_Unsubscribe(reply_sub_.sub);
-      natsSubscription_Destroy(reply_sub_.sub);
-      reply_sub_.sub = nullptr;
-    }
+    if (reply_sub_.sub != nullptr) retire(reply_sub_);
   }
   for (natsConnection** nc : {&nc_, &nc_fast_, &nc_queues_}) {
     if (*nc == nullptr) continue;
@@ -440,10 +446,26 @@ Status Bridge::Impl::stop() {
     natsConnection_Destroy(*nc);
     *nc = nullptr;
   }
-  // A callback already running finishes before the closures it holds go (bounded).
-  for (int i = 0; i < 2000 && in_callbacks_.load(std::memory_order_acquire) != 0; ++i) {
+  // nats.c's threads are done with us before what their callbacks use goes (bounded): the
+  // callback thread runs a connection's closed callback after all its others, the delivery
+  // thread a subscription's completion after its last message.
+  const auto drain_deadline = std::chrono::steady_clock::now() + kCallbackDrainBound;
+  auto drained = [&] {
+    // acquire: pairs with the release decrements and increments at the end of on_closed,
+    // on_subscription_complete and on_nats_msg, so nothing they did is still to come.
+    return closed_callbacks_.load(std::memory_order_acquire) >= connections_made_ &&
+           subscriptions_open_.load(std::memory_order_acquire) == 0 &&
+           in_callbacks_.load(std::memory_order_acquire) == 0;
+  };
+  while (!drained() && std::chrono::steady_clock::now() < drain_deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+  if (!drained()) {
+    callbacks_outstanding_ = true;
+    log("a NATS callback is still outstanding after " + std::to_string(kCallbackDrainBound.count()) +
+        " s; the bridge's state stays in memory");
+  }
+  retired_closures_.clear();
   for (natsOptions* o : nats_options_) natsOptions_Destroy(o);
   nats_options_.clear();
   inbox_.reset();
@@ -705,12 +727,8 @@ void Bridge::Impl::update_interest() {
     if (interest_subs_.count(key) != 0) continue;
     NatsSub s;
     s.closure = std::make_unique<Closure>();
-    s.closure->self = this;
     s.closure->interest = *w;
-    const natsStatus st = w->group.empty()
-                              ? natsConnection_Subscribe(&s.sub, nc_, w->subject.c_str(), on_nats_msg, s.closure.get())
-                              : natsConnection_QueueSubscribe(&s.sub, nc_queues_, w->subject.c_str(), w->group.c_str(),
-                                                              on_nats_msg, s.closure.get());
+    const natsStatus st = subscribe_nats(s, w->group.empty() ? nc_ : nc_queues_, w->subject, w->group);
     if (st != NATS_OK) {
       log("NATS subscribe '" + w->subject + "': " + nats_status_text(st));
       seen_generation_ = 0;  // try again next round
@@ -723,13 +741,11 @@ void Bridge::Impl::update_interest() {
       ++it;
       continue;
     }
-    natsSubscription_Unsubscribe(it->second.sub);
-    natsSubscription_Destroy(it->second.sub);
-    retired_closures_.emplace_back(std::chrono::steady_clock::now(), std::move(it->second.closure));
+    retire(it->second);
     it = interest_subs_.erase(it);
   }
-  const auto now = std::chrono::steady_clock::now();
-  std::erase_if(retired_closures_, [&](const auto& r) { return now - r.first > kClosureGrace; });
+  // acquire: pairs with the release store in on_subscription_complete (its last callback is over).
+  std::erase_if(retired_closures_, [](const auto& c) { return c->complete.load(std::memory_order_acquire); });
   auto plain = std::make_shared<std::vector<std::string>>();
   for (const auto& [key, s] : interest_subs_) {
     if (key.second.empty()) plain->push_back(key.first);
@@ -920,6 +936,39 @@ void Bridge::Impl::on_closed(natsConnection* nc, void* closure) noexcept {
   if (!self->stopping_.load(std::memory_order_acquire)) {
     self->log(std::string("NATS connection closed for good") + self->role_of(nc));
   }
+  // release: pairs with the acquire in stop(); the last touch of self, which may go right after.
+  self->closed_callbacks_.fetch_add(1, std::memory_order_release);
+}
+
+void Bridge::Impl::on_subscription_complete(void* closure) noexcept {
+  auto* c = static_cast<Closure*>(closure);
+  Impl* self = c->self;
+  // release: pairs with the acquire in update_interest's sweep; after it c may be freed.
+  c->complete.store(true, std::memory_order_release);
+  // release: pairs with the acquire in stop(); after it self may be freed.
+  self->subscriptions_open_.fetch_sub(1, std::memory_order_release);
+}
+
+natsStatus Bridge::Impl::subscribe_nats(NatsSub& s, natsConnection* nc, const std::string& subject, const std::string& group) {
+  s.closure->self = this;
+  natsStatus st = group.empty() ? natsConnection_Subscribe(&s.sub, nc, subject.c_str(), on_nats_msg, s.closure.get())
+                                : natsConnection_QueueSubscribe(&s.sub, nc, subject.c_str(), group.c_str(), on_nats_msg,
+                                                                s.closure.get());
+  if (st != NATS_OK) return st;
+  subscriptions_open_.fetch_add(1, std::memory_order_relaxed);
+  if (natsSubscription_SetOnCompleteCB(s.sub, on_subscription_complete, s.closure.get()) != NATS_OK) {
+    // Closed already (its connection closed in between): no completion will come, so the
+    // closure stays until the bridge goes.
+    subscriptions_open_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  return NATS_OK;
+}
+
+void Bridge::Impl::retire(NatsSub& s) {
+  natsSubscription_Unsubscribe(s.sub);
+  natsSubscription_Destroy(s.sub);
+  s.sub = nullptr;
+  retired_closures_.push_back(std::move(s.closure));
 }
 
 void Bridge::Impl::on_error(natsConnection*, natsSubscription* sub, natsStatus err, void* closure) noexcept {
@@ -970,8 +1019,27 @@ BridgeStats Bridge::Impl::stats() const {
 
 Bridge::Bridge() noexcept = default;
 Bridge::Bridge(Bridge&&) noexcept = default;
-Bridge& Bridge::operator=(Bridge&&) noexcept = default;
-Bridge::~Bridge() = default;
+
+Bridge& Bridge::operator=(Bridge&& other) noexcept {
+  if (this != &other) {
+    (void)stop();
+    release_impl();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+
+Bridge::~Bridge() {
+  (void)stop();
+  release_impl();
+}
+
+void Bridge::release_impl() noexcept {
+  // A nats.c thread that never let go of the bridge (stop() waited its bound) may still call
+  // into it: its state is left in memory rather than freed under that thread.
+  if (impl_ && impl_->callbacks_outstanding()) (void)impl_.release();
+  impl_.reset();
+}
 
 Result<Bridge> Bridge::start(const BridgeOptions& options) {
   auto impl = std::make_unique<Impl>(options);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "bridge/nats_msg.hpp"
@@ -38,6 +39,7 @@ struct StreamLink::State {
   jsCtx* js = nullptr;
   std::string origin;
   std::atomic<bool> stopping{false};
+  std::atomic<int> in_ack_handler{0};  // nats.c's thread is in on_js_pub_ack (the State must stay)
   std::atomic<std::uint64_t> copied{0}, duplicates{0}, retried{0}, skipped{0}, pending{0};
   mutable std::mutex mutex;  // guards in_flight and last_error
   std::unordered_map<std::string, Message> in_flight;  // export: Nats-Msg-Id -> bus message to ack
@@ -56,6 +58,7 @@ struct StreamLink::State {
 // JetStream answered an export's publish: acknowledge the bus message (or have it redelivered).
 static void on_js_pub_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
   auto* s = static_cast<StreamLink::State*>(closure);
+  s->in_ack_handler.fetch_add(1, std::memory_order_relaxed);
   const char* id = nullptr;
   Message m;
   bool found = false;
@@ -79,6 +82,8 @@ static void on_js_pub_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, 
     }
   }
   natsMsg_Destroy(msg);
+  // release: pairs with the acquire in ~StreamLink; the last touch of s.
+  s->in_ack_handler.fetch_sub(1, std::memory_order_release);
 }
 
 Result<std::unique_ptr<StreamLink>> StreamLink::start(const BridgeStreamRule& rule, const BridgeOptions& options,
@@ -167,7 +172,16 @@ Result<std::unique_ptr<StreamLink>> StreamLink::start(const BridgeStreamRule& ru
 
 StreamLink::StreamLink(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
-StreamLink::~StreamLink() { stop(); }
+StreamLink::~StreamLink() {
+  stop();
+  if (!state_) return;
+  // jsCtx_Destroy starts no more acknowledgement handlers, but one may still be running on
+  // nats.c's thread (the bridge closes the NATS connection before this): it finishes first.
+  // acquire: pairs with the release at the end of on_js_pub_ack.
+  for (int i = 0; i < 1000 && state_->in_ack_handler.load(std::memory_order_acquire) != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
 
 void StreamLink::stop() {
   if (!state_) return;
