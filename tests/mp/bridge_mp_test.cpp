@@ -865,6 +865,43 @@ TEST_F(BridgeMp, a_killed_bridge_leaves_the_bus_working_and_a_restarted_one_carr
   EXPECT_EQ(on_b->payloads("x.g.data"), h) << "bus B: nothing while no bridge ran, everything after";
 }
 
+// A bridge stopped at any moment (while it connects, subscribes or carries) exits 0 within its
+// bound: nats.c's threads call back into it after a close (the closed callback, a subscription's
+// completion), so stop() waits for them before its state goes (under ASan in CI, a use after
+// free aborts the process here).
+TEST_F(BridgeMp, a_bridge_stopped_at_any_moment_stops_cleanly) {
+  auto on_b = bus_sub(b_, "x.s.>");
+  std::mt19937 rng(static_cast<unsigned>(::getpid()));
+  std::set<int> taken(client_ports_.begin(), client_ports_.end());
+  taken.insert(cluster_ports_.begin(), cluster_ports_.end());
+  const std::string nobody = "nats://127.0.0.1:" + std::to_string(free_port(taken));
+  for (int round = 0; round < 12; ++round) {
+    // Every third round has no NATS to reach: the stop meets connections still retrying.
+    const std::string urls = round % 3 == 2 ? nobody : urls_preferring(round % 3);
+    auto p = cli(a_, {"bridge", "--nats", urls, "--bridge-name", "s" + std::to_string(round), "--export", "x.s.>",
+                      "--import", "x.s.>", "--reconnect-wait", "100ms"});
+    // From the moment it has started (its signal handlers are in place), then 0-400 ms on.
+    ASSERT_TRUE(p.wait_for_line(Stream::err, "bridging bus", kWait)) << p.describe();
+    const auto delay = std::chrono::milliseconds(rng() % 400);
+    const auto until = Clock::now() + delay;
+    while (Clock::now() < until) {
+      pump_all({on_b.get()});
+      p.pump();
+      std::this_thread::sleep_for(5ms);
+    }
+    if (round % 4 == 3) {
+      // Some rounds carry first, so the stop meets subscriptions with traffic.
+      (void)run_ok(cli(a_, {"pub", "x.s.data", "s{{Count}}", "--count", "50"}));
+    }
+    const auto t0 = Clock::now();
+    ASSERT_TRUE(p.kill(SIGTERM));
+    const auto st = p.wait_exit(10s);
+    ASSERT_TRUE(st && st->success()) << "round " << round << " (stopped after " << delay.count()
+                                     << " ms): " << p.describe();
+    EXPECT_LT(Clock::now() - t0, 8s) << "round " << round << ": stop took too long: " << p.describe();
+  }
+}
+
 // (h) kill -9 of bus B's busd, and a new busd for the bus: the bridge, a bus client, comes back.
 TEST_F(BridgeMp, the_bridge_survives_its_broker_being_killed_and_replaced) {
   auto on_a = bus_sub(a_, "x.h.>");

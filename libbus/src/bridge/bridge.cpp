@@ -57,8 +57,6 @@ constexpr auto kInterestPoll = std::chrono::milliseconds(20);
 // How often the bridge asks NATS which subjects it has subscribers for (its export interest):
 // a new NATS subscriber starts getting this bus's messages within about this long.
 constexpr auto kExportPoll = std::chrono::milliseconds(250);
-// How long the closure of an unsubscribed NATS subscription is kept: nats.c drops what it still
-// queued for it, and a callback already running ends well within this.
 // How long stop() waits for nats.c's threads to be done with the bridge: its closed callbacks
 // (nats.c's callback thread) and the completion of every subscription (its delivery thread).
 constexpr auto kCallbackDrainBound = std::chrono::seconds(5);
@@ -460,12 +458,13 @@ Status Bridge::Impl::stop() {
   while (!drained() && std::chrono::steady_clock::now() < drain_deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  if (!drained()) {
-    callbacks_outstanding_ = true;
+  if (drained()) {
+    retired_closures_.clear();
+  } else {
+    callbacks_outstanding_ = true;  // the closures and the Impl stay (Bridge::release_impl)
     log("a NATS callback is still outstanding after " + std::to_string(kCallbackDrainBound.count()) +
         " s; the bridge's state stays in memory");
   }
-  retired_closures_.clear();
   for (natsOptions* o : nats_options_) natsOptions_Destroy(o);
   nats_options_.clear();
   inbox_.reset();
