@@ -1042,7 +1042,11 @@ void Bridge::release_impl() noexcept {
 
 Result<Bridge> Bridge::start(const BridgeOptions& options) {
   auto impl = std::make_unique<Impl>(options);
-  if (auto st = impl->start(); !st) return std::move(st).error();
+  if (auto st = impl->start(); !st) {
+    (void)impl->stop();
+    if (impl->callbacks_outstanding()) (void)impl.release();  // as release_impl(): left in memory
+    return std::move(st).error();
+  }
   Bridge b;
   b.impl_ = std::move(impl);
   return b;
