@@ -1041,14 +1041,10 @@ void Bridge::release_impl() noexcept {
 }
 
 Result<Bridge> Bridge::start(const BridgeOptions& options) {
-  auto impl = std::make_unique<Impl>(options);
-  if (auto st = impl->start(); !st) {
-    (void)impl->stop();
-    if (impl->callbacks_outstanding()) (void)impl.release();  // as release_impl(): left in memory
-    return std::move(st).error();
-  }
   Bridge b;
-  b.impl_ = std::move(impl);
+  b.impl_ = std::make_unique<Impl>(options);
+  // A failed start is stopped by ~Bridge, which keeps what nats.c may still call into.
+  if (auto st = b.impl_->start(); !st) return std::move(st).error();
   return b;
 }
 
