@@ -168,6 +168,39 @@ TEST(Journal, should_keep_everything_across_a_reopen_and_go_on_with_the_next_seq
   EXPECT_EQ(r->payload, body_of(1500));
 }
 
+// An append hashes a small record as it assembles it (one call over a stack copy) and a large
+// one in place, streaming: both must give the checksum recovery and reads verify with, on each
+// side of the boundary (232 bytes of subject, headers and payload) and with headers or without.
+TEST(Journal, should_verify_records_of_every_size_around_the_one_shot_checksum_boundary) {
+  TempDir dir;
+  const std::string subject = "orders.eu.new";  // 13 bytes
+  const std::string headers = "NATS/1.0\r\nK: v\r\n\r\n";
+  std::vector<std::pair<std::string, std::string>> written;  // headers, payload
+  {
+    auto j = open_journal(dir.sub("s"), 64 << 10);
+    ASSERT_TRUE(j);
+    for (std::size_t body = 200; body <= 260; ++body) {
+      for (const bool with_headers : {false, true}) {
+        const std::string& h = with_headers ? headers : std::string();
+        const std::size_t payload = body - subject.size() - h.size();
+        written.emplace_back(h, std::string(payload, static_cast<char>('a' + body % 26)));
+        ASSERT_TRUE(j->append(subject, written.back().first, written.back().second));
+      }
+    }
+  }
+  auto j = open_journal(dir.sub("s"), 64 << 10);
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->recovery().records, written.size());
+  EXPECT_EQ(j->recovery().lost_records, 0u) << (j->recovery().damage.empty() ? "" : j->recovery().damage[0]);
+  for (std::size_t i = 0; i < written.size(); ++i) {
+    auto r = j->read(i + 1);
+    ASSERT_TRUE(r) << "sequence " << i + 1 << ": " << r.error().message;
+    EXPECT_EQ(r->subject, subject);
+    EXPECT_EQ(r->headers, written[i].first);
+    EXPECT_EQ(r->payload, written[i].second);
+  }
+}
+
 // A crash in the middle of an append: the last record's bytes only partly reached the file.
 TEST(Journal, should_cut_a_torn_tail_and_report_it) {
   TempDir dir;

@@ -157,6 +157,10 @@ ThreadPublisher* ConnectionImpl::thread_publisher(Attachment& a) {
   for (auto& tp : t_publishers) {
     if (tp->connection_serial == a.serial) return tp.get();
   }
+  return thread_publisher_slow(a);
+}
+
+[[gnu::noinline]] ThreadPublisher* ConnectionImpl::thread_publisher_slow(Attachment& a) {
   // First publish from this thread on this attachment: sweep entries of closed connections
   // and left attachments, then take a free lane.
   std::erase_if(t_publishers, [](const auto& tp) { return tp->connection_alive.expired(); });
@@ -252,6 +256,10 @@ void ConnectionImpl::release_thread_routes(ThreadPublisher& tp) {
 
 Result<LocalRoute*> ConnectionImpl::route_for(ThreadPublisher& tp, std::string_view subject) {
   if (tp.last_route != nullptr && subject == tp.last_subject) return tp.last_route;
+  return route_for_slow(tp, subject);
+}
+
+[[gnu::noinline]] Result<LocalRoute*> ConnectionImpl::route_for_slow(ThreadPublisher& tp, std::string_view subject) {
   if (auto it = tp.routes.find(subject); it != tp.routes.end()) {
     tp.last_subject.assign(subject);
     tp.last_route = &it->second;
@@ -552,14 +560,17 @@ Result<std::size_t> ConnectionImpl::publish(std::string_view subject, std::strin
       return std::size_t{1};
     }
   }
-  auto found = current_route(a, *tp, subject);
-  if (!found) return std::move(found).error();
-  LocalRoute* route = found.value();
+  LocalRoute* route = current_route_fast(*tp, subject);
+  if (route == nullptr) [[unlikely]] {
+    auto found = current_route_slow(a, *tp, subject);
+    if (!found) return std::move(found).error();
+    route = found.value();
+  }
   // A scoped publish (the bridge's) leaves out the stream unless it reaches plain targets.
   const bool to_plain = scope == nullptr || scope->plain;
   StreamHandle* const stream = to_plain ? route->stream : nullptr;
-  if (stream != nullptr) {
-    if (auto st = check_stream_size(*stream, headers.size() + data.size()); !st) return std::move(st).error();
+  if (stream != nullptr && over_stream_size(*stream, headers.size() + data.size())) [[unlikely]] {
+    return stream_size_error(*stream, headers.size() + data.size());
   }
   const auto bytes = static_cast<std::uint32_t>(
       record_bytes(label.size(), reply.size(), headers.size(), data.size()));
@@ -639,11 +650,19 @@ bool subscription_in_group(const Segment& segment, std::uint32_t index, std::str
   return load_length(slot->group_len) == group.size() && text_equals(slot->group, sizeof slot->group, group);
 }
 
-Result<LocalRoute*> ConnectionImpl::current_route(Attachment& a, ThreadPublisher& tp, std::string_view subject) {
+LocalRoute* ConnectionImpl::current_route_fast(ThreadPublisher& tp, std::string_view subject) noexcept {
+  LocalRoute* route = tp.last_route;
+  if (route == nullptr || subject != tp.last_subject || route->stream_error) return nullptr;
+  // [A6] acquire: pairs with [R6]; one shared load per publish tells whether the route changed.
+  return route->layout->version.load(std::memory_order_acquire) == route->version ? route : nullptr;
+}
+
+[[gnu::noinline]] Result<LocalRoute*> ConnectionImpl::current_route_slow(Attachment& a, ThreadPublisher& tp,
+                                                                         std::string_view subject) {
   auto found = route_for(tp, subject);  // route_for and refresh use tp's attachment
   if (!found) return std::move(found).error();
   LocalRoute* route = found.value();
-  // [A6] acquire: pairs with [R6]; one shared load per publish tells whether the route changed.
+  // [A6] acquire: as in current_route_fast().
   if (route->layout->version.load(std::memory_order_acquire) != route->version ||
       (route->stream_error && monotonic_ns() > route->stream_retry_ns)) [[unlikely]] {
     auto valid = refresh(a, *route, subject);
@@ -677,7 +696,7 @@ Result<std::size_t> ConnectionImpl::interest(std::string_view subject) {
     ~Idle() { flag.store(0, std::memory_order_release); }
   } idle{busy};
   if (closed_.load(std::memory_order_relaxed)) return make_error(Errc::closed, "connection is closed");
-  auto route = current_route(a, *tp, subject);
+  auto route = current_route_slow(a, *tp, subject);
   if (!route) return std::move(route).error();
   return route.value()->targets.size();
 }

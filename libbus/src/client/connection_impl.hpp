@@ -234,10 +234,17 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
 
  private:
   ConnectionImpl() = default;
+  // Each of these is a short path a publish takes nearly always, inlined into it, and an
+  // out-of-line one (`_slow`) for the rest: the slow parts' prologues and Result<> returns were
+  // a tenth of an acknowledged publish's instructions.
   ThreadPublisher* thread_publisher(Attachment& a);
+  ThreadPublisher* thread_publisher_slow(Attachment& a);
   Result<LocalRoute*> route_for(ThreadPublisher& tp, std::string_view subject);
-  /// route_for(), refreshed if the broker changed it since: what a publish writes to.
-  Result<LocalRoute*> current_route(Attachment& a, ThreadPublisher& tp, std::string_view subject);
+  Result<LocalRoute*> route_for_slow(ThreadPublisher& tp, std::string_view subject);
+  /// route_for(), refreshed if the broker changed it since: what a publish writes to. Null
+  /// from the short path: ask current_route_slow().
+  static LocalRoute* current_route_fast(ThreadPublisher& tp, std::string_view subject) noexcept;
+  Result<LocalRoute*> current_route_slow(Attachment& a, ThreadPublisher& tp, std::string_view subject);
   /// Takes a reference for one thread cache on `subject`'s route (asking the broker the first
   /// time); `generation` identifies the entry for release_route_ref().
   Result<std::uint32_t> acquire_route(const Attachment& attachment, std::string_view subject, std::uint64_t& generation);
@@ -294,8 +301,12 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
   /// Errc::expectation_failed when they do not hold). client/streams.cpp.
   Result<std::uint64_t> store(StreamHandle& stream, std::string_view subject, std::string_view headers,
                               std::string_view data, bool* duplicate = nullptr);
-  /// Refuses a message over the stream's max_msg_size (before any ring gets it).
-  static Status check_stream_size(const StreamHandle& stream, std::size_t bytes);
+  /// Whether a message of `bytes` exceeds the stream's max_msg_size (refused before any ring
+  /// gets it), and the error that says so. Inline: every stream publish asks.
+  static bool over_stream_size(const StreamHandle& stream, std::size_t bytes) noexcept {
+    return stream.max_msg_size >= 0 && bytes > static_cast<std::uint64_t>(stream.max_msg_size);
+  }
+  static Error stream_size_error(const StreamHandle& stream, std::size_t bytes);
   /// Writes one record into `target`'s ring. `last_chance`: nobody else will take the message
   /// if this ring refuses it (false for a queue-group member another member may still take),
   /// so a full ring counts it as dropped.

@@ -137,13 +137,10 @@ Result<StreamHandle*> ConnectionImpl::stream_named(std::string_view name) {
   return make_error(Errc::not_found, "stream not found: '" + std::string(name) + "'");
 }
 
-Status ConnectionImpl::check_stream_size(const StreamHandle& stream, std::size_t bytes) {
-  if (stream.max_msg_size >= 0 && bytes > static_cast<std::uint64_t>(stream.max_msg_size)) {
-    return make_error(Errc::payload_too_large, "message of " + std::to_string(bytes) + " bytes exceeds stream '" +
-                                                   stream.name + "''s max_msg_size of " +
-                                                   std::to_string(stream.max_msg_size) + " (nothing was sent)");
-  }
-  return {};
+Error ConnectionImpl::stream_size_error(const StreamHandle& stream, std::size_t bytes) {
+  return make_error(Errc::payload_too_large, "message of " + std::to_string(bytes) + " bytes exceeds stream '" +
+                                                 stream.name + "''s max_msg_size of " +
+                                                 std::to_string(stream.max_msg_size) + " (nothing was sent)");
 }
 
 namespace {
@@ -595,15 +592,20 @@ Result<std::vector<std::pair<std::string, std::uint64_t>>> Streams::last_per_sub
 }
 
 Result<PubAck> Connection::stream_publish(std::string_view subject, std::string_view data, const Headers* headers) {
-  if (!impl_) return make_error(Errc::closed, "connection is closed");
-  // Filled where it is returned from (NRVO): an ack moved out twice per publish, stream name
-  // and all, was ~8% of an acknowledged publish's instructions.
-  Result<PubAck> out{PubAck{}};
+  // Filled where it is returned from, and every path returns `out` (else no NRVO): an ack moved
+  // out twice per publish, stream name and all, was ~8% of an acknowledged publish's
+  // instructions, and once ~4%.
+  Result<PubAck> out{std::in_place};
+  if (!impl_) {
+    out = make_error(Errc::closed, "connection is closed");
+    return out;
+  }
   auto matched = impl_->publish(subject, {}, headers != nullptr ? std::string_view(headers->encoded()) : std::string_view{},
                                 data, &*out);
-  if (!matched) return std::move(matched).error();
-  if (out->sequence == 0) {
-    return make_error(Errc::no_responders, "no stream captures subject '" + std::string(subject) + "'");
+  if (!matched) {
+    out = std::move(matched).error();
+  } else if (out->sequence == 0) {
+    out = make_error(Errc::no_responders, "no stream captures subject '" + std::string(subject) + "'");
   }
   return out;
 }
