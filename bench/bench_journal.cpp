@@ -11,6 +11,8 @@
 //                            BM_JournalAppend/64 is what the client adds
 //   BM_JournalRead/64        Journal::read(sequence) in order, checksum verified on each record
 //   BM_JournalReplay/64      a Cursor over the same records (what replays and consumers use)
+//   BM_StreamReplay/64       a StreamReader over a stream of 4 M records stream_publish() wrote:
+//                            the client's replay, across segments, from records long out of cache
 //   BM_JournalSeekIndexed    a fresh handle (another process's view) reads a random sequence of
 //                            a 64 MiB segment of 1 M records: from the position index
 //   BM_JournalSeekWalk       the same found by walking from the segment's start (the baseline:
@@ -176,6 +178,59 @@ void BM_JournalReplay(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_JournalReplay)->Arg(64)->Iterations(1'000'000);
+
+// What a client's replay costs beside the bare cursor above: a StreamReader (the public API)
+// over a stream that stream_publish() filled through an embedded broker, in 64 MiB segments
+// made from the broker's spares, the records written long before they are read.
+void BM_StreamReplay(benchmark::State& state) {
+  BenchJournal b;  // only its directory: the broker's store
+  bus::BrokerOptions o = bus::bench::bench_broker_options(bus::bench::unique_bus_name("replay"));
+  o.store_dir = b.dir + "/store";
+  auto broker = bus::Broker::start(o);
+  if (!broker) {
+    state.SkipWithError(broker.error().message.c_str());
+    return;
+  }
+  auto conn = bus::Connection::connect(o.bus_name);
+  if (!conn) {
+    state.SkipWithError(conn.error().message.c_str());
+    return;
+  }
+  bus::Streams streams(*conn);
+  bus::StreamConfig config;
+  config.name = "BENCH";
+  config.subjects = {"bench.replay"};
+  config.sync = bus::SyncPolicy::never;
+  if (auto info = streams.add(config); !info) {
+    state.SkipWithError(info.error().message.c_str());
+    return;
+  }
+  const std::string payload(static_cast<std::size_t>(state.range(0)), 'x');
+  for (std::uint64_t i = 0; i < 4 * kRecords; ++i) {
+    if (auto ack = conn->stream_publish("bench.replay", payload); !ack) {
+      state.SkipWithError(ack.error().message.c_str());
+      return;
+    }
+  }
+  auto reader = streams.reader("BENCH", 1);
+  if (!reader) {
+    state.SkipWithError(reader.error().message.c_str());
+    return;
+  }
+  bus::StoredMessageView v;
+  std::uint64_t bytes = 0;
+  for (auto _ : state) {
+    auto next = reader->next(v);
+    if (!next || !next.value()) {
+      state.SkipWithError("the replay stopped short");
+      break;
+    }
+    bytes += v.data.size();
+  }
+  benchmark::DoNotOptimize(bytes);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_StreamReplay)->Arg(64)->Iterations(1'000'000);
 
 // One journal of kRecords 64-byte records in 64 MiB segments (the broker's size) on 1000
 // subjects, shared by the seek benchmarks (made once: filling it takes a second).

@@ -100,6 +100,9 @@ ChecksumFixed checksum_fixed(const RecordHeader& h) noexcept {
 // fraction of their cost.
 constexpr std::size_t kOneShotBytes = 256;
 
+// How far ahead of the record it reads a reader prefetches (read()): one page.
+constexpr std::uint64_t kReadAheadBytes = 4096;
+
 }  // namespace
 
 std::uint64_t record_checksum(std::uint64_t sequence, const RecordHeader& h, const std::byte* body,
@@ -512,6 +515,10 @@ ReadStatus SegmentFile::step(std::uint64_t offset, std::uint64_t sequence, std::
 }
 
 ReadStatus SegmentFile::read(std::uint64_t offset, std::uint64_t sequence, RecordView& out) const noexcept {
+  // Readers go forward: a line a page ahead is asked for now. The hardware prefetcher stops at
+  // 4 KiB pages, so without it each page's first lines (and its TLB entry) came on demand; a
+  // replay of records out of cache took ~19% longer (BM_StreamReplay). A prefetch never faults.
+  if (offset + kReadAheadBytes < size_) __builtin_prefetch(base_ + offset + kReadAheadBytes);
   return check(offset, sequence, out);
 }
 
