@@ -29,6 +29,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "bus/bus.hpp"
@@ -83,29 +84,43 @@ void BM_JournalAppend(benchmark::State& state) {
 }
 BENCHMARK(BM_JournalAppend)->Arg(64)->Arg(1024)->Iterations(1'000'000);
 
+// An embedded broker with a file stream BENCH (sync never) capturing `subject`, and a client
+// connection to it; on failure `state` is told why and ok() is false.
+struct BenchStream {
+  BenchStream(benchmark::State& state, const std::string& subject) {
+    bus::BrokerOptions o = bus::bench::bench_broker_options(bus::bench::unique_bus_name("stream"));
+    o.store_dir = store.dir + "/store";  // no journal of its own here: 256 MiB of page cache less
+    auto started = bus::Broker::start(o);
+    if (!started) {
+      state.SkipWithError(started.error().message.c_str());
+      return;
+    }
+    broker.emplace(std::move(started).value());
+    auto connected = bus::Connection::connect(o.bus_name);
+    if (!connected) {
+      state.SkipWithError(connected.error().message.c_str());
+      return;
+    }
+    conn.emplace(std::move(connected).value());
+    bus::StreamConfig config;
+    config.name = "BENCH";
+    config.subjects = {subject};
+    config.sync = bus::SyncPolicy::never;
+    if (auto info = bus::Streams(*conn).add(config); !info) {
+      state.SkipWithError(info.error().message.c_str());
+      conn.reset();
+    }
+  }
+  bool ok() const noexcept { return conn.has_value(); }
+  BenchDir store;
+  std::optional<bus::Broker> broker;
+  std::optional<bus::Connection> conn;
+};
+
 void BM_StreamPublish(benchmark::State& state) {
-  BenchDir b;  // the broker's store (no journal of its own: 256 MiB of page cache less)
-  bus::BrokerOptions o = bus::bench::bench_broker_options(bus::bench::unique_bus_name("stream"));
-  o.store_dir = b.dir + "/store";
-  auto broker = bus::Broker::start(o);
-  if (!broker) {
-    state.SkipWithError(broker.error().message.c_str());
-    return;
-  }
-  auto conn = bus::Connection::connect(o.bus_name);
-  if (!conn) {
-    state.SkipWithError(conn.error().message.c_str());
-    return;
-  }
-  bus::Streams streams(*conn);
-  bus::StreamConfig config;
-  config.name = "BENCH";
-  config.subjects = {"bench.journal"};
-  config.sync = bus::SyncPolicy::never;
-  if (auto info = streams.add(config); !info) {
-    state.SkipWithError(info.error().message.c_str());
-    return;
-  }
+  BenchStream b(state, "bench.journal");
+  if (!b.ok()) return;
+  bus::Connection* conn = &*b.conn;
   const std::string payload(static_cast<std::size_t>(state.range(0)), 'x');
   for (auto _ : state) {
     auto ack = conn->stream_publish("bench.journal", payload);
@@ -187,28 +202,10 @@ BENCHMARK(BM_JournalReplay)->Arg(64)->Iterations(1'000'000);
 // over a stream that stream_publish() filled through an embedded broker, in 64 MiB segments
 // made from the broker's spares, the records written long before they are read.
 void BM_StreamReplay(benchmark::State& state) {
-  BenchDir b;  // the broker's store (no journal of its own: 256 MiB of page cache less)
-  bus::BrokerOptions o = bus::bench::bench_broker_options(bus::bench::unique_bus_name("replay"));
-  o.store_dir = b.dir + "/store";
-  auto broker = bus::Broker::start(o);
-  if (!broker) {
-    state.SkipWithError(broker.error().message.c_str());
-    return;
-  }
-  auto conn = bus::Connection::connect(o.bus_name);
-  if (!conn) {
-    state.SkipWithError(conn.error().message.c_str());
-    return;
-  }
+  BenchStream b(state, "bench.replay");
+  if (!b.ok()) return;
+  bus::Connection* conn = &*b.conn;
   bus::Streams streams(*conn);
-  bus::StreamConfig config;
-  config.name = "BENCH";
-  config.subjects = {"bench.replay"};
-  config.sync = bus::SyncPolicy::never;
-  if (auto info = streams.add(config); !info) {
-    state.SkipWithError(info.error().message.c_str());
-    return;
-  }
   const std::string payload(static_cast<std::size_t>(state.range(0)), 'x');
   for (std::uint64_t i = 0; i < 4 * kRecords; ++i) {
     if (auto ack = conn->stream_publish("bench.replay", payload); !ack) {
