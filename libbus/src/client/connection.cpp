@@ -256,10 +256,6 @@ void ConnectionImpl::release_thread_routes(ThreadPublisher& tp) {
 
 Result<LocalRoute*> ConnectionImpl::route_for(ThreadPublisher& tp, std::string_view subject) {
   if (tp.last_route != nullptr && subject == tp.last_subject) return tp.last_route;
-  return route_for_slow(tp, subject);
-}
-
-[[gnu::noinline]] Result<LocalRoute*> ConnectionImpl::route_for_slow(ThreadPublisher& tp, std::string_view subject) {
   if (auto it = tp.routes.find(subject); it != tp.routes.end()) {
     tp.last_subject.assign(subject);
     tp.last_route = &it->second;

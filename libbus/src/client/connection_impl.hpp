@@ -234,13 +234,13 @@ class ConnectionImpl : public std::enable_shared_from_this<ConnectionImpl> {
 
  private:
   ConnectionImpl() = default;
-  // Each of these is a short path a publish takes nearly always, inlined into it, and an
-  // out-of-line one (`_slow`) for the rest: the slow parts' prologues and Result<> returns were
-  // a tenth of an acknowledged publish's instructions.
+  // A publish's thread lane and route: a short path it takes nearly always, and an out-of-line
+  // one (`_slow`) for the rest: the slow parts' prologues and Result<> returns were a tenth of
+  // an acknowledged publish's instructions.
   ThreadPublisher* thread_publisher(Attachment& a);
   ThreadPublisher* thread_publisher_slow(Attachment& a);
+  /// This thread's copy of `subject`'s route (made, asking the broker, the first time).
   Result<LocalRoute*> route_for(ThreadPublisher& tp, std::string_view subject);
-  Result<LocalRoute*> route_for_slow(ThreadPublisher& tp, std::string_view subject);
   /// route_for(), refreshed if the broker changed it since: what a publish writes to. Null
   /// from the short path: ask current_route_slow().
   static LocalRoute* current_route_fast(ThreadPublisher& tp, std::string_view subject) noexcept;

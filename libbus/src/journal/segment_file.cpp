@@ -95,6 +95,13 @@ ChecksumFixed checksum_fixed(const RecordHeader& h) noexcept {
   return ChecksumFixed{h.length, h.subject_len, 0, h.timestamp_ns, h.headers_len, h.payload_len};
 }
 
+// A record's body (subject, headers, payload) written at `to`.
+void put_body(unsigned char* to, std::string_view subject, std::string_view headers, std::string_view payload) noexcept {
+  if (!subject.empty()) std::memcpy(to, subject.data(), subject.size());
+  if (!headers.empty()) std::memcpy(to + subject.size(), headers.data(), headers.size());
+  if (!payload.empty()) std::memcpy(to + subject.size() + headers.size(), payload.data(), payload.size());
+}
+
 // Records up to this many bytes hashed (fixed fields and body) are hashed in one call over a
 // copy on the stack: XXH3 of the concatenation is the value the streaming calls give, at a
 // fraction of their cost.
@@ -378,10 +385,8 @@ AppendStatus SegmentFile::append(std::string_view subject, std::string_view head
     }
   }
   auto* r = reinterpret_cast<RecordHeader*>(base_ + offset);
-  const auto r_length = static_cast<std::uint32_t>(bytes);
-  const auto r_subject_len = static_cast<std::uint16_t>(subject.size());
-  r->length = r_length;
-  r->subject_len = r_subject_len;
+  r->length = static_cast<std::uint32_t>(bytes);
+  r->subject_len = static_cast<std::uint16_t>(subject.size());
   r->flags.store(0, std::memory_order_relaxed);
   r->timestamp_ns = timestamp_ns;
   r->headers_len = static_cast<std::uint32_t>(headers.size());
@@ -393,19 +398,13 @@ AppendStatus SegmentFile::append(std::string_view subject, std::string_view head
     // file once. Hashing it back out of the file made every write a load soon after (~10% of
     // an acknowledged 64-B publish).
     alignas(8) unsigned char buffer[kOneShotBytes];
-    const ChecksumFixed fixed{r_length, r_subject_len, 0, timestamp_ns, static_cast<std::uint32_t>(headers.size()),
-                              static_cast<std::uint32_t>(payload.size())};
+    const ChecksumFixed fixed = checksum_fixed(*r);  // the header just stored (still in this core's cache)
     std::memcpy(buffer, &fixed, sizeof fixed);
-    unsigned char* dst = buffer + sizeof fixed;
-    if (!subject.empty()) std::memcpy(dst, subject.data(), subject.size());
-    if (!headers.empty()) std::memcpy(dst + subject.size(), headers.data(), headers.size());
-    if (!payload.empty()) std::memcpy(dst + subject.size() + headers.size(), payload.data(), payload.size());
-    std::memcpy(body, dst, body_len);
+    put_body(buffer + sizeof fixed, subject, headers, payload);
+    std::memcpy(body, buffer + sizeof fixed, body_len);
     r->checksum = XXH3_64bits_withSeed(buffer, sizeof fixed + body_len, sequence);
   } else {
-    if (!subject.empty()) std::memcpy(body, subject.data(), subject.size());
-    if (!headers.empty()) std::memcpy(body + subject.size(), headers.data(), headers.size());
-    if (!payload.empty()) std::memcpy(body + subject.size() + headers.size(), payload.data(), payload.size());
+    put_body(reinterpret_cast<unsigned char*>(body), subject, headers, payload);
     r->checksum = record_checksum(sequence, *r, body, body_len);
   }
   if (((sequence - h->first_seq) & (stride_ - 1)) == 0) note_position(sequence, offset, timestamp_ns);
