@@ -279,12 +279,13 @@ bool publish_acked(bus::Connection& conn, const Args& a, std::uint64_t count, st
 }
 
 // The rate at which this machine gives a file new page-cache pages, in bytes/s: 64 MiB of
-// zeros written into a fresh file in `dir` (then removed), as the journal's spares are made.
+// zeros written into a fresh file in `dir` (then removed), as the spares of a stream that never
+// syncs are made (2 MiB writes: the journal's PageShape::appends, journal/segment_file.hpp).
 // An unbounded stream grows its journal at its append rate, so this is its ceiling: in a VM
 // whose host backs guest memory lazily, pages never touched since boot come at a fraction of
 // the rate of recycled ones, and a fresh CI machine has nothing but those.
 double page_cache_growth_bytes_per_s(const std::string& dir) {
-  constexpr std::size_t kProbe = 64u << 20, kChunk = 1u << 20;
+  constexpr std::size_t kProbe = 64u << 20, kChunk = 2u << 20;
   const std::string path = dir + "/growth-probe";
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return 0;

@@ -673,5 +673,63 @@ TEST(Journal, should_roll_over_into_the_spare_prepared_ahead) {
   EXPECT_EQ(again->read(n)->payload, body_of(n));
 }
 
+// KiB of `path` this process maps a PMD (2 MiB) at a time, from /proc/self/smaps.
+std::uint64_t pmd_mapped_kib(const std::string& path) {
+  std::FILE* f = std::fopen("/proc/self/smaps", "re");
+  if (f == nullptr) return 0;
+  std::uint64_t kib = 0;
+  bool ours = false;
+  char line[4096];
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    std::string l(line);
+    if (!l.empty() && l.back() == '\n') l.pop_back();
+    unsigned long long value = 0;
+    if (std::sscanf(l.c_str(), "FilePmdMapped: %llu kB", &value) == 1) {
+      if (ours) kib += value;
+    } else if (l.find(':') == std::string::npos || l.find(' ') < l.find(':')) {
+      // A mapping's first line ("start-end perms offset dev inode path"), not a "Key: value".
+      ours = l.size() >= path.size() && l.compare(l.size() - path.size(), path.size(), path) == 0;
+    }
+  }
+  std::fclose(f);
+  return kib;
+}
+
+// A stream that never syncs gets its segments in 2 MiB folios, mapped a PMD at a time (a fault
+// per 2 MiB, not per 4 KiB); one that syncs in small ones, since a sync writes back each dirty
+// folio whole. Only where the filesystem has large folios (ext4 on Linux 6.16 and later):
+// elsewhere every page is 4 KiB and there is nothing to tell apart.
+TEST(Journal, should_make_large_pages_for_a_stream_that_never_syncs_and_small_ones_for_one_that_does) {
+  TempDir dir;
+  constexpr std::uint64_t kSegment = 8ull << 20;
+  auto open_with = [&](const std::string& name, SyncPolicy sync) {
+    JournalOptions options;
+    options.segment_bytes = kSegment;
+    options.sync = sync;
+    auto j = Journal::open(dir.sub(name), options);
+    EXPECT_TRUE(j) << j.error().message;
+    return j ? std::move(j).value() : nullptr;
+  };
+  auto never = open_with("never", SyncPolicy::never);
+  auto always = open_with("always", SyncPolicy::interval);
+  ASSERT_TRUE(never && always);
+  const std::string first = "/00000000000000000001.jrnl";
+  const std::uint64_t large = pmd_mapped_kib(dir.sub("never") + first);
+  if (large == 0) GTEST_SKIP() << "this filesystem gives page-cache files no 2 MiB folios";
+  EXPECT_GE(large, (kSegment >> 10) / 2) << "most of a never-synced segment is in 2 MiB mappings";
+  EXPECT_EQ(pmd_mapped_kib(dir.sub("always") + first), 0u) << "a synced stream's segment is not";
+  // The next segment, from the spare made ahead of the roll-over, is shaped the same way.
+  const std::string payload(200, 'p');
+  std::uint64_t n = 0;
+  while (never->stored_bytes() < kSegment / 2) ASSERT_EQ(never->append("a", "", payload).value(), ++n);
+  ASSERT_TRUE(never->prepare_spare());
+  ASSERT_TRUE(fs::exists(dir.sub("never") + "/spare"));
+  while (never->segment_count() < 2) ASSERT_EQ(never->append("a", "", payload).value(), ++n);
+  const std::string second = dir.sub("never") + "/" + std::string(20 - std::to_string(n).size(), '0') +
+                             std::to_string(n) + ".jrnl";
+  ASSERT_TRUE(fs::exists(second)) << second;
+  EXPECT_GE(pmd_mapped_kib(second), (kSegment >> 10) / 2) << "the spare was made in 2 MiB folios too";
+}
+
 }  // namespace
 }  // namespace bus::detail::journal

@@ -22,6 +22,11 @@ namespace bus::detail::journal {
 
 namespace {
 
+// A stream that syncs writes back every dirty folio whole at each sync: small ones for it.
+PageShape page_shape(const JournalOptions& options) {
+  return options.sync == SyncPolicy::never ? PageShape::appends : PageShape::syncs;
+}
+
 // "00000000000000000001.jrnl" -> 1; anything else -> 0 (not a segment file).
 std::uint64_t parse_segment_name(const std::string& name) {
   if (name.size() != 25 || name.compare(20, 5, ".jrnl") != 0) return 0;
@@ -209,7 +214,7 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
   if (j->segments_.empty()) {
     j->stream_id_ = random_id();
     auto file = SegmentFile::create(directory + "/" + segment_file_name(1), 1, options.segment_bytes, j->stream_id_,
-                                    j->dir_fd_);
+                                    j->dir_fd_, page_shape(options));
     if (!file) return std::move(file).error();
     if (auto st = j->add_segment(std::move(file).value(), {}); !st) return std::move(st).error();
   }
@@ -373,7 +378,7 @@ Result<std::shared_ptr<Journal::Segment>> Journal::next_segment_at(std::uint64_t
     // The spare the broker prepared, if any: a rename instead of 64 MiB of page faults.
     file = SegmentFile::create_from_spare(path, first, options_.segment_bytes, stream_id_, dir_fd_);
     if (!file && file.error().code == Errc::not_found) {
-      file = SegmentFile::create(path, first, options_.segment_bytes, stream_id_, dir_fd_);
+      file = SegmentFile::create(path, first, options_.segment_bytes, stream_id_, dir_fd_, page_shape(options_));
     }
     if (file && after != nullptr && !still_listed(*after)) {
       // `after` went before we made its successor: ours is a fork (sequences the journal has
@@ -1042,11 +1047,14 @@ Status Journal::prepare_spare() {
   if (::fstatat(dir_fd_, "spare", &st, AT_SYMLINK_NOFOLLOW) != 0) {
     // The second one moves up (a rename), if there is one; else one is made now.
     if (::renameat2(dir_fd_, "spare.next", dir_fd_, "spare", RENAME_NOREPLACE) != 0) {
-      if (auto made = SegmentFile::make_spare(directory_, options_.segment_bytes, dir_fd_); !made) return made;
+      if (auto made = SegmentFile::make_spare(directory_, options_.segment_bytes, dir_fd_, "spare", page_shape(options_));
+          !made) {
+        return made;
+      }
     }
   }
   if (!rolling || ::fstatat(dir_fd_, "spare.next", &st, AT_SYMLINK_NOFOLLOW) == 0) return {};
-  return SegmentFile::make_spare(directory_, options_.segment_bytes, dir_fd_, "spare.next");
+  return SegmentFile::make_spare(directory_, options_.segment_bytes, dir_fd_, "spare.next", page_shape(options_));
 }
 
 std::uint64_t Journal::stored_bytes() const { return stored_bytes_from(0); }

@@ -156,18 +156,20 @@ SegmentFile::~SegmentFile() {
 
 namespace {
 
-// Makes `fd` `size` bytes of zeros by writing them (1 MiB at a time from .bss, which maps the
-// kernel's one zero page): 0 or an errno. Written, not posix_fallocate'd: ext4 gives a written
-// file's pages to the page cache directly, where fallocate's unwritten extents make each page
-// a read that zero-fills it and later an extent conversion (64 MiB in 12.5 ms against 18 ms
-// on this VM, from memory it had used before). The disk space is taken (or refused: ENOSPC)
-// here either way, so a later store never meets a full disk.
-int write_zeros(int fd, std::uint64_t size) noexcept {
-  constexpr std::size_t kChunk = 1u << 20;
-  alignas(4096) static char zeros[kChunk];  // never written: every page the zero page
+// Makes `fd` `size` bytes of zeros by writing them (from .bss, which maps the kernel's one
+// zero page): 0 or an errno. Written, not posix_fallocate'd: ext4 gives a written file's pages
+// to the page cache directly, where fallocate's unwritten extents make each page a read that
+// zero-fills it and later an extent conversion (64 MiB in 12.5 ms against 18 ms on this VM,
+// from memory it had used before). The disk space is taken (or refused: ENOSPC) here either
+// way, so a later store never meets a full disk. The size of each write is the size of the
+// folios the kernel makes (see PageShape), so writes start at multiples of it.
+int write_zeros(int fd, std::uint64_t size, PageShape shape) noexcept {
+  constexpr std::size_t kLargest = 2u << 20;
+  alignas(4096) static char zeros[kLargest];  // never written: every page the zero page
+  const std::size_t chunk = shape == PageShape::appends ? kLargest : 64u << 10;
   std::uint64_t done = 0;
   while (done < size) {
-    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - done));
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - done));
     const ssize_t w = ::pwrite(fd, zeros, n, static_cast<off_t>(done));
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return w < 0 ? errno : ENOSPC;
@@ -179,7 +181,7 @@ int write_zeros(int fd, std::uint64_t size) noexcept {
 }  // namespace
 
 Result<SegmentFile> SegmentFile::create(const std::string& path, std::uint64_t first_seq, std::uint64_t capacity,
-                                        std::uint64_t stream_id, int dirfd) {
+                                        std::uint64_t stream_id, int dirfd, PageShape shape) {
   if (auto st = check_shape(first_seq, capacity, /*spare=*/false); !st) return std::move(st).error();
   const int fd = ::openat(dirfd, at_name(path, dirfd), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
@@ -192,7 +194,7 @@ Result<SegmentFile> SegmentFile::create(const std::string& path, std::uint64_t f
   // 0600 whatever the umask; its disk space taken before it is mapped, so a full disk is an
   // error here and never a SIGBUS on a later store.
   if (::fchmod(fd, 0600) != 0) return io_error("chmod", path, errno);
-  if (const int err = write_zeros(fd, capacity); err != 0) {
+  if (const int err = write_zeros(fd, capacity, shape); err != 0) {
     ::unlinkat(dirfd, at_name(path, dirfd), 0);
     return io_error("allocate", path, err);
   }
@@ -237,7 +239,8 @@ void SegmentFile::publish_header(std::uint64_t first_seq, std::uint64_t stream_i
   std::atomic_ref<std::uint64_t>(h->magic).store(kSegmentMagic, std::memory_order_release);
 }
 
-Status SegmentFile::make_spare(const std::string& directory, std::uint64_t capacity, int dirfd, const char* name) {
+Status SegmentFile::make_spare(const std::string& directory, std::uint64_t capacity, int dirfd, const char* name,
+                               PageShape shape) {
   if (auto st = check_shape(0, capacity, /*spare=*/true); !st) return st;
   // Built under a private name, then renamed to `name` only if there is none: one at a time.
   const std::string tmp = "spare.tmp-" + std::to_string(::getpid());
@@ -245,7 +248,7 @@ Status SegmentFile::make_spare(const std::string& directory, std::uint64_t capac
   if (fd < 0) return io_error("create", directory + "/" + tmp, errno);
   // Zero-filled into the page cache here, off every publisher's path: the roller then maps
   // pages that exist instead of making 64 MiB of them.
-  int err = ::fchmod(fd, 0600) == 0 ? write_zeros(fd, capacity) : errno;
+  int err = ::fchmod(fd, 0600) == 0 ? write_zeros(fd, capacity, shape) : errno;
   ::close(fd);
   const bool ok = err == 0;
   if (!ok || ::renameat2(dirfd, tmp.c_str(), dirfd, name, RENAME_NOREPLACE) != 0) {
