@@ -696,10 +696,10 @@ std::uint64_t pmd_mapped_kib(const std::string& path) {
 }
 
 // A stream that never syncs gets its segments in 2 MiB folios, mapped a PMD at a time (a fault
-// per 2 MiB, not per 4 KiB); one that syncs in small ones, since a sync writes back each dirty
-// folio whole. Only where the filesystem has large folios (ext4 on Linux 6.16 and later):
+// per 2 MiB, not per 4 KiB); one that syncs every append in small ones, since a sync writes
+// back each dirty folio whole. Only where the filesystem has large folios (ext4 on Linux 6.16 and later):
 // elsewhere every page is 4 KiB and there is nothing to tell apart.
-TEST(Journal, should_make_large_pages_for_a_stream_that_never_syncs_and_small_ones_for_one_that_does) {
+TEST(Journal, should_make_large_pages_for_a_stream_that_never_syncs_and_small_ones_for_one_that_syncs_each_append) {
   TempDir dir;
   constexpr std::uint64_t kSegment = 8ull << 20;
   auto open_with = [&](const std::string& name, SyncPolicy sync) {
@@ -711,7 +711,7 @@ TEST(Journal, should_make_large_pages_for_a_stream_that_never_syncs_and_small_on
     return j ? std::move(j).value() : nullptr;
   };
   auto never = open_with("never", SyncPolicy::never);
-  auto always = open_with("always", SyncPolicy::interval);
+  auto always = open_with("always", SyncPolicy::always);
   ASSERT_TRUE(never && always);
   const std::string first = "/00000000000000000001.jrnl";
   const std::uint64_t large = pmd_mapped_kib(dir.sub("never") + first);

@@ -22,9 +22,10 @@ namespace bus::detail::journal {
 
 namespace {
 
-// A stream that syncs writes back every dirty folio whole at each sync: small ones for it.
+// Every sync writes back each dirty folio whole: small ones for a stream that syncs each
+// append. One that syncs at an interval rewrites at most its tail folio per flush in excess.
 PageShape page_shape(const JournalOptions& options) {
-  return options.sync == SyncPolicy::never ? PageShape::appends : PageShape::syncs;
+  return options.sync == SyncPolicy::always ? PageShape::syncs : PageShape::appends;
 }
 
 // "00000000000000000001.jrnl" -> 1; anything else -> 0 (not a segment file).

@@ -166,7 +166,7 @@ namespace {
 int write_zeros(int fd, std::uint64_t size, PageShape shape) noexcept {
   constexpr std::size_t kLargest = 2u << 20;
   alignas(4096) static char zeros[kLargest];  // never written: every page the zero page
-  const std::size_t chunk = shape == PageShape::appends ? kLargest : 64u << 10;
+  const std::size_t chunk = shape == PageShape::appends ? kLargest : 4096;
   std::uint64_t done = 0;
   while (done < size) {
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - done));

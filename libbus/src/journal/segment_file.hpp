@@ -50,12 +50,12 @@ enum class ReadStatus { ok, not_committed, corrupt };
 /// The page-cache pages a new segment is made of. Where the filesystem has large folios (ext4
 /// on Linux 6.16 and later) the kernel sizes them by the writes that zero-fill the file; where
 /// it has not, every page is 4 KiB whatever this says. Measured on this VM (Linux 6.18, ext4;
-/// numbers in docs/streams.md): 2 MiB folios map a 64 MiB segment in 1 ms against 3.4 ms for
-/// 1 MiB ones, and with 4 KiB pages 25 ms; but a sync writes each dirty folio back whole, so
-/// a record synced alone costs a 2 MiB write (1.5 k syncs/s against 7 k with 64 KiB folios).
+/// see docs/streams.md): 2 MiB folios map a 64 MiB segment in 1 ms, 1 MiB ones in 3.4 ms and
+/// 4 KiB pages in 25 ms; but a sync writes each dirty folio back whole, so one record synced
+/// alone cost a 1 MiB write with 1 MiB folios (2.2 k acks/s, against 7.7 k with 4 KiB pages).
 enum class PageShape : std::uint8_t {
-  appends,  // 2 MiB folios: streams that never sync (the fewest page faults and TLB misses)
-  syncs,    // 64 KiB folios: streams that sync (sync always or interval)
+  appends,  // 2 MiB folios: streams that sync never or at an interval (fewest faults, TLB misses)
+  syncs,    // 4 KiB pages: streams that sync every append (sync always)
 };
 
 class SegmentFile {
