@@ -12,11 +12,15 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include <bit>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 
 #include "os/process.hpp"
+
+
+
 
 namespace bus::detail::journal {
 
@@ -95,6 +99,27 @@ ChecksumFixed checksum_fixed(const RecordHeader& h) noexcept {
   return ChecksumFixed{h.length, h.subject_len, 0, h.timestamp_ns, h.headers_len, h.payload_len};
 }
 
+// The fixed fields at `to` as the three 8-byte words they make (the format is little-endian):
+// stored whole, the hash's 8-byte loads of them are forwarded from the stores, not stalled.
+void put_fixed(unsigned char* to, const ChecksumFixed& f) noexcept {
+  static_assert(std::endian::native == std::endian::little, "the journal's format is little-endian");
+  const std::uint64_t words[3] = {f.length | std::uint64_t{f.subject_len} << 32, f.timestamp_ns,
+                                  f.headers_len | std::uint64_t{f.payload_len} << 32};
+  static_assert(sizeof words == sizeof(ChecksumFixed));
+  std::memcpy(to, words, sizeof words);
+}
+
+// A record's header, all but its commit word (flags clear).
+void put_header(RecordHeader& r, const ChecksumFixed& f, std::uint64_t checksum) noexcept {
+  r.length = f.length;
+  r.subject_len = f.subject_len;
+  r.flags.store(0, std::memory_order_relaxed);
+  r.timestamp_ns = f.timestamp_ns;
+  r.headers_len = f.headers_len;
+  r.payload_len = f.payload_len;
+  r.checksum = checksum;
+}
+
 // A record's body (subject, headers, payload) written at `to`.
 void put_body(unsigned char* to, std::string_view subject, std::string_view headers, std::string_view payload) noexcept {
   if (!subject.empty()) std::memcpy(to, subject.data(), subject.size());
@@ -112,12 +137,14 @@ constexpr std::uint64_t kReadAheadBytes = 4096;
 
 }  // namespace
 
-std::uint64_t record_checksum(std::uint64_t sequence, const RecordHeader& h, const std::byte* body,
-                              std::size_t body_len) noexcept {
-  const ChecksumFixed fixed = checksum_fixed(h);
+namespace {
+
+// XXH3 of the fixed fields and then the body, seeded with the sequence.
+std::uint64_t checksum_of(std::uint64_t sequence, const ChecksumFixed& fixed, const std::byte* body,
+                          std::size_t body_len) noexcept {
   if (body_len <= kOneShotBytes - sizeof fixed) {
     alignas(8) unsigned char buffer[kOneShotBytes];
-    std::memcpy(buffer, &fixed, sizeof fixed);
+    put_fixed(buffer, fixed);
     if (body_len != 0) std::memcpy(buffer + sizeof fixed, body, body_len);
     return XXH3_64bits_withSeed(buffer, sizeof fixed + body_len, sequence);
   }
@@ -129,6 +156,13 @@ std::uint64_t record_checksum(std::uint64_t sequence, const RecordHeader& h, con
   XXH3_64bits_update(&state, &fixed, sizeof fixed);
   XXH3_64bits_update(&state, body, body_len);
   return XXH3_64bits_digest(&state);
+}
+
+}  // namespace
+
+std::uint64_t record_checksum(std::uint64_t sequence, const RecordHeader& h, const std::byte* body,
+                              std::size_t body_len) noexcept {
+  return checksum_of(sequence, checksum_fixed(h), body, body_len);
 }
 
 std::string segment_file_name(std::uint64_t first_seq) {
@@ -388,27 +422,26 @@ AppendStatus SegmentFile::append(std::string_view subject, std::string_view head
     }
   }
   auto* r = reinterpret_cast<RecordHeader*>(base_ + offset);
-  r->length = static_cast<std::uint32_t>(bytes);
-  r->subject_len = static_cast<std::uint16_t>(subject.size());
-  r->flags.store(0, std::memory_order_relaxed);
-  r->timestamp_ns = timestamp_ns;
-  r->headers_len = static_cast<std::uint32_t>(headers.size());
-  r->payload_len = static_cast<std::uint32_t>(payload.size());
+  const ChecksumFixed fixed{static_cast<std::uint32_t>(bytes), static_cast<std::uint16_t>(subject.size()), 0,
+                            timestamp_ns, static_cast<std::uint32_t>(headers.size()),
+                            static_cast<std::uint32_t>(payload.size())};
   std::byte* body = base_ + offset + kRecordHeaderBytes;
   const std::size_t body_len = subject.size() + headers.size() + payload.size();
   if (body_len <= kOneShotBytes - sizeof(ChecksumFixed)) {
     // Small (most): the record is put together on the stack, hashed there and copied into the
     // file once. Hashing it back out of the file made every write a load soon after (~10% of
-    // an acknowledged 64-B publish).
+    // an acknowledged 64-B publish). And nothing goes into the file before the hash is done:
+    // stores leave the core in order, and a store to a line of the file not yet in this core's
+    // cache held the stack's stores (and the hash's loads of them) behind it.
     alignas(8) unsigned char buffer[kOneShotBytes];
-    const ChecksumFixed fixed = checksum_fixed(*r);  // the header just stored (still in this core's cache)
-    std::memcpy(buffer, &fixed, sizeof fixed);
+    put_fixed(buffer, fixed);
     put_body(buffer + sizeof fixed, subject, headers, payload);
+    const std::uint64_t checksum = XXH3_64bits_withSeed(buffer, sizeof fixed + body_len, sequence);
+    put_header(*r, fixed, checksum);
     std::memcpy(body, buffer + sizeof fixed, body_len);
-    r->checksum = XXH3_64bits_withSeed(buffer, sizeof fixed + body_len, sequence);
   } else {
     put_body(reinterpret_cast<unsigned char*>(body), subject, headers, payload);
-    r->checksum = record_checksum(sequence, *r, body, body_len);
+    put_header(*r, fixed, checksum_of(sequence, fixed, body, body_len));
   }
   if (((sequence - h->first_seq) & (stride_ - 1)) == 0) note_position(sequence, offset, timestamp_ns);
   // [RJ1] release (seq_cst, for [SJ2]): every byte of the record before its commit word;
