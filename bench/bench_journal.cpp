@@ -338,7 +338,10 @@ void BM_JournalMakeSpare(benchmark::State& state) {
   BenchJournal b(kSeekSegment);
   const int dir_fd = ::open((b.dir + "/s").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   for (auto _ : state) {
-    if (auto st = bus::detail::journal::SegmentFile::make_spare(b.dir + "/s", kSeekSegment, dir_fd); !st) {
+    using bus::detail::journal::PageShape;
+    // As for a stream that never syncs (the one whose growth the row "journal growth limit" bounds).
+    if (auto st = bus::detail::journal::SegmentFile::make_spare(b.dir + "/s", kSeekSegment, PageShape::appends, dir_fd);
+        !st) {
       state.SkipWithError(st.error().message.c_str());
       break;
     }

@@ -89,7 +89,7 @@ TEST(JournalSync, should_not_sync_a_sync_never_append) {
 
 TEST(JournalSync, should_bypass_a_flush_owner_that_never_finishes_and_time_out_before_that) {
   TempDir dir;
-  auto file = SegmentFile::create(dir.sub("seg"), 1, 1 << 20, 7);
+  auto file = SegmentFile::create(dir.sub("seg"), 1, 1 << 20, 7, PageShape::syncs);
   ASSERT_TRUE(file) << file.error().message;
   std::uint64_t seq = 0, offset = 0;
   ASSERT_EQ(file->append("s", "", "p", 1, seq, offset), AppendStatus::appended);
@@ -115,7 +115,7 @@ TEST(JournalSync, should_bypass_a_flush_owner_that_never_finishes_and_time_out_b
 
 TEST(JournalSync, should_count_flush_epochs_across_their_wrap) {
   TempDir dir;
-  auto file = SegmentFile::create(dir.sub("seg"), 1, 1 << 20, 7);
+  auto file = SegmentFile::create(dir.sub("seg"), 1, 1 << 20, 7, PageShape::syncs);
   ASSERT_TRUE(file) << file.error().message;
   HeaderView h(dir.sub("seg"));
   ASSERT_TRUE(h.ok());

@@ -71,7 +71,10 @@ void BrokerStreams::prepare_loop() {
     auto journals = prepared_;
     lock.unlock();
     for (auto& p : journals) {
-      if (auto st = p.journal->prepare_spare(); !st) report(*p.journal, st.error(), " (the roll-over will make the file itself)");
+      // The policy as it is now (an edit changes `p.sync`, not the broker's open journal).
+      if (auto st = p.journal->prepare_spare(p.sync); !st) {
+        report(*p.journal, st.error(), " (the roll-over will make the file itself)");
+      }
       if (p.sync == SyncPolicy::never) continue;
       // Read per journal: a spare or a flush before this one may have taken a while.
       const std::uint64_t now = monotonic_ns();

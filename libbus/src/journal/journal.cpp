@@ -22,11 +22,10 @@ namespace bus::detail::journal {
 
 namespace {
 
-// Every sync writes back each dirty folio whole: small ones for a stream that syncs each
-// append. One that syncs at an interval rewrites at most its tail folio per flush in excess.
-PageShape page_shape(const JournalOptions& options) {
-  return options.sync == SyncPolicy::always ? PageShape::syncs : PageShape::appends;
-}
+// A sync writes back each dirty folio whole: small ones for a stream that syncs each append.
+// One that syncs at an interval keeps large ones: a flush writes what its appends dirtied
+// anyway, plus up to 2 MiB around each end and around each record deleted since the last one.
+PageShape page_shape(SyncPolicy sync) { return sync == SyncPolicy::always ? PageShape::syncs : PageShape::appends; }
 
 // "00000000000000000001.jrnl" -> 1; anything else -> 0 (not a segment file).
 std::uint64_t parse_segment_name(const std::string& name) {
@@ -215,7 +214,7 @@ Result<std::unique_ptr<Journal>> Journal::load(const std::string& directory, con
   if (j->segments_.empty()) {
     j->stream_id_ = random_id();
     auto file = SegmentFile::create(directory + "/" + segment_file_name(1), 1, options.segment_bytes, j->stream_id_,
-                                    j->dir_fd_, page_shape(options));
+                                    page_shape(options.sync), j->dir_fd_);
     if (!file) return std::move(file).error();
     if (auto st = j->add_segment(std::move(file).value(), {}); !st) return std::move(st).error();
   }
@@ -379,7 +378,7 @@ Result<std::shared_ptr<Journal::Segment>> Journal::next_segment_at(std::uint64_t
     // The spare the broker prepared, if any: a rename instead of 64 MiB of page faults.
     file = SegmentFile::create_from_spare(path, first, options_.segment_bytes, stream_id_, dir_fd_);
     if (!file && file.error().code == Errc::not_found) {
-      file = SegmentFile::create(path, first, options_.segment_bytes, stream_id_, dir_fd_, page_shape(options_));
+      file = SegmentFile::create(path, first, options_.segment_bytes, stream_id_, page_shape(options_.sync), dir_fd_);
     }
     if (file && after != nullptr && !still_listed(*after)) {
       // `after` went before we made its successor: ours is a fork (sequences the journal has
@@ -1036,7 +1035,7 @@ Journal::Segment* Journal::current_tail() const {
 
 std::uint64_t Journal::last_seq() const { return current_tail()->file.next_seq() - 1; }
 
-Status Journal::prepare_spare() {
+Status Journal::prepare_spare(SyncPolicy sync) {
   const Segment* tail = current_tail();
   // Once the tail is an eighth full, and only while there is no spare (one stat, no allocation).
   // A journal that has rolled over before keeps two from the start: at 6 M msg/s a 64 MiB
@@ -1048,14 +1047,13 @@ Status Journal::prepare_spare() {
   if (::fstatat(dir_fd_, "spare", &st, AT_SYMLINK_NOFOLLOW) != 0) {
     // The second one moves up (a rename), if there is one; else one is made now.
     if (::renameat2(dir_fd_, "spare.next", dir_fd_, "spare", RENAME_NOREPLACE) != 0) {
-      if (auto made = SegmentFile::make_spare(directory_, options_.segment_bytes, dir_fd_, "spare", page_shape(options_));
-          !made) {
+      if (auto made = SegmentFile::make_spare(directory_, options_.segment_bytes, page_shape(sync), dir_fd_); !made) {
         return made;
       }
     }
   }
   if (!rolling || ::fstatat(dir_fd_, "spare.next", &st, AT_SYMLINK_NOFOLLOW) == 0) return {};
-  return SegmentFile::make_spare(directory_, options_.segment_bytes, dir_fd_, "spare.next", page_shape(options_));
+  return SegmentFile::make_spare(directory_, options_.segment_bytes, page_shape(sync), dir_fd_, "spare.next");
 }
 
 std::uint64_t Journal::stored_bytes() const { return stored_bytes_from(0); }

@@ -150,8 +150,9 @@ class Journal {
   std::size_t segment_count() const;
   /// Makes a spare segment file when the tail is an eighth full and there is none, so the next
   /// roll-over (by whichever process) renames it instead of allocating on its publishing
-  /// thread. Slow; for a background thread (the broker's).
-  Status prepare_spare();
+  /// thread. Slow; for a background thread (the broker's). `sync` is the stream's policy now
+  /// (an edit may have changed it since the journal was opened): it sets the spare's PageShape.
+  Status prepare_spare(SyncPolicy sync);
   /// Bytes of records claimed so far in every segment (headers and padding included).
   std::uint64_t stored_bytes() const;
   /// The same, over the segments that start at `first_seq` or later (a publisher's handle

@@ -49,10 +49,11 @@ enum class ReadStatus { ok, not_committed, corrupt };
 
 /// The page-cache pages a new segment is made of. Where the filesystem has large folios (ext4
 /// on Linux 6.16 and later) the kernel sizes them by the writes that zero-fill the file; where
-/// it has not, every page is 4 KiB whatever this says. Measured on this VM (Linux 6.18, ext4;
-/// see docs/streams.md): 2 MiB folios map a 64 MiB segment in 1 ms, 1 MiB ones in 3.4 ms and
-/// 4 KiB pages in 25 ms; but a sync writes each dirty folio back whole, so one record synced
-/// alone cost a 1 MiB write with 1 MiB folios (2.2 k acks/s, against 7.7 k with 4 KiB pages).
+/// it has not, every page is 4 KiB whatever this says (a memory stream's tmpfs follows its
+/// `huge=` mount option instead). Measured on this VM (Linux 6.18, ext4; docs/design/journal.md):
+/// 2 MiB folios map a 64 MiB segment in 1 ms, 1 MiB ones in 3.4 ms, 4 KiB pages in 25 ms; but
+/// a sync writes each dirty folio back whole, so one record synced alone cost a 1 MiB write
+/// with 1 MiB folios (2.2 k acks/s, against 6.6-8.0 k with 4 KiB pages).
 enum class PageShape : std::uint8_t {
   appends,  // 2 MiB folios: streams that sync never or at an interval (fewest faults, TLB misses)
   syncs,    // 4 KiB pages: streams that sync every append (sync always)
@@ -73,13 +74,12 @@ class SegmentFile {
   /// directory, whatever the path names now (a journal keeps working in its own directory after
   /// a rename; `path` is only for messages).
   static Result<SegmentFile> create(const std::string& path, std::uint64_t first_seq, std::uint64_t capacity,
-                                    std::uint64_t stream_id, int dirfd = AT_FDCWD,
-                                    PageShape shape = PageShape::appends);
+                                    std::uint64_t stream_id, PageShape shape, int dirfd = AT_FDCWD);
   /// Prepares a spare segment file, `directory`/`name`: allocated and zero-filled into the page
   /// cache, header not written (magic zero), unless there is one already. Slow (it touches every
   /// page): made off the publishing path, so that a roll-over only renames and maps it.
-  static Status make_spare(const std::string& directory, std::uint64_t capacity, int dirfd, const char* name = "spare",
-                           PageShape shape = PageShape::appends);
+  static Status make_spare(const std::string& directory, std::uint64_t capacity, PageShape shape, int dirfd,
+                           const char* name = "spare");
   /// create(), from the spare if there is one (renamed to `path`, never over an existing
   /// file); Errc::not_found when there is none (the caller creates), already_exists as create.
   static Result<SegmentFile> create_from_spare(const std::string& path, std::uint64_t first_seq,
