@@ -744,7 +744,7 @@ TEST(Journal, should_make_large_pages_for_a_stream_that_never_syncs_and_small_on
   auto never = open_with("never", SyncPolicy::never);
   auto always = open_with("always", SyncPolicy::always);
   ASSERT_TRUE(never && always);
-  const std::string first = "/00000000000000000001.jrnl";
+  const std::string first = "/" + segment_file_name(1);
   // Greater than zero, not all of it: the kernel makes a smaller folio where it finds no free
   // 2 MiB of memory at once.
   EXPECT_GT(pmd_mapped_kib(dir.sub("never") + first), 0u) << "a never-synced segment is in 2 MiB mappings";

@@ -139,10 +139,6 @@ constexpr std::size_t kOneShotBytes = 256;
 // How far ahead of the record it reads a reader prefetches (read()): one page.
 constexpr std::uint64_t kReadAheadBytes = 4096;
 
-}  // namespace
-
-namespace {
-
 // XXH3 of the fixed fields and then the body, seeded with the sequence.
 std::uint64_t checksum_of(std::uint64_t sequence, const ChecksumFixed& fixed, const std::byte* body,
                           std::size_t body_len) noexcept {
